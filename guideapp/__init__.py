@@ -1,0 +1,60 @@
+"""guideapp: the backend of the store-guide mini-program and the HQ / manager consoles."""
+from __future__ import annotations
+
+from flask import Flask, send_from_directory
+
+from guideapp.config import Config
+from guideapp.db import make_engine, make_sessionmaker
+from guideapp.extensions import Api
+from guideapp.logs import configure_logging
+
+
+def create_app(config: Config | None = None, *, bind=None) -> Flask:
+    """config -> database -> API -> blueprints -> request lifecycle -> CLI.
+
+    `bind` lets tests hand in one connection so every request joins their transaction.
+    """
+    config = config or Config()
+    app = Flask(__name__)
+    app.config.from_object(config)
+    app.json.ensure_ascii = False
+    configure_logging(app.config["LOG_LEVEL"])
+
+    engine = make_engine(app.config["DATABASE_URL"]) if bind is None else None
+    sessionmaker = (
+        make_sessionmaker(engine) if bind is None
+        else make_sessionmaker(bind, join_transaction_mode="create_savepoint")
+    )
+    app.extensions["guideapp"] = {"engine": engine, "sessionmaker": sessionmaker}
+
+    api = Api(app)
+    app.extensions["guideapp"]["api"] = api
+    _register_blueprints(app, api)
+    _serve_docs_assets(app)
+
+    from guideapp.web import init_request_lifecycle
+
+    init_request_lifecycle(app)
+
+    from guideapp.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(app: Flask, api: Api) -> None:
+    from guideapp import health
+    from guideapp.auth.routes import blp as auth_blp
+    from guideapp.org.routes import blp as org_blp
+
+    app.register_blueprint(health.blp)
+    for blp in (auth_blp, org_blp):
+        api.register_blueprint(blp)
+
+
+def _serve_docs_assets(app: Flask) -> None:
+    import swagger_ui_bundle
+
+    @app.get("/docs-assets/<path:filename>")
+    def docs_assets(filename):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

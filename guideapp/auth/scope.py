@@ -1,0 +1,37 @@
+"""The actor: who is calling, with the ids every scoped query filters on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Actor:
+    staff_id: str
+    tenant_id: str
+    role: str
+    store_id: str | None
+    region_id: str | None
+    session_id: str | None = None
+
+    @property
+    def is_hq(self) -> bool:
+        return self.role == "hq_admin"
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == "store_manager"
+
+    @property
+    def is_guide(self) -> bool:
+        return self.role == "guide"
+
+    @classmethod
+    def for_staff(cls, staff, session_id: str | None = None) -> Actor:
+        return cls(
+            staff_id=staff.id,
+            tenant_id=staff.tenant_id,
+            role=staff.role,
+            store_id=staff.store_id,
+            region_id=staff.store.region_id if staff.store is not None else None,
+            session_id=session_id,
+        )

@@ -1,0 +1,137 @@
+"""Login, refresh, logout and turning a bearer token into an Actor."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from guideapp.auth.models import AuthSession, LoginAttempt
+from guideapp.auth.passwords import verify_password
+from guideapp.auth.scope import Actor
+from guideapp.auth.tokens import (
+    hash_refresh_token, issue_access_token, new_refresh_token, read_access_token,
+)
+from guideapp.db import utcnow
+from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
+from guideapp.org.models import Staff
+
+BAD_LOGIN = "Phone or password is wrong."
+
+
+def authenticate_request(session: Session, authorization: str | None, *, config) -> Actor:
+    """One query: the token's staff must be active and its login session not revoked."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized()
+    claims = read_access_token(token.strip(), secret=config["SECRET_KEY"])
+    if claims is None:
+        raise Unauthorized("The access token is invalid or expired; refresh it or log in again.")
+    staff = session.scalar(
+        select(Staff)
+        .join(AuthSession, AuthSession.staff_id == Staff.id)
+        .where(
+            Staff.id == claims["sub"],
+            Staff.state == "active",
+            AuthSession.id == claims["sid"],
+            AuthSession.revoked_at.is_(None),
+        )
+    )
+    if staff is None:
+        raise Unauthorized("This login has ended (logged out or no longer on staff).")
+    return Actor.for_staff(staff, session_id=claims["sid"])
+
+
+def check_login_throttle(session: Session, *, phone: str, address: str, config) -> None:
+    since = utcnow() - timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
+    by_phone = session.scalar(
+        select(func.count()).where(LoginAttempt.phone == phone, LoginAttempt.attempted_at > since)
+    )
+    by_address = session.scalar(
+        select(func.count()).where(
+            LoginAttempt.address == address, LoginAttempt.attempted_at > since
+        )
+    )
+    if (by_phone >= config["LOGIN_MAX_FAILURES_PER_PHONE"]
+            or by_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]):
+        wait = config["LOGIN_WINDOW_SECONDS"]
+        raise TooManyRequests(
+            f"Too many failed logins; try again in {wait // 60} minutes.",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def record_failed_login(session: Session, *, phone: str, address: str) -> None:
+    session.add(LoginAttempt(phone=phone, address=address))
+    session.flush()
+
+
+def login(session: Session, *, phone: str, password: str, address: str, config) -> dict:
+    """Check throttle and password, open a login session; failures are counted."""
+    check_login_throttle(session, phone=phone, address=address, config=config)
+    staff = session.scalar(select(Staff).where(Staff.phone == phone))
+    ok = verify_password(staff.password_hash if staff else None, password)
+    if not ok or staff is None or staff.state != "active":
+        record_failed_login(session, phone=phone, address=address)
+        raise LoginFailed(BAD_LOGIN)
+    session.execute(delete(LoginAttempt).where(LoginAttempt.phone == phone))
+    return _open_session(session, staff, config)
+
+
+def refresh(session: Session, *, refresh_token: str, config) -> dict:
+    """Rotate: the old refresh token stops working, a new pair is issued."""
+    auth = session.scalar(
+        select(AuthSession).where(
+            AuthSession.refresh_token_hash == hash_refresh_token(refresh_token)
+        ).with_for_update()
+    )
+    now = utcnow()
+    if auth is None or auth.revoked_at is not None or auth.expires_at <= now:
+        raise Unauthorized("The refresh token is invalid, expired or revoked; log in again.")
+    staff = session.get(Staff, auth.staff_id)
+    if staff is None or staff.state != "active":
+        raise Unauthorized("This login has ended (no longer on staff).")
+    token = new_refresh_token()
+    auth.refresh_token_hash = hash_refresh_token(token)
+    auth.last_refreshed_at = now
+    return _tokens(staff, auth, token, config)
+
+
+def logout(session: Session, *, actor: Actor) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == actor.session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_all_sessions(session: Session, *, staff_id: str) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.staff_id == staff_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _open_session(session: Session, staff: Staff, config) -> dict:
+    token = new_refresh_token()
+    auth = AuthSession(
+        staff_id=staff.id,
+        refresh_token_hash=hash_refresh_token(token),
+        expires_at=utcnow() + timedelta(seconds=config["REFRESH_TOKEN_TTL_SECONDS"]),
+    )
+    session.add(auth)
+    session.flush()
+    return _tokens(staff, auth, token, config)
+
+
+def _tokens(staff: Staff, auth: AuthSession, refresh_token: str, config) -> dict:
+    ttl = config["ACCESS_TOKEN_TTL_SECONDS"]
+    access = issue_access_token(
+        secret=config["SECRET_KEY"], staff_id=staff.id, tenant_id=staff.tenant_id,
+        session_id=auth.id, now=utcnow(), ttl_seconds=ttl,
+    )
+    return {
+        "access_token": access, "token_type": "Bearer", "expires_in": ttl,
+        "refresh_token": refresh_token, "refresh_expires_at": auth.expires_at,
+    }

@@ -1,0 +1,51 @@
+"""Settings from the environment, with safe defaults for the embedded demo."""
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+class Config:
+    """Defaults are for the demo on one laptop; production sets GUIDEAPP_* variables."""
+
+    DATABASE_URL = os.environ.get(
+        "GUIDEAPP_DATABASE_URL", f"sqlite:///{PROJECT_ROOT / 'instance' / 'guideapp.db'}"
+    )
+    SECRET_KEY = os.environ.get("GUIDEAPP_SECRET_KEY", "demo-only-secret-change-me-in-production")
+    DEFAULT_TIMEZONE = os.environ.get("GUIDEAPP_DEFAULT_TIMEZONE", "Asia/Shanghai")
+
+    ACCESS_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_ACCESS_TOKEN_TTL", 15 * 60)
+    REFRESH_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_REFRESH_TOKEN_TTL", 30 * 24 * 3600)
+    LOGIN_WINDOW_SECONDS = _env_int("GUIDEAPP_LOGIN_WINDOW", 15 * 60)
+    LOGIN_MAX_FAILURES_PER_PHONE = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_PHONE", 5)
+    LOGIN_MAX_FAILURES_PER_ADDRESS = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
+    IDEMPOTENCY_KEY_TTL_SECONDS = _env_int("GUIDEAPP_IDEMPOTENCY_TTL", 24 * 3600)
+    LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "guideapp"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "/docs-assets/"  # served from the swagger-ui-bundle wheel, no CDN
+    API_SPEC_OPTIONS = {
+        "info": {
+            "description": "Backend of the store-guide mini-program and the HQ / manager consoles."
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+    def __init__(self, **overrides):
+        for key, value in overrides.items():
+            setattr(self, key, value)

@@ -1,0 +1,117 @@
+"""Domain errors, and their one mapping to the API's JSON error shape."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A rule said no. `errors` names fields where a field is to blame.
+
+    `keep_writes` errors still commit what was written before them (e.g. a failed
+    login is counted for throttling); every other error rolls the request back.
+    """
+
+    status = 400
+    default_message = "The request breaks a business rule."
+    keep_writes = False
+
+    def __init__(self, message: str | None = None, *, errors: dict | None = None, headers=None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class InvalidInput(DomainError):
+    status = 422
+    default_message = "Some fields are not valid."
+
+
+class Unauthorized(DomainError):
+    status = 401
+    default_message = "Log in first: send 'Authorization: Bearer <access token>'."
+
+
+class LoginFailed(Unauthorized):
+    keep_writes = True
+
+
+class Forbidden(DomainError):
+    status = 403
+    default_message = "Your role may not do this."
+
+
+class NotFound(DomainError):
+    status = 404
+    default_message = "Not found."
+
+
+class Conflict(DomainError):
+    status = 409
+    default_message = "This conflicts with the current state of the data."
+
+
+class InvalidState(DomainError):
+    status = 409
+    default_message = "This cannot be done in the record's current state."
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    default_message = "Too many attempts; wait and try again."
+
+
+def error_payload(status: int, message: str, errors: dict | None = None) -> dict:
+    from http import HTTPStatus
+
+    payload = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
+    if errors:
+        payload["errors"] = errors
+    return payload
+
+
+def register_error_handlers(app: Flask) -> None:
+    """HTTP exceptions (404 route, 405, webargs 422) keep flask-smorest's shape plus a message."""
+
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError):
+        if error.keep_writes:
+            g.keep_writes = True
+        return error_payload(error.status, error.message, error.errors), error.status, error.headers
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors") or data.get("messages")
+        message = data.get("message") or _default_message(error, errors)
+        payload = error_payload(error.code or 500, message, errors)
+        return payload, error.code, data.get("headers", {})
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError):
+        log.info("integrity error mapped to 409: %s", error.orig)
+        return error_payload(409, "This conflicts with an existing record."), 409
+
+    @app.errorhandler(OperationalError)
+    def _operational(error: OperationalError):
+        log.exception("database unavailable")
+        return error_payload(503, "The database is busy or unreachable; retry shortly."), 503
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error")
+        return error_payload(500, "Something went wrong on our side; it has been logged."), 500
+
+
+def _default_message(error: HTTPException, errors) -> str:
+    if error.code == 422 and errors:
+        return "Some fields are not valid; see 'errors' for each field."
+    if error.code == 404:
+        return "No such endpoint or record."
+    return error.description or error.name

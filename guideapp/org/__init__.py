@@ -1,0 +1,1 @@
+"""Organisation: tenants, brands, regions, stores and staff."""

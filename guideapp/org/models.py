@@ -1,0 +1,128 @@
+"""Tenant -> brands -> regions -> stores -> staff."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from guideapp.db import Base, new_id, utcnow
+
+ROLES = ("hq_admin", "store_manager", "guide")
+STAFF_STATES = ("active", "left")
+STORE_STATES = ("open", "closed")
+COORD_SYSTEMS = ("gcj02", "wgs84")
+
+
+class Tenant(Base):
+    """A brand group; nothing crosses its boundary."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    binding_lock_days: Mapped[int] = mapped_column(default=90)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Brand(Base):
+    __tablename__ = "brands"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Region(Base):
+    __tablename__ = "regions"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Store(Base):
+    """A shop. Coordinates are kept in GCJ-02, the system of Chinese maps and store lists."""
+
+    __tablename__ = "stores"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint("state IN ('open', 'closed')", name="state"),
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coords"),
+        CheckConstraint("service_radius_m > 0", name="radius"),
+        Index("ix_stores_tenant_lat_lng", "tenant_id", "lat", "lng"),
+        Index("ix_stores_region_id", "region_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id"))
+    region_id: Mapped[str] = mapped_column(ForeignKey("regions.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+    city: Mapped[str] = mapped_column(String(60))
+    address: Mapped[str] = mapped_column(String(300))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    lat: Mapped[float] = mapped_column(Float)
+    lng: Mapped[float] = mapped_column(Float)
+    service_radius_m: Mapped[int] = mapped_column(default=5000)
+    state: Mapped[str] = mapped_column(String(10), default="open")
+    opening_hours: Mapped[dict] = mapped_column(JSON, default=dict)
+    wecom_contact_qr_url: Mapped[str | None] = mapped_column(String(500))
+    community_qr_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tag_rows: Mapped[list[StoreTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="StoreTag.tag"
+    )
+    region: Mapped[Region] = relationship(lazy="joined")
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+
+class StoreTag(Base):
+    """Store tags in their own rows so campaigns can target them with one indexed join."""
+
+    __tablename__ = "store_tags"
+    __table_args__ = (Index("ix_store_tags_tenant_tag", "tenant_id", "tag"),)
+
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+
+
+class Staff(Base):
+    """HQ admins, store managers and guides. Login phones are unique across tenants."""
+
+    __tablename__ = "staff"
+    __table_args__ = (
+        CheckConstraint("role IN ('hq_admin', 'store_manager', 'guide')", name="role"),
+        CheckConstraint("state IN ('active', 'left')", name="state"),
+        CheckConstraint("role = 'hq_admin' OR store_id IS NOT NULL", name="store_staff_have_store"),
+        Index("ix_staff_store_id", "store_id"),
+        Index("ix_staff_tenant_id", "tenant_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(60))
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(10), default="active")
+    left_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    store: Mapped[Store | None] = relationship(lazy="joined")

@@ -1,0 +1,238 @@
+"""Organisation rules: stores and staff, created and changed through the policy layer."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from guideapp.auth import policy
+from guideapp.auth.passwords import hash_password
+from guideapp.auth.scope import Actor
+from guideapp.auth.service import revoke_all_sessions
+from guideapp.db import utcnow
+from guideapp.errors import Conflict, InvalidInput, InvalidState
+from guideapp.org.geo import to_gcj02
+from guideapp.org.models import Region, Staff, Store, StoreTag, Tenant
+from guideapp.pagination import paginate
+from guideapp.phones import normalize_phone
+from guideapp.sync.changelog import log_change, region_scope, store_scope, tenant_scope
+from guideapp.sync.models import SyncCounter
+
+
+def create_tenant(session: Session, *, slug: str, name: str, timezone: str) -> Tenant:
+    """Tenants come from the CLI (demo, onboarding), never from a tenant's own staff."""
+    tenant = Tenant(slug=slug, name=name, timezone=timezone)
+    session.add(tenant)
+    session.flush()
+    session.add(SyncCounter(tenant_id=tenant.id, value=0))
+    session.flush()
+    return tenant
+
+
+# --- stores ---------------------------------------------------------------------
+
+def list_stores(session: Session, *, actor: Actor, limit: int, cursor: str | None,
+                city=None, region_id=None, state=None, tag=None):
+    stmt = policy.scoped_select(actor, Store)
+    if city:
+        stmt = stmt.where(Store.city == city)
+    if region_id:
+        stmt = stmt.where(Store.region_id == region_id)
+    if state:
+        stmt = stmt.where(Store.state == state)
+    if tag:
+        stmt = stmt.where(Store.id.in_(select(StoreTag.store_id).where(StoreTag.tag == tag)))
+    return paginate(session, stmt, [Store.code, Store.id], limit=limit, cursor=cursor)
+
+
+def get_store(session: Session, *, actor: Actor, store_id: str) -> Store:
+    return policy.get_visible(session, actor, Store, store_id, label="Store")
+
+
+def create_store(session: Session, *, actor: Actor, data: dict) -> Store:
+    data = dict(data)
+    policy.require_write(actor, Store(tenant_id=actor.tenant_id), "create")
+    region = _region(session, actor, data.pop("region_id"))
+    _ensure_code_free(session, actor.tenant_id, data["code"])
+    tags = data.pop("tags", [])
+    data["lat"], data["lng"] = to_gcj02(data["lat"], data["lng"], data.pop("coord_system"))
+    store = Store(tenant_id=actor.tenant_id, region_id=region.id, brand_id=region.brand_id, **data)
+    store.tag_rows = [StoreTag(tag=t, tenant_id=actor.tenant_id) for t in dict.fromkeys(tags)]
+    session.add(store)
+    session.flush()
+    _log_store(session, store)
+    return store
+
+
+def update_store(session: Session, *, actor: Actor, store_id: str, data: dict) -> Store:
+    store = get_store(session, actor=actor, store_id=store_id)
+    data = dict(data)
+    manager_fields = set(data) <= _manager_store_fields()
+    policy.require_write(actor, store, "update_profile" if manager_fields else "update")
+    old_region = store.region_id
+    if "region_id" in data:
+        region = _region(session, actor, data.pop("region_id"))
+        store.region_id, store.brand_id = region.id, region.brand_id
+    if "lat" in data or "lng" in data:
+        if not {"lat", "lng"} <= set(data):
+            raise InvalidInput(errors={"lat": ["Send lat and lng together."]})
+        system = data.pop("coord_system", "gcj02")
+        data["lat"], data["lng"] = to_gcj02(data["lat"], data["lng"], system)
+    data.pop("coord_system", None)
+    if "tags" in data:
+        tags = data.pop("tags")
+        store.tag_rows = [StoreTag(tag=t, tenant_id=store.tenant_id) for t in dict.fromkeys(tags)]
+    for field, value in data.items():
+        setattr(store, field, value)
+    store.updated_at = utcnow()
+    session.flush()
+    _log_store(session, store, extra_scopes=[region_scope(old_region)])
+    return store
+
+
+def set_store_state(session: Session, *, actor: Actor, store_id: str, state: str) -> Store:
+    """Close or reopen. A closed store keeps its staff and members; routing skips it."""
+    store = get_store(session, actor=actor, store_id=store_id)
+    policy.require_write(actor, store, "close" if state == "closed" else "reopen")
+    if store.state == state:
+        raise InvalidState(f"Store {store.code} is already {state}.")
+    store.state = state
+    store.updated_at = utcnow()
+    session.flush()
+    _log_store(session, store)
+    return store
+
+
+def _manager_store_fields() -> set[str]:
+    from guideapp.auth.rules import STORE_PROFILE_FIELDS_FOR_MANAGERS
+
+    return STORE_PROFILE_FIELDS_FOR_MANAGERS
+
+
+def _region(session: Session, actor: Actor, region_id: str) -> Region:
+    region = session.scalar(policy.scoped_select(actor, Region).where(Region.id == region_id))
+    if region is None:
+        raise InvalidInput(errors={"region_id": [f"No region {region_id} in your tenant."]})
+    return region
+
+
+def _ensure_code_free(session: Session, tenant_id: str, code: str) -> None:
+    taken = session.scalar(select(Store.id).where(Store.tenant_id == tenant_id, Store.code == code))
+    if taken:
+        raise Conflict(f"Store code {code} is already used.", errors={"code": ["Already used."]})
+
+
+def _log_store(session: Session, store: Store, extra_scopes=()) -> None:
+    log_change(
+        session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
+        scopes=[tenant_scope(store.tenant_id), region_scope(store.region_id),
+                store_scope(store.id), *extra_scopes],
+    )
+
+
+# --- staff ----------------------------------------------------------------------
+
+def list_staff(session: Session, *, actor: Actor, limit: int, cursor: str | None,
+               store_id=None, role=None, state=None):
+    stmt = policy.scoped_select(actor, Staff)
+    if store_id:
+        stmt = stmt.where(Staff.store_id == store_id)
+    if role:
+        stmt = stmt.where(Staff.role == role)
+    if state:
+        stmt = stmt.where(Staff.state == state)
+    return paginate(session, stmt, [Staff.id], limit=limit, cursor=cursor)
+
+
+def get_staff(session: Session, *, actor: Actor, staff_id: str) -> Staff:
+    return policy.get_visible(session, actor, Staff, staff_id, label="Staff member")
+
+
+def create_staff(session: Session, *, actor: Actor, data: dict) -> Staff:
+    data = dict(data)
+    staff = Staff(tenant_id=actor.tenant_id, state="active")
+    _apply_staff_fields(session, actor, staff, data)
+    staff.password_hash = hash_password(data["password"])
+    policy.require_write(actor, staff, "create")
+    session.add(staff)
+    session.flush()
+    _log_staff(session, staff)
+    return staff
+
+
+def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -> Staff:
+    staff = get_staff(session, actor=actor, staff_id=staff_id)
+    policy.require_write(actor, staff, "update")
+    old_store = staff.store_id
+    _apply_staff_fields(session, actor, staff, dict(data))
+    if "password" in data:
+        staff.password_hash = hash_password(data["password"])
+        revoke_all_sessions(session, staff_id=staff.id)
+    policy.require_write(actor, staff, "update")  # the result must be allowed too
+    staff.updated_at = utcnow()
+    session.flush()
+    _log_staff(session, staff, extra_scopes=[store_scope(old_store)] if old_store else [])
+    return staff
+
+
+def mark_left(session: Session, *, actor: Actor, staff_id: str) -> Staff:
+    """The guide leaves: their logins end at once; their members move in a transfer."""
+    staff = get_staff(session, actor=actor, staff_id=staff_id)
+    policy.require_write(actor, staff, "leave")
+    if staff.id == actor.staff_id:
+        raise InvalidState("You cannot sign yourself off; ask HQ or your manager.")
+    if staff.state == "left":
+        raise InvalidState(f"{staff.name} has already left.")
+    staff.state, staff.left_at = "left", utcnow()
+    staff.updated_at = staff.left_at
+    revoke_all_sessions(session, staff_id=staff.id)
+    session.flush()
+    _log_staff(session, staff)
+    return staff
+
+
+def _apply_staff_fields(session: Session, actor: Actor, staff: Staff, data: dict) -> None:
+    if "phone" in data:
+        phone = normalize_phone(data["phone"])
+        if phone is None:
+            raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
+        clash = session.scalar(select(Staff.id).where(Staff.phone == phone, Staff.id != staff.id))
+        if clash:
+            raise Conflict("This phone already logs in another staff member.",
+                           errors={"phone": ["Already used by a staff member."]})
+        staff.phone = phone
+    for field in ("name", "role"):
+        if field in data:
+            setattr(staff, field, data[field])
+    if "store_id" in data:
+        store_id = data["store_id"]
+        if store_id is not None:
+            store = session.scalar(policy.scoped_select(actor, Store).where(Store.id == store_id))
+            if store is None:
+                raise InvalidInput(errors={"store_id": [f"No store {store_id} you can see."]})
+        staff.store_id = store_id
+        staff.store = None if store_id is None else store
+    if staff.role != "hq_admin" and staff.store_id is None:
+        raise InvalidInput(errors={"store_id": ["Store managers and guides need a store."]})
+    if staff.role == "hq_admin":
+        staff.store_id, staff.store = None, None
+
+
+def _log_staff(session: Session, staff: Staff, extra_scopes=()) -> None:
+    scopes = [tenant_scope(staff.tenant_id), *extra_scopes]
+    if staff.store_id:
+        scopes.append(store_scope(staff.store_id))
+    log_change(session, tenant_id=staff.tenant_id, table="staff", record_id=staff.id, scopes=scopes)
+
+
+def describe_actor(session: Session, *, actor: Actor) -> dict:
+    staff = get_staff(session, actor=actor, staff_id=actor.staff_id)
+    return {
+        "staff": staff,
+        "store": staff.store,
+        "tenant": policy.get_visible(session, actor, Tenant, actor.tenant_id),
+    }
+
+
+def list_regions(session: Session, *, actor: Actor, limit: int, cursor: str | None):
+    stmt = policy.scoped_select(actor, Region)
+    return paginate(session, stmt, [Region.code, Region.id], limit=limit, cursor=cursor)

@@ -1,0 +1,80 @@
+"""One keyset (cursor) pager for every list: page N costs what page 1 costs."""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Sequence
+
+import marshmallow as ma
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import Session
+
+from guideapp.errors import InvalidInput
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class CursorArgsSchema(ma.Schema):
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=ma.validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1-{MAX_LIMIT}."},
+    )
+    cursor = ma.fields.String(
+        load_default=None,
+        metadata={"description": "Opaque `next_cursor` of the previous page; absent for page 1."},
+    )
+
+
+def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """A response schema `{items: [...], next_cursor}` named after its items."""
+    return type(
+        name,
+        (ma.Schema,),
+        {
+            "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
+            "next_cursor": ma.fields.String(
+                allow_none=True,
+                metadata={"description": "Pass as `cursor` for the next page; null on the last."},
+            ),
+        },
+    )
+
+
+def _encode(values: Sequence[Any]) -> str:
+    raw = json.dumps(list(values), default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, width: int) -> list:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError as exc:
+        raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]}) from exc
+    if not isinstance(values, list) or len(values) != width:
+        raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]})
+    return values
+
+
+def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, cursor: str | None):
+    """Page `stmt` ascending on `keys` (unique together, last one the id).
+
+    Key columns must be plain strings or integers so the cursor round-trips as JSON.
+    """
+    if cursor:
+        after = _decode(cursor, len(keys))
+        # (k1, k2, ...) > (v1, v2, ...) spelt out: row-value comparison differs by database.
+        clauses = []
+        for i, key in enumerate(keys):
+            equal_prefix = [keys[j] == after[j] for j in range(i)]
+            clauses.append(and_(*equal_prefix, key > after[i]))
+        stmt = stmt.where(or_(*clauses))
+    rows = list(session.scalars(stmt.order_by(*keys).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = _encode([getattr(last, key.key) for key in keys])
+    return {"items": rows, "next_cursor": next_cursor}

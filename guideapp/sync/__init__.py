@@ -1,0 +1,1 @@
+"""Offline-first sync: the change log, pull and push (design/SYNC.md)."""

@@ -1,0 +1,80 @@
+"""Write-side of the change log: note changes during a unit of work, stamp them at commit."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from guideapp.sync.models import ChangeLogEntry, SyncCounter
+
+PENDING = "pending_changes"
+
+
+def tenant_scope(tenant_id: str) -> str:
+    return f"t:{tenant_id}"
+
+
+def region_scope(region_id: str) -> str:
+    return f"r:{region_id}"
+
+
+def store_scope(store_id: str) -> str:
+    return f"s:{store_id}"
+
+
+def staff_scope(staff_id: str) -> str:
+    return f"g:{staff_id}"
+
+
+def log_change(
+    session: Session,
+    *,
+    tenant_id: str,
+    table: str,
+    record_id: str,
+    scopes: Iterable[str],
+    deleted: bool = False,
+) -> None:
+    """Note that a record changed; list both old and new scopes when it moves.
+
+    Pull decides from the record's current state whether each scope still holds it,
+    so a scope that lost the record gets it in `deleted`.
+    """
+    pending: dict = session.info.setdefault(PENDING, {})
+    for scope in scopes:
+        key = (tenant_id, table, record_id, scope)
+        pending[key] = pending.get(key, False) or deleted
+
+
+def log_changes(session: Session, *, tenant_id: str, table: str, rows: Iterable[tuple[str, str]]):
+    """Bulk form for set-based jobs: rows of (record_id, scope)."""
+    pending: dict = session.info.setdefault(PENDING, {})
+    for record_id, scope in rows:
+        pending.setdefault((tenant_id, table, record_id, scope), False)
+
+
+def stamp_pending_changes(session: Session) -> None:
+    """Bump each touched tenant's counter (row-locked until commit) and write the log rows."""
+    pending: dict = session.info.pop(PENDING, None) or {}
+    if not pending:
+        return
+    session.flush()
+    for tenant_id in sorted({key[0] for key in pending}):  # fixed order: no lock cycles
+        seq = session.execute(
+            update(SyncCounter)
+            .where(SyncCounter.tenant_id == tenant_id)
+            .values(value=SyncCounter.value + 1)
+            .returning(SyncCounter.value)
+        ).scalar_one_or_none()
+        if seq is None:
+            raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
+        rows = [
+            {
+                "tenant_id": tenant_id, "seq": seq, "table_name": table,
+                "record_id": record_id, "scope": scope, "deleted": deleted,
+            }
+            for (tid, table, record_id, scope), deleted in pending.items()
+            if tid == tenant_id
+        ]
+        session.execute(insert(ChangeLogEntry), rows)

@@ -1,0 +1,123 @@
+"""The request lifecycle: request id, session, actor, idempotency, and the one commit."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy.exc import IntegrityError
+
+from guideapp.db import commit
+from guideapp.errors import error_payload
+
+log = logging.getLogger("guideapp.request")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def db_session():
+    """The request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["guideapp"]["sessionmaker"]()
+    return g.db_session
+
+
+def current_actor():
+    from guideapp.errors import Unauthorized
+
+    actor = g.get("actor")
+    if actor is None:
+        raise Unauthorized()
+    return actor
+
+
+def _view_is_public() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None:
+        return True  # unknown route: let Flask answer 404/405
+    view_class = getattr(view, "view_class", None)
+    target = getattr(view_class, request.method.lower(), None) if view_class else view
+    return bool(getattr(target, "public", False))
+
+
+def init_request_lifecycle(app: Flask) -> None:
+    from guideapp.auth.service import authenticate_request
+    from guideapp.idempotency import service as idempotency
+
+    @app.before_request
+    def _start():
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.started = time.perf_counter()
+        if not request.path.startswith("/api/"):
+            return None
+        g.actor = authenticate_request(
+            db_session(), request.headers.get("Authorization"), config=app.config
+        ) if request.headers.get("Authorization") or not _view_is_public() else None
+        if request.method == "POST" and request.headers.get("Idempotency-Key"):
+            replay = idempotency.begin(
+                db_session(),
+                key=request.headers["Idempotency-Key"],
+                owner=g.actor.staff_id if g.actor else f"anon:{request.remote_addr}",
+                method=request.method,
+                path=request.full_path,
+                body=request.get_data(),
+            )
+            if replay is not None:
+                g.idempotency_replayed = True
+                return Response(
+                    replay.body, status=replay.status_code, mimetype="application/json",
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        return None
+
+    @app.after_request
+    def _finish(response: Response):
+        session = g.get("db_session")
+        if session is not None:
+            succeeded = response.status_code < 400
+            if (succeeded or g.get("keep_writes")) and not g.get("idempotency_replayed"):
+                try:
+                    if succeeded:
+                        idempotency.finish(session, response.status_code, response.get_data())
+                    commit(session)
+                except IntegrityError:
+                    session.rollback()
+                    log.info("commit refused by a constraint", exc_info=True)
+                    response = app.response_class(
+                        _json(error_payload(409, "This conflicts with an existing record.")),
+                        status=409, mimetype="application/json",
+                    )
+            else:
+                session.rollback()
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        _log_request(response)
+        return response
+
+    @app.teardown_request
+    def _close(_exc):
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+def _json(payload) -> str:
+    import json
+
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def _log_request(response: Response) -> None:
+    started = g.get("started")
+    actor = g.get("actor")
+    log.info(
+        "request",
+        extra={
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "staff_id": actor.staff_id if actor else None,
+            "tenant_id": actor.tenant_id if actor else None,
+        },
+    )

@@ -1,0 +1,107 @@
+"""Fixtures: each backend migrated once with the demo and a rival tenant; each test in a
+transaction rolled back at its end (requests and services join it through SAVEPOINTs)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from alembic import command
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from guideapp import create_app
+from guideapp.config import PROJECT_ROOT, Config
+from guideapp.db import make_engine, transaction
+from guideapp.demo import DEMO_PASSWORD, load_demo
+from guideapp.migrations import alembic_config
+from tests.databases import backends, scratch_database
+from tests.factories import make_rival_tenant
+
+FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    engine: Engine
+
+
+@pytest.fixture(scope="session", params=backends())
+def database(request, tmp_path_factory):
+    with scratch_database(request.param, tmp_path_factory) as url:
+        command.upgrade(alembic_config({}, url=url), "head")
+        engine = make_engine(url)
+        with Session(engine) as session, transaction(session):
+            load_demo(session, FIXTURES)
+            make_rival_tenant(session)
+        yield Database(request.param, url, engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def connection(database):
+    with database.engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        outer.rollback()
+
+
+@pytest.fixture
+def session(connection):
+    with Session(bind=connection, join_transaction_mode="create_savepoint",
+                 expire_on_commit=False) as s:
+        yield s
+
+
+def test_config(database, **overrides) -> Config:
+    return Config(DATABASE_URL=database.url, SECRET_KEY="test-secret-key-of-at-least-32-bytes!!", LOG_LEVEL="WARNING",
+                  **overrides)
+
+
+@pytest.fixture
+def app(database, connection):
+    return create_app(test_config(database), bind=connection)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class ApiClient:
+    """The test client with a login remembered per phone."""
+
+    def __init__(self, client):
+        self.client = client
+        self._tokens: dict[str, str] = {}
+
+    def login(self, phone: str, password: str = DEMO_PASSWORD) -> dict:
+        response = self.client.post("/api/v1/auth/login",
+                                    json={"phone": phone, "password": password})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def headers(self, phone: str, **extra) -> dict:
+        if phone not in self._tokens:
+            self._tokens[phone] = self.login(phone)["access_token"]
+        return {"Authorization": f"Bearer {self._tokens[phone]}", **extra}
+
+    def get(self, phone, url, **kw):
+        return self.client.get(url, headers=self.headers(phone), **kw)
+
+    def post(self, phone, url, json=None, headers=None, **kw):
+        return self.client.post(url, json=json, headers=self.headers(phone, **(headers or {})),
+                                **kw)
+
+    def patch(self, phone, url, json=None, **kw):
+        return self.client.patch(url, json=json, headers=self.headers(phone), **kw)
+
+
+@pytest.fixture
+def api(client):
+    return ApiClient(client)
+
+
+HQ, MANAGER, GUIDE, OTHER_GUIDE = "13800000001", "13800000002", "13800000003", "13800000004"
+RIVAL_HQ, RIVAL_MANAGER, RIVAL_GUIDE = "13700000001", "13700000002", "13700000003"

@@ -1,0 +1,52 @@
+"""Which databases the suite runs on: SQLite always, PostgreSQL when configured (CI: must)."""
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+POSTGRES_URL = os.environ.get("GUIDEAPP_TEST_POSTGRES_URL")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+SKIP_REASON = (
+    "PostgreSQL tests skipped: set GUIDEAPP_TEST_POSTGRES_URL, e.g. "
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def backends() -> list:
+    if POSTGRES_URL:
+        postgres = pytest.param("postgres", marks=pytest.mark.postgres)
+    elif IN_CI:
+        postgres = "postgres"  # the fixture fails loudly: CI must not skip PostgreSQL
+    else:
+        postgres = pytest.param("postgres", marks=pytest.mark.skip(reason=SKIP_REASON))
+    return ["sqlite", postgres]
+
+
+def require_postgres_url() -> str:
+    if not POSTGRES_URL:
+        pytest.fail("CI runs every database test on PostgreSQL: GUIDEAPP_TEST_POSTGRES_URL unset")
+    return POSTGRES_URL
+
+
+@contextmanager
+def scratch_database(backend: str, tmp_path_factory):
+    """A brand-new empty database of `backend`, dropped afterwards; yields its URL."""
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("db") / f"{uuid.uuid4().hex}.db"
+        yield f"sqlite:///{path}"
+        return
+    base = make_url(require_postgres_url())
+    name = f"{base.database}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
