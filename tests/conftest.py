@@ -54,14 +54,14 @@ def session(connection):
         yield s
 
 
-def test_config(database, **overrides) -> Config:
+def make_config(database, **overrides) -> Config:
     return Config(DATABASE_URL=database.url, SECRET_KEY="test-secret-key-of-at-least-32-bytes!!", LOG_LEVEL="WARNING",
                   **overrides)
 
 
 @pytest.fixture
 def app(database, connection):
-    return create_app(test_config(database), bind=connection)
+    return create_app(make_config(database), bind=connection)
 
 
 @pytest.fixture

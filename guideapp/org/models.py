@@ -87,7 +87,7 @@ class Store(Base):
 
     @property
     def tags(self) -> list[str]:
-        return [row.tag for row in self.tag_rows]
+        return sorted(row.tag for row in self.tag_rows)
 
 
 class StoreTag(Base):
