@@ -45,10 +45,11 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
 def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
     from guideapp.auth.routes import blp as auth_blp
+    from guideapp.members.routes import blp as members_blp
     from guideapp.org.routes import blp as org_blp
 
     app.register_blueprint(health.blp)
-    for blp in (auth_blp, org_blp):
+    for blp in (auth_blp, org_blp, members_blp):
         api.register_blueprint(blp)
 
 

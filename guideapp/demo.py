@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth.passwords import hash_password
 from guideapp.db import new_id
+from guideapp.members.demo import load_members
 from guideapp.org.models import Brand, Region, Staff, Store, StoreTag, Tenant
 from guideapp.org.service import create_tenant
 from guideapp.sync.changelog import log_changes, store_scope, tenant_scope
@@ -61,6 +62,8 @@ def load_demo(session: Session, fixtures: Path) -> Tenant | None:
     ]
     session.execute(insert(Staff), staff_rows)
 
+    load_members(session, fixtures, tenant_id=tenant.id,
+                 staff=[r for r in staff_rows if r["role"] == "guide"])
     log_changes(session, tenant_id=tenant.id, table="stores",
                 rows=[(r["id"], store_scope(r["id"])) for r in store_rows])
     log_changes(session, tenant_id=tenant.id, table="staff",

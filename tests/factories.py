@@ -6,6 +6,9 @@ from sqlalchemy import select
 from guideapp.auth.passwords import hash_password
 from guideapp.demo import DEMO_PASSWORD
 from guideapp.org.models import Brand, Region, Staff, Store
+from guideapp.members.binding import bind
+from guideapp.members.identity import create_member
+from guideapp.members.models import Member, Tag, TagGroup
 from guideapp.org.service import create_tenant
 
 _PASSWORD_HASH = None
@@ -34,15 +37,25 @@ def make_rival_tenant(session) -> dict:
     )
     session.add(store)
     session.flush()
+    staff = {}
     for phone, role, store_id in [
         ("13700000001", "hq_admin", None),
         ("13700000002", "store_manager", store.id),
         ("13700000003", "guide", store.id),
     ]:
-        session.add(Staff(tenant_id=tenant.id, store_id=store_id, role=role, name=role,
-                          phone=phone, password_hash=password_hash()))
+        staff[role] = Staff(tenant_id=tenant.id, store_id=store_id, role=role, name=role,
+                            phone=phone, password_hash=password_hash())
+        session.add(staff[role])
     session.flush()
-    return {"tenant": tenant, "store": store}
+    member = create_member(session, tenant_id=tenant.id, phone="13612340000", name="对手会员",
+                           source_channel="pos")
+    bind(session, member=member, guide=staff["guide"], reason="recruited")
+    group = TagGroup(tenant_id=tenant.id, name="口味")
+    session.add(group)
+    session.flush()
+    session.add(Tag(tenant_id=tenant.id, group_id=group.id, name="拿铁"))
+    session.flush()
+    return {"tenant": tenant, "store": store, "member": member, "tag_group": group}
 
 
 def staff_by_phone(session, phone: str) -> Staff:
@@ -56,3 +69,15 @@ def store_by_code(session, code: str, tenant_slug: str = "stride") -> Store:
         select(Store).join(Tenant, Tenant.id == Store.tenant_id)
         .where(Store.code == code, Tenant.slug == tenant_slug)
     )
+
+
+def member_of(session, guide_phone: str) -> Member:
+    guide = staff_by_phone(session, guide_phone)
+    return session.scalar(select(Member).where(Member.guide_id == guide.id).order_by(Member.id))
+
+
+def tag_group_of(session, tenant_slug: str) -> TagGroup:
+    from guideapp.org.models import Tenant
+
+    return session.scalar(select(TagGroup).join(Tenant, Tenant.id == TagGroup.tenant_id)
+                          .where(Tenant.slug == tenant_slug).order_by(TagGroup.id))

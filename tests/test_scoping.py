@@ -10,37 +10,70 @@ from sqlalchemy import select
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
+from guideapp.members.models import Member, Tag, TagGroup
 from guideapp.org.models import Staff, Store
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE, RIVAL_GUIDE, RIVAL_HQ, RIVAL_MANAGER
-from tests.factories import staff_by_phone, store_by_code
+from tests.factories import member_of, staff_by_phone, store_by_code, tag_group_of
 
-# route -> (kind of record in the path, [(method, body), ...])
+COLLEAGUE = "13913775684"  # another guide of SH001 (fixtures/demo/staff.json)
+NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>"}
+MODELS = {"store": Store, "staff": Staff, "member": Member, "tag_group": TagGroup}
+
+
+def _body(kind_of_body, session):
+    """Valid bodies, so the only reason to refuse is the record in the path."""
+    tag_id = session.scalar(select(Tag.id).join(TagGroup).where(TagGroup.name == "尺码"))
+    guide_id = staff_by_phone(session, GUIDE).id
+    return {
+        "note": {"body": "回访"}, "tags": {"tag_ids": [tag_id]},
+        "questionnaire": {"questionnaire": "入会问卷", "answers": {"运动频率": "3"}},
+        "binding": {"guide_id": guide_id}, "points": {"kind": "earn", "points": 10},
+        "merge": {"merged_id": member_of(session, COLLEAGUE).id}, "tag": {"name": "新标签"},
+    }[kind_of_body]
+
+
+# route -> (kind of record in the path, [(method, body name or None), ...])
 SCOPED_ROUTES = {
     "/api/v1/stores/<store_id>": ("store", [("GET", None), ("PATCH", {"phone": "021-0"})]),
     "/api/v1/stores/<store_id>/close": ("store", [("POST", None)]),
     "/api/v1/stores/<store_id>/reopen": ("store", [("POST", None)]),
     "/api/v1/staff/<staff_id>": ("staff", [("GET", None), ("PATCH", {"name": "改名"})]),
     "/api/v1/staff/<staff_id>/leave": ("staff", [("POST", None)]),
+    "/api/v1/members/<member_id>/card": ("member", [("GET", None)]),
+    "/api/v1/members/<member_id>/notes": ("member", [("POST", "note")]),
+    "/api/v1/members/<member_id>/tags": ("member", [("POST", "tags")]),
+    "/api/v1/members/<member_id>/tags/<tag_id>": ("member", [("DELETE", None)]),
+    "/api/v1/members/<member_id>/questionnaire": ("member", [("POST", "questionnaire")]),
+    "/api/v1/members/<member_id>/binding": ("member", [("POST", "binding")]),
+    "/api/v1/members/<member_id>/points": ("member", [("POST", "points")]),
+    "/api/v1/members/<member_id>/merge": ("member", [("POST", "merge")]),
+    "/api/v1/tag-groups/<group_id>/tags": ("tag_group", [("POST", "tag")]),
 }
 
 
-def _foreign_records(session):
-    """For each caller, records of each kind they must not see: other store, other tenant."""
-    bj_store = store_by_code(session, "BJ001")
-    rival_store = store_by_code(session, "SH001", tenant_slug="rival")
-    sh_store = store_by_code(session, "SH001")
-    return {
-        GUIDE: {"store": [bj_store.id, rival_store.id],
-                "staff": [staff_by_phone(session, OTHER_GUIDE).id,
-                          staff_by_phone(session, RIVAL_GUIDE).id]},
-        MANAGER: {"store": [bj_store.id, rival_store.id],
-                  "staff": [staff_by_phone(session, OTHER_GUIDE).id,
-                            staff_by_phone(session, RIVAL_GUIDE).id]},
-        HQ: {"store": [rival_store.id], "staff": [staff_by_phone(session, RIVAL_GUIDE).id]},
-        RIVAL_HQ: {"store": [sh_store.id, bj_store.id],
-                   "staff": [staff_by_phone(session, GUIDE).id,
-                             staff_by_phone(session, MANAGER).id]},
+def _foreign(session, caller, kind):
+    """Ids of `kind` records the caller must not see: other store, other tenant."""
+    bj, rival_store = store_by_code(session, "BJ001"), store_by_code(session, "SH001", "rival")
+    stride_records = {
+        "store": [bj.id], "staff": [staff_by_phone(session, OTHER_GUIDE).id],
+        "member": [member_of(session, OTHER_GUIDE).id], "tag_group": [],
     }
+    rival_records = {
+        "store": [rival_store.id], "staff": [staff_by_phone(session, RIVAL_GUIDE).id],
+        "member": [member_of(session, RIVAL_GUIDE).id],
+        "tag_group": [tag_group_of(session, "rival").id],
+    }
+    if caller == RIVAL_HQ:
+        sh = store_by_code(session, "SH001")
+        return {"store": [sh.id, bj.id], "staff": [staff_by_phone(session, GUIDE).id],
+                "member": [member_of(session, GUIDE).id],
+                "tag_group": [tag_group_of(session, "stride").id]}[kind]
+    ids = list(rival_records[kind])
+    if caller in (GUIDE, MANAGER):
+        ids += stride_records[kind]
+    if caller == GUIDE and kind == "member":
+        ids.append(member_of(session, COLLEAGUE).id)  # a colleague's member
+    return ids
 
 
 def test_every_id_route_is_covered(app):
@@ -48,7 +81,7 @@ def test_every_id_route_is_covered(app):
         rule.rule for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/api/v1/") and "<" in rule.rule
     }
-    missing = id_routes - set(SCOPED_ROUTES)
+    missing = id_routes - set(SCOPED_ROUTES) - NOT_RECORD_ROUTES
     assert not missing, f"add scoping cases for {sorted(missing)}"
 
 
@@ -56,11 +89,13 @@ def test_every_id_route_is_covered(app):
 @pytest.mark.parametrize("caller", [GUIDE, MANAGER, HQ, RIVAL_HQ])
 def test_foreign_records_are_404_and_unchanged(api, session, route, caller):
     kind, calls = SCOPED_ROUTES[route]
-    for record_id in _foreign_records(session)[caller][kind]:
-        model = Store if kind == "store" else Staff
+    model = MODELS[kind]
+    for record_id in _foreign(session, caller, kind):
         before = _snapshot(session, model, record_id)
         url = route.split("<")[0] + record_id + route.split(">")[1]
+        url = url.replace("<tag_id>", "any")
         for method, body in calls:
+            body = _body(body, session) if isinstance(body, str) else body
             response = api.client.open(url, method=method, json=body,
                                        headers=api.headers(caller))
             assert response.status_code == 404, (caller, method, url, response.get_json())
@@ -72,7 +107,8 @@ def test_foreign_records_are_404_and_unchanged(api, session, route, caller):
 @pytest.mark.parametrize("caller,own_store_only", [
     (GUIDE, True), (MANAGER, True), (HQ, False), (RIVAL_HQ, False), (RIVAL_MANAGER, True),
 ])
-@pytest.mark.parametrize("path", ["/api/v1/stores", "/api/v1/staff", "/api/v1/regions"])
+@pytest.mark.parametrize("path", ["/api/v1/stores", "/api/v1/staff", "/api/v1/regions",
+                                  "/api/v1/members", "/api/v1/tag-groups", "/api/v1/tags"])
 def test_lists_hold_only_what_the_caller_may_see(api, session, caller, own_store_only, path):
     me = api.get(caller, "/api/v1/me").get_json()
     items = api.get(caller, f"{path}?limit=200").get_json()["items"]
@@ -80,12 +116,17 @@ def test_lists_hold_only_what_the_caller_may_see(api, session, caller, own_store
     tenant_store_ids = set(session.scalars(
         select(Store.id).where(Store.tenant_id == me["tenant"]["id"])))
     for item in items:
-        if path == "/api/v1/stores":
+        if path in ("/api/v1/stores",):
             assert item["id"] in tenant_store_ids
             assert not own_store_only or item["id"] == me["store"]["id"]
-        elif path == "/api/v1/staff":
+        elif path in ("/api/v1/staff", "/api/v1/members", "/api/v1/tag-groups", "/api/v1/tags"):
             assert item["store_id"] is None or item["store_id"] in tenant_store_ids
-            assert not own_store_only or item["store_id"] == me["store"]["id"]
+            assert not own_store_only or item["store_id"] in (None, me["store"]["id"])
+        if path == "/api/v1/members":
+            record = session.get(Member, item["id"])
+            assert record.tenant_id == me["tenant"]["id"]
+            if caller == GUIDE:
+                assert item["guide_id"] in (None, me["staff"]["id"])
 
 
 def _snapshot(session, model, record_id):
@@ -97,26 +138,29 @@ def _snapshot(session, model, record_id):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_policy_property_visible_iff_same_tenant_and_in_role_scope(session, data):
-    """For any staff member and any store or staff record of either tenant."""
+    """For any staff member and any store, staff or member record of either tenant."""
     everyone = session.scalars(select(Staff).order_by(Staff.id)).all()
-    stores = session.scalars(select(Store).order_by(Store.id)).all()
     caller = data.draw(st.sampled_from(everyone))
     actor = Actor.for_staff(caller)
-    store = data.draw(st.sampled_from(stores))
+    store = data.draw(st.sampled_from(session.scalars(select(Store).order_by(Store.id)).all()))
     target = data.draw(st.sampled_from(everyone))
+    member = data.draw(st.sampled_from(session.scalars(
+        select(Member).order_by(Member.id).limit(300)).all()))
 
-    sees_store = session.scalar(
-        policy.scoped_select(actor, Store).where(Store.id == store.id)) is not None
-    expect_store = store.tenant_id == caller.tenant_id and (
-        caller.role == "hq_admin" or store.id == caller.store_id)
-    assert sees_store == expect_store
+    def sees(model, record):
+        return session.scalar(policy.scoped_select(actor, model)
+                              .where(model.id == record.id)) is not None
 
-    sees_staff = session.scalar(
-        policy.scoped_select(actor, Staff).where(Staff.id == target.id)) is not None
-    expect_staff = target.tenant_id == caller.tenant_id and (
-        caller.role == "hq_admin" or target.store_id == caller.store_id)
-    assert sees_staff == expect_staff
-    if not expect_staff:
-        assert not policy.can_write(actor, target, "update") or caller.role == "hq_admin"
-    if target.tenant_id != caller.tenant_id:
-        assert not policy.can_write(actor, target, "update")
+    same_tenant = lambda record: record.tenant_id == caller.tenant_id  # noqa: E731
+    hq = caller.role == "hq_admin"
+    assert sees(Store, store) == (same_tenant(store) and (hq or store.id == caller.store_id))
+    assert sees(Staff, target) == (same_tenant(target)
+                                   and (hq or target.store_id == caller.store_id))
+    expect_member = same_tenant(member) and (
+        hq or (caller.role == "store_manager" and member.store_id == caller.store_id)
+        or member.guide_id == caller.id
+        or (member.store_id == caller.store_id and member.guide_id is None))
+    assert sees(Member, member) == expect_member
+    for record in (target, member):
+        if not same_tenant(record):
+            assert not policy.can_write(actor, record, "update")

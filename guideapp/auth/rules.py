@@ -1,7 +1,7 @@
 """The access rules of every model, one block per domain. Read with policy.py."""
-from sqlalchemy import true
+from sqlalchemy import and_, or_, select, true
 
-from guideapp.auth.policy import read_rule, write_rule
+from guideapp.auth.policy import read_rule, visible, write_rule
 from guideapp.org.models import Brand, Region, Staff, Store, Tenant
 
 # --- organisation -------------------------------------------------------------
@@ -54,3 +54,70 @@ def _staff_writes(actor, staff, action):
         and staff.role == "guide"
         and action in {"create", "update", "leave"}
     )
+
+
+# --- members ------------------------------------------------------------------
+
+from guideapp.members.models import (  # noqa: E402
+    Member, MemberNote, MemberTag, Order, QuestionnaireCode, Tag, TagGroup,
+)
+
+
+@read_rule(Member)
+def _members(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return Member.store_id == actor.store_id
+    # A guide sees the members bound to them and the store's unassigned pool.
+    return or_(Member.guide_id == actor.staff_id,
+               and_(Member.store_id == actor.store_id, Member.guide_id.is_(None)))
+
+
+@write_rule(Member)
+def _member_writes(actor, member, action):
+    if actor.is_hq:
+        return True
+    in_store = member.store_id == actor.store_id
+    if actor.is_manager:
+        return in_store and action in {"note", "tag", "bind", "transfer", "points", "update"}
+    mine = member.guide_id == actor.staff_id
+    pool = in_store and member.guide_id is None
+    return (mine and action in {"note", "tag", "update"}) or (pool and action == "claim")
+
+
+def _of_visible_members(model):
+    def rule(actor):
+        return model.member_id.in_(select(Member.id).where(visible(actor, Member)))
+    return rule
+
+
+for _model in (MemberNote, MemberTag, Order):
+    read_rule(_model)(_of_visible_members(_model))
+
+
+def _store_or_hq_level(model):
+    def rule(actor):
+        return true() if actor.is_hq else or_(model.store_id.is_(None),
+                                              model.store_id == actor.store_id)
+    return rule
+
+
+read_rule(TagGroup)(_store_or_hq_level(TagGroup))
+read_rule(Tag)(_store_or_hq_level(Tag))
+
+
+@write_rule(TagGroup)
+@write_rule(Tag)
+def _tag_definition_writes(actor, record, action):
+    if actor.is_hq:
+        return True
+    return actor.is_manager and record.store_id == actor.store_id
+
+
+@write_rule(QuestionnaireCode)
+def _codes(actor, record, action):
+    return actor.is_hq
+
+
+read_rule(QuestionnaireCode)(lambda actor: true())

@@ -24,6 +24,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(120))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     binding_lock_days: Mapped[int] = mapped_column(default=90)
+    # e.g. {"regular_min_orders": 3, "regular_window_days": 180}; see members/lifecycle.py
+    lifecycle_rules: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,0 +1,1 @@
+"""Member cards: one member across stores and channels, tags, points, orders, bindings."""

@@ -1,0 +1,246 @@
+"""Members, their identities, bindings to guides, points, tags, notes and orders."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON, BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from guideapp.db import Base, new_id, utcnow
+
+CHANNELS = ("pos", "tmall", "jd", "douyin", "brand_mall", "mini_program", "store_scan", "import")
+STAGES = ("prospect", "fan", "customer", "regular", "ambassador")
+TIERS = ("normal", "silver", "gold", "platinum")
+GENDERS = ("female", "male", "unknown")
+TAG_SOURCES = ("manual", "questionnaire", "scan_channel", "purchase_rule", "import")
+POINT_KINDS = ("earn", "spend", "expire", "adjust")
+
+
+class Member(Base):
+    """One person across channels. `guide_id`/`store_id` mirror the open binding."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "phone"),
+        UniqueConstraint("tenant_id", "unionid"),
+        CheckConstraint("state IN ('active', 'merged')", name="state"),
+        Index("ix_members_guide_id", "guide_id", "id"),
+        Index("ix_members_store_id", "store_id", "id"),
+        Index("ix_members_guide_phone_tail", "guide_id", "phone_tail"),
+        Index("ix_members_tenant_birthday", "tenant_id", "birthday_mmdd"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    phone_tail: Mapped[str | None] = mapped_column(String(4))
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(60), default="")
+    gender: Mapped[str] = mapped_column(String(10), default="unknown")
+    birthday: Mapped[date | None] = mapped_column(Date)
+    birthday_mmdd: Mapped[str | None] = mapped_column(String(4))  # indexable "birthday this month"
+    tier: Mapped[str] = mapped_column(String(20), default="normal")
+    stage: Mapped[str] = mapped_column(String(20), default="prospect")
+    source_channel: Mapped[str] = mapped_column(String(20), default="store_scan")
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    guide_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    bound_at: Mapped[datetime | None]
+    binding_locked_until: Mapped[datetime | None]
+    last_order_at: Mapped[datetime | None]
+    last_contact_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(10), default="active")
+    merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MemberIdentity(Base):
+    """Channel ids (openid per app, Tmall/JD/Douyin customer ids) that resolve to a member."""
+
+    __tablename__ = "member_identities"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "value"),
+        Index("ix_member_identities_member_id", "member_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(30))  # openid, tmall, jd, douyin, brand_mall, pos
+    value: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Binding(Base):
+    """History of who a member was bound to (专属导购); the open one has ended_at NULL."""
+
+    __tablename__ = "bindings"
+    __table_args__ = (
+        Index("ix_bindings_member_id", "member_id", "started_at"),
+        Index("ix_bindings_guide_id", "guide_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    guide_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
+    reason: Mapped[str] = mapped_column(String(20))  # recruited, rebind, transfer, merge, import
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    by_staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    transfer_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class PointsEntry(Base):
+    """Append-only points ledger; a member's balance is the sum of their entries."""
+
+    __tablename__ = "points_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('earn', 'spend', 'expire', 'adjust')", name="kind"),
+        Index("ix_points_entries_member_id", "member_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    points: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    order_id: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TagGroup(Base):
+    __tablename__ = "tag_groups"
+    __table_args__ = (Index("ix_tag_groups_tenant_id", "tenant_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))  # NULL: HQ group
+    name: Mapped[str] = mapped_column(String(60))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Tag(Base):
+    """A tag in a group; `code` is its key in questionnaire code books (e.g. '3' = acne)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        UniqueConstraint("group_id", "name"),
+        Index("ix_tags_tenant_id", "tenant_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    group_id: Mapped[str] = mapped_column(ForeignKey("tag_groups.id"))
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    code: Mapped[str | None] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuestionnaireCode(Base):
+    """Code book: answer `answer` to `question` of `questionnaire` means tag `tag_id`."""
+
+    __tablename__ = "questionnaire_codes"
+    __table_args__ = (UniqueConstraint("tenant_id", "questionnaire", "question", "answer"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    questionnaire: Mapped[str] = mapped_column(String(60))
+    question: Mapped[str] = mapped_column(String(60))
+    answer: Mapped[str] = mapped_column(String(60))
+    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"))
+
+
+class MemberTag(Base):
+    __tablename__ = "member_tags"
+    __table_args__ = (
+        UniqueConstraint("member_id", "tag_id"),
+        Index("ix_member_tags_tag_id", "tag_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"))
+    source: Mapped[str] = mapped_column(String(20), default="manual")
+    source_ref: Mapped[str | None] = mapped_column(String(100))
+    tagged_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberNote(Base):
+    """A guide's follow-up note. `noted_at` is the phone's time, kept only as a fact."""
+
+    __tablename__ = "member_notes"
+    __table_args__ = (Index("ix_member_notes_member_id", "member_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    author_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    body: Mapped[str] = mapped_column(Text)
+    noted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Order(Base):
+    """An order from any channel; unique per channel + order number (webhooks replay)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "order_no"),
+        CheckConstraint("amount_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= amount_fen",
+                        name="amounts"),
+        Index("ix_orders_member_id", "member_id", "ordered_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    order_no: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    guide_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))  # bound guide then
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    items: Mapped[list] = mapped_column(JSON, default=list)
+    ordered_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderRefund(Base):
+    """A refund or partial refund, its own event, unique per order + refund number."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (UniqueConstraint("order_id", "refund_no"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    refund_no: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    refunded_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MemberMerge(Base):
+    """Audit of a merge: which member went into which, and what moved."""
+
+    __tablename__ = "member_merges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    survivor_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    merged_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    by_staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    moved: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,254 @@
+"""Member use cases for guides, managers and HQ: search, card, notes, tags, binding, points."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from guideapp.auth import policy
+from guideapp.auth.scope import Actor
+from guideapp.db import utcnow
+from guideapp.errors import InvalidInput
+from guideapp.members import binding as bindings
+from guideapp.members import points, tags
+from guideapp.members.identity import create_member, follow_merges, log_member, resolve_member
+from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
+from guideapp.members.orders import spend_summary
+from guideapp.org.models import Staff, Store, Tenant
+from guideapp.pagination import paginate
+from guideapp.phones import mask_phone, normalize_phone
+
+# Other domains add sections to the card (open tasks...): fn(session, actor, member) -> dict.
+CARD_SECTIONS: list = []
+# Commissions listen for recruitments: fn(session, member=..., guide=..., source=...).
+RECRUIT_HOOKS: list = []
+
+
+def get_member(session: Session, *, actor: Actor, member_id: str, action: str | None = None):
+    """A visible member; a merged-away id resolves to its survivor."""
+    member = session.get(Member, member_id)
+    if member is not None and member.merged_into_id:
+        member = follow_merges(session, member)
+        member_id = member.id
+    member = policy.get_visible(session, actor, Member, member_id, label="Member")
+    if action:
+        policy.require_write(actor, member, action)
+    return member
+
+
+def present(actor: Actor, member: Member) -> dict:
+    """The member as this caller may see it: phones masked unless it is their business."""
+    sees_phone = actor.is_hq or (actor.is_manager and member.store_id == actor.store_id) \
+        or member.guide_id == actor.staff_id
+    data = {c.key: getattr(member, c.key) for c in Member.__table__.columns}
+    data["phone"] = member.phone if sees_phone else mask_phone(member.phone)
+    data.pop("phone_tail")
+    data.pop("birthday_mmdd")
+    return data
+
+
+def search(session: Session, *, actor: Actor, limit: int, cursor: str | None, q=None,
+           phone_tail=None, tag_id=None, stage=None, birthday_month=None,
+           birthday_this_month=False, silent_days=None, guide_id=None, store_id=None):
+    stmt = policy.scoped_select(actor, Member).where(Member.state == "active")
+    if guide_id:
+        stmt = stmt.where(Member.guide_id == guide_id)
+    if store_id:
+        stmt = stmt.where(Member.store_id == store_id)
+    if q:
+        stmt = stmt.where(Member.name.contains(q, autoescape=True))
+    if phone_tail:
+        stmt = stmt.where(Member.phone_tail == phone_tail)
+    if stage:
+        stmt = stmt.where(Member.stage == stage)
+    if tag_id:
+        stmt = stmt.where(Member.id.in_(select(MemberTag.member_id)
+                                        .where(MemberTag.tag_id == tag_id)))
+    if birthday_this_month:
+        birthday_month = _today(session, actor.tenant_id).month
+    if birthday_month:
+        month = f"{birthday_month:02d}"
+        stmt = stmt.where(Member.birthday_mmdd >= month + "01",
+                          Member.birthday_mmdd <= month + "31")
+    if silent_days is not None:
+        cutoff = utcnow() - timedelta(days=silent_days)
+        stmt = stmt.where(func.coalesce(Member.last_order_at, Member.joined_at) < cutoff,
+                          or_(Member.last_contact_at.is_(None), Member.last_contact_at < cutoff))
+    page = paginate(session, stmt, [Member.id], limit=limit, cursor=cursor)
+    page["items"] = [present(actor, m) for m in page["items"]]
+    return page
+
+
+def card(session: Session, *, actor: Actor, member_id: str) -> dict:
+    member = get_member(session, actor=actor, member_id=member_id)
+    guide = session.get(Staff, member.guide_id) if member.guide_id else None
+    store = session.get(Store, member.store_id) if member.store_id else None
+    result = {
+        "member": present(actor, member),
+        "points_balance": points.balance(session, member.id),
+        **spend_summary(session, member.id),
+        "tags": _tags_by_group(session, member.id),
+        "recent_orders": session.scalars(select(Order).where(Order.member_id == member.id)
+                                         .order_by(Order.ordered_at.desc()).limit(10)).all(),
+        "bound_guide": {"id": guide.id, "name": guide.name} if guide else None,
+        "bound_store": {"id": store.id, "name": store.name, "code": store.code} if store else None,
+        "notes": session.scalars(select(MemberNote).where(MemberNote.member_id == member.id)
+                                 .order_by(MemberNote.created_at.desc()).limit(20)).all(),
+        "care_dates": care_dates(member, _today(session, member.tenant_id)),
+        "open_tasks": [],
+    }
+    for section in CARD_SECTIONS:
+        result.update(section(session, actor, member))
+    return result
+
+
+def _tags_by_group(session: Session, member_id: str) -> list[dict]:
+    rows = session.execute(
+        select(TagGroup.id, TagGroup.name, Tag.id, Tag.name, MemberTag.source)
+        .join(Tag, Tag.id == MemberTag.tag_id).join(TagGroup, TagGroup.id == Tag.group_id)
+        .where(MemberTag.member_id == member_id).order_by(TagGroup.name, Tag.name)).all()
+    groups: dict[str, dict] = {}
+    for group_id, group_name, tag_id, tag_name, source in rows:
+        group = groups.setdefault(group_id, {"group_id": group_id, "group": group_name,
+                                             "tags": []})
+        group["tags"].append({"id": tag_id, "name": tag_name, "source": source})
+    return list(groups.values())
+
+
+def care_dates(member: Member, today: date) -> list[dict]:
+    """Next birthday and next membership anniversary, as calendar dates in the tenant's zone."""
+    dates = []
+    if member.birthday:
+        dates.append({"kind": "birthday", "date": _next_occurrence(member.birthday, today)})
+    joined = member.joined_at.date()
+    dates.append({"kind": "membership_anniversary", "date": _next_occurrence(joined, today)})
+    return sorted(dates, key=lambda d: d["date"])
+
+
+def _next_occurrence(day: date, today: date) -> date:
+    for year in (today.year, today.year + 1):
+        try:
+            candidate = day.replace(year=year)
+        except ValueError:  # 29 February in a common year: celebrate on the 28th
+            candidate = date(year, 2, 28)
+        if candidate >= today:
+            return candidate
+    return candidate
+
+
+def _today(session: Session, tenant_id: str) -> date:
+    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    return datetime.now(ZoneInfo(zone or "Asia/Shanghai")).date()
+
+
+def add_note(session: Session, *, actor: Actor, member_id: str, body: str,
+             noted_at: datetime | None = None, note_id: str | None = None) -> MemberNote:
+    member = get_member(session, actor=actor, member_id=member_id, action="note")
+    if note_id and (existing := session.get(MemberNote, note_id)) is not None:
+        if existing.member_id != member.id or existing.author_id != actor.staff_id:
+            raise InvalidInput(errors={"id": ["This note id belongs to another note."]})
+        return existing  # a retried push: the note is there already
+    note = MemberNote(tenant_id=member.tenant_id, member_id=member.id, author_id=actor.staff_id,
+                      body=body, noted_at=noted_at)
+    if note_id:
+        note.id = note_id
+    session.add(note)
+    member.last_contact_at = utcnow()
+    session.flush()
+    log_member(session, member)
+    log_member(session, member, table="member_notes", record_id=note.id)
+    return note
+
+
+def tag(session: Session, *, actor: Actor, member_id: str, tag_ids: list[str]) -> list[dict]:
+    member = get_member(session, actor=actor, member_id=member_id, action="tag")
+    found = {t.id: t for t in session.scalars(
+        policy.scoped_select(actor, Tag).where(Tag.id.in_(tag_ids)))}
+    missing = [i for i in tag_ids if i not in found]
+    if missing:
+        raise InvalidInput(errors={"tag_ids": [f"Unknown tags: {', '.join(missing)}"]})
+    for tag_id in dict.fromkeys(tag_ids):
+        tags.tag_member(session, actor=actor, member=member, tag=found[tag_id])
+    return _tags_by_group(session, member.id)
+
+
+def untag(session: Session, *, actor: Actor, member_id: str, tag_id: str) -> None:
+    member = get_member(session, actor=actor, member_id=member_id, action="tag")
+    if not tags.untag_member(session, member=member, tag_id=tag_id):
+        raise InvalidInput(errors={"tag_id": ["The member does not have this tag."]})
+
+
+def register(session: Session, *, actor: Actor, data: dict) -> Member:
+    """A guide registers a new member in store: the member is bound to them (a recruit)."""
+    phone = normalize_phone(data["phone"])
+    if phone is None:
+        raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
+    if resolve_member(session, tenant_id=actor.tenant_id, phone=phone,
+                      unionid=data.get("unionid")):
+        raise InvalidInput("This person is already a member; search by phone tail instead.",
+                           errors={"phone": ["Already a member."]})
+    if session.scalar(select(Staff.id).where(Staff.phone == phone)):
+        raise InvalidInput(errors={"phone": ["Staff cannot be recruited as members."]})
+    guide = session.get(Staff, actor.staff_id)
+    if not actor.is_guide:
+        guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "", label="Guide")
+    member = create_member(session, tenant_id=actor.tenant_id, phone=phone,
+                           unionid=data.get("unionid"), name=data.get("name", ""),
+                           gender=data.get("gender", "unknown"), birthday=data.get("birthday"),
+                           source_channel="store_scan")
+    bindings.bind(session, member=member, guide=guide, reason="recruited",
+                  by_staff_id=actor.staff_id)
+    for hook in RECRUIT_HOOKS:
+        hook(session, member=member, guide=guide, source="registration")
+    return member
+
+
+def assign(session: Session, *, actor: Actor, member_id: str, guide_id: str) -> Member:
+    """Bind a member: managers and HQ assign; a guide may claim from the store's pool."""
+    member = get_member(session, actor=actor, member_id=member_id)
+    claiming = actor.is_guide
+    policy.require_write(actor, member, "claim" if claiming else "bind")
+    if claiming and guide_id != actor.staff_id:
+        raise InvalidInput(errors={"guide_id": ["Guides can only claim members for themselves."]})
+    guide = policy.get_visible(session, actor, Staff, guide_id, label="Guide")
+    bindings.bind(session, member=member, guide=guide,
+                  reason="rebind" if member.guide_id else "assigned", by_staff_id=actor.staff_id)
+    return member
+
+
+def transfer(session: Session, *, actor: Actor, from_guide_id: str, to_guide_id: str,
+             member_ids: list[str] | None) -> dict:
+    from_guide = policy.get_visible(session, actor, Staff, from_guide_id, label="Guide")
+    to_guide = policy.get_visible(session, actor, Staff, to_guide_id, label="Guide")
+    if not (actor.is_hq or actor.is_manager):
+        policy.require_write(actor, Member(tenant_id=actor.tenant_id), "transfer")
+    return bindings.transfer_members(session, tenant_id=actor.tenant_id, from_guide=from_guide,
+                                     to_guide=to_guide, member_ids=member_ids,
+                                     by_staff_id=actor.staff_id)
+
+
+def adjust_points(session: Session, *, actor: Actor, member_id: str, kind: str, amount: int,
+                  reason: str):
+    member = get_member(session, actor=actor, member_id=member_id, action="points")
+    points.add_points(session, member=member, kind=kind, points=amount, reason=reason)
+    return {"member_id": member.id, "points_balance": points.balance(session, member.id)}
+
+
+def list_tag_groups(session: Session, *, actor: Actor, limit: int, cursor: str | None):
+    return paginate(session, policy.scoped_select(actor, TagGroup), [TagGroup.id],
+                    limit=limit, cursor=cursor)
+
+
+def list_tags(session: Session, *, actor: Actor, limit: int, cursor: str | None):
+    return paginate(session, policy.scoped_select(actor, Tag), [Tag.id], limit=limit,
+                    cursor=cursor)
+
+
+def questionnaire(session: Session, *, actor: Actor, member_id: str, name: str,
+                  answers: dict) -> list[dict]:
+    member = get_member(session, actor=actor, member_id=member_id, action="tag")
+    tags.apply_questionnaire(session, actor=actor, member=member, questionnaire=name,
+                             answers=answers)
+    return _tags_by_group(session, member.id)
