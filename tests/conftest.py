@@ -55,8 +55,8 @@ def session(connection):
 
 
 def make_config(database, **overrides) -> Config:
-    return Config(DATABASE_URL=database.url, SECRET_KEY="test-secret-key-of-at-least-32-bytes!!", LOG_LEVEL="WARNING",
-                  **overrides)
+    return Config(DATABASE_URL=database.url, SECRET_KEY="test-secret-key-of-at-least-32-bytes!",
+                  LOG_LEVEL="WARNING", **overrides)
 
 
 @pytest.fixture

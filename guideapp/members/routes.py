@@ -1,6 +1,5 @@
 """Member cards, search, notes, tags, binding, transfer, merge, points, orders and imports."""
 import marshmallow as ma
-from flask import request
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint

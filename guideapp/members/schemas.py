@@ -59,7 +59,8 @@ class OrderSchema(Schema):
     member_id = _id(dump_only=True)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     order_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount_fen = fields.Integer(required=True, validate=validate.Range(min=0, max=10**12))
+    amount_fen = fields.Integer(required=True, strict=True,
+                                validate=validate.Range(min=0, max=10**12))
     refunded_fen = fields.Integer(dump_only=True)
     items = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=500))
     ordered_at = fields.AwareDateTime(required=True, default_timezone=None)
@@ -84,7 +85,8 @@ class RefundInSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     order_no = fields.String(required=True)
     refund_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount_fen = fields.Integer(required=True, validate=validate.Range(min=1, max=10**12))
+    amount_fen = fields.Integer(required=True, strict=True,
+                                validate=validate.Range(min=1, max=10**12))
     refunded_at = fields.AwareDateTime(default_timezone=None)
 
 
@@ -182,7 +184,7 @@ class MergeResultSchema(Schema):
 
 class PointsSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(POINT_KINDS))
-    points = fields.Integer(required=True, validate=validate.Range(-10**9, 10**9))
+    points = fields.Integer(required=True, strict=True, validate=validate.Range(-10**9, 10**9))
     reason = fields.String(load_default="", validate=validate.Length(max=200))
 
 

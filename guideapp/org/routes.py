@@ -99,7 +99,9 @@ class StaffById(MethodView):
 
 @blp.route("/staff/<staff_id>/leave")
 class StaffLeaves(MethodView):
+    @blp.arguments(s.LeaveSchema, required=False)
     @blp.response(200, s.StaffSchema)
-    def post(self, staff_id):
-        """Mark a staff member as left: their tokens stop working at once"""
-        return service.mark_left(db_session(), actor=current_actor(), staff_id=staff_id)
+    def post(self, data, staff_id):
+        """Mark a staff member as left: tokens die at once; members may move to a successor"""
+        return service.mark_left(db_session(), actor=current_actor(), staff_id=staff_id,
+                                 transfer_to=(data or {}).get("transfer_to"))

@@ -127,6 +127,12 @@ class StaffQueryArgsSchema(CursorArgsSchema):
     state = fields.String(validate=validate.OneOf(STAFF_STATES))
 
 
+class LeaveSchema(Schema):
+    transfer_to = fields.String(
+        metadata={"description": "A guide who takes over the members, open tasks and future "
+                                 "commissions of the one leaving."})
+
+
 class MeSchema(Schema):
     staff = fields.Nested(StaffSchema)
     store = fields.Nested(StoreSchema, allow_none=True)

@@ -174,8 +174,12 @@ def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -
     return staff
 
 
-def mark_left(session: Session, *, actor: Actor, staff_id: str) -> Staff:
-    """The guide leaves: their logins end at once; their members move in a transfer."""
+def mark_left(session: Session, *, actor: Actor, staff_id: str,
+              transfer_to: str | None = None) -> Staff:
+    """The guide leaves: their logins end at once; with `transfer_to`, their members, open
+    tasks and future commissions move to that guide in the same transaction."""
+    from guideapp.members.binding import transfer_members
+
     staff = get_staff(session, actor=actor, staff_id=staff_id)
     policy.require_write(actor, staff, "leave")
     if staff.id == actor.staff_id:
@@ -187,6 +191,13 @@ def mark_left(session: Session, *, actor: Actor, staff_id: str) -> Staff:
     revoke_all_sessions(session, staff_id=staff.id)
     session.flush()
     _log_staff(session, staff)
+    if transfer_to:
+        successor = session.scalar(
+            policy.scoped_select(actor, Staff).where(Staff.id == transfer_to))
+        if successor is None:
+            raise InvalidInput(errors={"transfer_to": [f"No guide {transfer_to} you can see."]})
+        transfer_members(session, tenant_id=actor.tenant_id, from_guide=staff, to_guide=successor,
+                         member_ids=None, by_staff_id=actor.staff_id)
     return staff
 
 
