@@ -7,6 +7,7 @@ from guideapp.config import Config
 from guideapp.db import make_engine, make_sessionmaker
 from guideapp.extensions import Api
 from guideapp.logs import configure_logging
+from guideapp import wiring  # noqa: F401  (cross-domain hooks)
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
@@ -37,8 +38,10 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     init_request_lifecycle(app)
 
     from guideapp.cli import register_cli
+    from guideapp.tasks.cli import scheduler_cli
 
     register_cli(app)
+    app.cli.add_command(scheduler_cli)
     return app
 
 
@@ -47,9 +50,10 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.auth.routes import blp as auth_blp
     from guideapp.members.routes import blp as members_blp
     from guideapp.org.routes import blp as org_blp
+    from guideapp.tasks.routes import blp as tasks_blp
 
     app.register_blueprint(health.blp)
-    for blp in (auth_blp, org_blp, members_blp):
+    for blp in (auth_blp, org_blp, members_blp, tasks_blp):
         api.register_blueprint(blp)
 
 

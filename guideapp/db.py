@@ -90,6 +90,27 @@ def make_sessionmaker(engine_or_connection, **kwargs) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_or_connection, expire_on_commit=False, **kwargs)
 
 
+def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows) -> int:
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING, for generated rows with unique keys."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(model).from_select(columns, rows).on_conflict_do_nothing()
+    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+
+def plus_days(session: Session, column, days: int):
+    """`column + days` in SQL on both databases (SQLite keeps times as text)."""
+    if session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy import func
+
+        return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{int(days)} days")
+    from sqlalchemy import text
+
+    return column + text(f"interval '{int(days)} days'")
+
+
 def commit(session: Session) -> None:
     """Commit a unit of work: stamp its change-log entries with the commit-ordered sequence."""
     from guideapp.sync.changelog import stamp_pending_changes

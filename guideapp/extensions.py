@@ -1,4 +1,6 @@
 """The API object, the Blueprint and the Schema every package builds on."""
+from datetime import timezone
+
 import marshmallow as ma
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
@@ -20,6 +22,17 @@ class Blueprint(_Blueprint):
         view = _Blueprint.doc(security=[])(view)
         view.public = True
         return view
+
+
+class UTCDateTime(ma.fields.AwareDateTime):
+    """An ISO-8601 time with its offset, stored and echoed in UTC."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("default_timezone", None)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
 
 
 class Schema(ma.Schema):

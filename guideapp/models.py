@@ -4,6 +4,7 @@ from guideapp.db import Base
 from guideapp.idempotency import models as idempotency_models  # noqa: F401
 from guideapp.members import models as members_models  # noqa: F401
 from guideapp.org import models as org_models  # noqa: F401
+from guideapp.tasks import models as tasks_models  # noqa: F401
 from guideapp.sync import models as sync_models  # noqa: F401
 
 metadata = Base.metadata

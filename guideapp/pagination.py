@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Any, Sequence
 
 import marshmallow as ma
@@ -43,7 +44,8 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
 
 
 def _encode(values: Sequence[Any]) -> str:
-    raw = json.dumps(list(values), default=str, separators=(",", ":")).encode()
+    plain = [{"t": v.isoformat()} if isinstance(v, datetime) else v for v in values]
+    raw = json.dumps(plain, default=str, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -55,13 +57,17 @@ def _decode(cursor: str, width: int) -> list:
         raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]}) from exc
     if not isinstance(values, list) or len(values) != width:
         raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]})
-    return values
+    try:
+        return [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in values]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]}) from exc
 
 
-def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, cursor: str | None):
-    """Page `stmt` ascending on `keys` (unique together, last one the id).
+def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, cursor: str | None,
+             descending: bool = False):
+    """Page `stmt` on `keys` (unique together, last one the id), ascending unless told.
 
-    Key columns must be plain strings or integers so the cursor round-trips as JSON.
+    Key columns hold strings, integers or datetimes (never NULL) so cursors round-trip.
     """
     if cursor:
         after = _decode(cursor, len(keys))
@@ -69,9 +75,11 @@ def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, curs
         clauses = []
         for i, key in enumerate(keys):
             equal_prefix = [keys[j] == after[j] for j in range(i)]
-            clauses.append(and_(*equal_prefix, key > after[i]))
+            beyond = key < after[i] if descending else key > after[i]
+            clauses.append(and_(*equal_prefix, beyond))
         stmt = stmt.where(or_(*clauses))
-    rows = list(session.scalars(stmt.order_by(*keys).limit(limit + 1)))
+    order = [key.desc() for key in keys] if descending else list(keys)
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -81,3 +81,34 @@ def tag_group_of(session, tenant_slug: str) -> TagGroup:
 
     return session.scalar(select(TagGroup).join(Tenant, Tenant.id == TagGroup.tenant_id)
                           .where(Tenant.slug == tenant_slug).order_by(TagGroup.id))
+
+
+def make_task(session, store, *, assignee=None, title="测试任务"):
+    from datetime import timedelta
+
+    from guideapp.db import new_id, utcnow
+    from guideapp.tasks.models import Task
+
+    task = Task(tenant_id=store.tenant_id, store_id=store.id, assignee_id=assignee,
+                source="store", dedupe_key=f"test:{new_id()}", title=title,
+                starts_at=utcnow() - timedelta(hours=1), due_at=utcnow() + timedelta(days=1))
+    session.add(task)
+    session.flush()
+    return task
+
+
+def make_plans(session, hq):
+    """A draft campaign and an SOP rule owned by `hq`'s tenant."""
+    from datetime import timedelta
+
+    from guideapp.db import utcnow
+    from guideapp.tasks.models import Campaign, SopRule
+
+    campaign = Campaign(tenant_id=hq.tenant_id, title="c", starts_at=utcnow(),
+                        due_at=utcnow() + timedelta(days=1), target={"all": True},
+                        created_by=hq.id)
+    rule = SopRule(tenant_id=hq.tenant_id, name="r", trigger="member_joined",
+                   steps=[{"days": 3, "title": "t"}], created_by=hq.id)
+    session.add_all([campaign, rule])
+    session.flush()
+    return campaign, rule

@@ -13,11 +13,15 @@ from guideapp.auth.scope import Actor
 from guideapp.members.models import Member, Tag, TagGroup
 from guideapp.org.models import Staff, Store
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE, RIVAL_GUIDE, RIVAL_HQ, RIVAL_MANAGER
-from tests.factories import member_of, staff_by_phone, store_by_code, tag_group_of
+from guideapp.tasks.models import Campaign, SopRule, Task
+from tests.factories import (
+    make_plans, make_task, member_of, staff_by_phone, store_by_code, tag_group_of,
+)
 
 COLLEAGUE = "13913775684"  # another guide of SH001 (fixtures/demo/staff.json)
 NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>"}
-MODELS = {"store": Store, "staff": Staff, "member": Member, "tag_group": TagGroup}
+MODELS = {"store": Store, "staff": Staff, "member": Member, "tag_group": TagGroup,
+          "task": Task, "campaign": Campaign, "sop_rule": SopRule}
 
 
 def _body(kind_of_body, session):
@@ -29,6 +33,8 @@ def _body(kind_of_body, session):
         "questionnaire": {"questionnaire": "入会问卷", "answers": {"运动频率": "3"}},
         "binding": {"guide_id": guide_id}, "points": {"kind": "earn", "points": 10},
         "merge": {"merged_id": member_of(session, COLLEAGUE).id}, "tag": {"name": "新标签"},
+        "unassign": {"guide_id": None}, "result": {"result": "done"}, "empty": {},
+        "inactive": {"active": False},
     }[kind_of_body]
 
 
@@ -48,12 +54,23 @@ SCOPED_ROUTES = {
     "/api/v1/members/<member_id>/points": ("member", [("POST", "points")]),
     "/api/v1/members/<member_id>/merge": ("member", [("POST", "merge")]),
     "/api/v1/tag-groups/<group_id>/tags": ("tag_group", [("POST", "tag")]),
+    "/api/v1/tasks/<task_id>": ("task", [("GET", None)]),
+    "/api/v1/tasks/<task_id>/assign": ("task", [("POST", "unassign")]),
+    "/api/v1/tasks/<task_id>/targets/<member_id>/result": ("task", [("POST", "result")]),
+    "/api/v1/tasks/<task_id>/complete": ("task", [("POST", "empty")]),
+    "/api/v1/tasks/<task_id>/cancel": ("task", [("POST", None)]),
+    "/api/v1/campaigns/<campaign_id>": ("campaign", [("GET", None)]),
+    "/api/v1/campaigns/<campaign_id>/publish": ("campaign", [("POST", None)]),
+    "/api/v1/campaigns/<campaign_id>/cancel": ("campaign", [("POST", None)]),
+    "/api/v1/sop-rules/<rule_id>/active": ("sop_rule", [("POST", "inactive")]),
 }
 
 
 def _foreign(session, caller, kind):
     """Ids of `kind` records the caller must not see: other store, other tenant."""
     bj, rival_store = store_by_code(session, "BJ001"), store_by_code(session, "SH001", "rival")
+    if kind in ("task", "campaign", "sop_rule"):
+        return _foreign_plans(session, caller, kind, bj, rival_store)
     stride_records = {
         "store": [bj.id], "staff": [staff_by_phone(session, OTHER_GUIDE).id],
         "member": [member_of(session, OTHER_GUIDE).id], "tag_group": [],
@@ -76,6 +93,27 @@ def _foreign(session, caller, kind):
     return ids
 
 
+def _foreign_plans(session, caller, kind, bj, rival_store):
+    sh = store_by_code(session, "SH001")
+    stride_plans = make_plans(session, staff_by_phone(session, HQ))
+    rival_plans = make_plans(session, staff_by_phone(session, RIVAL_HQ))
+    if kind == "task":
+        colleague_task = make_task(session, sh, assignee=staff_by_phone(session, COLLEAGUE).id)
+        ids = {RIVAL_HQ: [make_task(session, sh).id],
+               HQ: [make_task(session, rival_store).id]}.get(caller)
+        if ids is None:
+            ids = [make_task(session, bj).id, make_task(session, rival_store).id]
+            if caller == GUIDE:
+                ids.append(colleague_task.id)
+        return ids
+    index = 0 if kind == "campaign" else 1
+    if caller == RIVAL_HQ:
+        return [stride_plans[index].id]
+    if caller == HQ:
+        return [rival_plans[index].id]
+    return [stride_plans[index].id, rival_plans[index].id]  # plans are HQ's alone
+
+
 def test_every_id_route_is_covered(app):
     id_routes = {
         rule.rule for rule in app.url_map.iter_rules()
@@ -93,7 +131,7 @@ def test_foreign_records_are_404_and_unchanged(api, session, route, caller):
     for record_id in _foreign(session, caller, kind):
         before = _snapshot(session, model, record_id)
         url = route.split("<")[0] + record_id + route.split(">")[1]
-        url = url.replace("<tag_id>", "any")
+        url = url.replace("<tag_id>", "any").replace("<member_id>", "any")
         for method, body in calls:
             body = _body(body, session) if isinstance(body, str) else body
             response = api.client.open(url, method=method, json=body,

@@ -1,5 +1,5 @@
 """The access rules of every model, one block per domain. Read with policy.py."""
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, false, or_, select, true
 
 from guideapp.auth.policy import read_rule, visible, write_rule
 from guideapp.org.models import Brand, Region, Staff, Store, Tenant
@@ -121,3 +121,41 @@ def _codes(actor, record, action):
 
 
 read_rule(QuestionnaireCode)(lambda actor: true())
+
+
+# --- tasks ----------------------------------------------------------------------
+
+from guideapp.tasks.models import CalendarItem, Campaign, SopRule, Task, TaskTarget  # noqa: E402
+
+
+@read_rule(Task)
+def _tasks(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return Task.store_id == actor.store_id
+    # A guide's inbox: their own tasks and the store's unassigned (claimable) ones.
+    return or_(Task.assignee_id == actor.staff_id,
+               and_(Task.store_id == actor.store_id, Task.assignee_id.is_(None)))
+
+
+@write_rule(Task)
+def _task_writes(actor, task, action):
+    if actor.is_hq:
+        return True
+    if actor.is_manager:
+        return task.store_id == actor.store_id
+    if action == "claim":
+        return task.store_id == actor.store_id and task.assignee_id is None
+    return task.assignee_id == actor.staff_id and action in {"result", "complete"}
+
+
+@read_rule(TaskTarget)
+def _task_targets(actor):
+    return TaskTarget.task_id.in_(select(Task.id).where(visible(actor, Task)))
+
+
+for _model in (Campaign, SopRule, CalendarItem):
+    # HQ plans; managers and guides see the plan only through the tasks it makes.
+    read_rule(_model)(lambda actor: true() if actor.is_hq else false())
+    write_rule(_model)(lambda actor, record, action: actor.is_hq)

@@ -76,7 +76,7 @@ def transfer_members(session: Session, *, tenant_id: str, from_guide: Staff, to_
     if member_ids is not None and len(ids) != len(set(member_ids)):
         raise InvalidInput(errors={"member_ids": [
             "Some members are not bound to the guide they are moved from."]})
-    if not ids:
+    if not ids and member_ids is not None:
         return {"transfer_id": None, "moved": 0}
     transfer_id = new_id()
     lock_days = session.scalar(select(Tenant.binding_lock_days).where(Tenant.id == tenant_id))
@@ -98,7 +98,7 @@ def transfer_members(session: Session, *, tenant_id: str, from_guide: Staff, to_
                 rows=[(mid, scope) for mid in ids for scope in scopes])
     for hook in TRANSFER_HOOKS:  # tasks and other domains follow the members
         hook(session, tenant_id=tenant_id, member_ids=ids, from_guide=from_guide,
-             to_guide=to_guide, now=now)
+             to_guide=to_guide, now=now, whole_book=member_ids is None)
     session.expire_all()
     return {"transfer_id": transfer_id, "moved": len(ids)}
 

@@ -48,6 +48,7 @@ def load_members(session: Session, fixtures: Path, *, tenant_id: str, staff: lis
             "guide_id": guide["id"], "store_id": guide["store_id"], "bound_at": joined,
             "binding_locked_until": joined + timedelta(days=90), "state": "active",
             "last_order_at": max((o["ordered_at"] for o in member_orders), default=None),
+            "first_order_at": min((o["ordered_at"] for o in member_orders), default=None),
         })
         bindings.append({"id": new_id(), "tenant_id": tenant_id, "member_id": member_id,
                          "guide_id": guide["id"], "store_id": guide["store_id"],

@@ -30,6 +30,9 @@ class Member(Base):
         Index("ix_members_store_id", "store_id", "id"),
         Index("ix_members_guide_phone_tail", "guide_id", "phone_tail"),
         Index("ix_members_tenant_birthday", "tenant_id", "birthday_mmdd"),
+        Index("ix_members_tenant_joined_at", "tenant_id", "joined_at"),
+        Index("ix_members_tenant_first_order", "tenant_id", "first_order_at"),
+        Index("ix_members_tenant_last_order", "tenant_id", "last_order_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -49,6 +52,7 @@ class Member(Base):
     store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
     bound_at: Mapped[datetime | None]
     binding_locked_until: Mapped[datetime | None]
+    first_order_at: Mapped[datetime | None]
     last_order_at: Mapped[datetime | None]
     last_contact_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(10), default="active")

@@ -43,6 +43,8 @@ def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order
     session.flush()
     if member.last_order_at is None or order.ordered_at > member.last_order_at:
         member.last_order_at = order.ordered_at
+    if member.first_order_at is None or order.ordered_at < member.first_order_at:
+        member.first_order_at = order.ordered_at
     recompute_stage(session, member, utcnow())
     session.flush()
     log_member(session, member)

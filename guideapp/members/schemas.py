@@ -1,7 +1,7 @@
 """Request and response shapes for members, cards, tags, notes, orders and imports."""
 from marshmallow import fields, validate
 
-from guideapp.extensions import Schema
+from guideapp.extensions import Schema, UTCDateTime
 from guideapp.members.models import CHANNELS, GENDERS, POINT_KINDS, STAGES
 from guideapp.pagination import CursorArgsSchema, page_schema
 
@@ -63,7 +63,7 @@ class OrderSchema(Schema):
                                 validate=validate.Range(min=0, max=10**12))
     refunded_fen = fields.Integer(dump_only=True)
     items = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=500))
-    ordered_at = fields.AwareDateTime(required=True, default_timezone=None)
+    ordered_at = UTCDateTime(required=True)
     store_id = _id(dump_only=True)
     guide_id = _id(dump_only=True)
 
@@ -87,7 +87,7 @@ class RefundInSchema(Schema):
     refund_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
     amount_fen = fields.Integer(required=True, strict=True,
                                 validate=validate.Range(min=1, max=10**12))
-    refunded_at = fields.AwareDateTime(default_timezone=None)
+    refunded_at = UTCDateTime(default_timezone=None)
 
 
 class RefundResultSchema(Schema):
@@ -104,7 +104,7 @@ class NoteSchema(Schema):
     member_id = _id(dump_only=True)
     author_id = _id(dump_only=True)
     body = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    noted_at = fields.AwareDateTime(allow_none=True, default_timezone=None,
+    noted_at = UTCDateTime(allow_none=True,
                                     metadata={"description": "When the guide wrote it (phone)."})
     created_at = fields.DateTime(dump_only=True)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import insert, update
+from sqlalchemy import Select, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from guideapp.sync.models import ChangeLogEntry, SyncCounter
@@ -54,13 +54,27 @@ def log_changes(session: Session, *, tenant_id: str, table: str, rows: Iterable[
         pending.setdefault((tenant_id, table, record_id, scope), False)
 
 
+PENDING_SELECTS = "pending_change_selects"
+
+
+def log_changes_from_select(session: Session, *, tenant_id: str, table: str, rows: Select,
+                            deleted: bool = False) -> None:
+    """Set-based form for fan-outs: `rows` selects (record_id, scope) pairs.
+
+    It runs at commit, after the counter bump, as one INSERT ... SELECT.
+    """
+    session.info.setdefault(PENDING_SELECTS, []).append((tenant_id, table, rows, deleted))
+
+
 def stamp_pending_changes(session: Session) -> None:
     """Bump each touched tenant's counter (row-locked until commit) and write the log rows."""
     pending: dict = session.info.pop(PENDING, None) or {}
-    if not pending:
+    selects: list = session.info.pop(PENDING_SELECTS, None) or []
+    if not pending and not selects:
         return
     session.flush()
-    for tenant_id in sorted({key[0] for key in pending}):  # fixed order: no lock cycles
+    tenants = {key[0] for key in pending} | {entry[0] for entry in selects}
+    for tenant_id in sorted(tenants):  # fixed order: no lock cycles
         seq = session.execute(
             update(SyncCounter)
             .where(SyncCounter.tenant_id == tenant_id)
@@ -77,4 +91,17 @@ def stamp_pending_changes(session: Session) -> None:
             for (tid, table, record_id, scope), deleted in pending.items()
             if tid == tenant_id
         ]
-        session.execute(insert(ChangeLogEntry), rows)
+        if rows:
+            session.execute(insert(ChangeLogEntry), rows)
+        for tid, table, select_rows, deleted in selects:
+            if tid == tenant_id:
+                _insert_from_select(session, tenant_id, seq, table, select_rows, deleted)
+
+
+def _insert_from_select(session, tenant_id, seq, table, select_rows: Select, deleted) -> None:
+    sub = select_rows.subquery()
+    record_id, scope = list(sub.c)[:2]
+    source = select(literal(tenant_id), literal(seq), scope, literal(table), record_id,
+                    literal(deleted))
+    session.execute(insert(ChangeLogEntry).from_select(
+        ["tenant_id", "seq", "scope", "table_name", "record_id", "deleted"], source))

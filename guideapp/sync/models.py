@@ -34,5 +34,5 @@ class ChangeLogEntry(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     scope: Mapped[str] = mapped_column(String(40))  # t:<tenant> r:<region> s:<store> g:<staff>
     table_name: Mapped[str] = mapped_column(String(40))
-    record_id: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(140))
     deleted: Mapped[bool] = mapped_column(default=False)

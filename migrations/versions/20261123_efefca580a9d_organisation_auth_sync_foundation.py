@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('scope', sa.String(length=40), nullable=False),
     sa.Column('table_name', sa.String(length=40), nullable=False),
-    sa.Column('record_id', sa.String(length=64), nullable=False),
+    sa.Column('record_id', sa.String(length=140), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_change_log'))
     )

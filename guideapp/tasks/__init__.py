@@ -1,0 +1,1 @@
+"""Task inbox: HQ campaigns, store tasks, SOP rules, the marketing calendar, the scheduler."""

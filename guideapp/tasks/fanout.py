@@ -1,0 +1,122 @@
+"""Set-based task generation: campaign fan-out and the shared INSERT ... SELECT builders."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, String, literal, null, select, union_all, update
+from sqlalchemy.orm import Session
+
+from guideapp.db import UTCDateTime, insert_ignoring_duplicates, utcnow
+from guideapp.members.models import Member
+from guideapp.org.models import Staff
+from guideapp.sync.changelog import log_changes_from_select
+from guideapp.tasks.models import Campaign, Task, TaskTarget
+from guideapp.tasks.targeting import has_segment, segment_filter, target_stores
+
+TASK_COLUMNS = [
+    "id", "tenant_id", "store_id", "assignee_id", "source", "campaign_id", "sop_rule_id",
+    "calendar_item_id", "dedupe_key", "title", "brief", "starts_at", "due_at",
+    "suggested_material_id", "suggested_reply_id", "state", "created_by", "created_at",
+    "updated_at",
+]
+TARGET_COLUMNS = ["id", "tenant_id", "task_id", "member_id", "updated_at"]
+
+
+def _text(value):
+    return literal(value, String) if value is not None else null()
+
+
+def _time(value: datetime):
+    return literal(value, UTCDateTime())
+
+
+def task_row_select(*, tenant_id: str, source: str, key_prefix: str, id_prefix: str,
+                    store_id, assignee_id, owner_id, title: str, brief: str, starts_at,
+                    due_at, material_id=None, reply_id=None, campaign_id=None, sop_rule_id=None,
+                    calendar_item_id=None, created_by=None, now=None) -> list:
+    """The SELECT list of a generated task, in TASK_COLUMNS order.
+
+    `owner_id` (a column: guide or store id) makes both the id and the dedupe key unique.
+    """
+    now = now or utcnow()
+    return [
+        literal(id_prefix, String) + owner_id, literal(tenant_id, String), store_id,
+        assignee_id if assignee_id is not None else null(), literal(source, String),
+        _text(campaign_id), _text(sop_rule_id), _text(calendar_item_id),
+        literal(key_prefix, String) + owner_id, literal(title, String), literal(brief, String),
+        starts_at if not isinstance(starts_at, datetime) else _time(starts_at),
+        due_at if not isinstance(due_at, datetime) else _time(due_at),
+        _text(material_id), _text(reply_id), literal("open", String), _text(created_by),
+        _time(now), _time(now),
+    ]
+
+
+def log_generated(session: Session, tenant_id: str, tasks: Select) -> None:
+    """Change-log the tasks selected by `tasks` (a select of Task.id) and their targets."""
+    ids = tasks.subquery()
+    store_rows = select(Task.id, literal("s:", String) + Task.store_id).where(Task.id.in_(
+        select(ids.c[0])))
+    guide_rows = select(Task.id, literal("g:", String) + Task.assignee_id).where(
+        Task.id.in_(select(ids.c[0])), Task.assignee_id.is_not(None))
+    log_changes_from_select(session, tenant_id=tenant_id, table="tasks",
+                            rows=union_all(store_rows, guide_rows))
+    target_store = select(TaskTarget.id, literal("s:", String) + Task.store_id).join(
+        Task, Task.id == TaskTarget.task_id).where(Task.id.in_(select(ids.c[0])))
+    target_guide = select(TaskTarget.id, literal("g:", String) + Task.assignee_id).join(
+        Task, Task.id == TaskTarget.task_id).where(Task.id.in_(select(ids.c[0])),
+                                                   Task.assignee_id.is_not(None))
+    log_changes_from_select(session, tenant_id=tenant_id, table="task_targets",
+                            rows=union_all(target_store, target_guide))
+
+
+def publish_campaign(session: Session, campaign: Campaign) -> dict:
+    """Fan a campaign out to its stores' inboxes in two INSERT ... SELECTs."""
+    now = utcnow()
+    stores = target_stores(campaign.tenant_id, campaign.target)
+    segmented = has_segment(campaign.segment)
+    per_guide = campaign.distribution == "auto"
+    common = dict(tenant_id=campaign.tenant_id, source="campaign", title=campaign.title,
+                  brief=campaign.brief, starts_at=campaign.starts_at, due_at=campaign.due_at,
+                  material_id=campaign.suggested_material_id,
+                  reply_id=campaign.suggested_reply_id, campaign_id=campaign.id,
+                  created_by=campaign.created_by, now=now,
+                  key_prefix=f"campaign:{campaign.id}:", id_prefix=campaign.id)
+    members = select(Member.id).where(Member.tenant_id == campaign.tenant_id,
+                                      segment_filter(campaign.segment, now))
+    if per_guide:
+        owners = select(*task_row_select(store_id=Staff.store_id, assignee_id=Staff.id,
+                                         owner_id=Staff.id, **common)).where(
+            Staff.tenant_id == campaign.tenant_id, Staff.role == "guide",
+            Staff.state == "active", Staff.store_id.in_(stores))
+        if segmented:
+            owners = owners.where(Staff.id.in_(select(Member.guide_id).where(
+                Member.id.in_(members))))
+    else:
+        from guideapp.org.models import Store
+
+        owners = select(*task_row_select(store_id=Store.id, assignee_id=None, owner_id=Store.id,
+                                         **common)).where(Store.id.in_(stores))
+    tasks = insert_ignoring_duplicates(session, Task, TASK_COLUMNS, owners)
+    targets = 0
+    if segmented:
+        owner_column = Task.assignee_id if per_guide else Task.store_id
+        member_owner = Member.guide_id if per_guide else Member.store_id
+        rows = select(Task.id + Member.id, literal(campaign.tenant_id, String), Task.id,
+                      Member.id, _time(now)).join(
+            Member, member_owner == owner_column).where(
+            Task.campaign_id == campaign.id, Member.id.in_(members))
+        targets = insert_ignoring_duplicates(session, TaskTarget, TARGET_COLUMNS, rows)
+    log_generated(session, campaign.tenant_id, select(Task.id).where(
+        Task.campaign_id == campaign.id))
+    return {"tasks": tasks, "targets": targets}
+
+
+def cancel_open_tasks(session: Session, *, tenant_id: str, where) -> int:
+    """Cancel open tasks matching `where`, set-based; phones drop them at their next pull."""
+    cancelled = session.execute(update(Task).where(
+        Task.tenant_id == tenant_id, Task.state == "open", where).values(
+        state="cancelled", updated_at=utcnow())).rowcount
+    if cancelled:
+        log_generated(session, tenant_id, select(Task.id).where(
+            Task.tenant_id == tenant_id, Task.state == "cancelled", where))
+    return cancelled
