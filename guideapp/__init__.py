@@ -50,10 +50,11 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.auth.routes import blp as auth_blp
     from guideapp.members.routes import blp as members_blp
     from guideapp.org.routes import blp as org_blp
+    from guideapp.sync.routes import blp as sync_blp
     from guideapp.tasks.routes import blp as tasks_blp
 
     app.register_blueprint(health.blp)
-    for blp in (auth_blp, org_blp, members_blp, tasks_blp):
+    for blp in (auth_blp, org_blp, members_blp, tasks_blp, sync_blp):
         api.register_blueprint(blp)
 
 

@@ -68,7 +68,8 @@ def resolve_member(session: Session, *, tenant_id: str, phone: str | None = None
 def create_member(session: Session, *, tenant_id: str, phone: str | None = None,
                   unionid: str | None = None, name: str = "", source_channel: str,
                   gender: str = "unknown", birthday: date | None = None,
-                  joined_at: datetime | None = None, tier: str = "normal") -> Member:
+                  joined_at: datetime | None = None, tier: str = "normal",
+                  member_id: str | None = None) -> Member:
     phone = normalize_phone(phone) if phone else None
     member = Member(
         tenant_id=tenant_id, phone=phone, phone_tail=phone[-4:] if phone else None,
@@ -77,6 +78,8 @@ def create_member(session: Session, *, tenant_id: str, phone: str | None = None,
         source_channel=source_channel, joined_at=joined_at or utcnow(),
         stage="fan" if unionid else "prospect",
     )
+    if member_id:
+        member.id = member_id
     session.add(member)
     session.flush()
     log_member(session, member)

@@ -180,8 +180,11 @@ def untag(session: Session, *, actor: Actor, member_id: str, tag_id: str) -> Non
         raise InvalidInput(errors={"tag_id": ["The member does not have this tag."]})
 
 
-def register(session: Session, *, actor: Actor, data: dict) -> Member:
-    """A guide registers a new member in store: the member is bound to them (a recruit)."""
+def register(session: Session, *, actor: Actor, data: dict,
+             member_id: str | None = None) -> Member:
+    """A guide registers a new member in store: the member is bound to them (a recruit).
+
+    `member_id` is the phone's own id for a member registered offline."""
     phone = normalize_phone(data["phone"])
     if phone is None:
         raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
@@ -197,7 +200,7 @@ def register(session: Session, *, actor: Actor, data: dict) -> Member:
     member = create_member(session, tenant_id=actor.tenant_id, phone=phone,
                            unionid=data.get("unionid"), name=data.get("name", ""),
                            gender=data.get("gender", "unknown"), birthday=data.get("birthday"),
-                           source_channel="store_scan")
+                           source_channel="store_scan", member_id=member_id)
     bindings.bind(session, member=member, guide=guide, reason="recruited",
                   by_staff_id=actor.staff_id)
     for hook in RECRUIT_HOOKS:
@@ -252,3 +255,60 @@ def questionnaire(session: Session, *, actor: Actor, member_id: str, name: str,
     tags.apply_questionnaire(session, actor=actor, member=member, questionnaire=name,
                              answers=answers)
     return _tags_by_group(session, member.id)
+
+
+PROFILE_FIELDS = ("name", "gender", "birthday")
+
+
+def update_profile(session: Session, *, actor: Actor, member_id: str, data: dict) -> Member:
+    """The bound guide corrects name, gender or birthday."""
+    member = get_member(session, actor=actor, member_id=member_id, action="update")
+    old = {f: getattr(member, f) for f in PROFILE_FIELDS}
+    for field in PROFILE_FIELDS:
+        if field in data:
+            setattr(member, field, data[field])
+    if member.gender not in ("female", "male", "unknown"):
+        raise InvalidInput(errors={"gender": ["female, male or unknown."]})
+    member.birthday_mmdd = member.birthday.strftime("%m%d") if member.birthday else None
+    if old != {f: getattr(member, f) for f in PROFILE_FIELDS}:
+        member.updated_at = utcnow()
+        session.flush()
+        log_member(session, member)
+    return member
+
+
+def _own_note(session: Session, actor: Actor, note_id: str) -> MemberNote:
+    note = policy.get_visible(session, actor, MemberNote, note_id, label="Note")
+    if note.author_id != actor.staff_id:
+        raise InvalidInput(errors={"id": ["Only the author can change a note."]})
+    return note
+
+
+def edit_note(session: Session, *, actor: Actor, note_id: str, body: str) -> MemberNote:
+    note = _own_note(session, actor, note_id)
+    if body != note.body:
+        note.body, note.updated_at = body, utcnow()
+        session.flush()
+        member = session.get(Member, note.member_id)
+        log_member(session, member, table="member_notes", record_id=note.id)
+    return note
+
+
+def delete_note(session: Session, *, actor: Actor, note_id: str) -> None:
+    note = _own_note(session, actor, note_id)
+    member = session.get(Member, note.member_id)
+    session.delete(note)
+    session.flush()
+    log_member(session, member, table="member_notes", record_id=note_id, deleted=True)
+
+
+def tag_with_id(session: Session, *, actor: Actor, member_id: str, tag_id: str,
+                record_id: str) -> None:
+    member = get_member(session, actor=actor, member_id=member_id, action="tag")
+    tag = policy.get_visible(session, actor, Tag, tag_id, label="Tag")
+    tags.tag_member(session, actor=actor, member=member, tag=tag, record_id=record_id)
+
+
+def untag_record(session: Session, *, actor: Actor, record_id: str) -> None:
+    row = policy.get_visible(session, actor, MemberTag, record_id, label="Member tag")
+    untag(session, actor=actor, member_id=row.member_id, tag_id=row.tag_id)

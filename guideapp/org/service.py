@@ -14,7 +14,9 @@ from guideapp.org.geo import to_gcj02
 from guideapp.org.models import Region, Staff, Store, StoreTag, Tenant
 from guideapp.pagination import paginate
 from guideapp.phones import normalize_phone
-from guideapp.sync.changelog import log_change, region_scope, store_scope, tenant_scope
+from guideapp.sync.changelog import (
+    log_change, region_scope, staff_scope, store_scope, tenant_scope,
+)
 from guideapp.sync.models import SyncCounter
 
 
@@ -23,7 +25,7 @@ def create_tenant(session: Session, *, slug: str, name: str, timezone: str) -> T
     tenant = Tenant(slug=slug, name=name, timezone=timezone)
     session.add(tenant)
     session.flush()
-    session.add(SyncCounter(tenant_id=tenant.id, value=0))
+    session.add(SyncCounter(tenant_id=tenant.id, value=1))  # cursors start at 1
     session.flush()
     return tenant
 
@@ -171,6 +173,9 @@ def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -
     staff.updated_at = utcnow()
     session.flush()
     _log_staff(session, staff, extra_scopes=[store_scope(old_store)] if old_store else [])
+    if staff.store_id != old_store:  # their phone must swap one store's data for another's
+        log_change(session, tenant_id=staff.tenant_id, table="_scope", record_id=staff.id,
+                   scopes=[staff_scope(staff.id)])
     return staff
 
 

@@ -1,0 +1,36 @@
+"""WatermelonDB sync: pull and push (design/SYNC.md)."""
+from flask import request
+from flask.views import MethodView
+
+from guideapp.errors import InvalidInput
+from guideapp.extensions import Blueprint
+from guideapp.sync import push as push_service
+from guideapp.sync import schemas as s
+from guideapp.sync import service
+from guideapp.web import current_actor, db_session
+
+blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Offline sync")
+
+
+@blp.route("/pull")
+class Pull(MethodView):
+    @blp.arguments(s.PullArgsSchema, location="query")
+    @blp.response(200, s.PullResponseSchema)
+    def get(self, args):
+        """Changes in my scope since my cursor (a full, paged snapshot when it is null)"""
+        return service.pull(db_session(), actor=current_actor(), **args)
+
+
+@blp.route("/push")
+class Push(MethodView):
+    @blp.arguments(s.PushArgsSchema, location="query")
+    @blp.arguments(s.PushBodySchema)
+    @blp.response(200, s.PushResponseSchema)
+    @blp.alt_response(409, description="Records changed on the server since last_pulled_at.")
+    def post(self, args, body):
+        """Apply my queued changes at once; retry with the same Idempotency-Key"""
+        if not request.headers.get("Idempotency-Key"):
+            raise InvalidInput("Send an Idempotency-Key per push; reuse it when retrying.",
+                               errors={"Idempotency-Key": ["Required for sync pushes."]})
+        return push_service.push(db_session(), actor=current_actor(),
+                                 last_pulled_at=args["last_pulled_at"], changes=body["changes"])

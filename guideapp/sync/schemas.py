@@ -1,0 +1,64 @@
+"""Query and body shapes of the WatermelonDB sync endpoints."""
+import json
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from guideapp.extensions import Schema
+
+
+class Cursor(fields.Field):
+    """WatermelonDB sends null (first sync) as the text 'null'; older versions send 0."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value in (None, "", "null", "undefined", "0", 0):
+            return None
+        try:
+            cursor = int(value)
+        except (TypeError, ValueError) as exc:
+            raise ma.ValidationError("A timestamp this server returned, or null.") from exc
+        if cursor < 0:
+            raise ma.ValidationError("A timestamp this server returned, or null.")
+        return cursor
+
+
+class MigrationField(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value in (None, "", "null", "undefined"):
+            return None
+        try:
+            parsed = json.loads(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            raise ma.ValidationError("JSON: {from, tables, columns}.") from exc
+        if parsed is not None and not isinstance(parsed, dict):
+            raise ma.ValidationError("JSON: {from, tables, columns}.")
+        return parsed
+
+
+class PullArgsSchema(ma.Schema):
+    last_pulled_at = Cursor(load_default=None, metadata={"type": "integer", "nullable": True})
+    schema_version = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    migration = MigrationField(load_default=None, metadata={"type": "string"})
+    page = fields.String(load_default=None, metadata={
+        "description": "next_page of the previous response while a full sync is paged."})
+
+
+class PushArgsSchema(ma.Schema):
+    last_pulled_at = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class PushBodySchema(Schema):
+    changes = fields.Dict(required=True, metadata={
+        "description": "WatermelonDB changes: {table: {created: [], updated: [], deleted: []}}"})
+
+
+class PullResponseSchema(Schema):
+    changes = fields.Dict()
+    timestamp = fields.Integer()
+    next_page = fields.String(allow_none=True)
+    experimentalStrategy = fields.String()
+
+
+class PushResponseSchema(Schema):
+    experimentalRejectedIds = fields.Dict()
+    rejected = fields.Dict()

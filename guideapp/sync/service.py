@@ -1,0 +1,145 @@
+"""Pull: what changed in the caller's scopes since their cursor, in WatermelonDB's shape.
+
+Cursors are the tenant's commit-ordered change sequence (see changelog.py). A first pull,
+a cursor older than the kept change log, or a guide who moved store gets the whole scope,
+paged: every page carries the same `timestamp` and a `next_page` token until the last.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from guideapp.auth.scope import Actor
+from guideapp.errors import Forbidden, InvalidInput
+from guideapp.sync.changelog import staff_scope
+from guideapp.sync.models import ChangeLogEntry, SyncCounter
+from guideapp.sync.tables import BY_NAME, SyncTable, raw_record, tables_for
+
+PAGE_SIZE = 2000
+ID_CHUNK = 900  # ids per IN (...) lookup
+
+
+def require_phone_user(actor: Actor) -> None:
+    if actor.is_hq:
+        raise Forbidden("Sync carries a guide's or a store's working set; HQ uses the API.")
+
+
+def cursor_of(session: Session, tenant_id: str) -> SyncCounter:
+    return session.scalar(select(SyncCounter).where(SyncCounter.tenant_id == tenant_id))
+
+
+def pull(session: Session, *, actor: Actor, last_pulled_at: int | None, schema_version: int,
+         migration: dict | None = None, page: str | None = None,
+         page_size: int = PAGE_SIZE) -> dict:
+    require_phone_user(actor)
+    tables = tables_for(schema_version)
+    if page:
+        return _snapshot_page(session, actor, tables, _decode_page(page), page_size)
+    counter = cursor_of(session, actor.tenant_id)
+    cursor = counter.value
+    if last_pulled_at is None:
+        return _snapshot_page(session, actor, tables, {"c": cursor, "t": 0, "a": None}, page_size)
+    if (last_pulled_at > cursor or last_pulled_at < counter.oldest_kept_seq
+            or _scope_moved(session, actor, last_pulled_at, cursor)):
+        start = {"c": cursor, "t": 0, "a": None, "r": True}
+        return _snapshot_page(session, actor, tables, start, page_size)
+    changes = _incremental(session, actor, tables, last_pulled_at, cursor)
+    for name in _refilled_tables(migration, tables):
+        changes[name]["updated"] = _all_rows(session, actor, BY_NAME[name])
+    return {"changes": changes, "timestamp": cursor, "next_page": None}
+
+
+def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> dict:
+    in_scopes = or_(*[and_(ChangeLogEntry.table_name == t.name,
+                           ChangeLogEntry.scope.in_(t.scopes(actor))) for t in tables])
+    rows = session.execute(
+        select(ChangeLogEntry.table_name, ChangeLogEntry.record_id).where(
+            ChangeLogEntry.tenant_id == actor.tenant_id, ChangeLogEntry.seq > last_pulled_at,
+            ChangeLogEntry.seq <= cursor, in_scopes).distinct()).all()
+    changed: dict[str, set[str]] = {}
+    for table_name, record_id in rows:
+        changed.setdefault(table_name, set()).add(record_id)
+    changes = _empty(tables)
+    for table in tables:
+        ids = sorted(changed.get(table.name, ()))
+        found = {}
+        for i in range(0, len(ids), ID_CHUNK):
+            chunk = ids[i:i + ID_CHUNK]
+            for row in session.scalars(select(table.model).where(
+                    table.model.id.in_(chunk), table.in_scope(actor))):
+                found[row.id] = raw_record(table, row)
+        # Echoes and creations alike go as 'updated' (clients set sendCreatedAsUpdated).
+        changes[table.name]["updated"] = [found[i] for i in ids if i in found]
+        changes[table.name]["deleted"] = [i for i in ids if i not in found]
+    return changes
+
+
+def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:
+    """One page of the whole scope, walking tables in order and ids ascending."""
+    changes, room = _empty(tables), page_size
+    table_index, after = state["t"], state["a"]
+    while table_index < len(tables) and room > 0:
+        table = tables[table_index]
+        stmt = select(table.model).where(table.in_scope(actor))
+        if after is not None:
+            stmt = stmt.where(table.model.id > after)
+        rows = session.scalars(stmt.order_by(table.model.id).limit(room)).all()
+        changes[table.name]["updated"] = [raw_record(table, r) for r in rows]
+        room -= len(rows)
+        if room > 0:
+            table_index, after = table_index + 1, None
+        else:
+            after = rows[-1].id
+    done = table_index >= len(tables)
+    result = {"changes": changes, "timestamp": state["c"],
+              "next_page": None if done else _encode_page({**state, "t": table_index,
+                                                          "a": after})}
+    if state.get("r"):
+        result["experimentalStrategy"] = "replacement"
+    return result
+
+
+def _all_rows(session, actor, table: SyncTable) -> list[dict]:
+    rows = session.scalars(select(table.model).where(table.in_scope(actor)))
+    return [raw_record(table, r) for r in rows]
+
+
+def _scope_moved(session, actor, last_pulled_at: int, cursor: int) -> bool:
+    """A guide who changed store must drop the old store's records: replace everything."""
+    return session.scalar(select(exists().where(
+        ChangeLogEntry.tenant_id == actor.tenant_id, ChangeLogEntry.table_name == "_scope",
+        ChangeLogEntry.scope == staff_scope(actor.staff_id),
+        ChangeLogEntry.seq > last_pulled_at, ChangeLogEntry.seq <= cursor)))
+
+
+def _refilled_tables(migration: dict | None, tables) -> list[str]:
+    """WatermelonDB migration sync: new tables and tables with new columns come whole."""
+    if not migration:
+        return []
+    known = {t.name for t in tables}
+    wanted = set(migration.get("tables") or [])
+    wanted |= {c.get("table") for c in migration.get("columns") or [] if isinstance(c, dict)}
+    return sorted(wanted & known)
+
+
+def _empty(tables) -> dict:
+    return {t.name: {"created": [], "updated": [], "deleted": []} for t in tables}
+
+
+def _encode_page(state: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+
+def _decode_page(token: str) -> dict:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if (not isinstance(state, dict) or not isinstance(state.get("c"), int)
+                or not isinstance(state.get("t"), int) or state["t"] < 0
+                or not isinstance(state.get("a"), (str, type(None)))):
+            raise ValueError
+        return state
+    except ValueError as exc:
+        raise InvalidInput(errors={"page": ["Not a page token this server issued."]}) from exc

@@ -1,0 +1,110 @@
+"""What replicates to a phone: per table, its columns, its scopes and its sync filter."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Callable
+
+from sqlalchemy import ColumnElement, and_, select
+
+from guideapp.auth import policy
+from guideapp.auth.scope import Actor
+from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
+from guideapp.sync.changelog import region_scope, staff_scope, store_scope, tenant_scope
+from guideapp.tasks.models import Task, TaskTarget
+
+
+@dataclass(frozen=True)
+class SyncTable:
+    name: str
+    model: type
+    columns: tuple[str, ...]
+    since_version: int = 1
+    scopes: Callable[[Actor], list[str]] = field(default=lambda actor: [])
+    extra_filter: Callable[[Actor], ColumnElement[bool]] | None = None
+
+    def in_scope(self, actor: Actor) -> ColumnElement[bool]:
+        """Rows this actor's phone holds: what the policy lets them read, narrowed for sync."""
+        clause = policy.visible(actor, self.model)
+        return and_(clause, self.extra_filter(actor)) if self.extra_filter else clause
+
+
+def _own(actor: Actor) -> list[str]:
+    return [staff_scope(actor.staff_id)] if actor.is_guide else [store_scope(actor.store_id)]
+
+
+def _store_and_own(actor: Actor) -> list[str]:
+    return [store_scope(actor.store_id), staff_scope(actor.staff_id)]
+
+
+def _shared(actor: Actor) -> list[str]:
+    return [tenant_scope(actor.tenant_id), region_scope(actor.region_id),
+            store_scope(actor.store_id), staff_scope(actor.staff_id)]
+
+
+def members_on_phone(actor: Actor) -> ColumnElement[bool]:
+    """A guide carries the cards of members bound to them; a manager the store's."""
+    owner = Member.guide_id == actor.staff_id if actor.is_guide else (
+        Member.store_id == actor.store_id)
+    return and_(owner, Member.state == "active")
+
+
+def _of_members(model):
+    return lambda actor: model.member_id.in_(
+        select(Member.id).where(policy.visible(actor, Member), members_on_phone(actor)))
+
+
+def _tasks_on_phone(actor: Actor) -> ColumnElement[bool]:
+    return Task.state != "cancelled"  # the manager's cancel wins: the phone drops it
+
+
+TABLES: tuple[SyncTable, ...] = (
+    SyncTable("tasks", Task, (
+        "id", "store_id", "assignee_id", "source", "campaign_id", "title", "brief", "starts_at",
+        "due_at", "suggested_material_id", "suggested_reply_id", "state", "result", "note",
+        "proof_url", "completed_at", "done_at_client", "updated_at"),
+        scopes=_store_and_own, extra_filter=_tasks_on_phone),
+    SyncTable("task_targets", TaskTarget, (
+        "id", "task_id", "member_id", "result", "note", "result_at", "done_at_client",
+        "updated_at"), scopes=_store_and_own,
+        extra_filter=lambda actor: TaskTarget.task_id.in_(select(Task.id).where(
+            policy.visible(actor, Task), _tasks_on_phone(actor)))),
+    SyncTable("members", Member, (
+        "id", "name", "phone", "unionid", "gender", "birthday", "tier", "stage",
+        "source_channel", "joined_at", "guide_id", "store_id", "binding_locked_until",
+        "first_order_at", "last_order_at", "last_contact_at", "updated_at"),
+        scopes=_own, extra_filter=members_on_phone),
+    SyncTable("member_tags", MemberTag, ("id", "member_id", "tag_id", "source", "created_at"),
+              scopes=_own, extra_filter=_of_members(MemberTag)),
+    SyncTable("tag_groups", TagGroup, ("id", "name", "store_id", "updated_at"), scopes=_shared),
+    SyncTable("tags", Tag, ("id", "group_id", "store_id", "name", "code", "updated_at"),
+              scopes=_shared),
+    SyncTable("member_notes", MemberNote, (
+        "id", "member_id", "author_id", "body", "noted_at", "created_at", "updated_at"),
+        scopes=_own, extra_filter=_of_members(MemberNote)),
+    SyncTable("orders", Order, (
+        "id", "member_id", "channel", "order_no", "store_id", "amount_fen", "refunded_fen",
+        "items", "ordered_at"), scopes=_own, extra_filter=_of_members(Order)),
+)
+BY_NAME = {table.name: table for table in TABLES}
+CURRENT_SCHEMA_VERSION = max(table.since_version for table in TABLES)
+
+
+def tables_for(schema_version: int) -> list[SyncTable]:
+    return [t for t in TABLES if t.since_version <= schema_version]
+
+
+def raw_record(table: SyncTable, row) -> dict:
+    """A WatermelonDB raw record: flat, snake_case, times as integer milliseconds."""
+    return {column: _raw(getattr(row, column)) for column in table.columns}
+
+
+def _raw(value):
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
