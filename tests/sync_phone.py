@@ -41,6 +41,7 @@ class Phone:
             page = body.get("next_page")
             if not page:
                 break
+        self._rescue(merged)
         if replacement or self.cursor is None:
             for table in merged:
                 self.tables[table] = {k: v for k, v in self.tables.get(table, {}).items()
@@ -57,10 +58,23 @@ class Phone:
         self.cursor = body["timestamp"]
         return merged
 
-    def push(self, key: str | None = None):
+    def _rescue(self, merged: dict) -> None:
+        """The contract's rule for clients: before a pull destroys records changed offline,
+        push them (WatermelonDB would destroy them, edits and all); the server applies them
+        or keeps them as server-wins attempts."""
+        doomed = {table: [i for i in ops["deleted"] if i in self.pending.get(table, {})]
+                  for table, ops in merged.items()}
+        doomed = {table: ids for table, ids in doomed.items() if ids}
+        if doomed and self.cursor is not None:
+            response = self.push(only=doomed)
+            assert response.status_code == 200, response.get_json()
+
+    def push(self, key: str | None = None, only: dict | None = None):
         changes = {}
         for table, entries in self.pending.items():
             for record_id, entry in entries.items():
+                if only is not None and record_id not in only.get(table, ()):
+                    continue
                 record = self.tables.get(table, {}).get(record_id)
                 if record is None:
                     continue
@@ -73,7 +87,10 @@ class Phone:
                                  headers={"Idempotency-Key": key or f"push-{next(_keys)}"})
         if response.status_code == 200:
             self.rejected.update(response.get_json().get("rejected") or {})
-            self.pending = {}
+            for table, entries in changes.items():
+                for op in ("created", "updated", "deleted"):
+                    for record in entries[op]:
+                        self.pending.get(table, {}).pop(record["id"], None)
         return response
 
     def sync(self):

@@ -64,11 +64,29 @@ def test_records_leaving_the_scope_arrive_as_deleted(api, session):
     me, other = staff_by_phone(session, GUIDE), staff_by_phone(session, COLLEAGUE)
     api.post(MANAGER, "/api/v1/members/transfer", json={
         "from_guide_id": me.id, "to_guide_id": other.id, "member_ids": moving})
+    moving_tags = {i for i, t in phone.tables["member_tags"].items() if t["member_id"] in moving}
     changes = phone.pull()
     assert set(moving) <= set(changes["members"]["deleted"])
     assert not set(moving) & set(phone.tables["members"])
+    assert moving_tags <= set(changes["member_tags"]["deleted"])  # the card's parts go too
     colleague.pull()
     assert set(moving) <= set(colleague.tables["members"])
+    assert moving_tags <= set(colleague.tables["member_tags"])
+
+
+def test_offline_work_on_a_record_that_leaves_the_scope_is_kept(api, session):
+    """WatermelonDB destroys records a pull deletes, edits and all: the client pushes them
+    first (tests/sync_phone.py `_rescue`), and the server keeps them as server-wins."""
+    me = staff_by_phone(session, GUIDE)
+    task = make_task(session, store_by_code(session, "SH001"), assignee=me.id)
+    phone = Phone(api, GUIDE)
+    phone.pull()
+    phone.update("tasks", task.id, state="done", result="done", note="离线完成")
+    api.post(MANAGER, f"/api/v1/tasks/{task.id}/cancel")
+    phone.sync()
+    assert task.id not in phone.tables["tasks"]
+    kept = session.scalar(select(SyncRejection).where(SyncRejection.record_id == task.id))
+    assert kept is not None and kept.server_won and kept.payload["note"] == "离线完成"
 
 
 def test_cancelled_task_disappears_from_the_phone(api, session):

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.db import new_id, utcnow
 from guideapp.errors import Conflict, InvalidInput
-from guideapp.members.identity import log_member, member_scopes
+from guideapp.members.identity import log_member, log_member_dependants, member_scopes
 from guideapp.members.models import Binding, Member
 from guideapp.org.models import Staff, Tenant
 from guideapp.sync.changelog import log_changes, staff_scope, store_scope
@@ -43,6 +43,8 @@ def bind(session: Session, *, member: Member, guide: Staff, reason: str,
     member.updated_at = now
     session.flush()
     log_member(session, member, old_scopes=old_scopes)
+    log_member_dependants(session, tenant_id=member.tenant_id, member_ids=[member.id],
+                          scopes={*old_scopes, *member_scopes(member)})
     return binding
 
 
@@ -96,6 +98,8 @@ def transfer_members(session: Session, *, tenant_id: str, from_guide: Staff, to_
               store_scope(from_guide.store_id), store_scope(to_guide.store_id)}
     log_changes(session, tenant_id=tenant_id, table="members",
                 rows=[(mid, scope) for mid in ids for scope in scopes])
+    moved = select(Binding.member_id).where(Binding.transfer_id == transfer_id)
+    log_member_dependants(session, tenant_id=tenant_id, member_ids=moved, scopes=scopes)
     for hook in TRANSFER_HOOKS:  # tasks and other domains follow the members
         hook(session, tenant_id=tenant_id, member_ids=ids, from_guide=from_guide,
              to_guide=to_guide, now=now, whole_book=member_ids is None)

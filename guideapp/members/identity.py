@@ -129,3 +129,18 @@ def _fill_missing_identity(session: Session, member: Member, *, phone, unionid) 
 def _taken(session: Session, member: Member, column, value) -> bool:
     return session.scalar(select(Member.id).where(
         Member.tenant_id == member.tenant_id, column == value, Member.id != member.id)) is not None
+
+
+def log_member_dependants(session: Session, *, tenant_id: str, member_ids, scopes) -> None:
+    """Notes, tags and orders replicate with their member: when the member moves between
+    phones, so must they (set-based: one INSERT ... SELECT per table and scope)."""
+    from sqlalchemy import String, literal
+
+    from guideapp.members.models import MemberNote, MemberTag, Order
+    from guideapp.sync.changelog import log_changes_from_select
+
+    for table, model in (("member_notes", MemberNote), ("member_tags", MemberTag),
+                         ("orders", Order)):
+        for scope in scopes:
+            log_changes_from_select(session, tenant_id=tenant_id, table=table, rows=select(
+                model.id, literal(scope, String)).where(model.member_id.in_(member_ids)))
