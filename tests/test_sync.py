@@ -5,7 +5,7 @@ from guideapp.members.models import MemberNote
 from guideapp.sync import service as sync_service
 from guideapp.sync.models import SyncCounter, SyncRejection
 from guideapp.tasks.models import Task
-from tests.conftest import GUIDE, HQ, MANAGER
+from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE
 from tests.factories import make_task, staff_by_phone, store_by_code
 from tests.sync_phone import Phone
 
@@ -173,6 +173,9 @@ def test_server_wins_on_cancelled_task_and_keeps_the_attempt(api, session):
     session.expire_all()
     assert session.get(Task, task.id).state == "cancelled"
     assert task.id in phone.pull()["tasks"]["deleted"]
+    for caller, sees in ((GUIDE, True), (MANAGER, True), (HQ, True), (OTHER_GUIDE, False)):
+        items = api.get(caller, "/api/v1/sync/rejections").get_json()["items"]
+        assert (task.id in [i["record_id"] for i in items]) is sees, caller
 
 
 def test_out_of_scope_writes_are_refused_per_record(api, session):

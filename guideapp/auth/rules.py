@@ -159,3 +159,17 @@ for _model in (Campaign, SopRule, CalendarItem):
     # HQ plans; managers and guides see the plan only through the tasks it makes.
     read_rule(_model)(lambda actor: true() if actor.is_hq else false())
     write_rule(_model)(lambda actor, record, action: actor.is_hq)
+
+
+# --- sync ---------------------------------------------------------------------------
+
+from guideapp.sync.models import SyncRejection  # noqa: E402
+
+
+@read_rule(SyncRejection)
+def _sync_rejections(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return SyncRejection.staff_id.in_(select(Staff.id).where(Staff.store_id == actor.store_id))
+    return SyncRejection.staff_id == actor.staff_id

@@ -4,6 +4,7 @@ from flask.views import MethodView
 
 from guideapp.errors import InvalidInput
 from guideapp.extensions import Blueprint
+from guideapp.pagination import CursorArgsSchema
 from guideapp.sync import push as push_service
 from guideapp.sync import schemas as s
 from guideapp.sync import service
@@ -34,3 +35,12 @@ class Push(MethodView):
                                errors={"Idempotency-Key": ["Required for sync pushes."]})
         return push_service.push(db_session(), actor=current_actor(),
                                  last_pulled_at=args["last_pulled_at"], changes=body["changes"])
+
+
+@blp.route("/rejections")
+class Rejections(MethodView):
+    @blp.arguments(CursorArgsSchema, location="query")
+    @blp.response(200, s.RejectionPageSchema)
+    def get(self, args):
+        """Offline edits kept but not applied (server won, or out of scope), newest first"""
+        return service.list_rejections(db_session(), actor=current_actor(), **args)

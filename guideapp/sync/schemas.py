@@ -5,6 +5,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema
+from guideapp.pagination import page_schema
 
 
 class Cursor(fields.Field):
@@ -62,3 +63,18 @@ class PullResponseSchema(Schema):
 class PushResponseSchema(Schema):
     experimentalRejectedIds = fields.Dict()
     rejected = fields.Dict()
+
+
+class RejectionSchema(Schema):
+    id = fields.Integer()
+    staff_id = fields.String()
+    table_name = fields.String()
+    record_id = fields.String()
+    operation = fields.String()
+    reason = fields.String()
+    server_won = fields.Boolean()
+    payload = fields.Dict()
+    created_at = fields.DateTime()
+
+
+RejectionPageSchema = page_schema(RejectionSchema, "SyncRejectionPage")

@@ -143,3 +143,14 @@ def _decode_page(token: str) -> dict:
         return state
     except ValueError as exc:
         raise InvalidInput(errors={"page": ["Not a page token this server issued."]}) from exc
+
+
+def list_rejections(session: Session, *, actor: Actor, limit: int, cursor: str | None):
+    """Offline edits the server kept but did not apply: guides see theirs, managers the
+    store's, HQ the tenant's."""
+    from guideapp.auth import policy
+    from guideapp.pagination import paginate
+    from guideapp.sync.models import SyncRejection
+
+    return paginate(session, policy.scoped_select(actor, SyncRejection), [SyncRejection.id],
+                    limit=limit, cursor=cursor, descending=True)
