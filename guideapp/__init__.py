@@ -7,6 +7,7 @@ from guideapp.config import Config
 from guideapp.db import make_engine, make_sessionmaker
 from guideapp.extensions import Api
 from guideapp.logs import configure_logging
+from guideapp.storage import LocalStorage
 from guideapp import wiring  # noqa: F401  (cross-domain hooks)
 
 
@@ -26,7 +27,8 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         make_sessionmaker(engine) if bind is None
         else make_sessionmaker(bind, join_transaction_mode="create_savepoint")
     )
-    app.extensions["guideapp"] = {"engine": engine, "sessionmaker": sessionmaker}
+    app.extensions["guideapp"] = {"engine": engine, "sessionmaker": sessionmaker,
+                                  "storage": LocalStorage(app.config["UPLOAD_DIR"])}
 
     api = Api(app)
     app.extensions["guideapp"]["api"] = api
@@ -42,19 +44,27 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
 
     register_cli(app)
     app.cli.add_command(scheduler_cli)
+    from guideapp.commissions.cli import commissions_cli
+
+    app.cli.add_command(commissions_cli)
     return app
 
 
 def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
     from guideapp.auth.routes import blp as auth_blp
+    from guideapp.commissions.routes import blp as commissions_blp
+    from guideapp.materials.routes import blp as materials_blp
     from guideapp.members.routes import blp as members_blp
     from guideapp.org.routes import blp as org_blp
+    from guideapp.replies.routes import blp as replies_blp
+    from guideapp.scans.routes import blp as scans_blp
     from guideapp.sync.routes import blp as sync_blp
     from guideapp.tasks.routes import blp as tasks_blp
 
     app.register_blueprint(health.blp)
-    for blp in (auth_blp, org_blp, members_blp, tasks_blp, sync_blp):
+    for blp in (auth_blp, org_blp, members_blp, tasks_blp, sync_blp, materials_blp, scans_blp,
+                replies_blp, commissions_blp):
         api.register_blueprint(blp)
 
 

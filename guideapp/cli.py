@@ -1,4 +1,4 @@
-"""Flask commands: database migrations and the demo tenant."""
+"""Flask commands: database migrations, the demo tenant and bulk imports."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +14,7 @@ from guideapp.migrations import alembic_config
 
 db_cli = AppGroup("db", help="Database schema (alembic migrations).")
 demo_cli = AppGroup("demo", help="The demo tenant.")
+import_cli = AppGroup("import", help="Bulk import of members and orders (CSV / .xlsx).")
 
 
 def _session():
@@ -56,6 +57,65 @@ def demo_logins():
         click.echo(f"  {phone}  {who}")
 
 
+def _import_command(kind: str):
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--tenant", "tenant_slug", default="stride", show_default=True,
+                  help="Slug of the brand group to import into.")
+    @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
+    def command_(file: Path, tenant_slug: str, dry_run: bool):
+        report = _run_import(kind, file, tenant_slug, dry_run)
+        _echo_report(report, file)
+        if report["failed"]:
+            raise SystemExit(1)
+
+    command_.__doc__ = f"Import {kind} from FILE (.csv UTF-8 / UTF-8-BOM / GBK, or .xlsx)."
+    return import_cli.command(kind)(command_)
+
+
+def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool) -> dict:
+    from sqlalchemy import select
+
+    from guideapp.errors import InvalidInput
+    from guideapp.members.imports import run_import
+    from guideapp.org.models import Tenant
+
+    with _session() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
+        if tenant_id is None:
+            raise click.ClickException(f"No brand group with slug '{tenant_slug}'.")
+        options = dict(tenant_id=tenant_id, kind=kind, filename=file.name,
+                       content=file.read_bytes(), dry_run=dry_run)
+        try:
+            if dry_run:
+                report = run_import(session, **options)
+                session.rollback()
+            else:
+                with transaction(session):
+                    report = run_import(session, **options)
+        except InvalidInput as exc:
+            details = "; ".join(m for ms in (exc.errors or {}).values() for m in ms)
+            raise click.ClickException(details or exc.message) from exc
+    return report
+
+
+def _echo_report(report: dict, file: Path, limit: int = 50) -> None:
+    mode = "dry run, nothing written" if report["dry_run"] else "written"
+    click.echo(f"{report['kind']} import of {file.name} ({mode})")
+    click.echo(f"  rows {report['rows']}  imported {report['imported']}  "
+               f"updated {report['updated']}  failed {report['failed']}")
+    errors = report["errors"]
+    if errors:
+        shown = f"first {limit} of {len(errors)}" if len(errors) > limit else len(errors)
+        click.echo(f"errors ({shown}):")
+        for error in errors[:limit]:
+            click.echo(f"  row {error['row']:>6}  {error['field']:<15} {error['message']}")
+
+
+import_members = _import_command("members")
+import_orders = _import_command("orders")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(import_cli)

@@ -25,6 +25,13 @@ class Config:
     LOGIN_MAX_FAILURES_PER_ADDRESS = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
     IDEMPOTENCY_KEY_TTL_SECONDS = _env_int("GUIDEAPP_IDEMPOTENCY_TTL", 24 * 3600)
     LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
+    # Channel codes: the URL in each QR code, and the public scan endpoint's fixed-window limits.
+    SCAN_BASE_URL = os.environ.get("GUIDEAPP_SCAN_BASE_URL", "http://127.0.0.1:8000/s/")
+    SCAN_RATE_WINDOW_SECONDS = _env_int("GUIDEAPP_SCAN_RATE_WINDOW", 60)
+    SCAN_RATE_PER_CODE = _env_int("GUIDEAPP_SCAN_RATE_PER_CODE", 6000)
+    SCAN_RATE_PER_ADDRESS = _env_int("GUIDEAPP_SCAN_RATE_PER_ADDRESS", 60)
+    UPLOAD_DIR = os.environ.get("GUIDEAPP_UPLOAD_DIR", str(PROJECT_ROOT / "instance" / "uploads"))
+    MAX_CONTENT_LENGTH = 110 * 1024 * 1024  # the largest upload (video) plus headroom
 
     # flask-smorest / OpenAPI
     API_TITLE = "guideapp"

@@ -1,6 +1,7 @@
 """Declarative base, engines, sessions and the one place a transaction commits."""
 from __future__ import annotations
 
+import json
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -56,7 +57,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False)  # Chinese text stays searchable as text
+
+
 def make_engine(url: str, **kwargs) -> Engine:
+    kwargs.setdefault("json_serializer", _json)
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
         _make_sqlite_transactional(engine)

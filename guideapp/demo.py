@@ -8,10 +8,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth.passwords import hash_password
+from guideapp.commissions.demo import load_commission_rules
 from guideapp.db import new_id
+from guideapp.materials.demo import load_materials
 from guideapp.members.demo import load_members
+from guideapp.replies.demo import load_replies
 from guideapp.org.models import Brand, Region, Staff, Store, StoreTag, Tenant
 from guideapp.org.service import create_tenant
+from guideapp.scans.demo import load_codes
 from guideapp.sync.changelog import log_changes, store_scope, tenant_scope
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -69,4 +73,8 @@ def load_demo(session: Session, fixtures: Path) -> Tenant | None:
     log_changes(session, tenant_id=tenant.id, table="staff",
                 rows=[(r["id"], store_scope(r["store_id"]) if r["store_id"]
                        else tenant_scope(tenant.id)) for r in staff_rows])
+    load_materials(session, tenant_id=tenant.id)
+    load_codes(session, fixtures, tenant_id=tenant.id)
+    load_replies(session, tenant_id=tenant.id)
+    load_commission_rules(session, tenant_id=tenant.id)
     return tenant

@@ -2,8 +2,10 @@
 from datetime import timezone
 
 import marshmallow as ma
+from flask import request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
+from flask_smorest.exceptions import PreconditionRequired
 
 from guideapp.errors import register_error_handlers
 
@@ -15,7 +17,20 @@ class Api(_Api):
 
 
 class Blueprint(_Blueprint):
-    """flask-smorest Blueprint; `public` marks a view that needs no login."""
+    """flask-smorest Blueprint; `public` marks a view that needs no login.
+
+    ETags are checked after the record is found, so a foreign id is 404 whatever the
+    headers: flask-smorest asks for If-Match (428) before the view runs; here check_etag
+    asks for it once the record is known to be visible (404, then 428 / 412).
+    """
+
+    def _check_precondition(self):
+        return None
+
+    def check_etag(self, etag_data, etag_schema=None):
+        if not request.if_match:
+            raise PreconditionRequired
+        return super().check_etag(etag_data, etag_schema)
 
     @staticmethod
     def public(view):

@@ -1,10 +1,14 @@
 """Every model module, imported once so Base.metadata is complete (alembic, tests)."""
 from guideapp.auth import models as auth_models  # noqa: F401
+from guideapp.commissions import models as commissions_models  # noqa: F401
 from guideapp.db import Base
 from guideapp.idempotency import models as idempotency_models  # noqa: F401
+from guideapp.materials import models as materials_models  # noqa: F401
 from guideapp.members import models as members_models  # noqa: F401
 from guideapp.org import models as org_models  # noqa: F401
+from guideapp.scans import models as scans_models  # noqa: F401
 from guideapp.tasks import models as tasks_models  # noqa: F401
+from guideapp.replies import models as replies_models  # noqa: F401
 from guideapp.sync import models as sync_models  # noqa: F401
 
 metadata = Base.metadata

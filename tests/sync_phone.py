@@ -86,10 +86,13 @@ class Phone:
                                  json={"changes": changes},
                                  headers={"Idempotency-Key": key or f"push-{next(_keys)}"})
         if response.status_code == 200:
+            rejected = response.get_json().get("experimentalRejectedIds") or {}
             self.rejected.update(response.get_json().get("rejected") or {})
             for table, entries in changes.items():
                 for op in ("created", "updated", "deleted"):
                     for record in entries[op]:
+                        if record["id"] in rejected.get(table, ()):
+                            continue  # like WatermelonDB: a rejected record stays unsent
                         self.pending.get(table, {}).pop(record["id"], None)
         return response
 

@@ -3,6 +3,8 @@
 SCOPED_ROUTES must list every API route that takes a record id; test_every_id_route_is_covered
 fails when a new route lands without its scoping cases here.
 """
+import tempfile
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,10 +12,16 @@ from sqlalchemy import select
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
+from guideapp.materials.models import Material, StoredUpload
 from guideapp.members.models import Member, Tag, TagGroup
 from guideapp.org.models import Staff, Store
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE, RIVAL_GUIDE, RIVAL_HQ, RIVAL_MANAGER
 from guideapp.tasks.models import Campaign, SopRule, Task
+from guideapp.scans.models import ScanCode
+from guideapp.replies.models import QuickReply
+from tests.scan_factories import make_code
+from guideapp.commissions.models import CommissionEntry, CommissionRule, CommissionSettlement
+from tests.commission_factories import foreign_commissions
 from tests.factories import (
     make_plans, make_task, member_of, staff_by_phone, store_by_code, tag_group_of,
 )
@@ -22,6 +30,11 @@ COLLEAGUE = "13913775684"  # another guide of SH001 (fixtures/demo/staff.json)
 NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>"}
 MODELS = {"store": Store, "staff": Staff, "member": Member, "tag_group": TagGroup,
           "task": Task, "campaign": Campaign, "sop_rule": SopRule}
+MODELS["scan_code"] = ScanCode
+MODELS.update(material=Material, upload=StoredUpload)
+MODELS["quick_reply"] = QuickReply
+MODELS.update(commission_entry=CommissionEntry, commission_rule=CommissionRule,
+              commission_settlement=CommissionSettlement)
 
 
 def _body(kind_of_body, session):
@@ -63,12 +76,70 @@ SCOPED_ROUTES = {
     "/api/v1/campaigns/<campaign_id>/publish": ("campaign", [("POST", None)]),
     "/api/v1/campaigns/<campaign_id>/cancel": ("campaign", [("POST", None)]),
     "/api/v1/sop-rules/<rule_id>/active": ("sop_rule", [("POST", "inactive")]),
+    "/api/v1/codes/<code_id>": ("scan_code", [("GET", None), ("PATCH", "inactive")]),
+    "/api/v1/codes/<code_id>/qr.png": ("scan_code", [("GET", None)]),
+    "/api/v1/codes/<code_id>/qr.svg": ("scan_code", [("GET", None)]),
+    "/api/v1/codes/<code_id>/stats": ("scan_code", [("GET", None)]),
 }
+SCOPED_ROUTES.update({
+    "/api/v1/materials/<material_id>": ("material", [("GET", None), ("PATCH", {"title": "改"})]),
+    "/api/v1/materials/<material_id>/shares": ("material", [("POST", {"channel": "moments"})]),
+    "/api/v1/uploads/<upload_id>": ("upload", [("GET", None)]),
+})
+SCOPED_ROUTES.update({
+    "/api/v1/quick-replies/<reply_id>": ("quick_reply", [
+        ("GET", None), ("PATCH", {"title": "改"}), ("DELETE", None)]),
+    "/api/v1/quick-replies/<reply_id>/render": ("quick_reply", [("POST", {"member_id": "any"})]),
+})
+SCOPED_ROUTES.update({
+    "/api/v1/commissions/entries/<entry_id>": ("commission_entry", [("GET", None)]),
+    "/api/v1/commissions/rules/<rule_id>": ("commission_rule", [("GET", None)]),
+    "/api/v1/commissions/rules/<rule_id>/versions": ("commission_rule", [
+        ("POST", {"amount_fen": 1})]),
+    "/api/v1/commissions/settlements/<settlement_id>": ("commission_settlement", [("GET", None)]),
+    "/api/v1/commissions/settlements/<settlement_id>/approve": ("commission_settlement", [
+        ("POST", None)]),
+    "/api/v1/commissions/settlements/<settlement_id>/statements": ("commission_settlement", [
+        ("GET", None)]),
+    "/api/v1/commissions/settlements/<settlement_id>/export": ("commission_settlement", [
+        ("GET", None)]),
+})
+
+
+def _foreign_materials(session, caller, kind):
+    """Materials aimed at another store or tenant; files of another tenant."""
+    from guideapp.materials.service import create_material, store_upload
+    from guideapp.storage import LocalStorage
+
+    def made_by(phone, **data):
+        actor = Actor.for_staff(staff_by_phone(session, phone))
+        if kind == "upload":
+            storage = LocalStorage(tempfile.mkdtemp())
+            return store_upload(session, actor=actor, storage=storage, filename="a.png",
+                                data=b"\x89PNG\r\n\x1a\n" + phone.encode()).id
+        return create_material(session, actor=actor, data={
+            "kind": "text", "title": "别人的", "body": "x", **data}).id
+
+    rival = made_by(RIVAL_HQ, target={"all": True})
+    if caller == RIVAL_HQ:
+        return [made_by(HQ, target={"all": True})]
+    if caller == HQ or kind == "upload":
+        return [rival]  # files are tenant-wide content
+    bj_only = made_by(HQ, target={"store_ids": [store_by_code(session, "BJ001").id]})
+    return [rival, bj_only, made_by(OTHER_GUIDE, level="personal")]
 
 
 def _foreign(session, caller, kind):
     """Ids of `kind` records the caller must not see: other store, other tenant."""
     bj, rival_store = store_by_code(session, "BJ001"), store_by_code(session, "SH001", "rival")
+    if kind in ("material", "upload"):
+        return _foreign_materials(session, caller, kind)
+    if kind == "quick_reply":
+        return _foreign_replies(session, caller, bj, rival_store)
+    if kind.startswith("commission_"):
+        return foreign_commissions(session, caller, kind)
+    if kind == "scan_code":
+        return _foreign_codes(session, caller, bj, rival_store)
     if kind in ("task", "campaign", "sop_rule"):
         return _foreign_plans(session, caller, kind, bj, rival_store)
     stride_records = {
@@ -112,6 +183,37 @@ def _foreign_plans(session, caller, kind, bj, rival_store):
     if caller == HQ:
         return [rival_plans[index].id]
     return [stride_plans[index].id, rival_plans[index].id]  # plans are HQ's alone
+
+
+def _foreign_codes(session, caller, bj, rival_store):
+    rival = make_code(session, author_phone=RIVAL_HQ, kind="store", store=rival_store).id
+    beijing = make_code(session, author_phone=HQ, kind="store", store=bj).id
+    lbs = make_code(session, author_phone=HQ, kind="lbs").id
+    colleague = make_code(session, author_phone=HQ, kind="guide", guide_phone=COLLEAGUE).id
+    return {RIVAL_HQ: [beijing, lbs], HQ: [rival], MANAGER: [rival, beijing, lbs]}.get(
+        caller, [rival, beijing, lbs, colleague])
+
+
+def _foreign_replies(session, caller, bj, rival_store):
+    """HQ's, a store's and personal replies: each caller gets the ones outside their reach."""
+    def reply(store, level, store_id=None, staff_phone=None):
+        owner = staff_by_phone(session, staff_phone).id if staff_phone else None
+        record = QuickReply(tenant_id=store.tenant_id, level=level, scene="greeting",
+                            owner_store_id=store_id, owner_staff_id=owner, title="t",
+                            body="{member.name}", tag_ids=[])
+        session.add(record)
+        session.flush()
+        return record.id
+
+    sh = store_by_code(session, "SH001")
+    rival_hq, stride_hq = reply(rival_store, "hq"), reply(sh, "hq")
+    sh_store, bj_store = reply(sh, "store", sh.id), reply(bj, "store", bj.id)
+    guides_own = reply(sh, "personal", staff_phone=GUIDE)
+    colleagues_own = reply(sh, "personal", staff_phone=COLLEAGUE)
+    return {GUIDE: [rival_hq, bj_store, colleagues_own],
+            MANAGER: [rival_hq, bj_store, guides_own],
+            HQ: [rival_hq, guides_own],
+            RIVAL_HQ: [stride_hq, sh_store]}[caller]
 
 
 def test_every_id_route_is_covered(app):

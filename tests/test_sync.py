@@ -192,6 +192,12 @@ def test_out_of_scope_writes_are_refused_per_record(api, session):
     assert "scope" in body["rejected"]["member_notes"]["n-stranger"]
     assert session.get(MemberNote, "n-mine") is not None
     assert session.get(MemberNote, "n-stranger") is None
+    # WatermelonDB keeps a refused record unsent; the next syncs must not wedge on it.
+    phone.sync()
+    phone.sync()
+    assert not any(phone.pending.values()) and "n-stranger" not in phone.tables["member_notes"]
+    kept = session.scalars(select(SyncRejection).where(SyncRejection.record_id == "n-stranger"))
+    assert len(kept.all()) == 2  # refused once, then kept once more when the pull removed it
 
 
 def test_bad_pushes_are_4xx_and_write_nothing(api):

@@ -1,6 +1,8 @@
 """A real WatermelonDB client (clients/watermelon/harness.mjs, LokiJS in memory under Node)
 syncs against the real app served over HTTP on loopback: first sync, offline edits on two
-phones, a 409 conflict, a retried push after a lost response, and a member transfer.
+phones, a 409 conflict, a retried push after a lost response, a member transfer (with its
+notes, tags and orders), and offline work on records a pull deletes (a cancelled task, a
+note on a member transferred away), which the client pushes before WatermelonDB destroys it.
 
 The harness needs `npm ci --prefix clients/watermelon` (done by .ci/run). Without its
 node_modules the test is skipped locally and fails in CI (CI=true).
@@ -110,7 +112,9 @@ def test_watermelondb_client_syncs_with_the_server(tmp_path, monkeypatch):
     print(output)
     assert run.returncode == 0, f"harness exited with {run.returncode}\n{output}"
     lines = run.stdout.strip().splitlines()
-    assert lines[-1] == "5 passed, 0 failed", output
+    assert lines[-1] == "7 passed, 0 failed", output
+    for name in "abcdefg":
+        assert any(line.startswith(f"ok {name} ") for line in lines), f"no {name}\n{output}"
     first_sync = next(line for line in lines if line.startswith("ok a "))
     pages = int(re.search(r"(\d+) page\(s\)", first_sync).group(1))
     assert pages > 1, f"the first sync should have been paged\n{output}"

@@ -173,3 +173,160 @@ def _sync_rejections(actor):
     if actor.is_manager:
         return SyncRejection.staff_id.in_(select(Staff.id).where(Staff.store_id == actor.store_id))
     return SyncRejection.staff_id == actor.staff_id
+
+
+# --- materials ----------------------------------------------------------------------
+
+from guideapp.materials.models import (  # noqa: E402
+    Material, MaterialAudience, MaterialCategory, Share, StoredUpload,
+)
+
+
+def _scopes_of(actor):
+    return [f"t:{actor.tenant_id}", f"r:{actor.region_id}", f"s:{actor.store_id}",
+            f"g:{actor.staff_id}"]
+
+
+@read_rule(Material)
+def _materials(actor):
+    if actor.is_hq:
+        return true()
+    return Material.id.in_(select(MaterialAudience.material_id).where(
+        MaterialAudience.scope.in_(_scopes_of(actor))))
+
+
+@write_rule(Material)
+def _material_writes(actor, material, action):
+    if material.level == "hq":
+        return actor.is_hq
+    if material.level == "store":
+        return (actor.is_hq or actor.is_manager) and (
+            actor.is_hq or material.owner_store_id == actor.store_id)
+    return material.owner_staff_id == actor.staff_id
+
+
+read_rule(MaterialCategory)(lambda actor: true())
+write_rule(MaterialCategory)(lambda actor, record, action: actor.is_hq)
+read_rule(StoredUpload)(lambda actor: true())  # tenant-wide: files are shared content
+
+
+@read_rule(Share)
+def _shares(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return Share.store_id == actor.store_id
+    return Share.staff_id == actor.staff_id
+
+
+# --- quick replies ---------------------------------------------------------------------
+
+from guideapp.replies.models import QuickReply, ReplyCategory  # noqa: E402
+
+read_rule(ReplyCategory)(_store_or_hq_level(ReplyCategory))
+
+
+@write_rule(ReplyCategory)
+def _reply_category_writes(actor, category, action):
+    if category.store_id is None:
+        return actor.is_hq
+    return actor.is_manager and category.store_id == actor.store_id
+
+
+@read_rule(QuickReply)
+def _quick_replies(actor):
+    # HQ's replies, the store's (every store's for HQ) and the caller's own personal ones;
+    # personal replies stay private to their owner, managers and HQ included.
+    store = QuickReply.level == "store"
+    if not actor.is_hq:
+        store = and_(store, QuickReply.owner_store_id == actor.store_id)
+    mine = and_(QuickReply.level == "personal", QuickReply.owner_staff_id == actor.staff_id)
+    return or_(QuickReply.level == "hq", store, mine)
+
+
+@write_rule(QuickReply)
+def _quick_reply_writes(actor, reply, action):
+    if reply.level == "hq":
+        return actor.is_hq
+    if reply.level == "store":
+        return actor.is_manager and reply.owner_store_id == actor.store_id
+    return reply.level == "personal" and reply.owner_staff_id == actor.staff_id
+
+
+# --- scans ----------------------------------------------------------------------------
+
+from guideapp.scans.models import Scan, ScanCode  # noqa: E402
+
+
+@read_rule(ScanCode)
+def _scan_codes(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return ScanCode.store_id == actor.store_id
+    return ScanCode.guide_id == actor.staff_id  # a guide's own personal code(s)
+
+
+@write_rule(ScanCode)
+def _scan_code_writes(actor, code, action):
+    if actor.is_hq:
+        return True
+    # Managers make and keep their own store's store and guide codes; LBS codes are HQ's.
+    return actor.is_manager and code.kind in ("store", "guide") and code.store_id == actor.store_id
+
+
+@read_rule(Scan)
+def _scans(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return Scan.store_id == actor.store_id
+    return Scan.guide_id == actor.staff_id
+
+
+# --- commissions --------------------------------------------------------------------
+
+from guideapp.commissions.models import (  # noqa: E402
+    CommissionEntry, CommissionRecruit, CommissionRule, CommissionSettlement, CommissionStatement,
+)
+
+
+def _own_or_store(model):
+    # Guides see their own earnings and recruits, managers their store's, HQ the tenant's.
+    def rule(actor):
+        if actor.is_hq:
+            return true()
+        if actor.is_manager:
+            return model.store_id == actor.store_id
+        return model.guide_id == actor.staff_id
+    return rule
+
+
+read_rule(CommissionEntry)(_own_or_store(CommissionEntry))
+read_rule(CommissionRecruit)(_own_or_store(CommissionRecruit))
+
+
+@read_rule(CommissionRule)
+def _commission_rules(actor):
+    if actor.is_hq:
+        return true()
+    # Staff see the rules they can earn under: tenant-wide, campaign, their region or store.
+    return or_(CommissionRule.scope.in_(("tenant", "campaign")),
+               and_(CommissionRule.scope == "region", CommissionRule.scope_id == actor.region_id),
+               and_(CommissionRule.scope == "store", CommissionRule.scope_id == actor.store_id))
+
+
+@read_rule(CommissionStatement)
+def _commission_statements(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return CommissionStatement.store_id == actor.store_id
+    return and_(CommissionStatement.level == "guide",
+                CommissionStatement.subject_id == actor.staff_id)
+
+
+# Only HQ writes rules and settles; settlements are HQ's to read (staff read statements).
+read_rule(CommissionSettlement)(lambda actor: true() if actor.is_hq else false())
+for _model in (CommissionRule, CommissionSettlement):
+    write_rule(_model)(lambda actor, record, action: actor.is_hq)

@@ -26,13 +26,26 @@ CARD_SECTIONS: list = []
 RECRUIT_HOOKS: list = []
 
 
+VISIBLE_CACHE = "visible_members"
+
+
+def prefetch_visible(session: Session, *, actor: Actor, member_ids) -> None:
+    """Check visibility of many members in one query (a sync push names hundreds)."""
+    cache = session.info.setdefault(VISIBLE_CACHE, {})
+    for member in session.scalars(policy.scoped_select(actor, Member).where(
+            Member.id.in_(list(member_ids)))):
+        cache[(actor.staff_id, member.id)] = member
+
+
 def get_member(session: Session, *, actor: Actor, member_id: str, action: str | None = None):
     """A visible member; a merged-away id resolves to its survivor."""
-    member = session.get(Member, member_id)
-    if member is not None and member.merged_into_id:
-        member = follow_merges(session, member)
-        member_id = member.id
-    member = policy.get_visible(session, actor, Member, member_id, label="Member")
+    member = session.info.get(VISIBLE_CACHE, {}).get((actor.staff_id, member_id))
+    if member is None:
+        member = session.get(Member, member_id)
+        if member is not None and member.merged_into_id:
+            member = follow_merges(session, member)
+            member_id = member.id
+        member = policy.get_visible(session, actor, Member, member_id, label="Member")
     if action:
         policy.require_write(actor, member, action)
     return member
@@ -144,9 +157,11 @@ def _today(session: Session, tenant_id: str) -> date:
 
 
 def add_note(session: Session, *, actor: Actor, member_id: str, body: str,
-             noted_at: datetime | None = None, note_id: str | None = None) -> MemberNote:
+             noted_at: datetime | None = None, note_id: str | None = None,
+             known_new: bool = False) -> MemberNote:
+    """`known_new`: the caller checked in bulk that `note_id` is not taken (sync push)."""
     member = get_member(session, actor=actor, member_id=member_id, action="note")
-    if note_id and (existing := session.get(MemberNote, note_id)) is not None:
+    if note_id and not known_new and (existing := session.get(MemberNote, note_id)) is not None:
         if existing.member_id != member.id or existing.author_id != actor.staff_id:
             raise InvalidInput(errors={"id": ["This note id belongs to another note."]})
         return existing  # a retried push: the note is there already
@@ -155,8 +170,11 @@ def add_note(session: Session, *, actor: Actor, member_id: str, body: str,
     if note_id:
         note.id = note_id
     session.add(note)
-    member.last_contact_at = utcnow()
-    session.flush()
+    now = utcnow()
+    if member.last_contact_at is None or member.last_contact_at < now - timedelta(minutes=1):
+        member.last_contact_at = now  # one write per member, not one per note of a batch
+    if not known_new:
+        session.flush()  # REST answers with the stored row; a push flushes once at the end
     log_member(session, member)
     log_member(session, member, table="member_notes", record_id=note.id)
     return note

@@ -49,14 +49,15 @@ def server_wins(session: Session, actor: Actor, changes: dict,
             reason = _task_gone(actor, task)
             if reason:
                 found[("task_targets", target.id)] = reason
+    owners = _members_named(session, changes)
     for table in ("members", "member_notes", "member_tags"):
         for operation in ("created", "updated", "deleted"):
             for record in (changes.get(table) or {}).get(operation) or []:
-                member = _member_of(session, table, record, operation)
+                record_id = record if operation == "deleted" else record["id"]
+                member = owners.get((table, record_id))
                 if (member is not None and member.tenant_id == actor.tenant_id
                         and actor.is_guide and member.guide_id != actor.staff_id
                         and _left_since(session, actor, member.id, last_pulled_at)):
-                    record_id = record if operation == "deleted" else record["id"]
                     found[(table, record_id)] = "The member is no longer bound to you."
     return found
 
@@ -83,14 +84,27 @@ def _task_gone(actor: Actor, task: Task) -> str | None:
     return None
 
 
-def _member_of(session, table, record, operation) -> Member | None:
-    if table == "members":
-        return session.get(Member, record if operation == "deleted" else record["id"])
-    model = MemberNote if table == "member_notes" else MemberTag
-    row = session.get(model, record if operation == "deleted" else record["id"])
-    member_id = row.member_id if row is not None else (
-        record.get("member_id") if isinstance(record, dict) else None)
-    return session.get(Member, member_id) if isinstance(member_id, str) else None
+def _members_named(session, changes) -> dict[tuple[str, str], Member]:
+    """(table, record id) -> the member the pushed record belongs to, in a few queries."""
+    wanted: dict[tuple[str, str], str] = {}
+    for table, model in (("member_notes", MemberNote), ("member_tags", MemberTag)):
+        ops = changes.get(table) or {}
+        records = {r["id"]: r for op in ("created", "updated") for r in ops.get(op) or []}
+        ids = list(records) + list(ops.get("deleted") or [])
+        stored = dict(session.execute(select(model.id, model.member_id).where(
+            model.id.in_(ids))).all()) if ids else {}
+        for record_id in ids:
+            member_id = stored.get(record_id) or (records.get(record_id) or {}).get("member_id")
+            if isinstance(member_id, str):
+                wanted[(table, record_id)] = member_id
+    ops = changes.get("members") or {}
+    for record_id in [r["id"] for op in ("created", "updated") for r in ops.get(op) or []] + \
+            list(ops.get("deleted") or []):
+        wanted[("members", record_id)] = record_id
+    ids = set(wanted.values())
+    loaded = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(ids)))} \
+        if ids else {}
+    return {key: loaded[mid] for key, mid in wanted.items() if mid in loaded}
 
 
 # --- members ------------------------------------------------------------------------
@@ -115,12 +129,35 @@ def _member_updated(session, actor, record):
 
 # --- notes and tags -------------------------------------------------------------------
 
+def prepare(session: Session, actor: Actor, changes: dict) -> None:
+    """Bulk look-ups for a push: existing note ids and the members records name."""
+    notes = (changes.get("member_notes") or {}).get("created") or []
+    ids = [r["id"] for r in notes]
+    session.info[EXISTING_NOTES] = set(session.scalars(select(MemberNote.id).where(
+        MemberNote.id.in_(ids)))) if ids else set()
+    member_ids = {r.get("member_id") for table in ("member_notes", "member_tags")
+                  for r in (changes.get(table) or {}).get("created") or []}
+    member_ids.discard(None)
+    if member_ids:
+        members.prefetch_visible(session, actor=actor, member_ids=member_ids)
+
+
+def finish(session: Session) -> None:
+    session.info.pop(EXISTING_NOTES, None)
+    session.info.pop(members.VISIBLE_CACHE, None)
+
+
+EXISTING_NOTES = "push_existing_notes"
+
+
 def _note_created(session, actor, record):
-    if session.get(MemberNote, record["id"]) is not None:
+    existing = session.info.get(EXISTING_NOTES)
+    if (record["id"] in existing) if existing is not None else (
+            session.get(MemberNote, record["id"]) is not None):
         return _note_updated(session, actor, record)
     members.add_note(session, actor=actor, member_id=_text(record, "member_id", required=True),
                      body=_text(record, "body", required=True), noted_at=_time(record, "noted_at"),
-                     note_id=record["id"])
+                     note_id=record["id"], known_new=existing is not None)
 
 
 def _note_updated(session, actor, record):
@@ -167,7 +204,17 @@ def _target_updated(session, actor, record):
                             done_at=_time(record, "done_at_client"))
 
 
+def _share_created(session, actor, record):
+    from guideapp.materials.service import record_share
+
+    record_share(session, actor=actor, material_id=_text(record, "material_id", required=True),
+                 channel=_text(record, "channel", required=True),
+                 member_id=_text(record, "member_id"), share_id=record["id"],
+                 shared_at_client=_time(record, "shared_at"))
+
+
 _HANDLERS = {
+    ("shares", "created"): _share_created,
     ("members", "created"): _member_created, ("members", "updated"): _member_updated,
     ("member_notes", "created"): _note_created, ("member_notes", "updated"): _note_updated,
     ("member_notes", "deleted"): _note_deleted,

@@ -66,6 +66,15 @@ def log_changes_from_select(session: Session, *, tenant_id: str, table: str, row
     session.info.setdefault(PENDING_SELECTS, []).append((tenant_id, table, rows, deleted))
 
 
+def snapshot_pending(session: Session) -> tuple[dict, list]:
+    """What is noted so far, to restore if a savepoint holding later notes rolls back."""
+    return dict(session.info.get(PENDING, {})), list(session.info.get(PENDING_SELECTS, []))
+
+
+def restore_pending(session: Session, snapshot: tuple[dict, list]) -> None:
+    session.info[PENDING], session.info[PENDING_SELECTS] = dict(snapshot[0]), list(snapshot[1])
+
+
 def stamp_pending_changes(session: Session) -> None:
     """Bump each touched tenant's counter (row-locked until commit) and write the log rows."""
     pending: dict = session.info.pop(PENDING, None) or {}

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
 from guideapp.errors import Conflict, DomainError, InvalidInput, NotFound
-from guideapp.sync import appliers
+from guideapp.sync import appliers, changelog
 from guideapp.sync.models import ChangeLogEntry, SyncRejection
 from guideapp.sync.service import cursor_of, require_phone_user
 from guideapp.sync.tables import BY_NAME
 
 OPERATIONS = ("created", "updated", "deleted")
 # Parents first: a note may name a member created offline in the same push.
-APPLY_ORDER = ("members", "member_tags", "member_notes", "tasks", "task_targets",
+APPLY_ORDER = ("members", "member_tags", "member_notes", "tasks", "task_targets", "shares",
                "tag_groups", "tags", "orders")
 
 
@@ -36,8 +36,38 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
         raise InvalidInput(errors={"last_pulled_at": ["Not a cursor this server issued."]})
     server_wins = appliers.server_wins(session, actor, changes, last_pulled_at)
     conflicts = _conflicts(session, actor, changes, last_pulled_at, skip=server_wins)
+    # A record that changed and is no longer on this phone's side of the scope is not a
+    # conflict a pull could resolve (the pull deletes it): keep the attempt instead.
+    for table_name, ids in list(conflicts.items()):
+        gone = _out_of_scope(session, actor, table_name, ids)
+        for record_id in gone:
+            server_wins[(table_name, record_id)] = "No longer yours on the server; kept."
+        conflicts[table_name] = [i for i in ids if i not in gone]
+    conflicts = {t: ids for t, ids in conflicts.items() if ids}
     if conflicts:
         raise SyncConflict(errors=conflicts)
+    # Fast path: the whole batch in one savepoint; only if a record is refused is it
+    # replayed record by record (a savepoint each) so that just the refused ones drop out.
+    logged = changelog.snapshot_pending(session)
+    batch = session.begin_nested()
+    try:
+        appliers.prepare(session, actor, changes)
+        rejected = _apply_all(session, actor, changes, server_wins, one_by_one=False)
+        batch.commit()
+    except DomainError:
+        batch.rollback()
+        appliers.finish(session)
+        changelog.restore_pending(session, logged)  # the replay logs its changes again
+        rejected = _apply_all(session, actor, changes, server_wins, one_by_one=True)
+    finally:
+        appliers.finish(session)
+    if not rejected:
+        return {}
+    return {"experimentalRejectedIds": {t: sorted(ids) for t, ids in rejected.items()},
+            "rejected": rejected}
+
+
+def _apply_all(session, actor, changes, server_wins, *, one_by_one: bool) -> dict:
     rejected: dict[str, dict[str, str]] = {}
     for table_name in sorted(changes, key=_order):
         for operation in OPERATIONS:
@@ -47,15 +77,15 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
                     _keep_attempt(session, actor, table_name, record_id, operation, record,
                                   server_wins[(table_name, record_id)], server_won=True)
                     continue
+                if not one_by_one:
+                    appliers.apply(session, actor, table_name, operation, record)
+                    continue
                 reason = _apply_one(session, actor, table_name, operation, record)
                 if reason:
                     rejected.setdefault(table_name, {})[record_id] = reason
                     _keep_attempt(session, actor, table_name, record_id, operation, record,
                                   reason, server_won=False)
-    if not rejected:
-        return {}
-    return {"experimentalRejectedIds": {t: sorted(ids) for t, ids in rejected.items()},
-            "rejected": rejected}
+    return rejected
 
 
 def _apply_one(session, actor, table_name, operation, record) -> str | None:
@@ -91,15 +121,27 @@ def _conflicts(session, actor, changes, last_pulled_at: int, skip) -> dict[str, 
     return {t: sorted(set(ids)) for t, ids in found.items()}
 
 
+def _out_of_scope(session, actor, table_name: str, ids: list[str]) -> set[str]:
+    table = BY_NAME[table_name]
+    present = set(session.scalars(select(table.model.id).where(
+        table.model.id.in_(ids), table.in_scope(actor))))
+    return set(ids) - present
+
+
 def _keep_attempt(session, actor, table_name, record_id, operation, record, reason, *,
                   server_won: bool) -> None:
     payload = record if isinstance(record, dict) else {"id": record}
+    appliers.touch(session, actor, table_name, record_id)
+    if session.scalar(select(SyncRejection.id).where(  # a re-sent attempt is kept once
+            SyncRejection.staff_id == actor.staff_id, SyncRejection.table_name == table_name,
+            SyncRejection.record_id == str(record_id)[:140],
+            SyncRejection.operation == operation, SyncRejection.reason == reason[:300])):
+        return
     session.add(SyncRejection(
         tenant_id=actor.tenant_id, staff_id=actor.staff_id, table_name=table_name,
         record_id=str(record_id)[:140], operation=operation, reason=reason[:300],
         server_won=server_won, payload={k: v for k, v in payload.items()
                                         if k not in ("_status", "_changed")}))
-    appliers.touch(session, actor, table_name, record_id)
 
 
 def _order(table_name: str) -> int:

@@ -6,11 +6,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Callable
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, false, select
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
+from guideapp.db import utcnow
+from guideapp.materials.models import Material, MaterialCategory, Share
+from guideapp.materials.service import currently_valid
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
+from guideapp.replies.models import QuickReply, ReplyCategory
 from guideapp.sync.changelog import region_scope, staff_scope, store_scope, tenant_scope
 from guideapp.tasks.models import Task, TaskTarget
 
@@ -86,6 +90,22 @@ TABLES: tuple[SyncTable, ...] = (
     SyncTable("orders", Order, (
         "id", "member_id", "channel", "order_no", "store_id", "amount_fen", "refunded_fen",
         "items", "ordered_at"), scopes=_own, extra_filter=_of_members(Order)),
+    SyncTable("quick_replies", QuickReply, (
+        "id", "level", "owner_store_id", "owner_staff_id", "scene", "category_id", "title",
+        "body", "tag_ids", "usage_count", "version", "updated_at"), since_version=2,
+        scopes=_shared),
+    SyncTable("reply_categories", ReplyCategory, (
+        "id", "store_id", "scene", "name", "position", "updated_at"), since_version=2,
+        scopes=_shared),
+    SyncTable("materials", Material, (
+        "id", "kind", "title", "body", "url", "cover_url", "upload_id", "category_id", "tags",
+        "level", "valid_from", "valid_to", "updated_at"), since_version=2, scopes=_shared,
+        extra_filter=lambda actor: currently_valid(utcnow())),
+    SyncTable("material_categories", MaterialCategory, (
+        "id", "parent_id", "name", "position", "updated_at"), since_version=2, scopes=_shared),
+    # Push-only events: phones send shares, never receive them.
+    SyncTable("shares", Share, ("id", "material_id", "member_id", "channel", "shared_at"),
+              since_version=2, extra_filter=lambda actor: false()),
 )
 BY_NAME = {table.name: table for table in TABLES}
 CURRENT_SCHEMA_VERSION = max(table.since_version for table in TABLES)

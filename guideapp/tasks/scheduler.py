@@ -23,6 +23,8 @@ from guideapp.tasks.models import CalendarItem, SchedulerRun, SopRule, Task, Tas
 from guideapp.tasks.targeting import target_stores
 
 MAX_CATCH_UP_DAYS = 31
+# Other domains with time-based changes (materials expiring): fn(session, tenant_id, since, now).
+TICK_HOOKS: list = []
 CALENDAR_WINDOW = ("10:00", "21:00")
 
 
@@ -31,8 +33,9 @@ def tick(session: Session, *, tenant_id: str, now: datetime | None = None) -> Sc
     tenant = session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
     zone = ZoneInfo(tenant.timezone)
     today = now.astimezone(zone).date()
-    last = session.scalar(select(func.max(SchedulerRun.through_day)).where(
-        SchedulerRun.tenant_id == tenant_id))
+    last, last_started = session.execute(select(
+        func.max(SchedulerRun.through_day), func.max(SchedulerRun.started_at)).where(
+        SchedulerRun.tenant_id == tenant_id)).one()
     first = max(last or today, today - timedelta(days=MAX_CATCH_UP_DAYS))
     run = SchedulerRun(tenant_id=tenant_id, started_at=now, from_day=first, through_day=today)
     created = {"sop_tasks": 0, "calendar_tasks": 0}
@@ -46,6 +49,8 @@ def tick(session: Session, *, tenant_id: str, now: datetime | None = None) -> Sc
                     created["sop_tasks"] += _sop_step(session, rule, index, step, day, zone, now)
         created["calendar_tasks"] += _calendar_day(session, tenant_id, day, zone, now)
         day += timedelta(days=1)
+    for hook in TICK_HOOKS:
+        hook(session, tenant_id=tenant_id, since=last_started, now=now)
     run.finished_at, run.created = utcnow(), created
     session.add(run)
     session.flush()

@@ -1,0 +1,213 @@
+"""Quick-reply use cases: list what applies to me, write by level, render for a member."""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from guideapp.auth import policy
+from guideapp.auth.scope import Actor
+from guideapp.db import utcnow
+from guideapp.errors import Forbidden, InvalidInput
+from guideapp.members import service as members
+from guideapp.members.models import MemberTag, Tag
+from guideapp.pagination import paginate
+from guideapp.replies import render
+from guideapp.replies.context import placeholder_values
+from guideapp.replies.models import QuickReply, QuickReplyTag, ReplyCategory
+from guideapp.sync.changelog import log_change, staff_scope, store_scope, tenant_scope
+
+EDITABLE = ("scene", "category_id", "title", "body", "tag_ids")
+
+
+def reply_scopes(reply: QuickReply) -> list[str]:
+    """Where a reply lives on phones: HQ's in the tenant, a store's, a person's own."""
+    if reply.level == "hq":
+        return [tenant_scope(reply.tenant_id)]
+    if reply.level == "store":
+        return [store_scope(reply.owner_store_id)]
+    return [staff_scope(reply.owner_staff_id)]
+
+
+def log_reply(session: Session, reply: QuickReply, old_scopes=(), deleted=False) -> None:
+    log_change(session, tenant_id=reply.tenant_id, table="quick_replies", record_id=reply.id,
+               scopes={*old_scopes, *reply_scopes(reply)}, deleted=deleted)
+
+
+def check_body(body: str) -> render.Template:
+    try:
+        return render.parse(body)
+    except render.TemplateError as exc:
+        raise InvalidInput(" ".join(exc.problems), errors={"body": exc.problems}) from None
+
+
+# --- listing and reading -------------------------------------------------------------
+
+def list_replies(session: Session, *, actor: Actor, limit: int, cursor: str | None,
+                 scene=None, category_id=None, tag_id=None, member_id=None, level=None, q=None):
+    """Most used first; HQ's, my store's and my own, narrowed by the filters given."""
+    stmt = policy.scoped_select(actor, QuickReply)
+    if scene:
+        stmt = stmt.where(QuickReply.scene == scene)
+    if level:
+        stmt = stmt.where(QuickReply.level == level)
+    if category_id:
+        stmt = stmt.where(QuickReply.category_id == category_id)
+    if q:
+        stmt = stmt.where(QuickReply.title.contains(q, autoescape=True))
+    if tag_id:
+        stmt = stmt.where(QuickReply.id.in_(
+            select(QuickReplyTag.reply_id).where(QuickReplyTag.tag_id == tag_id)))
+    if member_id:
+        member = members.get_member(session, actor=actor, member_id=member_id)
+        tag_ids = list(session.scalars(select(MemberTag.tag_id).where(
+            MemberTag.member_id == member.id)))
+        for_tags = select(QuickReplyTag.reply_id).where(QuickReplyTag.tag_id.in_(tag_ids))
+        stmt = stmt.where(or_(QuickReply.tagged.is_(False), QuickReply.id.in_(for_tags)))
+    return paginate(session, stmt, [QuickReply.usage_count, QuickReply.id], limit=limit,
+                    cursor=cursor, descending=True)
+
+
+def get_reply(session: Session, *, actor: Actor, reply_id: str, action: str | None = None):
+    reply = policy.get_visible(session, actor, QuickReply, reply_id, label="Quick reply")
+    if action:
+        policy.require_write(actor, reply, action)
+    return reply
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def _owners(actor: Actor, level: str) -> dict:
+    if level == "store":
+        return {"owner_store_id": actor.store_id, "owner_staff_id": None}
+    if level == "personal":
+        return {"owner_store_id": None, "owner_staff_id": actor.staff_id}
+    return {"owner_store_id": None, "owner_staff_id": None}
+
+
+def default_level(actor: Actor) -> str:
+    return "hq" if actor.is_hq else "store" if actor.is_manager else "personal"
+
+
+def create_reply(session: Session, *, actor: Actor, data: dict) -> QuickReply:
+    data = dict(data)
+    level = data.pop("level", None) or default_level(actor)
+    reply = QuickReply(tenant_id=actor.tenant_id, level=level, created_by=actor.staff_id,
+                       usage_count=0, version=1, tag_ids=[], **_owners(actor, level))
+    policy.require_write(actor, reply, "create")
+    _apply(session, actor, reply, data)
+    session.add(reply)
+    session.flush()
+    _store_tags(session, reply)
+    log_reply(session, reply)
+    return reply
+
+
+def update_reply(session: Session, *, actor: Actor, reply: QuickReply, data: dict):
+    """`reply` comes from get_reply(action="update"); a level change must be allowed too."""
+    old_scopes = reply_scopes(reply)
+    data = dict(data)
+    level = data.pop("level", None)
+    if level and level != reply.level:
+        reply.level = level
+        for key, value in _owners(actor, level).items():
+            setattr(reply, key, value)
+        if not policy.can_write(actor, reply, "update"):
+            raise Forbidden(f"Your role ({actor.role}) may not move this reply to level {level}.")
+    current = {k: getattr(reply, k) for k in EDITABLE}
+    if "category_id" in data and "scene" not in data:
+        current["scene"] = None  # the new category's scene
+    _apply(session, actor, reply, {**current, **data})
+    reply.version += 1
+    reply.updated_at = utcnow()
+    session.flush()
+    _store_tags(session, reply)
+    log_reply(session, reply, old_scopes=old_scopes)
+    return reply
+
+
+def delete_reply(session: Session, *, actor: Actor, reply: QuickReply) -> None:
+    session.execute(delete(QuickReplyTag).where(QuickReplyTag.reply_id == reply.id))
+    log_reply(session, reply, deleted=True)
+    session.delete(reply)
+    session.flush()
+
+
+def _apply(session: Session, actor: Actor, reply: QuickReply, data: dict) -> None:
+    """Check a reply's content against its level, then set it."""
+    check_body(data["body"])
+    category = None
+    if data.get("category_id"):
+        category = policy.get_visible(session, actor, ReplyCategory, data["category_id"],
+                                      label="Reply category")
+        if reply.level == "hq" and category.store_id is not None:
+            raise InvalidInput(errors={"category_id": ["HQ replies go in HQ categories."]})
+        if data.get("scene") and data["scene"] != category.scene:
+            raise InvalidInput(errors={"category_id": [
+                f"The category belongs to scene {category.scene}, not {data['scene']}."]})
+    scene = data.get("scene") or (category.scene if category else None)
+    if not scene:
+        raise InvalidInput(errors={"scene": ["Give a scene or a category."]})
+    tag_ids = list(dict.fromkeys(data.get("tag_ids") or []))
+    if tag_ids:
+        tags = policy.scoped_select(actor, Tag).where(Tag.id.in_(tag_ids))
+        if reply.level == "hq":
+            tags = tags.where(Tag.store_id.is_(None))
+        found = set(session.scalars(tags.with_only_columns(Tag.id)))
+        missing = [t for t in tag_ids if t not in found]
+        if missing:
+            raise InvalidInput(errors={"tag_ids": [f"Unknown tags: {', '.join(missing)}."]})
+    reply.scene, reply.category_id, reply.tag_ids = scene, data.get("category_id"), tag_ids
+    reply.tagged = bool(tag_ids)
+    reply.title, reply.body = data["title"], data["body"]
+
+
+def _store_tags(session: Session, reply: QuickReply) -> None:
+    session.execute(delete(QuickReplyTag).where(QuickReplyTag.reply_id == reply.id))
+    if reply.tag_ids:
+        session.execute(insert(QuickReplyTag), [
+            {"reply_id": reply.id, "tag_id": t, "tenant_id": reply.tenant_id}
+            for t in reply.tag_ids])
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+def render_reply(session: Session, *, actor: Actor, reply_id: str, member_id: str) -> dict:
+    """The reply's text for a member the caller can see; counts one use."""
+    reply = get_reply(session, actor=actor, reply_id=reply_id)
+    member = members.get_member(session, actor=actor, member_id=member_id)
+    template = check_body(reply.body)
+    values = placeholder_values(session, actor=actor, member=member, fields=template.fields)
+    session.execute(
+        update(QuickReply).where(QuickReply.id == reply.id)
+        .values(usage_count=QuickReply.usage_count + 1),
+        execution_options={"synchronize_session": False})
+    return {"reply_id": reply.id, "member_id": member.id,
+            "text": render.compose(template, values),
+            "placeholders": [{"name": f, "value": values.get(f) or "",
+                              "missing": not values.get(f)} for f in template.fields]}
+
+
+# --- categories ------------------------------------------------------------------------
+
+def list_categories(session: Session, *, actor: Actor, limit: int, cursor: str | None,
+                    scene: str | None = None):
+    stmt = policy.scoped_select(actor, ReplyCategory)
+    if scene:
+        stmt = stmt.where(ReplyCategory.scene == scene)
+    return paginate(session, stmt, [ReplyCategory.id], limit=limit, cursor=cursor)
+
+
+def create_category(session: Session, *, actor: Actor, data: dict) -> ReplyCategory:
+    category = ReplyCategory(tenant_id=actor.tenant_id, store_id=actor.store_id, **data)
+    policy.require_write(actor, category, "create")
+    session.add(category)
+    session.flush()
+    log_change(session, tenant_id=category.tenant_id, table="reply_categories",
+               record_id=category.id, scopes=category_scopes(category))
+    return category
+
+
+def category_scopes(category: ReplyCategory) -> list[str]:
+    if category.store_id is None:
+        return [tenant_scope(category.tenant_id)]
+    return [store_scope(category.store_id)]

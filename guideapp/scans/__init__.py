@@ -1,0 +1,1 @@
+"""Channel codes (LBS campaign, store and guide QR codes), scan routing and attribution."""

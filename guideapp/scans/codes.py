@@ -1,0 +1,113 @@
+"""Channel codes for HQ and store managers: create, list, read, update, switch off."""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from guideapp.auth import policy
+from guideapp.auth.scope import Actor
+from guideapp.db import utcnow
+from guideapp.errors import InvalidInput
+from guideapp.members.models import Tag
+from guideapp.org.models import Staff, Store
+from guideapp.pagination import paginate
+from guideapp.scans.models import ScanCode
+
+# No 0/O, 1/l/I: codes get typed from posters too.
+ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+CODE_LENGTH = 10
+
+
+def new_code_string(session: Session) -> str:
+    while True:  # 55^10 codes: a clash is astronomically rare, but checked
+        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        if session.scalar(select(ScanCode.id).where(ScanCode.code == code)) is None:
+            return code
+
+
+def code_url(code: ScanCode, base_url: str) -> str:
+    return base_url.rstrip("/") + "/" + code.code
+
+
+def present(code: ScanCode, base_url: str) -> dict:
+    data = {c.key: getattr(code, c.key) for c in ScanCode.__table__.columns}
+    data["url"] = code_url(code, base_url)
+    return data
+
+
+def create_code(session: Session, *, actor: Actor, data: dict, code: str | None = None,
+                created_by: str | None = None) -> ScanCode:
+    """HQ: any kind; a manager: store and guide codes of their own store."""
+    data = dict(data)
+    kind = data["kind"]
+    record = ScanCode(tenant_id=actor.tenant_id, kind=kind, channel=data["channel"],
+                      name=data.get("name", ""), created_by=created_by or actor.staff_id)
+    if kind == "guide":
+        guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "",
+                                   label="Guide")
+        if guide.role != "guide" or guide.state != "active":
+            raise InvalidInput(errors={"guide_id": ["Not an active guide."]})
+        record.guide_id, record.store_id = guide.id, guide.store_id
+    elif kind == "store":
+        store = policy.get_visible(session, actor, Store, data.get("store_id") or "",
+                                   label="Store")
+        record.store_id = store.id
+    elif data.get("store_id") or data.get("guide_id"):
+        raise InvalidInput(errors={"store_id": ["LBS codes route to the nearest store."]})
+    policy.require_write(actor, record, "create")
+    _apply(session, actor, record, data)
+    record.code = code or new_code_string(session)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def update_code(session: Session, *, actor: Actor, code_id: str, data: dict) -> ScanCode:
+    record = policy.get_writable(session, actor, ScanCode, code_id, "update")
+    _apply(session, actor, record, data)
+    record.updated_at = utcnow()
+    session.flush()
+    return record
+
+
+def _apply(session: Session, actor: Actor, record: ScanCode, data: dict) -> None:
+    for key in ("name", "channel", "valid_from", "valid_until", "fallback_url", "active"):
+        if key in data:
+            setattr(record, key, data[key])
+    if "tag_ids" in data:
+        record.tag_ids = _visible_tags(session, actor, data["tag_ids"])
+    if "fallback_store_id" in data:
+        store_id = data["fallback_store_id"]
+        if store_id is not None:
+            store_id = policy.get_visible(session, actor, Store, store_id, label="Store").id
+        record.fallback_store_id = store_id
+    if record.valid_from and record.valid_until and record.valid_until <= record.valid_from:
+        raise InvalidInput(errors={"valid_until": ["Must be after valid_from."]})
+
+
+def _visible_tags(session: Session, actor: Actor, tag_ids: list[str]) -> list[str]:
+    wanted = list(dict.fromkeys(tag_ids))
+    if not wanted:
+        return []
+    found = session.scalar(select(func.count()).select_from(Tag).where(
+        policy.visible(actor, Tag), Tag.id.in_(wanted)))
+    if found != len(wanted):
+        raise InvalidInput(errors={"tag_ids": ["Some tags do not exist or are not yours."]})
+    return wanted
+
+
+def get_code(session: Session, *, actor: Actor, code_id: str) -> ScanCode:
+    return policy.get_visible(session, actor, ScanCode, code_id, label="Code")
+
+
+def list_codes(session: Session, *, actor: Actor, limit: int, cursor: str | None,
+               kind=None, channel=None, store_id=None, active=None):
+    stmt = policy.scoped_select(actor, ScanCode)
+    for column, value in ((ScanCode.kind, kind), (ScanCode.channel, channel),
+                          (ScanCode.store_id, store_id), (ScanCode.active, active)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return paginate(session, stmt, [ScanCode.created_at, ScanCode.id], limit=limit,
+                    cursor=cursor, descending=True)
