@@ -40,7 +40,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check guideapp tests bench migrations/env.py
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
+		echo "wrk unavailable: load benchmarks fall back to Python threads"
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/*.db-*

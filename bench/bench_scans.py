@@ -66,7 +66,7 @@ def make_app():
 
     app = create_app()
 
-    @app.post("/bench/bare")
+    @app.route("/bench/bare", methods=["GET", "POST"])
     def bare():
         return {"ok": True}
 
@@ -127,8 +127,8 @@ def _load_demo(engine) -> None:
 class _server:
     """gunicorn on a free loopback port, rate limits opened wide, stopped on exit."""
 
-    def __init__(self, url: str, workers: int):
-        self.url, self.workers = url, workers
+    def __init__(self, url: str, workers: int, app: str = "bench.bench_scans:make_app()"):
+        self.url, self.workers, self.app = url, workers, app
 
     def __enter__(self) -> int:
         with socket.socket() as probe:
@@ -140,7 +140,7 @@ class _server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--worker-class", "sync", "--log-level", "warning",
-             "bench.bench_scans:make_app()"], cwd=PROJECT_ROOT, env=env)
+             self.app], cwd=PROJECT_ROOT, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -229,3 +229,18 @@ def test_guide_registers_a_member_and_staff_cannot_be_recruited(api, session):
     assert dup.status_code == 422
     staff = api.post(GUIDE, "/api/v1/members", json={"phone": MANAGER})
     assert staff.status_code == 422
+
+
+def test_hq_sets_the_lifecycle_rules(api, session):
+    assert api.get(GUIDE, "/api/v1/settings/lifecycle").get_json()["regular_min_orders"] == 3
+    assert api.client.put("/api/v1/settings/lifecycle", json={"regular_min_orders": 1},
+                          headers=api.headers(MANAGER)).status_code == 403
+    changed = api.client.put("/api/v1/settings/lifecycle", json={"regular_min_orders": 1},
+                             headers=api.headers(HQ))
+    assert changed.status_code == 200 and changed.get_json()["regular_min_orders"] == 1
+    api.post(HQ, "/api/v1/orders", json=ORDER)
+    member = session.scalar(select(Member).where(Member.phone == "13677778888"))
+    assert member.stage == "regular"  # one order in the window now makes a regular
+    bad = api.client.put("/api/v1/settings/lifecycle", json={"regular_min_orders": 0},
+                         headers=api.headers(HQ))
+    assert bad.status_code == 422

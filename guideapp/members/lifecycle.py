@@ -40,3 +40,13 @@ def recompute_stage(session: Session, member: Member, now: datetime) -> str:
                              has_wechat=bool(member.unionid or member.guide_id),
                              current=member.stage, rules=rules)
     return member.stage
+
+
+def set_rules(session: Session, *, actor, data: dict) -> dict:
+    """HQ sets the stage rules; stages follow at each member's next order, refund or merge."""
+    from guideapp.auth import policy
+
+    tenant = policy.get_writable(session, actor, Tenant, actor.tenant_id, "update")
+    tenant.lifecycle_rules = {**(tenant.lifecycle_rules or {}), **data}
+    session.flush()
+    return rules_for(session, tenant.id)

@@ -3,7 +3,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint
-from guideapp.members import imports, merge, orders, service, tags
+from guideapp.members import imports, lifecycle, merge, orders, service, tags
 from guideapp.members import schemas as s
 from guideapp.pagination import CursorArgsSchema
 from guideapp.web import current_actor, db_session
@@ -25,6 +25,20 @@ class Members(MethodView):
         """Register a new member in store; they are bound to the recruiting guide"""
         actor = current_actor()
         return service.present(actor, service.register(db_session(), actor=actor, data=data))
+
+
+@blp.route("/settings/lifecycle")
+class LifecycleRules(MethodView):
+    @blp.response(200, s.LifecycleRulesSchema)
+    def get(self):
+        """The lifecycle stage rules of my brand group"""
+        return lifecycle.rules_for(db_session(), current_actor().tenant_id)
+
+    @blp.arguments(s.LifecycleRulesSchema)
+    @blp.response(200, s.LifecycleRulesSchema)
+    def put(self, data):
+        """Set the lifecycle stage rules (HQ), e.g. regular = 3 orders in 180 days"""
+        return lifecycle.set_rules(db_session(), actor=current_actor(), data=data)
 
 
 @blp.route("/members/<member_id>/card")

@@ -216,6 +216,12 @@ class QuestionnaireCodeSchema(Schema):
     tag_id = _id(required=True)
 
 
+class LifecycleRulesSchema(Schema):
+    regular_min_orders = fields.Integer(validate=validate.Range(1, 1000), metadata={
+        "description": "Paid orders within the window that make a member 'regular'."})
+    regular_window_days = fields.Integer(validate=validate.Range(1, 3650))
+
+
 class ImportErrorSchema(Schema):
     row = fields.Integer(metadata={"description": "1-based row number in the file, header = 1."})
     field = fields.String(allow_none=True)
