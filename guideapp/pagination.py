@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, and_, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from guideapp.errors import InvalidInput
@@ -85,4 +85,25 @@ def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, curs
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = _encode([getattr(last, key.key) for key in keys])
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+def paginate_branches(session: Session, model, stmt: Select, branches: Sequence, *, limit: int,
+                      cursor: str | None):
+    """Keyset page by id over `stmt` split into `branches` (conditions that together cover it).
+
+    For an OR the planner cannot serve in id order: each branch takes its own index for
+    its first `limit + 1` ids, and the merged, sorted ids make the page.
+    """
+    after = _decode(cursor, 1)[0] if cursor else None
+    parts = []
+    for condition in branches:
+        branch = stmt.where(condition).with_only_columns(model.id)
+        if after is not None:
+            branch = branch.where(model.id > after)
+        parts.append(select(branch.order_by(model.id).limit(limit + 1).subquery().c.id))
+    ids = sorted(set(session.scalars(union_all(*parts))))[:limit + 1]
+    rows = list(session.scalars(select(model).where(model.id.in_(ids[:limit]))
+                                .order_by(model.id))) if ids else []
+    next_cursor = _encode([ids[limit - 1]]) if len(ids) > limit else None
     return {"items": rows, "next_cursor": next_cursor}

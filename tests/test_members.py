@@ -244,3 +244,27 @@ def test_hq_sets_the_lifecycle_rules(api, session):
     bad = api.client.put("/api/v1/settings/lifecycle", json={"regular_min_orders": 0},
                          headers=api.headers(HQ))
     assert bad.status_code == 422
+
+
+def test_guide_search_pages_cover_own_members_and_store_pool_exactly(api, session):
+    """The guide's search walks two indexed branches; its pages must equal the read rule."""
+    from guideapp.auth import policy
+    from guideapp.auth.scope import Actor
+
+    colleague = staff_by_phone(session, COLLEAGUE)
+    for member in session.scalars(select(Member).where(Member.guide_id == colleague.id)
+                                  .order_by(Member.id).limit(9)):
+        member.guide_id = None  # into the store's pool
+    session.flush()
+    expected = sorted(session.scalars(
+        policy.scoped_select(Actor.for_staff(staff_by_phone(session, GUIDE)), Member)
+        .where(Member.state == "active").with_only_columns(Member.id)))
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/members?limit=7" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(GUIDE, url).get_json()
+        seen += [m["id"] for m in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == expected and len(expected) == 69

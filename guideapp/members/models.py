@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON, BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +30,10 @@ class Member(Base):
         Index("ix_members_guide_id", "guide_id", "id"),
         Index("ix_members_store_id", "store_id", "id"),
         Index("ix_members_guide_phone_tail", "guide_id", "phone_tail"),
+        Index("ix_members_guide_birthday", "guide_id", "birthday_mmdd"),
+        # The store's unassigned pool, in id order, for guides' searches.
+        Index("ix_members_store_pool", "store_id", "id",
+              postgresql_where=text("guide_id IS NULL"), sqlite_where=text("guide_id IS NULL")),
         Index("ix_members_tenant_birthday", "tenant_id", "birthday_mmdd"),
         Index("ix_members_tenant_joined_at", "tenant_id", "joined_at"),
         Index("ix_members_tenant_first_order", "tenant_id", "first_order_at"),

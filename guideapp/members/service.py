@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
@@ -17,7 +17,7 @@ from guideapp.members.identity import create_member, follow_merges, log_member, 
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
 from guideapp.members.orders import spend_summary
 from guideapp.org.models import Staff, Store, Tenant
-from guideapp.pagination import paginate
+from guideapp.pagination import paginate, paginate_branches
 from guideapp.phones import mask_phone, normalize_phone
 
 # Other domains add sections to the card (open tasks...): fn(session, actor, member) -> dict.
@@ -89,7 +89,15 @@ def search(session: Session, *, actor: Actor, limit: int, cursor: str | None, q=
         cutoff = utcnow() - timedelta(days=silent_days)
         stmt = stmt.where(func.coalesce(Member.last_order_at, Member.joined_at) < cutoff,
                           or_(Member.last_contact_at.is_(None), Member.last_contact_at < cutoff))
-    page = paginate(session, stmt, [Member.id], limit=limit, cursor=cursor)
+    if actor.is_guide and not guide_id and not store_id:
+        # The guide's read rule is an OR no index returns in id order: walk each side on
+        # its own index (bound to me / the store's unassigned pool) and merge the pages.
+        page = paginate_branches(session, Member, stmt, [
+            Member.guide_id == actor.staff_id,
+            and_(Member.store_id == actor.store_id, Member.guide_id.is_(None))],
+            limit=limit, cursor=cursor)
+    else:
+        page = paginate(session, stmt, [Member.id], limit=limit, cursor=cursor)
     page["items"] = [present(actor, m) for m in page["items"]]
     return page
 
