@@ -14,7 +14,7 @@ from guideapp.auth.tokens import (
 )
 from guideapp.db import utcnow
 from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
-from guideapp.org.models import Staff
+from guideapp.org.models import Staff, Store
 
 BAD_LOGIN = "Phone or password is wrong."
 
@@ -27,19 +27,21 @@ def authenticate_request(session: Session, authorization: str | None, *, config)
     claims = read_access_token(token.strip(), secret=config["SECRET_KEY"])
     if claims is None:
         raise Unauthorized("The access token is invalid or expired; refresh it or log in again.")
-    staff = session.scalar(
-        select(Staff)
+    row = session.execute(
+        select(Staff.id, Staff.tenant_id, Staff.role, Staff.store_id, Store.region_id)
         .join(AuthSession, AuthSession.staff_id == Staff.id)
+        .outerjoin(Store, Store.id == Staff.store_id)
         .where(
             Staff.id == claims["sub"],
             Staff.state == "active",
             AuthSession.id == claims["sid"],
             AuthSession.revoked_at.is_(None),
         )
-    )
-    if staff is None:
+    ).one_or_none()
+    if row is None:
         raise Unauthorized("This login has ended (logged out or no longer on staff).")
-    return Actor.for_staff(staff, session_id=claims["sid"])
+    return Actor(staff_id=row.id, tenant_id=row.tenant_id, role=row.role, store_id=row.store_id,
+                 region_id=row.region_id, session_id=claims["sid"])
 
 
 def check_login_throttle(session: Session, *, phone: str, address: str, config) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
@@ -42,19 +42,23 @@ def pull(session: Session, *, actor: Actor, last_pulled_at: int | None, schema_v
     cursor = counter.value
     if last_pulled_at is None:
         return _snapshot_page(session, actor, tables, {"c": cursor, "t": 0, "a": None}, page_size)
-    if (last_pulled_at > cursor or last_pulled_at < counter.oldest_kept_seq
-            or _scope_moved(session, actor, last_pulled_at, cursor)):
-        start = {"c": cursor, "t": 0, "a": None, "r": True}
-        return _snapshot_page(session, actor, tables, start, page_size)
+    replace = {"c": cursor, "t": 0, "a": None, "r": True}
+    if last_pulled_at > cursor or last_pulled_at < counter.oldest_kept_seq:
+        return _snapshot_page(session, actor, tables, replace, page_size)
     changes = _incremental(session, actor, tables, last_pulled_at, cursor)
+    if changes is None:  # the guide moved store: one store's data out, another's in
+        return _snapshot_page(session, actor, tables, replace, page_size)
     for name in _refilled_tables(migration, tables):
         changes[name]["updated"] = _all_rows(session, actor, BY_NAME[name])
     return {"changes": changes, "timestamp": cursor, "next_page": None}
 
 
-def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> dict:
-    in_scopes = or_(*[and_(ChangeLogEntry.table_name == t.name,
-                           ChangeLogEntry.scope.in_(t.scopes(actor))) for t in tables])
+def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> dict | None:
+    """Changes since the cursor, or None when the guide's own scope moved (see _scope)."""
+    moved = and_(ChangeLogEntry.table_name == "_scope",
+                 ChangeLogEntry.scope == staff_scope(actor.staff_id))
+    in_scopes = or_(moved, *[and_(ChangeLogEntry.table_name == t.name,
+                                  ChangeLogEntry.scope.in_(t.scopes(actor))) for t in tables])
     rows = session.execute(
         select(ChangeLogEntry.table_name, ChangeLogEntry.record_id).where(
             ChangeLogEntry.tenant_id == actor.tenant_id, ChangeLogEntry.seq > last_pulled_at,
@@ -62,6 +66,8 @@ def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> di
     changed: dict[str, set[str]] = {}
     for table_name, record_id in rows:
         changed.setdefault(table_name, set()).add(record_id)
+    if "_scope" in changed:
+        return None
     changes = _empty(tables)
     for table in tables:
         ids = sorted(changed.get(table.name, ()))
@@ -105,14 +111,6 @@ def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:
 def _all_rows(session, actor, table: SyncTable) -> list[dict]:
     rows = session.scalars(select(table.model).where(table.in_scope(actor)))
     return [raw_record(table, r) for r in rows]
-
-
-def _scope_moved(session, actor, last_pulled_at: int, cursor: int) -> bool:
-    """A guide who changed store must drop the old store's records: replace everything."""
-    return session.scalar(select(exists().where(
-        ChangeLogEntry.tenant_id == actor.tenant_id, ChangeLogEntry.table_name == "_scope",
-        ChangeLogEntry.scope == staff_scope(actor.staff_id),
-        ChangeLogEntry.seq > last_pulled_at, ChangeLogEntry.seq <= cursor)))
 
 
 def _refilled_tables(migration: dict | None, tables) -> list[str]:
