@@ -5,17 +5,14 @@ import argparse
 import csv
 import io
 import json
-import os
 import random
 import sys
 import time
-import uuid
-from contextlib import contextmanager
 
-from alembic import command
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bench.common import migrate, scratch_postgres
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import make_engine, transaction
 from guideapp.demo import load_demo
@@ -23,11 +20,9 @@ from guideapp.members.binding import bind
 from guideapp.members.identity import ensure_member
 from guideapp.members.imports import run_import
 from guideapp.members.models import Binding, Member
-from guideapp.migrations import alembic_config
 from guideapp.org.models import Staff, Tenant
 from guideapp.sync.models import ChangeLogEntry
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_ROWS_PER_S = 5000
 HEADER = ["手机号", "姓名", "性别", "生日", "unionid", "导购手机号", "会员等级", "积分", "来源渠道",
           "入会时间"]
@@ -35,9 +30,8 @@ HEADER = ["手机号", "姓名", "性别", "生日", "unionid", "导购手机号
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    base_url = os.environ.get("GUIDEAPP_BENCH_POSTGRES_URL", DEFAULT_URL)
-    with scratch_database(base_url) as url:
-        command.upgrade(alembic_config({}, url=url), "head")
+    with scratch_postgres("bench_import") as url:
+        migrate(url)
         engine = make_engine(url)
         try:
             result = run(engine, args)
@@ -54,24 +48,6 @@ def _parse_args(argv):
                         help="share of rows that update existing members (default 0.10)")
     parser.add_argument("--naive-rows", type=int, default=2_000)
     return parser.parse_args(argv)
-
-
-@contextmanager
-def scratch_database(base_url: str):
-    """A fresh PostgreSQL database next to base_url's, dropped afterwards; yields its URL."""
-    base = make_url(base_url)
-    name = f"bench_import_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def run(engine, args) -> dict:

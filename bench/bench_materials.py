@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bench.common import emit, migrate, percentiles, scratch_postgres
+from bench.common import bare_flask_p50, emit, migrate, percentiles, scratch_postgres
 from guideapp import create_app
 from guideapp.config import PROJECT_ROOT, Config
 from guideapp.db import make_engine, transaction
@@ -37,7 +36,7 @@ def main(argv=None) -> int:
         seen = len(client.get("/api/v1/materials?limit=200", headers=headers).get_json()["items"])
         me = _time(client, "/api/v1/me", headers, iterations)
         engine.dispose()
-    bare = _bare(iterations)
+    bare = bare_flask_p50(iterations)
     first = figures["first page"]["p50"]
     emit("materials_list", title=f"A guide's material list, {args.materials:,} materials in the "
          "tenant, most aimed at other stores", target="report the ratio to a bare endpoint",
@@ -88,18 +87,6 @@ def _time(client, path: str, headers: dict, iterations: int) -> dict:
         assert response.status_code == 200
     return percentiles(samples)
 
-
-def _bare(iterations: int) -> float:
-    from flask import Flask
-
-    bare = Flask("bare")
-    bare.get("/ping")(lambda: {"ok": True})
-    client, samples = bare.test_client(), []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        client.get("/ping")
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 3)
 
 
 if __name__ == "__main__":

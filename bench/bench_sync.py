@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import uuid
 
 from sqlalchemy import text
 
-from bench.common import emit, migrate, percentiles, scratch_postgres
+from bench.common import bare_flask_p50, emit, migrate, percentiles, scratch_postgres
 from bench.scale import PASSWORD, generate_scale_tenant
 from guideapp import create_app
 from guideapp.config import Config
@@ -35,7 +34,7 @@ def main(argv=None) -> int:
         big = tenants[sizes[-1]]
         first = _first_sync(client, big)
         push_ms, rest_ms = _push(client, big)
-        bare = _bare(args.iterations)
+        bare = bare_flask_p50(args.iterations)
         engine.dispose()
     small_p50, big_p50 = (empty[s]["p50"] for s in sizes)
     emit("sync_empty_pull", title="Empty incremental pull (guide with 2,000 members)",
@@ -165,18 +164,6 @@ def _push(client, scale) -> tuple[float, float]:
     rest_ms = round((time.perf_counter() - started) * 1000, 1)
     return push_ms, rest_ms
 
-
-def _bare(iterations: int) -> float:
-    from flask import Flask
-
-    bare = Flask("bare")
-    bare.get("/ping")(lambda: {"ok": True})
-    client, samples = bare.test_client(), []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        client.get("/ping")
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 3)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import statistics
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
@@ -118,3 +119,18 @@ def emit(name: str, **figures) -> None:
         print(f"  {key:<30} {value}")
     print(RESULT_PREFIX + json.dumps({"name": name, **figures}, ensure_ascii=False,
                                      default=str, sort_keys=False), flush=True)
+
+
+def bare_flask_p50(iterations: int = 200) -> float:
+    """p50 ms of a bare Flask endpoint through the test client: the floor every figure is
+    compared with."""
+    from flask import Flask
+
+    bare = Flask("bare")
+    bare.get("/ping")(lambda: {"ok": True})
+    client, samples = bare.test_client(), []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        client.get("/ping")
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 3)

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-import os
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 from geopy.distance import geodesic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, insert, make_url, text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 import guideapp.models  # noqa: F401  (every table in Base.metadata before create_all)
@@ -27,50 +25,17 @@ from guideapp.org.geo import (
     to_gcj02,
 )
 from guideapp.org.models import Brand, Region, Store, Tenant
+from tests.databases import backends, scratch_database
 
-POSTGRES_URL = os.environ.get("GUIDEAPP_TEST_POSTGRES_URL")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 PEOPLES_SQUARE = (31.2304, 121.4737)  # Shanghai, GCJ-02
 BEIJING = (39.9042, 116.4074)
 MOHE = (52.9723, 122.5387)  # China's northernmost county seat
 
 
-@contextmanager
-def _scratch_postgres(base_url: str):
-    """A fresh database next to base_url's, dropped (even with open sessions) afterwards."""
-    base = make_url(base_url)
-    name = f"test_geo_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-@contextmanager
-def _database_url(backend: str, tmp_path_factory):
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('geo') / 'geo.db'}"
-        return
-    if not POSTGRES_URL:
-        if IN_CI:
-            pytest.fail("CI=true but GUIDEAPP_TEST_POSTGRES_URL is unset: CI must test PostgreSQL")
-        pytest.skip("PostgreSQL geo tests skipped: set GUIDEAPP_TEST_POSTGRES_URL, e.g. "
-                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    with _scratch_postgres(POSTGRES_URL) as url:
-        yield url
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=backends())
 def engine(request, tmp_path_factory):
-    with _database_url(request.param, tmp_path_factory) as url:
+    with scratch_database(request.param, tmp_path_factory) as url:
         engine = make_engine(url)
         Base.metadata.create_all(engine)
         yield engine
