@@ -21,6 +21,21 @@ def _session():
     return current_app.extensions["guideapp"]["sessionmaker"]()
 
 
+def tenants_to_run(slug: str | None) -> list[tuple[str, str]]:
+    """(id, slug) of the one tenant named by --tenant, or of every tenant; jobs then run
+    one transaction per tenant."""
+    from sqlalchemy import select
+
+    from guideapp.org.models import Tenant
+
+    with _session() as session:
+        query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
+        tenants = session.execute(query.where(Tenant.slug == slug) if slug else query).all()
+    if slug and not tenants:
+        raise click.BadParameter(f"no tenant {slug!r}", param_hint="--tenant")
+    return tenants
+
+
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision):

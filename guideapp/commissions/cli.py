@@ -4,12 +4,11 @@ from __future__ import annotations
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from guideapp.commissions.settlement import close_month
+from guideapp.cli import tenants_to_run
 from guideapp.db import transaction
 from guideapp.errors import DomainError
-from guideapp.org.models import Tenant
 
 commissions_cli = AppGroup("commissions", help="Guide commissions: monthly settlement.")
 
@@ -20,12 +19,7 @@ commissions_cli = AppGroup("commissions", help="Guide commissions: monthly settl
 def settle(month: str, slug: str | None):
     """Close the month and write its statements; running it again changes nothing."""
     maker = current_app.extensions["guideapp"]["sessionmaker"]
-    with maker() as session:
-        query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
-        tenants = session.execute(query.where(Tenant.slug == slug) if slug else query).all()
-    if slug and not tenants:
-        raise click.BadParameter(f"no tenant {slug!r}", param_hint="--tenant")
-    for tenant_id, tenant_slug in tenants:
+    for tenant_id, tenant_slug in tenants_to_run(slug):
         with maker() as session, transaction(session):  # one tenant, one transaction
             try:
                 settled, created = close_month(session, tenant_id=tenant_id, month=month)

@@ -6,10 +6,9 @@ from datetime import datetime
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
 
+from guideapp.cli import tenants_to_run
 from guideapp.db import transaction
-from guideapp.org.models import Tenant
 from guideapp.tasks.scheduler import tick
 
 scheduler_cli = AppGroup("scheduler", help="The task scheduler (run from cron).")
@@ -22,12 +21,7 @@ scheduler_cli = AppGroup("scheduler", help="The task scheduler (run from cron)."
 def scheduler_tick(slug: str | None, now: datetime | None):
     """Create every due SOP and calendar task exactly once, catching up missed days."""
     maker = current_app.extensions["guideapp"]["sessionmaker"]
-    with maker() as session:
-        query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
-        tenants = session.execute(query.where(Tenant.slug == slug) if slug else query).all()
-    if slug and not tenants:
-        raise click.BadParameter(f"no tenant {slug!r}", param_hint="--tenant")
-    for tenant_id, tenant_slug in tenants:
+    for tenant_id, tenant_slug in tenants_to_run(slug):
         with maker() as session, transaction(session):  # one tenant, one transaction
             run = tick(session, tenant_id=tenant_id, now=now)
             click.echo(f"{tenant_slug}: days {run.from_day}..{run.through_day} "
