@@ -231,3 +231,22 @@ def _actor(session, phone):
     from guideapp.auth.scope import Actor
 
     return Actor.for_staff(staff_by_phone(session, phone))
+
+
+def test_a_published_campaign_reaches_the_phone_with_its_targets(api, session):
+    phone = Phone(api, GUIDE)
+    phone.pull()
+    sh001 = store_by_code(session, "SH001")
+    created = api.post(HQ, "/api/v1/campaigns", json={
+        "title": "回访", "starts_at": "2026-01-01T00:00:00Z", "due_at": "2030-01-01T00:00:00Z",
+        "target": {"store_ids": [sh001.id]}, "segment": {"stages": ["customer", "regular"]},
+        "distribution": "auto"}).get_json()
+    api.post(HQ, f"/api/v1/campaigns/{created['id']}/publish")
+    changes = phone.pull()
+    task_ids = {t["id"] for t in changes["tasks"]["updated"]}
+    targets = changes["task_targets"]["updated"]
+    assert len(task_ids) == 1 and targets and {t["task_id"] for t in targets} == task_ids
+    api.post(HQ, f"/api/v1/campaigns/{created['id']}/cancel")
+    gone = phone.pull()
+    assert set(gone["tasks"]["deleted"]) == task_ids
+    assert {t["id"] for t in targets} <= set(gone["task_targets"]["deleted"])

@@ -17,8 +17,11 @@ from guideapp.errors import Forbidden, InvalidInput
 from guideapp.sync.changelog import staff_scope
 from guideapp.sync.models import ChangeLogEntry, SyncCounter
 from guideapp.sync.tables import BY_NAME, SyncTable, raw_record, tables_for
+from guideapp.tasks.models import TaskTarget
 
 PAGE_SIZE = 2000
+# (parent table, child table, child model, child's parent column): see _add_implied.
+IMPLIED = ((("tasks", "task_targets", TaskTarget, TaskTarget.task_id)),)
 ID_CHUNK = 900  # ids per IN (...) lookup
 
 
@@ -68,6 +71,7 @@ def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> di
         changed.setdefault(table_name, set()).add(record_id)
     if "_scope" in changed:
         return None
+    _add_implied(session, changed, tables)
     changes = _empty(tables)
     for table in tables:
         ids = sorted(changed.get(table.name, ()))
@@ -81,6 +85,18 @@ def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> di
         changes[table.name]["updated"] = [found[i] for i in ids if i in found]
         changes[table.name]["deleted"] = [i for i in ids if i not in found]
     return changes
+
+
+def _add_implied(session, changed: dict[str, set[str]], tables) -> None:
+    """A changed parent brings its children along: fan-outs log a task, not its 10 targets
+    (cancelled tasks too, so their targets leave the phone with them)."""
+    names = {t.name for t in tables}
+    for parent, child, model, column in IMPLIED:
+        if parent in changed and child in names:
+            ids = sorted(changed[parent])
+            for i in range(0, len(ids), ID_CHUNK):
+                changed.setdefault(child, set()).update(session.scalars(
+                    select(model.id).where(column.in_(ids[i:i + ID_CHUNK]))))
 
 
 def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:

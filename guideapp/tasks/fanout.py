@@ -52,7 +52,8 @@ def task_row_select(*, tenant_id: str, source: str, key_prefix: str, id_prefix: 
 
 
 def log_generated(session: Session, tenant_id: str, tasks: Select) -> None:
-    """Change-log the tasks selected by `tasks` (a select of Task.id) and their targets."""
+    """Change-log the tasks selected by `tasks` (a select of Task.id); a pull sends a changed
+    task's targets with it (sync/service.py IMPLIED), so 400,000 targets cost no rows here."""
     ids = tasks.subquery()
     store_rows = select(Task.id, literal("s:", String) + Task.store_id).where(Task.id.in_(
         select(ids.c[0])))
@@ -60,13 +61,6 @@ def log_generated(session: Session, tenant_id: str, tasks: Select) -> None:
         Task.id.in_(select(ids.c[0])), Task.assignee_id.is_not(None))
     log_changes_from_select(session, tenant_id=tenant_id, table="tasks",
                             rows=union_all(store_rows, guide_rows))
-    target_store = select(TaskTarget.id, literal("s:", String) + Task.store_id).join(
-        Task, Task.id == TaskTarget.task_id).where(Task.id.in_(select(ids.c[0])))
-    target_guide = select(TaskTarget.id, literal("g:", String) + Task.assignee_id).join(
-        Task, Task.id == TaskTarget.task_id).where(Task.id.in_(select(ids.c[0])),
-                                                   Task.assignee_id.is_not(None))
-    log_changes_from_select(session, tenant_id=tenant_id, table="task_targets",
-                            rows=union_all(target_store, target_guide))
 
 
 def publish_campaign(session: Session, campaign: Campaign) -> dict:
