@@ -106,6 +106,14 @@ def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows
     return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
 
 
+def insert_from_select(session: Session, model, columns: list[str], rows) -> int:
+    """INSERT ... SELECT for rows no other transaction can be writing (a duplicate raises)."""
+    from sqlalchemy import insert
+
+    stmt = insert(model).from_select(columns, rows)
+    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+
 def plus_days(session: Session, column, days: int):
     """`column + days` in SQL on both databases (SQLite keeps times as text)."""
     if session.get_bind().dialect.name == "sqlite":

@@ -51,8 +51,11 @@ def scoped_select(actor: Actor, model: type) -> Select:
     return select(model).where(visible(actor, model))
 
 
-def get_visible(session: Session, actor: Actor, model: type, record_id: str, *, label=None):
-    record = session.scalar(scoped_select(actor, model).where(model.id == record_id))
+def get_visible(session: Session, actor: Actor, model: type, record_id: str, *, label=None,
+                for_update: bool = False):
+    """The record if the actor may see it; `for_update` row-locks it until commit."""
+    stmt = scoped_select(actor, model).where(model.id == record_id)
+    record = session.scalar(stmt.with_for_update() if for_update else stmt)
     if record is None:
         raise NotFound(f"{label or model.__name__} {record_id} not found.")
     return record
@@ -68,8 +71,9 @@ def require_write(actor: Actor, record: object, action: str) -> None:
         raise Forbidden(f"Your role ({actor.role}) may not {action} this {_label(record)}.")
 
 
-def get_writable(session: Session, actor: Actor, model: type, record_id: str, action: str):
-    record = get_visible(session, actor, model, record_id)
+def get_writable(session: Session, actor: Actor, model: type, record_id: str, action: str, *,
+                 for_update: bool = False):
+    record = get_visible(session, actor, model, record_id, for_update=for_update)
     require_write(actor, record, action)
     return record
 

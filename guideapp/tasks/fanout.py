@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, String, literal, null, select, union_all, update
+from sqlalchemy import ColumnElement, String, and_, literal, null, select, union_all, update
 from sqlalchemy.orm import Session
 
-from guideapp.db import UTCDateTime, insert_ignoring_duplicates, utcnow
+from guideapp.db import UTCDateTime, insert_from_select, utcnow
 from guideapp.members.models import Member
-from guideapp.org.models import Staff
+from guideapp.org.models import Staff, Store
 from guideapp.sync.changelog import log_changes_from_select
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 from guideapp.tasks.targeting import has_segment, segment_filter, target_stores
@@ -51,57 +51,60 @@ def task_row_select(*, tenant_id: str, source: str, key_prefix: str, id_prefix: 
     ]
 
 
-def log_generated(session: Session, tenant_id: str, tasks: Select) -> None:
-    """Change-log the tasks selected by `tasks` (a select of Task.id); a pull sends a changed
-    task's targets with it (sync/service.py IMPLIED), so 400,000 targets cost no rows here."""
-    ids = tasks.subquery()
-    store_rows = select(Task.id, literal("s:", String) + Task.store_id).where(Task.id.in_(
-        select(ids.c[0])))
+def log_generated(session: Session, tenant_id: str, where: ColumnElement[bool]) -> None:
+    """Change-log the tasks matching `where` in their store's and assignee's scopes; a pull
+    sends a changed task's targets with it (sync/service.py IMPLIED), so 400,000 targets
+    cost no rows here."""
+    store_rows = select(Task.id, literal("s:", String) + Task.store_id).where(where)
     guide_rows = select(Task.id, literal("g:", String) + Task.assignee_id).where(
-        Task.id.in_(select(ids.c[0])), Task.assignee_id.is_not(None))
+        where, Task.assignee_id.is_not(None))
     log_changes_from_select(session, tenant_id=tenant_id, table="tasks",
                             rows=union_all(store_rows, guide_rows))
 
 
 def publish_campaign(session: Session, campaign: Campaign) -> dict:
-    """Fan a campaign out to its stores' inboxes in two INSERT ... SELECTs."""
+    """Fan a campaign out to its stores' inboxes in two INSERT ... SELECTs.
+
+    Each statement reads the segment's members once and derives task ids from their owner
+    (campaign id + guide or store id), so the targets need no join back to the new tasks.
+    The campaign row is locked by the caller, so a publish happens once: plain INSERTs,
+    without ON CONFLICT's second index probe per row.
+    """
     now = utcnow()
-    stores = target_stores(campaign.tenant_id, campaign.target)
+    tenant_id = campaign.tenant_id
+    stores = target_stores(tenant_id, campaign.target)
     segmented = has_segment(campaign.segment)
     per_guide = campaign.distribution == "auto"
-    common = dict(tenant_id=campaign.tenant_id, source="campaign", title=campaign.title,
+    common = dict(tenant_id=tenant_id, source="campaign", title=campaign.title,
                   brief=campaign.brief, starts_at=campaign.starts_at, due_at=campaign.due_at,
                   material_id=campaign.suggested_material_id,
                   reply_id=campaign.suggested_reply_id, campaign_id=campaign.id,
                   created_by=campaign.created_by, now=now,
                   key_prefix=f"campaign:{campaign.id}:", id_prefix=campaign.id)
-    members = select(Member.id).where(Member.tenant_id == campaign.tenant_id,
-                                      segment_filter(campaign.segment, now))
+    segment = and_(Member.tenant_id == tenant_id, segment_filter(campaign.segment, now))
     if per_guide:
-        owners = select(*task_row_select(store_id=Staff.store_id, assignee_id=Staff.id,
-                                         owner_id=Staff.id, **common)).where(
-            Staff.tenant_id == campaign.tenant_id, Staff.role == "guide",
-            Staff.state == "active", Staff.store_id.in_(stores))
-        if segmented:
-            owners = owners.where(Staff.id.in_(select(Member.guide_id).where(
-                Member.id.in_(members))))
+        owner, member_owner = Staff.id, Member.guide_id
+        owners = select(Staff.id).where(Staff.tenant_id == tenant_id, Staff.role == "guide",
+                                        Staff.state == "active", Staff.store_id.in_(stores))
+        task_rows = select(*task_row_select(store_id=Staff.store_id, assignee_id=Staff.id,
+                                            owner_id=Staff.id, **common))
     else:
-        from guideapp.org.models import Store
-
-        owners = select(*task_row_select(store_id=Store.id, assignee_id=None, owner_id=Store.id,
-                                         **common)).where(Store.id.in_(stores))
-    tasks = insert_ignoring_duplicates(session, Task, TASK_COLUMNS, owners)
+        owner, member_owner, owners = Store.id, Member.store_id, stores
+        task_rows = select(*task_row_select(store_id=Store.id, assignee_id=None,
+                                            owner_id=Store.id, **common))
+    task_rows = task_rows.where(owner.in_(owners))
+    if segmented:  # no task for an owner none of whose members is in the segment
+        task_rows = task_rows.where(owner.in_(select(member_owner).where(segment)))
+    tasks = insert_from_select(session, Task, TASK_COLUMNS, task_rows)
     targets = 0
     if segmented:
-        owner_column = Task.assignee_id if per_guide else Task.store_id
-        member_owner = Member.guide_id if per_guide else Member.store_id
-        rows = select(Task.id + Member.id, literal(campaign.tenant_id, String), Task.id,
-                      Member.id, _time(now)).join(
-            Member, member_owner == owner_column).where(
-            Task.campaign_id == campaign.id, Member.id.in_(members))
-        targets = insert_ignoring_duplicates(session, TaskTarget, TARGET_COLUMNS, rows)
-    log_generated(session, campaign.tenant_id, select(Task.id).where(
-        Task.campaign_id == campaign.id))
+        task_id = literal(campaign.id, String) + member_owner
+        # In primary-key order: the index pages fill in sequence instead of at random.
+        target_id = (task_id + Member.id).label("id")
+        rows = select(target_id, literal(tenant_id, String), task_id, Member.id,
+                      _time(now)).where(segment, member_owner.in_(owners)).order_by(target_id)
+        targets = insert_from_select(session, TaskTarget, TARGET_COLUMNS, rows)
+    log_generated(session, tenant_id, Task.campaign_id == campaign.id)
     return {"tasks": tasks, "targets": targets}
 
 
@@ -111,6 +114,6 @@ def cancel_open_tasks(session: Session, *, tenant_id: str, where) -> int:
         Task.tenant_id == tenant_id, Task.state == "open", where).values(
         state="cancelled", updated_at=utcnow())).rowcount
     if cancelled:
-        log_generated(session, tenant_id, select(Task.id).where(
-            Task.tenant_id == tenant_id, Task.state == "cancelled", where))
+        log_generated(session, tenant_id, and_(Task.tenant_id == tenant_id,
+                                               Task.state == "cancelled", where))
     return cancelled

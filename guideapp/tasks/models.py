@@ -84,7 +84,13 @@ class Task(Base):
 
 
 class TaskTarget(Base):
-    """A member a task names, with its own result."""
+    """A member a task names, with its own result.
+
+    No foreign keys to tasks, members or tenants: a campaign writes 300,000 targets at once,
+    and each key check row-locks its parent (FOR KEY SHARE), rewriting every member page in
+    the tenant (measured: 22 s of a 28 s fan-out). Every insert selects its task and member
+    in the same statement, and tasks and members are never deleted (cancelled / merged).
+    """
 
     __tablename__ = "task_targets"
     __table_args__ = (
@@ -93,9 +99,9 @@ class TaskTarget(Base):
     )
 
     id: Mapped[str] = mapped_column(String(140), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    task_id: Mapped[str] = mapped_column(String(100), ForeignKey("tasks.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    tenant_id: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[str] = mapped_column(String(100))
+    member_id: Mapped[str] = mapped_column(String(32))
     result: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
     result_at: Mapped[datetime | None]

@@ -119,8 +119,7 @@ def _sop_step(session, rule: SopRule, index: int, step: dict, day: date, zone, n
         insert_ignoring_duplicates(session, TaskTarget, TARGET_COLUMNS, select(
             task_id + Member.id, literal(rule.tenant_id, String), task_id, Member.id,
             literal(now, UTCDateTime())).where(who))
-        log_generated(session, rule.tenant_id, select(Task.id).where(
-            Task.id.in_(select(task_id).where(who))))
+        log_generated(session, rule.tenant_id, Task.id.in_(select(task_id).where(who)))
     return created
 
 
@@ -139,8 +138,7 @@ def _calendar_day(session, tenant_id: str, day: date, zone, now) -> int:
             now=now)).where(Store.id.in_(target_stores(tenant_id, item.target)))
         inserted = insert_ignoring_duplicates(session, Task, TASK_COLUMNS, rows)
         if inserted:
-            log_generated(session, tenant_id, select(Task.id).where(
-                Task.calendar_item_id == item.id))
+            log_generated(session, tenant_id, Task.calendar_item_id == item.id)
         created += inserted
     return created
 

@@ -59,7 +59,9 @@ def get_campaign(session: Session, *, actor: Actor, campaign_id: str) -> Campaig
 
 
 def publish(session: Session, *, actor: Actor, campaign_id: str) -> dict:
-    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "publish")
+    # Locked: a second publish of the same campaign waits, then finds it published.
+    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "publish",
+                                   for_update=True)
     if campaign.state != "draft":
         raise InvalidState(f"Campaign is {campaign.state}; only drafts can be published.")
     counts = fanout.publish_campaign(session, campaign)
@@ -69,7 +71,8 @@ def publish(session: Session, *, actor: Actor, campaign_id: str) -> dict:
 
 
 def cancel_campaign(session: Session, *, actor: Actor, campaign_id: str) -> dict:
-    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "cancel")
+    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "cancel",
+                                   for_update=True)
     if campaign.state == "cancelled":
         raise InvalidState("Campaign is already cancelled.")
     cancelled = fanout.cancel_open_tasks(session, tenant_id=campaign.tenant_id,
