@@ -127,8 +127,9 @@ def _load_demo(engine) -> None:
 class _server:
     """gunicorn on a free loopback port, rate limits opened wide, stopped on exit."""
 
-    def __init__(self, url: str, workers: int, app: str = "bench.bench_scans:make_app()"):
-        self.url, self.workers, self.app = url, workers, app
+    def __init__(self, url: str, workers: int, app: str = "bench.bench_scans:make_app()",
+                 env: dict | None = None):
+        self.url, self.workers, self.app, self.extra_env = url, workers, app, env or {}
 
     def __enter__(self) -> int:
         with socket.socket() as probe:
@@ -136,7 +137,7 @@ class _server:
             self.port = probe.getsockname()[1]
         env = {**os.environ, "GUIDEAPP_DATABASE_URL": self.url, "GUIDEAPP_LOG_LEVEL": "WARNING",
                "GUIDEAPP_SCAN_RATE_PER_CODE": "1000000000",
-               "GUIDEAPP_SCAN_RATE_PER_ADDRESS": "1000000000"}
+               "GUIDEAPP_SCAN_RATE_PER_ADDRESS": "1000000000", **self.extra_env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--worker-class", "sync", "--log-level", "warning",

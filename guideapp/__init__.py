@@ -8,6 +8,7 @@ from guideapp.db import make_engine, make_sessionmaker
 from guideapp.extensions import Api
 from guideapp.logs import configure_logging
 from guideapp.storage import LocalStorage
+from guideapp.tasks.inbox_cache import PageCache
 from guideapp import wiring  # noqa: F401  (cross-domain hooks)
 
 
@@ -28,7 +29,8 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         else make_sessionmaker(bind, join_transaction_mode="create_savepoint")
     )
     app.extensions["guideapp"] = {"engine": engine, "sessionmaker": sessionmaker,
-                                  "storage": LocalStorage(app.config["UPLOAD_DIR"])}
+                                  "storage": LocalStorage(app.config["UPLOAD_DIR"]),
+                                  "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"])}
 
     api = Api(app)
     app.extensions["guideapp"]["api"] = api

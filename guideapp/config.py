@@ -25,6 +25,8 @@ class Config:
     LOGIN_MAX_FAILURES_PER_ADDRESS = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
     IDEMPOTENCY_KEY_TTL_SECONDS = _env_int("GUIDEAPP_IDEMPOTENCY_TTL", 24 * 3600)
     LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
+    # Rendered inbox pages each worker keeps (tasks/inbox_cache.py); 0 switches it off.
+    INBOX_CACHE_BYTES = _env_int("GUIDEAPP_INBOX_CACHE_BYTES", 64 * 1024 * 1024)
     # Channel codes: the URL in each QR code, and the public scan endpoint's fixed-window limits.
     SCAN_BASE_URL = os.environ.get("GUIDEAPP_SCAN_BASE_URL", "http://127.0.0.1:8000/s/")
     SCAN_RATE_WINDOW_SECONDS = _env_int("GUIDEAPP_SCAN_RATE_WINDOW", 60)

@@ -22,6 +22,23 @@ def db_session():
     return g.db_session
 
 
+def extension(name: str):
+    """A per-app object set up in create_app (storage, inbox cache...)."""
+    return current_app.extensions["guideapp"][name]
+
+
+def json_bytes(payload) -> bytes:
+    """The bytes Flask's own JSON response would carry, for answers kept pre-rendered."""
+    return current_app.json.dumps(payload).encode()
+
+
+def conditional_json(body: bytes, etag: str) -> Response:
+    """A JSON answer with its ETag; a 304 without body when the client already holds it."""
+    response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(etag)
+    return response.make_conditional(request)
+
+
 def current_actor():
     from guideapp.errors import Unauthorized
 

@@ -1,6 +1,6 @@
 """Cross-domain reactions, wired once: domains publish hook lists, this module fills them."""
 from guideapp.members import binding, merge, service
-from guideapp.tasks import scheduler, transfer
+from guideapp.tasks import inbox, scheduler, transfer
 
 
 def _tasks_follow_members(session, *, member_ids, whole_book=False, **kwargs):
@@ -10,6 +10,23 @@ def _tasks_follow_members(session, *, member_ids, whole_book=False, **kwargs):
 binding.TRANSFER_HOOKS.append(_tasks_follow_members)
 merge.MERGE_HOOKS.append(transfer.merge_targets)
 service.CARD_SECTIONS.append(transfer.open_tasks_section)
+
+
+def _suggested_content(session, actor, tasks):
+    """Inbox items carry their suggested material and quick reply: one call on the phone."""
+    from guideapp.materials.service import suggestion_summaries as materials
+    from guideapp.replies.service import suggestion_summaries as replies
+
+    found_materials = materials(session, actor, {t.suggested_material_id for t in tasks
+                                                 if t.suggested_material_id})
+    found_replies = replies(session, actor, {t.suggested_reply_id for t in tasks
+                                             if t.suggested_reply_id})
+    return {t.id: {"material": found_materials.get(t.suggested_material_id),
+                   "reply": found_replies.get(t.suggested_reply_id)} for t in tasks
+            if t.suggested_material_id or t.suggested_reply_id}
+
+
+inbox.SUGGESTION_EMBEDS.append(_suggested_content)
 
 
 def _materials_reach_phones_on_time(session, *, tenant_id, since, now):

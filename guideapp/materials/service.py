@@ -140,6 +140,16 @@ def currently_valid(now: datetime):
         Material.valid_to.is_(None), Material.valid_to > now)
 
 
+def suggestion_summaries(session: Session, actor: Actor, material_ids) -> dict[str, dict]:
+    """What an inbox item shows of its suggested material: only ones the actor may share now."""
+    if not material_ids:
+        return {}
+    rows = session.execute(policy.scoped_select(actor, Material).with_only_columns(
+        Material.id, Material.kind, Material.title, Material.url, Material.cover_url,
+        Material.body).where(Material.id.in_(sorted(material_ids)), currently_valid(utcnow())))
+    return {row.id: row._asdict() for row in rows}
+
+
 def record_share(session: Session, *, actor: Actor, material_id: str, channel: str,
                  member_id: str | None = None, share_id: str | None = None,
                  shared_at_client: datetime | None = None) -> Share:

@@ -67,6 +67,16 @@ def list_replies(session: Session, *, actor: Actor, limit: int, cursor: str | No
                     cursor=cursor, descending=True)
 
 
+def suggestion_summaries(session: Session, actor: Actor, reply_ids) -> dict[str, dict]:
+    """What an inbox item shows of its suggested quick reply (placeholders left to render)."""
+    if not reply_ids:
+        return {}
+    rows = session.execute(policy.scoped_select(actor, QuickReply).with_only_columns(
+        QuickReply.id, QuickReply.scene, QuickReply.title, QuickReply.body).where(
+        QuickReply.id.in_(sorted(reply_ids))))
+    return {row.id: row._asdict() for row in rows}
+
+
 def get_reply(session: Session, *, actor: Actor, reply_id: str, action: str | None = None):
     reply = policy.get_visible(session, actor, QuickReply, reply_id, label="Quick reply")
     if action:

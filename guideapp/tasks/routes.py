@@ -6,7 +6,7 @@ from guideapp.extensions import Blueprint
 from guideapp.pagination import CursorArgsSchema
 from guideapp.tasks import dashboard, inbox, plans, service
 from guideapp.tasks import schemas as s
-from guideapp.web import current_actor, db_session
+from guideapp.web import conditional_json, current_actor, db_session, extension, json_bytes
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks and campaigns")
 
@@ -14,10 +14,23 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks and 
 @blp.route("/inbox")
 class Inbox(MethodView):
     @blp.arguments(s.InboxArgsSchema, location="query")
-    @blp.response(200, s.InboxSchema)
+    @blp.response(200, s.InboxSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
     def get(self, args):
-        """My inbox by bucket, with counts, targets' member summaries and suggested content"""
-        return inbox.inbox(db_session(), actor=current_actor(), **args)
+        """My inbox by bucket, with counts, targets' member summaries and suggested content
+
+        Send the last ETag back in If-None-Match: an unchanged inbox answers 304, no body.
+        """
+        page = inbox.cached_inbox(db_session(), actor=current_actor(), **args,
+                                  cache=extension("inbox_cache"), render=_render_inbox)
+        return conditional_json(page.body, page.etag)
+
+
+_INBOX_SCHEMA = s.InboxSchema()
+
+
+def _render_inbox(data: dict) -> bytes:
+    return json_bytes(_INBOX_SCHEMA.dump(data))
 
 
 @blp.route("/tasks")

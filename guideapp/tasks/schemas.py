@@ -143,11 +143,35 @@ class ProgressSchema(Schema):
     answered = fields.Integer()
 
 
+class SuggestedMaterialSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    title = fields.String()
+    url = fields.String(allow_none=True)
+    cover_url = fields.String(allow_none=True)
+    body = fields.String()
+
+
+class SuggestedReplySchema(Schema):
+    id = fields.String()
+    scene = fields.String()
+    title = fields.String()
+    body = fields.String(metadata={"description": "With placeholders; POST /quick-replies/"
+                                                  "{id}/render fills them for a member."})
+
+
+class SuggestedSchema(Schema):
+    """null where the task suggests nothing, or nothing the caller may use now."""
+
+    material = fields.Nested(SuggestedMaterialSchema, allow_none=True)
+    reply = fields.Nested(SuggestedReplySchema, allow_none=True)
+
+
 class InboxItemSchema(Schema):
     task = fields.Nested(TaskSchema)
     progress = fields.Nested(ProgressSchema)
     targets = fields.List(fields.Nested(EmbeddedTargetSchema))
-    suggested = fields.Dict()
+    suggested = fields.Nested(SuggestedSchema)
 
 
 class InboxCountsSchema(Schema):
