@@ -50,3 +50,14 @@ def scratch_database(backend: str, tmp_path_factory):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def run_in_threads(target, count: int) -> None:
+    """Start `count` threads on `target` and wait for all (targets meet at their own barrier)."""
+    import threading
+
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -18,7 +18,7 @@ from guideapp.tasks import plans
 from guideapp.tasks.models import CalendarItem, SchedulerRun, Task, TaskTarget
 from guideapp.tasks.scheduler import tick
 from tests.conftest import FIXTURES, GUIDE, HQ
-from tests.databases import backends, scratch_database
+from tests.databases import backends, run_in_threads, scratch_database
 from tests.factories import staff_by_phone, store_by_code
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -153,11 +153,7 @@ def test_concurrent_ticks_create_nothing_twice(backend, tmp_path_factory):
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_in_threads(run, 4)
         assert not errors, errors
         with Session(engine) as s:
             count = s.scalar(select(func.count()).select_from(Task).where(

@@ -1,12 +1,21 @@
 """The HQ -> manager -> guide path, store tasks, cancellation, transfer and dashboards."""
+import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from guideapp.db import utcnow
+from guideapp.auth.scope import Actor
+from guideapp.db import make_engine, transaction, utcnow
+from guideapp.demo import load_demo
+from guideapp.errors import InvalidState
+from guideapp.tasks import service
 from guideapp.members.models import Member
 from guideapp.tasks.models import Task, TaskTarget
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE
+from tests.conftest import FIXTURES
+from tests.databases import backends, run_in_threads, scratch_database
 from tests.factories import staff_by_phone, store_by_code
 
 COLLEAGUE = "13913775684"
@@ -171,3 +180,43 @@ def test_dashboard_numbers_match_a_hand_count(api, session):
     assert {r["key"] for r in api.get(MANAGER, "/api/v1/dashboards/tasks?group_by=store")
             .get_json()} <= {sh001.id}
     assert len(hq_rows) >= 1
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_concurrent_publishes_fan_out_once(backend, tmp_path_factory):
+    """Two HQ consoles press publish at once: one fans out, the other is told it is done."""
+    from alembic import command
+
+    from guideapp.migrations import alembic_config
+
+    with scratch_database(backend, tmp_path_factory) as url:
+        command.upgrade(alembic_config({}, url=url), "head")
+        engine = make_engine(url)
+        with Session(engine, expire_on_commit=False) as s, transaction(s):
+            load_demo(s, FIXTURES)
+            hq = Actor.for_staff(staff_by_phone(s, HQ))
+            campaign = service.create_campaign(s, actor=hq, data={
+                "title": "并发发布", "target": {"all": True}, "segment": {"stages": ["regular"]},
+                "distribution": "auto", "starts_at": utcnow(),
+                "due_at": utcnow() + timedelta(days=3)})
+        barrier, outcomes = threading.Barrier(2), []
+
+        def publish():
+            barrier.wait()
+            try:
+                with Session(engine) as s, transaction(s):
+                    outcomes.append(service.publish(s, actor=hq, campaign_id=campaign.id))
+            except InvalidState as exc:
+                outcomes.append(exc)
+
+        run_in_threads(publish, 2)
+        published = [o for o in outcomes if isinstance(o, dict)]
+        assert len(published) == 1 and len(outcomes) == 2, outcomes
+        with Session(engine) as s:
+            tasks = s.scalar(select(func.count()).select_from(Task).where(
+                Task.campaign_id == campaign.id))
+            targets = s.scalar(select(func.count()).select_from(TaskTarget).join(
+                Task, Task.id == TaskTarget.task_id).where(Task.campaign_id == campaign.id))
+        assert (tasks, targets) == (published[0]["tasks"], published[0]["targets"])
+        assert tasks > 0 and targets > 0
+        engine.dispose()
