@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask, send_from_directory
 
 from guideapp.config import Config
-from guideapp.db import make_engine, make_sessionmaker
+from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionmaker
 from guideapp.extensions import Api
 from guideapp.logs import configure_logging
 from guideapp.storage import LocalStorage
@@ -28,7 +28,10 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         make_sessionmaker(engine) if bind is None
         else make_sessionmaker(bind, join_transaction_mode="create_savepoint")
     )
+    autocommit_sessionmaker = (
+        make_autocommit_sessionmaker(engine) if bind is None else sessionmaker)
     app.extensions["guideapp"] = {"engine": engine, "sessionmaker": sessionmaker,
+                                  "autocommit_sessionmaker": autocommit_sessionmaker,
                                   "storage": LocalStorage(app.config["UPLOAD_DIR"]),
                                   "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"])}
 

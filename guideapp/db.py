@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -63,11 +67,38 @@ def _json(value) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("json_serializer", _json)
-    if url.startswith("sqlite"):
-        engine = create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
         _make_sqlite_transactional(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection before use only when it sat idle for a while.
+
+    pool_pre_ping would cost a round trip on every request; a connection in steady use is
+    known good, and one that breaks mid-use is invalidated by SQLAlchemy and answers 503
+    (errors.py). Raising DisconnectionError at checkout makes the pool connect afresh.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("pooled connection failed its ping") from error
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
@@ -96,6 +127,90 @@ def make_sessionmaker(engine_or_connection, **kwargs) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_or_connection, expire_on_commit=False, **kwargs)
 
 
+def make_autocommit_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose statements each commit on their own: for reads that need no shared
+    snapshot, saving the BEGIN and COMMIT round trips. SQLite keeps its transactions."""
+    if engine.dialect.name == "sqlite":
+        return make_sessionmaker(engine)
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+class HotRead:
+    """A SELECT run on most requests (the login check), compiled once per dialect and run
+    on a pooled DBAPI connection in autocommit: one round trip, without the Session and
+    Connection bookkeeping that costs more than the query (bench/RESULTS.md, inbox).
+
+    Only for statements whose parameters and columns need no type processing (strings,
+    integers). Given a Session instead of an Engine (tests bind one connection), it runs
+    there, inside the Session's transaction. Rows come back as plain tuples.
+    """
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._compiled: dict[str, tuple] = {}
+
+    def first(self, source: Engine | Session, params: dict) -> tuple | None:
+        if isinstance(source, Session):
+            row = source.connection().execute(self.statement, params).one_or_none()
+            return tuple(row) if row is not None else None
+        sql, defaults, order = self._compile(source.dialect)
+        values = {**defaults, **params}
+        bound = [values[name] for name in order] if order else values
+        pooled = source.raw_connection()
+        try:
+            return self._fetch(source.dialect, pooled, sql, bound)
+        except source.dialect.loaded_dbapi.Error as error:
+            invalidated = source.dialect.is_disconnect(error, pooled.dbapi_connection, None)
+            if invalidated:
+                pooled.invalidate(error)
+            raise DBAPIError.instance(sql, bound, error, source.dialect.loaded_dbapi.Error,
+                                      connection_invalidated=invalidated) from error
+        finally:
+            pooled.close()
+
+    @staticmethod
+    def _fetch(dialect, pooled, sql: str, bound) -> tuple | None:
+        driver = pooled.driver_connection
+        # psycopg would send BEGIN first; SQLite's driver connection already autocommits.
+        toggle = dialect.name == "postgresql"
+        if toggle:
+            driver.autocommit = True
+        try:
+            cursor = driver.cursor()
+            cursor.execute(sql, bound)
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            if toggle and not driver.closed:
+                driver.autocommit = False
+        return tuple(row) if row is not None else None
+
+    def _compile(self, dialect) -> tuple:
+        if dialect.name not in self._compiled:
+            compiled = self.statement.compile(dialect=dialect)
+            self._compiled[dialect.name] = (str(compiled), dict(compiled.params),
+                                            list(compiled.positiontup or []))
+        return self._compiled[dialect.name]
+
+
+class greatest(FunctionElement):  # noqa: N801  (SQL function name)
+    """GREATEST(a, b, ...) of non-NULL integers; SQLite spells it max(a, b, ...)."""
+
+    type = BigInteger()
+    name = "greatest"
+    inherit_cache = True
+
+
+@compiles(greatest)
+def _greatest(element, compiler, **kw):
+    return f"greatest({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element, compiler, **kw):
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
 def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows) -> int:
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING, for generated rows with unique keys."""
     if session.get_bind().dialect.name == "postgresql":
@@ -112,6 +227,15 @@ def insert_from_select(session: Session, model, columns: list[str], rows) -> int
 
     stmt = insert(model).from_select(columns, rows)
     return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+
+def bulk_work_memory(session: Session, megabytes: int = 256) -> None:
+    """Let this transaction's sorts and hashes of a fan-out stay in memory (PostgreSQL's
+    default of 4 MB spills a 300,000-row sort to disk); reset at commit or rollback."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        session.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
 
 
 def plus_days(session: Session, column, days: int):

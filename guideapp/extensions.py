@@ -24,6 +24,11 @@ class Blueprint(_Blueprint):
     asks for it once the record is known to be visible (404, then 428 / 412).
     """
 
+    def arguments(self, schema, *args, **kwargs):
+        """As flask-smorest's, with a schema class instantiated once, not per request."""
+        return super().arguments(schema() if isinstance(schema, type) else schema,
+                                 *args, **kwargs)
+
     def _check_precondition(self):
         return None
 
@@ -36,6 +41,17 @@ class Blueprint(_Blueprint):
     def public(view):
         view = _Blueprint.doc(security=[])(view)
         view.public = True
+        return view
+
+    @staticmethod
+    def versioned_read(view):
+        """A read served from pages kept per change version (the inbox).
+
+        Its statements run without a transaction (no BEGIN / COMMIT round trips; the
+        version is read first, so a page is never older than its stamp), and the login
+        check also reads the caller's change version (Actor.change_version).
+        """
+        view.versioned_read = True
         return view
 
 

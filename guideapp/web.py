@@ -16,9 +16,10 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def db_session():
-    """The request's session, opened on first use."""
+    """The request's session, opened on first use (autocommit for versioned reads)."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["guideapp"]["sessionmaker"]()
+        maker = "autocommit_sessionmaker" if g.get("versioned_read") else "sessionmaker"
+        g.db_session = current_app.extensions["guideapp"][maker]()
     return g.db_session
 
 
@@ -48,13 +49,19 @@ def current_actor():
     return actor
 
 
-def _view_is_public() -> bool:
+def _view_handler():
+    """The function that will answer this request (None: no route), where Blueprint
+    decorators leave their marks (public, versioned_read)."""
     view = current_app.view_functions.get(request.endpoint or "")
-    if view is None:
-        return True  # unknown route: let Flask answer 404/405
     view_class = getattr(view, "view_class", None)
-    target = getattr(view_class, request.method.lower(), None) if view_class else view
-    return bool(getattr(target, "public", False))
+    return getattr(view_class, request.method.lower(), None) if view_class else view
+
+
+def _login_source():
+    """Where the login check runs: a versioned read checks outside any transaction, on a
+    pooled connection; other requests (and tests, which bind one connection) in theirs."""
+    engine = extension("engine")
+    return engine if g.versioned_read and engine is not None else db_session()
 
 
 def init_request_lifecycle(app: Flask) -> None:
@@ -67,9 +74,14 @@ def init_request_lifecycle(app: Flask) -> None:
         g.started = time.perf_counter()
         if not request.path.startswith("/api/"):
             return None
+        handler = _view_handler()
+        g.versioned_read = getattr(handler, "versioned_read", False)
+        # An unknown route counts as public: Flask answers it 404/405.
+        needs_login = handler is not None and not getattr(handler, "public", False)
         g.actor = authenticate_request(
-            db_session(), request.headers.get("Authorization"), config=app.config
-        ) if request.headers.get("Authorization") or not _view_is_public() else None
+            _login_source(), request.headers.get("Authorization"), config=app.config,
+            with_change_version=g.versioned_read,
+        ) if request.headers.get("Authorization") or needs_login else None
         if request.method == "POST" and request.headers.get("Idempotency-Key"):
             replay = idempotency.begin(
                 db_session(),
@@ -90,7 +102,7 @@ def init_request_lifecycle(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response):
         session = g.get("db_session")
-        if session is not None:
+        if session is not None and not g.get("versioned_read"):  # a read: nothing to commit
             succeeded = response.status_code < 400
             if (succeeded or g.get("keep_writes")) and not g.get("idempotency_replayed"):
                 try:

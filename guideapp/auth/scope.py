@@ -12,6 +12,9 @@ class Actor:
     store_id: str | None
     region_id: str | None
     session_id: str | None = None
+    # The newest change-log sequence the actor's phone follows, when the view asked for it
+    # with the login check (Blueprint.versioned_read); None otherwise.
+    change_version: int | None = None
 
     @property
     def is_hq(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from guideapp.auth.models import AuthSession, LoginAttempt
@@ -12,37 +13,47 @@ from guideapp.auth.scope import Actor
 from guideapp.auth.tokens import (
     hash_refresh_token, issue_access_token, new_refresh_token, read_access_token,
 )
-from guideapp.db import utcnow
+from guideapp.db import HotRead, utcnow
 from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
 from guideapp.org.models import Staff, Store
+from guideapp.sync.changelog import newest_change_seq
 
 BAD_LOGIN = "Phone or password is wrong."
 
 
 # Built once: it runs on every request, and building a statement costs more than running it.
-_ACTOR_OF_TOKEN = (
+_ACTOR_OF_TOKEN = HotRead(
     select(Staff.id, Staff.tenant_id, Staff.role, Staff.store_id, Store.region_id)
     .join(AuthSession, AuthSession.staff_id == Staff.id)
     .outerjoin(Store, Store.id == Staff.store_id)
     .where(Staff.id == bindparam("staff_id"), Staff.state == "active",
            AuthSession.id == bindparam("session_id"), AuthSession.revoked_at.is_(None))
 )
+_ACTOR_AND_CHANGE_VERSION = HotRead(_ACTOR_OF_TOKEN.statement.add_columns(
+    newest_change_seq(Staff.tenant_id, Staff.id, Staff.store_id, Store.region_id)))
 
 
-def authenticate_request(session: Session, authorization: str | None, *, config) -> Actor:
-    """One query: the token's staff must be active and its login session not revoked."""
+def authenticate_request(source: Session | Engine, authorization: str | None, *, config,
+                         with_change_version: bool = False) -> Actor:
+    """One query: the token's staff must be active and its login session not revoked.
+
+    `source` is the request's Session, or the Engine for a read outside any transaction;
+    `with_change_version` reads the actor's change version in the same round trip.
+    """
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized()
     claims = read_access_token(token.strip(), secret=config["SECRET_KEY"])
     if claims is None:
         raise Unauthorized("The access token is invalid or expired; refresh it or log in again.")
-    row = session.connection().execute(
-        _ACTOR_OF_TOKEN, {"staff_id": claims["sub"], "session_id": claims["sid"]}).one_or_none()
+    statement = _ACTOR_AND_CHANGE_VERSION if with_change_version else _ACTOR_OF_TOKEN
+    row = statement.first(source, {"staff_id": claims["sub"], "session_id": claims["sid"]})
     if row is None:
         raise Unauthorized("This login has ended (logged out or no longer on staff).")
-    return Actor(staff_id=row.id, tenant_id=row.tenant_id, role=row.role, store_id=row.store_id,
-                 region_id=row.region_id, session_id=claims["sid"])
+    staff_id, tenant_id, role, store_id, region_id, *change_version = row
+    return Actor(staff_id=staff_id, tenant_id=tenant_id, role=role, store_id=store_id,
+                 region_id=region_id, session_id=claims["sid"],
+                 change_version=change_version[0] if change_version else None)
 
 
 def check_login_throttle(session: Session, *, phone: str, address: str, config) -> None:

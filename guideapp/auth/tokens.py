@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from datetime import datetime, timedelta
 
 import jwt
+from cachetools import LRUCache
 
 ALGORITHM = "HS256"
 
@@ -19,8 +22,27 @@ def issue_access_token(*, secret: str, staff_id: str, tenant_id: str, session_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+# A phone sends the same token for up to its 15 minutes: verify its signature once per
+# worker and keep the claims (expiry is still checked on every use). Failures are not kept.
+_verified: LRUCache = LRUCache(maxsize=20_000)
+_verified_lock = threading.Lock()
+
+
 def read_access_token(token: str, *, secret: str) -> dict | None:
     """Claims of a valid, unexpired access token, else None."""
+    key = (secret, token)
+    with _verified_lock:
+        claims = _verified.get(key)
+    if claims is None:
+        claims = _decode(token, secret)
+        if claims is None:
+            return None
+        with _verified_lock:
+            _verified[key] = claims
+    return claims if claims["exp"] > time.time() else None
+
+
+def _decode(token: str, secret: str) -> dict | None:
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "sid"]}

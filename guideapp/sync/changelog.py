@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import Select, insert, literal, select, update
+from sqlalchemy import ColumnElement, Select, String, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from guideapp.db import greatest
 from guideapp.sync.models import ChangeLogEntry, SyncCounter
 
 PENDING = "pending_changes"
@@ -55,6 +56,20 @@ def log_changes(session: Session, *, tenant_id: str, table: str, rows: Iterable[
 
 
 PENDING_SELECTS = "pending_change_selects"
+
+
+def newest_change_seq(tenant_id, staff_id, store_id, region_id) -> ColumnElement[int]:
+    """The newest sequence in the scopes a staff member's phone follows (tenant, own,
+    store, region; 0 when none), over columns or literals: one backward step of
+    ix_change_log_scope_seq per scope. A NULL store or region matches nothing."""
+
+    def newest(prefix: str, owner_id):
+        return func.coalesce(select(func.max(ChangeLogEntry.seq)).where(
+            ChangeLogEntry.tenant_id == tenant_id,
+            ChangeLogEntry.scope == literal(prefix, String) + owner_id).scalar_subquery(), 0)
+
+    return greatest(newest("t:", tenant_id), newest("g:", staff_id), newest("s:", store_id),
+                    newest("r:", region_id))
 
 
 def log_changes_from_select(session: Session, *, tenant_id: str, table: str, rows: Select,

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, String, and_, literal, null, select, union_all, update
 from sqlalchemy.orm import Session
 
-from guideapp.db import UTCDateTime, insert_from_select, utcnow
+from guideapp.db import UTCDateTime, bulk_work_memory, insert_from_select, utcnow
 from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store
 from guideapp.sync.changelog import log_changes_from_select
@@ -72,6 +72,7 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
     """
     now = utcnow()
     tenant_id = campaign.tenant_id
+    bulk_work_memory(session)
     stores = target_stores(tenant_id, campaign.target)
     segmented = has_segment(campaign.segment)
     per_guide = campaign.distribution == "auto"
@@ -94,8 +95,11 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
                                             owner_id=Store.id, **common))
     task_rows = task_rows.where(owner.in_(owners))
     if segmented:  # no task for an owner none of whose members is in the segment
-        task_rows = task_rows.where(owner.in_(select(member_owner).where(segment)))
-    tasks = insert_from_select(session, Task, TASK_COLUMNS, task_rows)
+        # Grouped, the segment is one scan hashed against the owners, not a probe per owner.
+        owners_in_segment = select(member_owner.label("owner")).where(segment).group_by(
+            member_owner).subquery()
+        task_rows = task_rows.join(owners_in_segment, owners_in_segment.c.owner == owner)
+    tasks = insert_from_select(session, Task, TASK_COLUMNS, task_rows.order_by(owner))
     targets = 0
     if segmented:
         task_id = literal(campaign.id, String) + member_owner

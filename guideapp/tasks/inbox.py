@@ -4,14 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import and_, bindparam, case, func, select, union_all
+from sqlalchemy import String, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
-from guideapp.sync.changelog import region_scope, staff_scope, store_scope, tenant_scope
-from guideapp.sync.models import ChangeLogEntry
+from guideapp.sync.changelog import newest_change_seq
 from guideapp.tasks.inbox_cache import CachedPage, PageCache, page
 from guideapp.members.models import Member
 from guideapp.members.service import present
@@ -96,19 +95,23 @@ def embed(session: Session, actor: Actor, tasks: list[Task]) -> list[dict]:
              "suggested": suggestions.get(t.id, {})} for t in tasks]
 
 
-def cached_inbox(session: Session, *, actor: Actor, bucket: str, limit: int,
-                 cursor: str | None, cache: PageCache,
+def cached_inbox(open_session: Callable[[], Session], *, actor: Actor, bucket: str,
+                 limit: int, cursor: str | None, cache: PageCache,
                  render: Callable[[dict], bytes]) -> CachedPage:
     """The inbox page as rendered bytes with an ETag, from `cache` while still current.
 
-    The version is read before the page, so a page is never older than its stamp.
+    The version is read before the page, so a page is never older than its stamp. A kept
+    page needs no session: `open_session` is called only to build one.
     """
     now = utcnow()
-    version = inbox_version(session, actor)
+    version = actor.change_version
+    if version is None:
+        version = inbox_version(open_session(), actor)
     key = (actor.staff_id, actor.role, actor.store_id, actor.region_id, bucket, limit, cursor)
     found = cache.get(key, version=version, now=now)
     if found is not None:
         return found
+    session = open_session()
     body = render(inbox(session, actor=actor, bucket=bucket, limit=limit, cursor=cursor,
                         now=now))
     entry = page(version, _next_change_at(session, actor, now), body)
@@ -116,25 +119,12 @@ def cached_inbox(session: Session, *, actor: Actor, bucket: str, limit: int,
     return entry
 
 
-def _newest_in(scope_param: str):
-    return select(func.max(ChangeLogEntry.seq).label("seq")).where(
-        ChangeLogEntry.tenant_id == bindparam("tenant_id"),
-        ChangeLogEntry.scope == bindparam(scope_param))
-
-
-# Built once, run on every inbox request: one backward index step per scope.
-_NEWEST = union_all(*[_newest_in(f"scope_{i}") for i in range(4)]).subquery()
-_INBOX_VERSION = select(func.max(_NEWEST.c.seq))
-
-
 def inbox_version(session: Session, actor: Actor) -> int:
-    """The newest change-log sequence in any scope the actor's phone follows."""
-    own = staff_scope(actor.staff_id)  # stands in for a store or region the actor lacks
-    scopes = [tenant_scope(actor.tenant_id), own,
-              store_scope(actor.store_id) if actor.store_id else own,
-              region_scope(actor.region_id) if actor.region_id else own]
-    params = {"tenant_id": actor.tenant_id, **{f"scope_{i}": s for i, s in enumerate(scopes)}}
-    return session.connection().execute(_INBOX_VERSION, params).scalar() or 0
+    """The newest change-log sequence in any scope the actor's phone follows (a request
+    reads it with the login check: Blueprint.versioned_read, Actor.change_version)."""
+    return session.scalar(select(newest_change_seq(
+        literal(actor.tenant_id), literal(actor.staff_id), literal(actor.store_id, String),
+        literal(actor.region_id, String))))
 
 
 def _next_change_at(session: Session, actor: Actor, now: datetime) -> datetime:

@@ -13,6 +13,7 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks and 
 
 @blp.route("/inbox")
 class Inbox(MethodView):
+    @blp.versioned_read
     @blp.arguments(s.InboxArgsSchema, location="query")
     @blp.response(200, s.InboxSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
@@ -21,7 +22,7 @@ class Inbox(MethodView):
 
         Send the last ETag back in If-None-Match: an unchanged inbox answers 304, no body.
         """
-        page = inbox.cached_inbox(db_session(), actor=current_actor(), **args,
+        page = inbox.cached_inbox(db_session, actor=current_actor(), **args,
                                   cache=extension("inbox_cache"), render=_render_inbox)
         return conditional_json(page.body, page.etag)
 
