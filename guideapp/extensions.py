@@ -1,11 +1,14 @@
 """The API object, the Blueprint and the Schema every package builds on."""
+import threading
 from datetime import timezone
 
 import marshmallow as ma
+from cachetools import LRUCache
 from flask import request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from flask_smorest.exceptions import PreconditionRequired
+from webargs.flaskparser import FlaskParser
 
 from guideapp.errors import register_error_handlers
 
@@ -16,6 +19,34 @@ class Api(_Api):
         register_error_handlers(self._app)
 
 
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser; a query-string schema that sets `keep_parsed = True` has its
+    parses kept per query string (the inbox: phones send the same few query strings all
+    day). Only for schemas whose result depends on the query string alone (no time- or
+    request-dependent defaults); only results of immutable values are kept."""
+
+    KEPT = 1024
+
+    def __init__(self):
+        super().__init__()
+        self._kept: LRUCache = LRUCache(maxsize=self.KEPT)
+        self._lock = threading.Lock()
+
+    def parse(self, argmap, req=None, *, location=None, **kwargs):
+        if location != "query" or not getattr(argmap, "keep_parsed", False):
+            return super().parse(argmap, req, location=location, **kwargs)
+        key = (id(argmap), request.query_string)
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None:
+            return dict(kept)
+        parsed = super().parse(argmap, req, location=location, **kwargs)
+        if all(isinstance(v, (str, int, float, bool, type(None))) for v in parsed.values()):
+            with self._lock:
+                self._kept[key] = dict(parsed)
+        return parsed
+
+
 class Blueprint(_Blueprint):
     """flask-smorest Blueprint; `public` marks a view that needs no login.
 
@@ -23,6 +54,8 @@ class Blueprint(_Blueprint):
     headers: flask-smorest asks for If-Match (428) before the view runs; here check_etag
     asks for it once the record is known to be visible (404, then 428 / 412).
     """
+
+    ARGUMENTS_PARSER = ArgumentsParser()
 
     def arguments(self, schema, *args, **kwargs):
         """As flask-smorest's, with a schema class instantiated once, not per request."""

@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
+from werkzeug.http import is_resource_modified
 
 from guideapp.db import commit
 from guideapp.errors import error_payload
@@ -34,10 +35,17 @@ def json_bytes(payload) -> bytes:
 
 
 def conditional_json(body: bytes, etag: str) -> Response:
-    """A JSON answer with its ETag; a 304 without body when the client already holds it."""
-    response = current_app.response_class(body, mimetype="application/json")
+    """A JSON answer with its ETag; a 304 without body when the client already holds it.
+
+    werkzeug's is_resource_modified (If-None-Match, weak comparison) decides; the fuller
+    Response.make_conditional also serves byte ranges, which JSON pages never need.
+    """
+    if not is_resource_modified(request.environ, etag=etag):
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.response_class(body, mimetype="application/json")
     response.set_etag(etag)
-    return response.make_conditional(request)
+    return response
 
 
 def current_actor():

@@ -134,3 +134,17 @@ def test_one_call_for_a_page_of_tasks_whatever_its_size(api, session):
         _store_task(api, session)
     many = count_queries(f"{INBOX}?limit=50")
     assert many == few
+
+
+def test_query_arguments_are_checked_every_time_and_kept_per_query_string(api, session):
+    """The parser keeps inbox argument parses by query string (extensions.ArgumentsParser):
+    a bad one is refused every time, and each query string keeps its own meaning."""
+    for _ in range(2):
+        refused = api.get(GUIDE, f"{INBOX}?bucket=someday&limit=20")
+        assert refused.status_code == 422 and "bucket" in str(refused.get_json()["errors"])
+    _store_task(api, session)
+    today = api.get(GUIDE, f"{INBOX}?bucket=today&limit=20").get_json()
+    done = api.get(GUIDE, f"{INBOX}?bucket=done&limit=20").get_json()
+    assert today["items"] and all(i["task"]["state"] == "open" for i in today["items"])
+    assert all(i["task"]["state"] == "done" for i in done["items"])
+    assert len(api.get(GUIDE, f"{INBOX}?bucket=today&limit=1").get_json()["items"]) == 1

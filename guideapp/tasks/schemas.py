@@ -189,6 +189,8 @@ class InboxSchema(Schema):
 
 
 class InboxArgsSchema(CursorArgsSchema):
+    keep_parsed = True  # depends on the query string alone (extensions.ArgumentsParser)
+
     bucket = fields.String(load_default="today",
                            validate=validate.OneOf(["today", "overdue", "upcoming", "done"]))
 
