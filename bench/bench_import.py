@@ -21,7 +21,7 @@ from guideapp.members.identity import ensure_member
 from guideapp.members.imports import run_import
 from guideapp.members.models import Binding, Member
 from guideapp.org.models import Staff, Tenant
-from guideapp.sync.models import ChangeLogEntry
+from guideapp.changelog import ChangeLogEntry
 
 TARGET_ROWS_PER_S = 5000
 HEADER = ["手机号", "姓名", "性别", "生日", "unionid", "导购手机号", "会员等级", "积分", "来源渠道",

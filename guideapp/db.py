@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from sqlalchemy import BigInteger, DateTime, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
@@ -54,6 +54,10 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -250,10 +254,7 @@ def plus_days(session: Session, column, days: int):
 
 
 def commit(session: Session) -> None:
-    """Commit a unit of work: stamp its change-log entries with the commit-ordered sequence."""
-    from guideapp.sync.changelog import stamp_pending_changes
-
-    stamp_pending_changes(session)
+    """Commit a unit of work (the change log stamps itself on every commit: changelog/)."""
     session.commit()
 
 

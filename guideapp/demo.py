@@ -16,7 +16,7 @@ from guideapp.replies.demo import load_replies
 from guideapp.org.models import Brand, Region, Staff, Store, StoreTag, Tenant
 from guideapp.org.service import create_tenant
 from guideapp.scans.demo import load_codes
-from guideapp.sync.changelog import log_changes, store_scope, tenant_scope
+from guideapp.changelog import log_changes, store_scope, tenant_scope
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_LOGINS = [

@@ -1,7 +1,7 @@
 """Every write of an organisation record lands in the change log in its own transaction."""
 from sqlalchemy import func, select
 
-from guideapp.sync.models import ChangeLogEntry, SyncCounter
+from guideapp.changelog import ChangeLogEntry, SyncCounter
 from tests.conftest import HQ, MANAGER
 
 
@@ -43,3 +43,58 @@ def test_reads_do_not_bump_the_counter(api, session):
     before = _counter(session, tenant_id)
     api.get(HQ, "/api/v1/stores")
     assert _counter(session, tenant_id) == before
+
+
+def _demo_store(session):
+    from guideapp.org.models import Store
+
+    return session.scalar(select(Store).where(Store.code == "SH001"))
+
+
+def test_a_bare_session_commit_stamps_the_notes(session):
+    """Stamping is a session event: code that never calls db.commit() cannot drop entries."""
+    from guideapp.changelog import log_change, store_scope
+
+    store = _demo_store(session)
+    before = _counter(session, store.tenant_id)
+    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
+               scopes=[store_scope(store.id)])
+    session.commit()
+    assert _counter(session, store.tenant_id) == before + 1
+    assert session.scalar(select(ChangeLogEntry.scope).where(
+        ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1)) == \
+        store_scope(store.id)
+
+
+def test_a_rolled_back_savepoint_forgets_its_notes_and_keeps_the_others(session):
+    from guideapp.changelog import log_change, staff_scope, store_scope
+
+    store = _demo_store(session)
+    before = _counter(session, store.tenant_id)
+    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
+               scopes=[store_scope(store.id)])
+    savepoint = session.begin_nested()
+    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
+               scopes=[staff_scope("nobody")])
+    savepoint.rollback()
+    with session.begin_nested():  # a released savepoint stamps nothing yet
+        log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
+                   scopes=[staff_scope("kept")])
+    assert _counter(session, store.tenant_id) == before
+    session.commit()
+    assert _counter(session, store.tenant_id) == before + 1
+    scopes = set(session.scalars(select(ChangeLogEntry.scope).where(
+        ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1)))
+    assert scopes == {store_scope(store.id), staff_scope("kept")}
+
+
+def test_a_rolled_back_transaction_leaves_no_notes_for_the_next(session):
+    from guideapp.changelog import log_change, store_scope
+
+    store = _demo_store(session)
+    before = _counter(session, store.tenant_id)
+    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
+               scopes=[store_scope(store.id)])
+    session.rollback()
+    session.commit()
+    assert _counter(session, store.tenant_id) == before

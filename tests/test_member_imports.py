@@ -13,7 +13,7 @@ from guideapp.members import import_rows
 from guideapp.members.imports import run_import
 from guideapp.members.models import Binding, Member, Order, OrderRefund, PointsEntry
 from guideapp.org.models import Tenant
-from guideapp.sync.models import ChangeLogEntry
+from guideapp.changelog import ChangeLogEntry
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE
 from tests.factories import member_of, staff_by_phone
 

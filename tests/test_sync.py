@@ -3,7 +3,8 @@ from sqlalchemy import func, select
 
 from guideapp.members.models import MemberNote
 from guideapp.sync import service as sync_service
-from guideapp.sync.models import SyncCounter, SyncRejection
+from guideapp.changelog import SyncCounter
+from guideapp.sync.models import SyncRejection
 from guideapp.tasks.models import Task
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE
 from tests.factories import make_task, staff_by_phone, store_by_code

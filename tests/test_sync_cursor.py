@@ -14,7 +14,7 @@ from guideapp.members import service as members
 from guideapp.migrations import alembic_config
 from guideapp.org.models import Staff
 from guideapp.sync import service as sync
-from guideapp.sync.changelog import stamp_pending_changes
+from guideapp.changelog import stamp_pending_changes
 from tests.conftest import FIXTURES, GUIDE, MANAGER
 from tests.databases import POSTGRES_URL, scratch_database
 

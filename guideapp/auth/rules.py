@@ -2,6 +2,7 @@
 from sqlalchemy import and_, false, or_, select, true
 
 from guideapp.auth.policy import read_rule, visible, write_rule
+from guideapp.changelog.scopes import scopes_followed
 from guideapp.org.models import Brand, Region, Staff, Store, Tenant
 
 # --- organisation -------------------------------------------------------------
@@ -182,17 +183,12 @@ from guideapp.materials.models import (  # noqa: E402
 )
 
 
-def _scopes_of(actor):
-    return [f"t:{actor.tenant_id}", f"r:{actor.region_id}", f"s:{actor.store_id}",
-            f"g:{actor.staff_id}"]
-
-
 @read_rule(Material)
 def _materials(actor):
     if actor.is_hq:
         return true()
     return Material.id.in_(select(MaterialAudience.material_id).where(
-        MaterialAudience.scope.in_(_scopes_of(actor))))
+        MaterialAudience.scope.in_(scopes_followed(actor))))
 
 
 @write_rule(Material)

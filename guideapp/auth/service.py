@@ -16,7 +16,7 @@ from guideapp.auth.tokens import (
 from guideapp.db import HotRead, utcnow
 from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
 from guideapp.org.models import Staff, Store
-from guideapp.sync.changelog import newest_change_seq
+from guideapp.changelog import newest_change_seq
 
 BAD_LOGIN = "Phone or password is wrong."
 

@@ -19,7 +19,7 @@ from guideapp.members.models import Member
 from guideapp.org.models import Region, Store, Tenant
 from guideapp.pagination import paginate
 from guideapp.storage import Storage
-from guideapp.sync.changelog import (
+from guideapp.changelog import (
     log_change, region_scope, staff_scope, store_scope, tenant_scope,
 )
 
@@ -30,11 +30,6 @@ UPLOAD_LIMITS = {
 }
 NEEDS_FILE_OR_URL = {"image", "poster", "video"}
 NEEDS_URL = {"article", "mini_program", "product"}
-
-
-def actor_scopes(actor: Actor) -> list[str]:
-    return [tenant_scope(actor.tenant_id), region_scope(actor.region_id),
-            store_scope(actor.store_id), staff_scope(actor.staff_id)]
 
 
 def store_upload(session: Session, *, actor: Actor, storage: Storage, filename: str,

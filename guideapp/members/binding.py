@@ -11,7 +11,7 @@ from guideapp.errors import Conflict, InvalidInput
 from guideapp.members.identity import log_member, log_member_dependants, member_scopes
 from guideapp.members.models import Binding, Member
 from guideapp.org.models import Staff, Tenant
-from guideapp.sync.changelog import log_changes, staff_scope, store_scope
+from guideapp.changelog import log_changes, staff_scope, store_scope
 
 
 def bind(session: Session, *, member: Member, guide: Staff, reason: str,

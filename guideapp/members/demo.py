@@ -13,7 +13,7 @@ from guideapp.db import new_id
 from guideapp.members.models import (
     Binding, Member, MemberTag, Order, PointsEntry, QuestionnaireCode, Tag, TagGroup,
 )
-from guideapp.sync.changelog import log_changes, staff_scope, store_scope, tenant_scope
+from guideapp.changelog import log_changes, staff_scope, store_scope, tenant_scope
 
 TAG_GROUPS = {
     "运动偏好": [("跑步", None), ("篮球", None), ("瑜伽", None), ("户外", None)],

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from guideapp.db import utcnow
 from guideapp.members.models import Member, MemberIdentity
 from guideapp.phones import normalize_phone
-from guideapp.sync.changelog import log_change, staff_scope, store_scope, tenant_scope
+from guideapp.changelog import log_change, staff_scope, store_scope, tenant_scope
 
 
 def member_scopes(member: Member) -> list[str]:
@@ -137,7 +137,7 @@ def log_member_dependants(session: Session, *, tenant_id: str, member_ids, scope
     from sqlalchemy import String, literal
 
     from guideapp.members.models import MemberNote, MemberTag, Order
-    from guideapp.sync.changelog import log_changes_from_select
+    from guideapp.changelog import log_changes_from_select
 
     for table, model in (("member_notes", MemberNote), ("member_tags", MemberTag),
                          ("orders", Order)):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.db import new_id
 from guideapp.members.models import TIERS, Binding, Member, PointsEntry
-from guideapp.sync.changelog import log_changes, staff_scope, store_scope, tenant_scope
+from guideapp.changelog import log_changes, staff_scope, store_scope, tenant_scope
 
 # What an import reads of an existing member, and writes back whole (one executemany shape).
 MEMBER_COLUMNS = (Member.id, Member.phone, Member.phone_tail, Member.unionid, Member.name,

@@ -14,7 +14,7 @@ from guideapp.members.import_members import (
 )
 from guideapp.members.lifecycle import stage_for
 from guideapp.members.models import Member, Order, OrderRefund
-from guideapp.sync.changelog import log_changes
+from guideapp.changelog import log_changes
 
 
 @dataclass

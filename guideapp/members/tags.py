@@ -9,7 +9,7 @@ from guideapp.auth.scope import Actor
 from guideapp.errors import Conflict, InvalidInput
 from guideapp.members.identity import log_member
 from guideapp.members.models import Member, MemberTag, QuestionnaireCode, Tag, TagGroup
-from guideapp.sync.changelog import log_change, store_scope, tenant_scope
+from guideapp.changelog import log_change, store_scope, tenant_scope
 
 
 def _tag_scopes(tenant_id: str, store_id: str | None) -> list[str]:

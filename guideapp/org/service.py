@@ -14,10 +14,10 @@ from guideapp.org.geo import to_gcj02
 from guideapp.org.models import Region, Staff, Store, StoreTag, Tenant
 from guideapp.pagination import paginate
 from guideapp.phones import normalize_phone
-from guideapp.sync.changelog import (
+from guideapp.changelog import (
     log_change, region_scope, staff_scope, store_scope, tenant_scope,
 )
-from guideapp.sync.models import SyncCounter
+from guideapp.changelog import SyncCounter
 
 
 def create_tenant(session: Session, *, slug: str, name: str, timezone: str) -> Tenant:

@@ -8,7 +8,7 @@ from guideapp.db import new_id
 from guideapp.members.models import Tag
 from guideapp.org.models import Store
 from guideapp.replies.models import QuickReply, QuickReplyTag, ReplyCategory
-from guideapp.sync.changelog import log_changes, store_scope, tenant_scope
+from guideapp.changelog import log_changes, store_scope, tenant_scope
 
 # scene -> (category, [(title, body, tag name or None)])
 HQ_SCRIPTS = {

@@ -14,7 +14,7 @@ from guideapp.pagination import paginate
 from guideapp.replies import render
 from guideapp.replies.context import placeholder_values
 from guideapp.replies.models import QuickReply, QuickReplyTag, ReplyCategory
-from guideapp.sync.changelog import log_change, staff_scope, store_scope, tenant_scope
+from guideapp.changelog import log_change, staff_scope, store_scope, tenant_scope
 
 EDITABLE = ("scene", "category_id", "title", "body", "tag_ids")
 

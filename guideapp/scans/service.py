@@ -20,7 +20,6 @@ from guideapp.org.models import Staff, Tenant
 from guideapp.phones import normalize_phone
 from guideapp.scans.models import Scan, ScanCode
 from guideapp.scans.routing import Destination, choose_guide, resolve
-from guideapp.sync.changelog import PENDING
 
 
 class CodeGone(DomainError):
@@ -104,13 +103,11 @@ def _identify(session: Session, tenant_id: str, *, phone, unionid, openid):
     if phone and session.scalar(select(Staff.id).where(Staff.phone == phone)):
         return None, False  # staff cannot be members, nor recruit themselves
     identities = {"openid": openid} if openid else None
-    pending = dict(session.info.get(PENDING, {}))
     try:
         with session.begin_nested():  # a burst of scans by one new person: one member
             return ensure_member(session, tenant_id=tenant_id, source_channel="store_scan",
                                  phone=phone, unionid=unionid, identities=identities)
-    except IntegrityError:
-        session.info[PENDING] = pending
+    except IntegrityError:  # the rolled-back savepoint took its change-log notes with it
         member = resolve_member(session, tenant_id=tenant_id, phone=phone, unionid=unionid,
                                 identities=identities)
         if member is None:

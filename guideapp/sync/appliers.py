@@ -12,8 +12,8 @@ from guideapp.auth.scope import Actor
 from guideapp.errors import InvalidInput
 from guideapp.members import service as members
 from guideapp.members.models import Member, MemberNote, MemberTag
-from guideapp.sync.changelog import log_change, staff_scope
-from guideapp.sync.models import ChangeLogEntry
+from guideapp.changelog import log_change, staff_scope
+from guideapp.changelog import ChangeLogEntry
 from guideapp.sync.tables import BY_NAME
 from guideapp.tasks import service as tasks
 from guideapp.tasks.models import Task, TaskTarget

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
 from guideapp.errors import Conflict, DomainError, InvalidInput, NotFound
-from guideapp.sync import appliers, changelog
-from guideapp.sync.models import ChangeLogEntry, SyncRejection
+from guideapp.sync import appliers
+from guideapp.changelog import ChangeLogEntry
+from guideapp.sync.models import SyncRejection
 from guideapp.sync.service import cursor_of, require_phone_user
 from guideapp.sync.tables import BY_NAME
 
@@ -48,7 +49,6 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
         raise SyncConflict(errors=conflicts)
     # Fast path: the whole batch in one savepoint; only if a record is refused is it
     # replayed record by record (a savepoint each) so that just the refused ones drop out.
-    logged = changelog.snapshot_pending(session)
     batch = session.begin_nested()
     try:
         appliers.prepare(session, actor, changes)
@@ -57,7 +57,6 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
     except DomainError:
         batch.rollback()
         appliers.finish(session)
-        changelog.restore_pending(session, logged)  # the replay logs its changes again
         rejected = _apply_all(session, actor, changes, server_wins, one_by_one=True)
     finally:
         appliers.finish(session)

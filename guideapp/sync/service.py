@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
 from guideapp.errors import Forbidden, InvalidInput
-from guideapp.sync.changelog import staff_scope
-from guideapp.sync.models import ChangeLogEntry, SyncCounter
+from guideapp.changelog import staff_scope
+from guideapp.changelog import ChangeLogEntry, SyncCounter
 from guideapp.sync.tables import BY_NAME, SyncTable, raw_record, tables_for
 from guideapp.tasks.models import TaskTarget
 

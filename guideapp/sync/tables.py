@@ -15,7 +15,7 @@ from guideapp.materials.models import Material, MaterialCategory, Share
 from guideapp.materials.service import currently_valid
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
 from guideapp.replies.models import QuickReply, ReplyCategory
-from guideapp.sync.changelog import region_scope, staff_scope, store_scope, tenant_scope
+from guideapp.changelog import scopes_followed, staff_scope, store_scope
 from guideapp.tasks.models import Task, TaskTarget
 
 
@@ -43,8 +43,7 @@ def _store_and_own(actor: Actor) -> list[str]:
 
 
 def _shared(actor: Actor) -> list[str]:
-    return [tenant_scope(actor.tenant_id), region_scope(actor.region_id),
-            store_scope(actor.store_id), staff_scope(actor.staff_id)]
+    return scopes_followed(actor)
 
 
 def members_on_phone(actor: Actor) -> ColumnElement[bool]:

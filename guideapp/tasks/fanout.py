@@ -6,10 +6,11 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, String, and_, literal, null, select, union_all, update
 from sqlalchemy.orm import Session
 
+from guideapp.changelog import log_changes_from_select
+from guideapp.changelog.scopes import STAFF, STORE, scope_column
 from guideapp.db import UTCDateTime, bulk_work_memory, insert_from_select, utcnow
 from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store
-from guideapp.sync.changelog import log_changes_from_select
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 from guideapp.tasks.targeting import has_segment, segment_filter, target_stores
 
@@ -55,8 +56,8 @@ def log_generated(session: Session, tenant_id: str, where: ColumnElement[bool]) 
     """Change-log the tasks matching `where` in their store's and assignee's scopes; a pull
     sends a changed task's targets with it (sync/service.py IMPLIED), so 400,000 targets
     cost no rows here."""
-    store_rows = select(Task.id, literal("s:", String) + Task.store_id).where(where)
-    guide_rows = select(Task.id, literal("g:", String) + Task.assignee_id).where(
+    store_rows = select(Task.id, scope_column(STORE, Task.store_id)).where(where)
+    guide_rows = select(Task.id, scope_column(STAFF, Task.assignee_id)).where(
         where, Task.assignee_id.is_not(None))
     log_changes_from_select(session, tenant_id=tenant_id, table="tasks",
                             rows=union_all(store_rows, guide_rows))

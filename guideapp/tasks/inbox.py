@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
-from guideapp.sync.changelog import newest_change_seq
+from guideapp.changelog import newest_change_seq
 from guideapp.tasks.inbox_cache import CachedPage, PageCache, page
 from guideapp.members.models import Member
 from guideapp.members.service import present

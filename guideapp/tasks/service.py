@@ -13,7 +13,7 @@ from guideapp.errors import InvalidInput, InvalidState
 from guideapp.members.models import Member
 from guideapp.org.models import Staff
 from guideapp.pagination import paginate
-from guideapp.sync.changelog import log_change, staff_scope, store_scope
+from guideapp.changelog import log_change, staff_scope, store_scope
 from guideapp.tasks import fanout
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 

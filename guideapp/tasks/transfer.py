@@ -5,7 +5,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from guideapp.db import new_id, utcnow
-from guideapp.sync.changelog import log_change
+from guideapp.changelog import log_change
 from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.service import log_task, task_scopes
 

@@ -1,0 +1,90 @@
+"""Every commit stamps the notes of its unit of work; a rolled-back SAVEPOINT forgets its own.
+
+Registered on SQLAlchemy's Session class when this package is imported (any code that can
+note a change has imported it), so a bare `session.commit()` stamps too.
+"""
+from __future__ import annotations
+
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import event, insert, literal, select, update
+from sqlalchemy.orm import Session, SessionTransaction
+
+from guideapp.changelog.log import NOTES, SELECTS
+from guideapp.changelog.models import ChangeLogEntry, SyncCounter
+
+MARKS = "changelog_marks"  # {savepoint: (notes, selects) lengths at its start}
+
+
+@event.listens_for(Session, "before_commit")
+def _stamp_on_commit(session: Session) -> None:
+    # A SAVEPOINT's release commits nothing: its notes wait for the real commit.
+    if not session.in_nested_transaction():
+        stamp_pending_changes(session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        # Weak keys: a released savepoint's mark goes with it (close() runs before the
+        # rollback event, so the mark cannot be dropped at the transaction's end).
+        marks = session.info.setdefault(MARKS, WeakKeyDictionary())
+        marks[transaction] = (len(session.info.get(NOTES, ())),
+                              len(session.info.get(SELECTS, ())))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None and not previous_transaction.nested:
+        session.info.pop(NOTES, None)
+        session.info.pop(SELECTS, None)
+        return
+    mark = session.info.get(MARKS, {}).pop(previous_transaction, None)
+    if mark is not None:
+        del session.info.setdefault(NOTES, [])[mark[0]:]
+        del session.info.setdefault(SELECTS, [])[mark[1]:]
+
+
+def stamp_pending_changes(session: Session) -> None:
+    """Bump each touched tenant's counter (row-locked until commit) and write the log rows."""
+    notes: list = session.info.pop(NOTES, None) or []
+    selects: list = session.info.pop(SELECTS, None) or []
+    if not notes and not selects:
+        return
+    merged: dict[tuple, bool] = {}
+    for tenant_id, table, record_id, scope, deleted in notes:
+        key = (tenant_id, table, record_id, scope)
+        merged[key] = merged.get(key, False) or deleted  # a delete is never undone by a note
+    session.flush()
+    tenants = {key[0] for key in merged} | {entry[0] for entry in selects}
+    for tenant_id in sorted(tenants):  # fixed order: no lock cycles
+        seq = session.execute(
+            update(SyncCounter)
+            .where(SyncCounter.tenant_id == tenant_id)
+            .values(value=SyncCounter.value + 1)
+            .returning(SyncCounter.value)
+        ).scalar_one_or_none()
+        if seq is None:
+            raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
+        rows = [
+            {
+                "tenant_id": tenant_id, "seq": seq, "table_name": table,
+                "record_id": record_id, "scope": scope, "deleted": deleted,
+            }
+            for (tid, table, record_id, scope), deleted in merged.items()
+            if tid == tenant_id
+        ]
+        if rows:
+            session.execute(insert(ChangeLogEntry), rows)
+        for tid, table, select_rows, deleted in selects:
+            if tid == tenant_id:
+                _insert_from_select(session, tenant_id, seq, table, select_rows, deleted)
+
+
+def _insert_from_select(session, tenant_id, seq, table, select_rows, deleted) -> None:
+    sub = select_rows.subquery()
+    record_id, scope = list(sub.c)[:2]
+    source = select(literal(tenant_id), literal(seq), scope, literal(table), record_id,
+                    literal(deleted))
+    session.execute(insert(ChangeLogEntry).from_select(
+        ["tenant_id", "seq", "scope", "table_name", "record_id", "deleted"], source))
