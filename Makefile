@@ -38,6 +38,7 @@ spec: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check guideapp tests bench migrations/env.py
+	$(BIN)/ruff format --check guideapp tests bench migrations/env.py
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \

@@ -1,4 +1,5 @@
 """Benchmark: a 100,000-row members import, set-based, against a naive row-by-row import."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,18 @@ from guideapp.org.models import Staff, Tenant
 from guideapp.changelog import ChangeLogEntry
 
 TARGET_ROWS_PER_S = 5000
-HEADER = ["手机号", "姓名", "性别", "生日", "unionid", "导购手机号", "会员等级", "积分", "来源渠道",
-          "入会时间"]
+HEADER = [
+    "手机号",
+    "姓名",
+    "性别",
+    "生日",
+    "unionid",
+    "导购手机号",
+    "会员等级",
+    "积分",
+    "来源渠道",
+    "入会时间",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.bench_import", description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--update-share", type=float, default=0.10,
-                        help="share of rows that update existing members (default 0.10)")
+    parser.add_argument(
+        "--update-share",
+        type=float,
+        default=0.10,
+        help="share of rows that update existing members (default 0.10)",
+    )
     parser.add_argument("--naive-rows", type=int, default=2_000)
     return parser.parse_args(argv)
 
@@ -55,28 +70,53 @@ def run(engine, args) -> dict:
         load_demo(session, PROJECT_ROOT / "fixtures" / "demo")
     with Session(engine) as session:
         tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "stride"))
-        guide_phones = sorted(session.scalars(select(Staff.phone).where(
-            Staff.tenant_id == tenant_id, Staff.role == "guide", Staff.state == "active")))
+        guide_phones = sorted(
+            session.scalars(
+                select(Staff.phone).where(
+                    Staff.tenant_id == tenant_id, Staff.role == "guide", Staff.state == "active"
+                )
+            )
+        )
     updates = int(args.rows * args.update_share)
     _seed_existing(engine, tenant_id, updates)  # the members the file's update rows find
     content = members_csv(args.rows, updates, guide_phones)
     with Session(engine) as session:
         started = time.perf_counter()
         with transaction(session):
-            report = run_import(session, tenant_id=tenant_id, kind="members",
-                                filename="bench.csv", content=content, dry_run=False)
+            report = run_import(
+                session,
+                tenant_id=tenant_id,
+                kind="members",
+                filename="bench.csv",
+                content=content,
+                dry_run=False,
+            )
         seconds = time.perf_counter() - started
-        counts = {name: session.scalar(select(func.count()).select_from(model))
-                  for name, model in (("members", Member), ("bindings", Binding),
-                                      ("change_log", ChangeLogEntry))}
+        counts = {
+            name: session.scalar(select(func.count()).select_from(model))
+            for name, model in (
+                ("members", Member),
+                ("bindings", Binding),
+                ("change_log", ChangeLogEntry),
+            )
+        }
     naive_seconds = _naive(engine, tenant_id, args.naive_rows, guide_phones)
     rows_per_s = args.rows / seconds
     naive_rows_per_s = args.naive_rows / naive_seconds
-    return {"rows": args.rows, "seconds": round(seconds, 2), "rows_per_s": round(rows_per_s),
-            "naive_rows_per_s": round(naive_rows_per_s, 1),
-            "ratio": round(rows_per_s / naive_rows_per_s, 1), "imported": report["imported"],
-            "updated": report["updated"], "failed": report["failed"], "csv_bytes": len(content),
-            "naive_rows": args.naive_rows, "naive_seconds": round(naive_seconds, 2), **counts}
+    return {
+        "rows": args.rows,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows_per_s),
+        "naive_rows_per_s": round(naive_rows_per_s, 1),
+        "ratio": round(rows_per_s / naive_rows_per_s, 1),
+        "imported": report["imported"],
+        "updated": report["updated"],
+        "failed": report["failed"],
+        "csv_bytes": len(content),
+        "naive_rows": args.naive_rows,
+        "naive_seconds": round(naive_seconds, 2),
+        **counts,
+    }
 
 
 def _phone(n: int) -> str:
@@ -89,8 +129,14 @@ def _seed_existing(engine, tenant_id: str, count: int) -> None:
         return
     content = ("phone\n" + "\n".join(_phone(n) for n in range(count)) + "\n").encode()
     with Session(engine) as session, transaction(session):
-        run_import(session, tenant_id=tenant_id, kind="members", filename="seed.csv",
-                   content=content, dry_run=False)
+        run_import(
+            session,
+            tenant_id=tenant_id,
+            kind="members",
+            filename="seed.csv",
+            content=content,
+            dry_run=False,
+        )
 
 
 def members_csv(rows: int, updates: int, guide_phones: list[str]) -> bytes:
@@ -102,11 +148,20 @@ def members_csv(rows: int, updates: int, guide_phones: list[str]) -> bytes:
     for n in range(rows):
         birthday = f"{rng.randint(1960, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         joined = f"2025/{rng.randint(1, 12)}/{rng.randint(1, 28)} {rng.randint(9, 21)}:30"
-        writer.writerow([
-            _phone(n), f"会员{n}", rng.choice(["男", "女", ""]), birthday,
-            f"oBench{n:022d}" if n % 3 == 0 else "", rng.choice(guide_phones),
-            rng.choice(["普通", "银卡", "金卡"]), rng.choice([0, 0, 100, 2500]),
-            rng.choice(["门店", "天猫", "小程序"]), joined])
+        writer.writerow(
+            [
+                _phone(n),
+                f"会员{n}",
+                rng.choice(["男", "女", ""]),
+                birthday,
+                f"oBench{n:022d}" if n % 3 == 0 else "",
+                rng.choice(guide_phones),
+                rng.choice(["普通", "银卡", "金卡"]),
+                rng.choice([0, 0, 100, 2500]),
+                rng.choice(["门店", "天猫", "小程序"]),
+                joined,
+            ]
+        )
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -114,15 +169,22 @@ def _naive(engine, tenant_id: str, rows: int, guide_phones: list[str]) -> float:
     """The same work one member at a time: ensure_member + binding.bind, then one commit."""
     rng = random.Random(7)
     with Session(engine) as session:
-        guides = {g.phone: g for g in session.scalars(
-            select(Staff).where(Staff.phone.in_(guide_phones)))}
+        guides = {
+            g.phone: g for g in session.scalars(select(Staff).where(Staff.phone.in_(guide_phones)))
+        }
         started = time.perf_counter()
         with transaction(session):
             for n in range(rows):
-                member, _ = ensure_member(session, tenant_id=tenant_id, source_channel="import",
-                                          phone=f"16{n:09d}", name=f"逐行{n}")
-                bind(session, member=member, guide=guides[rng.choice(guide_phones)],
-                     reason="import")
+                member, _ = ensure_member(
+                    session,
+                    tenant_id=tenant_id,
+                    source_channel="import",
+                    phone=f"16{n:09d}",
+                    name=f"逐行{n}",
+                )
+                bind(
+                    session, member=member, guide=guides[rng.choice(guide_phones)], reason="import"
+                )
         return time.perf_counter() - started
 
 
@@ -130,15 +192,15 @@ def _print_result(result: dict) -> None:
     met = "met" if result["rows_per_s"] >= TARGET_ROWS_PER_S else "NOT met"
     print(f"""
 members import benchmark (PostgreSQL, scratch database)
-  file:        {result['rows']:,} rows, {result['csv_bytes'] / 1e6:.1f} MB CSV
-  set-based:   {result['seconds']:.2f} s including commit -> {result['rows_per_s']:,} rows/s
-               imported {result['imported']:,}, updated {result['updated']:,}, \
-failed {result['failed']:,}
-  naive:       {result['naive_rows']:,} rows in {result['naive_seconds']:.2f} s -> \
-{result['naive_rows_per_s']:,} rows/s (ensure_member + bind per row)
-  ratio:       {result['ratio']}x; target {TARGET_ROWS_PER_S:,} rows/s {met}
-  afterwards:  {result['members']:,} members, {result['bindings']:,} bindings, \
-{result['change_log']:,} change-log rows
+  file:        {result["rows"]:,} rows, {result["csv_bytes"] / 1e6:.1f} MB CSV
+  set-based:   {result["seconds"]:.2f} s including commit -> {result["rows_per_s"]:,} rows/s
+               imported {result["imported"]:,}, updated {result["updated"]:,}, \
+failed {result["failed"]:,}
+  naive:       {result["naive_rows"]:,} rows in {result["naive_seconds"]:.2f} s -> \
+{result["naive_rows_per_s"]:,} rows/s (ensure_member + bind per row)
+  ratio:       {result["ratio"]}x; target {TARGET_ROWS_PER_S:,} rows/s {met}
+  afterwards:  {result["members"]:,} members, {result["bindings"]:,} bindings, \
+{result["change_log"]:,} change-log rows
 """)
     keys = ("rows", "seconds", "rows_per_s", "naive_rows_per_s", "ratio")
     print("RESULT " + json.dumps({k: result[k] for k in keys}))

@@ -1,4 +1,5 @@
 """Benchmark: a guide's member card and member search, in a 100k and a 1M member tenant."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,18 @@ CARD_NOTES = 20
 CARD_POINTS = 50
 NAME_QUERY = "王"
 # A tenant-sized table read from end to end is what must never happen on a guide's request.
-BIG_TABLES = {"members", "orders", "member_tags", "bindings", "change_log", "staff",
-              "member_notes", "points_entries", "stores", "auth_sessions"}
+BIG_TABLES = {
+    "members",
+    "orders",
+    "member_tags",
+    "bindings",
+    "change_log",
+    "staff",
+    "member_notes",
+    "points_entries",
+    "stores",
+    "auth_sessions",
+}
 WARMUP = 20
 TYPICAL = "typical guide no_filter"  # a guide of store 1 with the tenant's average load
 
@@ -42,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         small, large = (
             _prepare(stack, members, reuse)
-            for members, reuse in ((args.small_members, args.reuse_small),
-                                   (args.members, args.reuse_large)))
+            for members, reuse in (
+                (args.small_members, args.reuse_small),
+                (args.members, args.reuse_large),
+            )
+        )
         load_before = os.getloadavg()[0]
         _measure([small, large], args.iterations)
         load_after = os.getloadavg()[0]
@@ -63,8 +77,11 @@ def _parse_args(argv):
     parser.add_argument("--small-members", type=int, default=100_000, help="the small tenant")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="100k against 10k members")
-    parser.add_argument("--reuse-large", metavar="URL",
-                        help="a database bench.scale filled already (kept afterwards)")
+    parser.add_argument(
+        "--reuse-large",
+        metavar="URL",
+        help="a database bench.scale filled already (kept afterwards)",
+    )
     parser.add_argument("--reuse-small", metavar="URL", help="the same for the small tenant")
     args = parser.parse_args(argv)
     if args.quick:
@@ -89,6 +106,7 @@ def _label(members: int) -> str:
 
 # --- one tenant size ---------------------------------------------------------------
 
+
 def _prepare(stack: ExitStack, members: int, reuse_url: str | None) -> dict:
     """A database with the scale tenant and the card member; what the timings need."""
     print(f"-- tenant with {members:,} members --", flush=True)
@@ -96,12 +114,18 @@ def _prepare(stack: ExitStack, members: int, reuse_url: str | None) -> dict:
     engine = make_engine(url)
     stack.callback(engine.dispose)
     scale = find_scale_tenant(engine) or generate_scale_tenant(engine, members=members)
-    run = {"url": url, "engine": engine, "scale": scale, "members": scale.members,
-           "label": _label(scale.members), "heavy_guide_members": scale.heavy_guide_members,
-           "member_id": _prepare_card_member(engine, scale),
-           "actor": _actor(engine, scale.heavy_guide_id),
-           "typical": _actor(engine, scale.guide_id(scale.guides_per_store + 1)),  # store 1
-           "searches": _searches(engine, scale)}
+    run = {
+        "url": url,
+        "engine": engine,
+        "scale": scale,
+        "members": scale.members,
+        "label": _label(scale.members),
+        "heavy_guide_members": scale.heavy_guide_members,
+        "member_id": _prepare_card_member(engine, scale),
+        "actor": _actor(engine, scale.heavy_guide_id),
+        "typical": _actor(engine, scale.guide_id(scale.guides_per_store + 1)),  # store 1
+        "searches": _searches(engine, scale),
+    }
     run["typical_members"] = len(_once(engine, _search_call(run["typical"], {}, 200))["items"])
     _check_card(engine, run["actor"], run["member_id"])
     run["card_queries"] = _count_queries(engine, _card_call(run["actor"], run["member_id"]))
@@ -113,18 +137,38 @@ def _measure(runs: list[dict], iterations: int) -> None:
     """Every timing, alternating between the tenants so background load hits both alike."""
     for run in runs:
         run["samples"] = {}
-    _timed(runs, iterations, "card",
-           lambda r: _service_timer(r, _card_call(r["actor"], r["member_id"])))
+    _timed(
+        runs,
+        iterations,
+        "card",
+        lambda r: _service_timer(r, _card_call(r["actor"], r["member_id"])),
+    )
     for name in runs[0]["searches"]:
-        _timed(runs, iterations, f"search {name}",
-               lambda r, n=name: _service_timer(r, _search_call(r["actor"], r["searches"][n])))
-    _timed(runs, iterations, f"search {TYPICAL}",
-           lambda r: _service_timer(r, _search_call(r["typical"], {})))
-    _timed(runs, iterations, "http card",
-           lambda r: _http_timer(r, f"/api/v1/members/{r['member_id']}/card"))
+        _timed(
+            runs,
+            iterations,
+            f"search {name}",
+            lambda r, n=name: _service_timer(r, _search_call(r["actor"], r["searches"][n])),
+        )
+    _timed(
+        runs,
+        iterations,
+        f"search {TYPICAL}",
+        lambda r: _service_timer(r, _search_call(r["typical"], {})),
+    )
+    _timed(
+        runs,
+        iterations,
+        "http card",
+        lambda r: _http_timer(r, f"/api/v1/members/{r['member_id']}/card"),
+    )
     for name in runs[0]["searches"]:
-        _timed(runs, iterations, f"http search {name}",
-               lambda r, n=name: _http_timer(r, _search_path(r["searches"][n])))
+        _timed(
+            runs,
+            iterations,
+            f"http search {name}",
+            lambda r, n=name: _http_timer(r, _search_path(r["searches"][n])),
+        )
 
 
 def _timed(runs: list[dict], iterations: int, label: str, make_timer, rounds: int = 5) -> None:
@@ -138,17 +182,28 @@ def _timed(runs: list[dict], iterations: int, label: str, make_timer, rounds: in
     for _ in range(rounds):
         for run, timer in zip(runs, timers, strict=True):
             run["samples"][label] += timer(max(1, iterations // rounds))
-    print("   " + f"{label:<34}" + "  ".join(
-        f"{run['label']} p50 {_p50(run['samples'][label])} ms" for run in runs), flush=True)
+    print(
+        "   "
+        + f"{label:<34}"
+        + "  ".join(f"{run['label']} p50 {_p50(run['samples'][label])} ms" for run in runs),
+        flush=True,
+    )
 
 
 def _prepare_card_member(engine, scale: ScaleTenant) -> str:
     """Member 0 (bound to the heavy guide) gets 200 orders, 30 tags, 20 notes, 50 points."""
     member_id = scale.member_id(0)
-    params = {"m": member_id, "t": scale.tenant_id, "g": scale.heavy_guide_id,
-              "s": scale.store_id(0), "orders": CARD_ORDERS, "channels": list(CARD_CHANNELS),
-              "tags": [scale.tag_id(i // 8, i % 8) for i in range(CARD_TAGS)],
-              "notes": CARD_NOTES, "points": CARD_POINTS}
+    params = {
+        "m": member_id,
+        "t": scale.tenant_id,
+        "g": scale.heavy_guide_id,
+        "s": scale.store_id(0),
+        "orders": CARD_ORDERS,
+        "channels": list(CARD_CHANNELS),
+        "tags": [scale.tag_id(i // 8, i % 8) for i in range(CARD_TAGS)],
+        "notes": CARD_NOTES,
+        "points": CARD_POINTS,
+    }
     with engine.begin() as conn:
         for table in ("orders", "member_tags", "member_notes", "points_entries"):
             conn.execute(text(f"DELETE FROM {table} WHERE member_id = :m"), params)
@@ -193,12 +248,17 @@ def _actor(engine, staff_id: str) -> Actor:
 def _searches(engine, scale: ScaleTenant) -> dict[str, dict]:
     """The guide's everyday searches; the phone tail is one of the heavy guide's members."""
     with engine.connect() as conn:
-        tail = conn.execute(text(
-            "SELECT phone_tail FROM members WHERE guide_id = :g ORDER BY id LIMIT 1 OFFSET 7"),
-            {"g": scale.heavy_guide_id}).scalar_one()
-    return {"no_filter": {}, "phone_tail": {"phone_tail": tail},
-            "birthday_this_month": {"birthday_this_month": True},
-            "silent_30_days": {"silent_days": 30}, "name_q": {"q": NAME_QUERY}}
+        tail = conn.execute(
+            text("SELECT phone_tail FROM members WHERE guide_id = :g ORDER BY id LIMIT 1 OFFSET 7"),
+            {"g": scale.heavy_guide_id},
+        ).scalar_one()
+    return {
+        "no_filter": {},
+        "phone_tail": {"phone_tail": tail},
+        "birthday_this_month": {"birthday_this_month": True},
+        "silent_30_days": {"silent_days": 30},
+        "name_q": {"q": NAME_QUERY},
+    }
 
 
 def _check_card(engine, actor: Actor, member_id: str) -> dict:
@@ -214,8 +274,7 @@ def _card_call(actor: Actor, member_id: str):
 
 
 def _search_call(actor: Actor, filters: dict, limit: int = 50):
-    return lambda session: service.search(session, actor=actor, limit=limit, cursor=None,
-                                          **filters)
+    return lambda session: service.search(session, actor=actor, limit=limit, cursor=None, **filters)
 
 
 def _once(engine, call):
@@ -232,6 +291,7 @@ def _once(engine, call):
 
 def _service_timer(run: dict, call):
     """n calls of the service function, each in its own session: n timings in ms."""
+
     def timer(n: int) -> list[float]:
         samples = []
         for _ in range(n):
@@ -239,6 +299,7 @@ def _service_timer(run: dict, call):
             _once(run["engine"], call)
             samples.append((time.perf_counter() - started) * 1000)
         return samples
+
     return timer
 
 
@@ -265,10 +326,10 @@ def _count_queries(engine, call) -> int:
 
 # --- plans ---------------------------------------------------------------------------
 
+
 def _explain_all(run: dict) -> dict:
     actor, engine = run["actor"], run["engine"]
-    calls = {"card": _card_call(actor, run["member_id"]),
-             TYPICAL: _search_call(run["typical"], {})}
+    calls = {"card": _card_call(actor, run["member_id"]), TYPICAL: _search_call(run["typical"], {})}
     calls.update({name: _search_call(actor, f) for name, f in run["searches"].items()})
     return {name: _explain_call(engine, call) for name, call in calls.items()}
 
@@ -289,13 +350,18 @@ def _explain_call(engine, call) -> list[dict]:
 
 
 def _explain_statement(conn, statement: str, parameters: dict) -> dict:
-    custom = _plan_text(conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement,
-                                             parameters))
+    custom = _plan_text(conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters))
     generic = _explain_generic(conn, statement, parameters)
-    return {"statement": statement, "custom": custom, "generic": generic,
-            "custom_ms": _execution_ms(custom), "generic_ms": _execution_ms(generic),
-            "custom_buffers": _buffers(custom), "generic_buffers": _buffers(generic),
-            "seq_scans": _big_seq_scans(custom + generic)}
+    return {
+        "statement": statement,
+        "custom": custom,
+        "generic": generic,
+        "custom_ms": _execution_ms(custom),
+        "generic_ms": _execution_ms(generic),
+        "custom_buffers": _buffers(custom),
+        "generic_buffers": _buffers(generic),
+        "seq_scans": _big_seq_scans(custom + generic),
+    }
 
 
 def _explain_generic(conn, statement: str, parameters: dict) -> str:
@@ -312,8 +378,11 @@ def _explain_generic(conn, statement: str, parameters: dict) -> str:
     try:
         conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         values = ", ".join(Literal(parameters[n]).as_string(raw) for n in names)
-        return _plan_text(conn.exec_driver_sql(
-            f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_plan({values})".replace("%", "%%")))
+        return _plan_text(
+            conn.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_plan({values})".replace("%", "%%")
+            )
+        )
     finally:
         conn.exec_driver_sql("RESET plan_cache_mode")
         conn.exec_driver_sql("DEALLOCATE bench_plan")
@@ -333,8 +402,9 @@ def _buffers(plan: str) -> int:
     match = re.search(r"Buffers: shared((?: \w+=\d+)+)", plan)
     if not match:
         return 0
-    return sum(int(n) for kind, n in re.findall(r"(\w+)=(\d+)", match.group(1))
-               if kind in {"hit", "read"})
+    return sum(
+        int(n) for kind, n in re.findall(r"(\w+)=(\d+)", match.group(1)) if kind in {"hit", "read"}
+    )
 
 
 def _big_seq_scans(plan: str) -> list[str]:
@@ -343,8 +413,11 @@ def _big_seq_scans(plan: str) -> list[str]:
 
 def _plan_path(plan: str) -> str:
     """The scans of a plan with the rows each returned, and the rows filtered out."""
-    scans = re.findall(r"((?:Bitmap Index|Index Only|Index|Seq) Scan (?:using|on) \w+)"
-                       r".*?actual time=[\d.]+\.\.[\d.]+ rows=(\d+)", plan)
+    scans = re.findall(
+        r"((?:Bitmap Index|Index Only|Index|Seq) Scan (?:using|on) \w+)"
+        r".*?actual time=[\d.]+\.\.[\d.]+ rows=(\d+)",
+        plan,
+    )
     removed = sum(int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan))
     path = "; ".join(f"{scan} → {int(rows):,} rows" for scan, rows in scans)
     return f"{path}; {removed:,} rows filtered out" if removed else path
@@ -352,20 +425,26 @@ def _plan_path(plan: str) -> str:
 
 def _members_plan(run: dict, name: str) -> dict:
     """The page query of a search (the one that reads members)."""
-    return next(p for p in run["plans"][name] if "FROM members" in p["statement"]
-                and "ORDER BY members.id" in p["statement"])
+    return next(
+        p
+        for p in run["plans"][name]
+        if "FROM members" in p["statement"] and "ORDER BY members.id" in p["statement"]
+    )
 
 
 def _print_plans(run: dict) -> None:
     print(f"-- query plans at {run['label']} members (EXPLAIN ANALYZE, BUFFERS) --")
     for name, plans in run["plans"].items():
-        shown = [p for p in plans if p["seq_scans"]] if name == "card" \
-            else [_members_plan(run, name)]
+        shown = (
+            [p for p in plans if p["seq_scans"]] if name == "card" else [_members_plan(run, name)]
+        )
         for plan in shown:
             flag = f"  SEQ SCAN on {', '.join(plan['seq_scans'])}" if plan["seq_scans"] else ""
-            print(f"[{name}] custom plan {plan['custom_ms']} ms / {plan['custom_buffers']} "
-                  f"buffers, generic plan {plan['generic_ms']} ms / "
-                  f"{plan['generic_buffers']} buffers{flag}")
+            print(
+                f"[{name}] custom plan {plan['custom_ms']} ms / {plan['custom_buffers']} "
+                f"buffers, generic plan {plan['generic_ms']} ms / "
+                f"{plan['generic_buffers']} buffers{flag}"
+            )
             print("  " + _one_line(plan["statement"]))
             print("  custom:\n    " + plan["custom"].replace("\n", "\n    "))
             print("  generic:\n    " + plan["generic"].replace("\n", "\n    "))
@@ -377,11 +456,13 @@ def _one_line(statement: str) -> str:
 
 
 def _flagged(run: dict) -> list[str]:
-    return sorted(name for name, plans in run["plans"].items()
-                  if any(p["seq_scans"] for p in plans))
+    return sorted(
+        name for name, plans in run["plans"].items() if any(p["seq_scans"] for p in plans)
+    )
 
 
 # --- HTTP ----------------------------------------------------------------------------
+
 
 @contextmanager
 def _http_app(url: str):
@@ -404,8 +485,9 @@ def _http_timer(run: dict, path: str):
 def _login(run: dict) -> str:
     with Session(run["engine"]) as session:
         phone = session.get(Staff, run["scale"].heavy_guide_id).phone
-    response = run["http_client"].post("/api/v1/auth/login",
-                                       json={"phone": phone, "password": PASSWORD})
+    response = run["http_client"].post(
+        "/api/v1/auth/login", json={"phone": phone, "password": PASSWORD}
+    )
     if response.status_code != 200:
         raise RuntimeError(f"login failed: {response.status_code} {response.get_data(True)}")
     return response.get_json()["access_token"]
@@ -445,6 +527,7 @@ def _bare_flask(iterations: int) -> list[float]:
 
 # --- results -------------------------------------------------------------------------
 
+
 def _p50(samples: list[float]) -> float:
     return percentiles(samples)["p50"]
 
@@ -457,24 +540,32 @@ def _emit_card(small: dict, large: dict, bare: list[float], load: tuple) -> None
     http_p50, base = _p50(large["samples"]["http card"]), _p50(bare)
     emit(
         "members.card",
-        title=(f"Member card: {CARD_ORDERS} orders over {len(CARD_CHANNELS)} channels, "
-               f"{CARD_TAGS} tags, {CARD_NOTES} notes, {CARD_POINTS} points entries"),
+        title=(
+            f"Member card: {CARD_ORDERS} orders over {len(CARD_CHANNELS)} channels, "
+            f"{CARD_TAGS} tags, {CARD_NOTES} notes, {CARD_POINTS} points entries"
+        ),
         target=f"HTTP p50 < {CARD_TARGET_MS:g} ms (server time)",
         tenant_members=large["members"],
         service_ms=percentiles(large["samples"]["card"]),
         http_ms=percentiles(large["samples"]["http card"]),
         bare_flask_ms=percentiles(bare),
         queries_per_card=large["card_queries"],
-        service_p50_by_tenant_ms={run["label"]: _p50(run["samples"]["card"])
-                                  for run in (small, large)},
+        service_p50_by_tenant_ms={
+            run["label"]: _p50(run["samples"]["card"]) for run in (small, large)
+        },
         http_over_bare_p50=_ratio(http_p50, base),
-        load_average_1m={"before": round(load[0], 2), "after": round(load[1], 2),
-                         "cores": os.cpu_count()},
+        load_average_1m={
+            "before": round(load[0], 2),
+            "after": round(load[1], 2),
+            "cores": os.cpu_count(),
+        },
         met=http_p50 < CARD_TARGET_MS,
-        comparison=(f"HTTP card p50 {http_p50} ms = {_ratio(http_p50, base)}x a bare Flask "
-                    f"endpoint ({base} ms); service p50 {_p50(small['samples']['card'])} ms "
-                    f"at {small['label']} vs {_p50(large['samples']['card'])} ms at "
-                    f"{large['label']} members{_load_caveat(load)}"),
+        comparison=(
+            f"HTTP card p50 {http_p50} ms = {_ratio(http_p50, base)}x a bare Flask "
+            f"endpoint ({base} ms); service p50 {_p50(small['samples']['card'])} ms "
+            f"at {small['label']} vs {_p50(large['samples']['card'])} ms at "
+            f"{large['label']} members{_load_caveat(load)}"
+        ),
     )
 
 
@@ -482,8 +573,10 @@ def _load_caveat(load: tuple) -> str:
     busiest = max(load)
     if busiest <= (os.cpu_count() or 1):
         return ""
-    return (f" (load average up to {busiest:.1f} on {os.cpu_count()} cores: other processes "
-            f"took CPU from the run; compare p50 of quieter runs)")
+    return (
+        f" (load average up to {busiest:.1f} on {os.cpu_count()} cores: other processes "
+        f"took CPU from the run; compare p50 of quieter runs)"
+    )
 
 
 def _emit_search(small: dict, large: dict) -> None:
@@ -498,21 +591,26 @@ def _emit_search(small: dict, large: dict) -> None:
         for kind in ("custom", "generic"):
             figures[f"{name}: {kind} plan"] = {
                 run["label"]: f"{plan[kind + '_ms']} ms, {plan[kind + '_buffers']} buffers"
-                for run, plan in zip((small, large), plans, strict=True)}
+                for run, plan in zip((small, large), plans, strict=True)
+            }
         figures[f"{name}: {large['label']} custom plan reads"] = _plan_path(plans[1]["custom"])
     emit(
         "members.search",
-        title=(f"Guide member search (service call), first page of 50: the heavy guide has "
-               f"{large['heavy_guide_members']:,} members in both tenants "
-               f"({small['label']} and {large['label']} members)"),
+        title=(
+            f"Guide member search (service call), first page of 50: the heavy guide has "
+            f"{large['heavy_guide_members']:,} members in both tenants "
+            f"({small['label']} and {large['label']} members)"
+        ),
         target="cost independent of the tenant's size (ratios ~1)",
         **figures,
         typical_guide_members={r["label"]: r["typical_members"] for r in (small, large)},
         big_table_seq_scans=_flagged(large) or "none",
         met=max(steady) < 1.5 and max(custom) < 1.5,
-        comparison=(f"heavy guide, worst {large['label']}/{small['label']} ratio: p50 "
-                    f"{max(steady)}x, custom plan {max(custom)}x (plans over 1 ms; 1.0 = "
-                    f"independent of the tenant's size)"),
+        comparison=(
+            f"heavy guide, worst {large['label']}/{small['label']} ratio: p50 "
+            f"{max(steady)}x, custom plan {max(custom)}x (plans over 1 ms; 1.0 = "
+            f"independent of the tenant's size)"
+        ),
     )
 
 
@@ -526,16 +624,21 @@ def _emit_http(small: dict, large: dict, bare: list[float]) -> None:
     figures = {"bare_flask_ms": percentiles(bare)}
     for label in ["card", *(f"search {name}" for name in large["searches"])]:
         a, b = (_p50(run["samples"][f"http {label}"]) for run in (small, large))
-        figures[f"{label} p50 ms"] = {small["label"]: a, large["label"]: b,
-                                      "x bare": _ratio(b, base)}
+        figures[f"{label} p50 ms"] = {
+            small["label"]: a,
+            large["label"]: b,
+            "x bare": _ratio(b, base),
+        }
     card = _p50(large["samples"]["http card"])
     emit(
         "members.http",
         title="The same requests through the HTTP API (Flask test client, server time)",
         target=f"card p50 < {CARD_TARGET_MS:g} ms",
         **figures,
-        comparison=(f"bare Flask {base} ms; card {card} ms ({_ratio(card, base)}x) at "
-                    f"{large['label']} members"),
+        comparison=(
+            f"bare Flask {base} ms; card {card} ms ({_ratio(card, base)}x) at "
+            f"{large['label']} members"
+        ),
     )
 
 

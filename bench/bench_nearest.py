@@ -1,4 +1,5 @@
 """Benchmark: the indexed nearest-open-store lookup against a geopy brute-force scan."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,12 @@ def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.bench_nearest", description=__doc__)
     parser.add_argument("--stores", type=int, default=100_000)
     parser.add_argument("--positions", type=int, default=10_000)
-    parser.add_argument("--brute-seconds", type=float, default=300.0,
-                        help="time budget for the full geopy reference scan (default 300)")
+    parser.add_argument(
+        "--brute-seconds",
+        type=float,
+        default=300.0,
+        help="time budget for the full geopy reference scan (default 300)",
+    )
     return parser.parse_args(argv)
 
 
@@ -69,8 +74,7 @@ def run(engine, args) -> dict:
         reads = _query_stats(session, tenant, positions)
     check = _check_with_grid(stores, positions, answers)
     brute = _check_with_reference(stores, positions, answers, args.brute_seconds)
-    figures = _figures(stores, positions, answers, insert_s, plan, indexed_ms, reads, check,
-                       brute)
+    figures = _figures(stores, positions, answers, insert_s, plan, indexed_ms, reads, check, brute)
     return figures, plan, brute["mismatches"] + check["mismatches"]
 
 
@@ -89,8 +93,9 @@ def _make_tenant(engine) -> dict:
 
 
 def _explain(session, tenant_id, position) -> str:
-    query = candidate_select(tenant_id=tenant_id, lat=position.lat, lng=position.lng,
-                             radius_m=DEFAULT_MAX_RADIUS_M)
+    query = candidate_select(
+        tenant_id=tenant_id, lat=position.lat, lng=position.lng, radius_m=DEFAULT_MAX_RADIUS_M
+    )
     compiled = query.compile(dialect=session.get_bind().dialect)
     rows = session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
     return "\n".join(row[0] for row in rows)
@@ -201,8 +206,9 @@ class _Grid:
         for i in range(lat0, lat1 + 1):
             for j in range(lng0, lng1 + 1):
                 for store in self.cells.get((i, j), ()):
-                    flat = math.hypot((store.lat - lat) * m_per_deg_lat,
-                                      (store.lng - lng) * m_per_deg_lng)
+                    flat = math.hypot(
+                        (store.lat - lat) * m_per_deg_lat, (store.lng - lng) * m_per_deg_lng
+                    )
                     if flat <= store.service_radius_m and flat <= limit:
                         nearby.append(store)
         return nearby
@@ -226,7 +232,7 @@ def _figures(stores, positions, answers, insert_s, plan, indexed_ms, reads, chec
         "title": "Nearest open store: indexed lookup vs geopy brute force (PostgreSQL)",
         "target": "0 mismatches; per-call cost follows the stores near the position",
         "comparison": f"indexed p50 {indexed_p50:.3f} ms vs brute force p50 "
-                      f"{brute_p50 or float('nan'):.0f} ms over all stores: {ratio}x",
+        f"{brute_p50 or float('nan'):.0f} ms over all stores: {ratio}x",
         "stores": len(stores),
         "open_stores": sum(s.state == "open" for s in stores),
         "insert_s": round(insert_s, 2),
@@ -240,8 +246,8 @@ def _figures(stores, positions, answers, insert_s, plan, indexed_ms, reads, chec
         "brute_force_p50_ms": round(brute_p50, 1) if brute_p50 else None,
         "speed_ratio_p50": ratio,
         "equality_checked": f"all {len(positions)} positions vs geopy over a generous grid cut; "
-                            f"the first {len(brute['timings_ms'])} vs the full geopy scan "
-                            f"of every store (all that fit its time budget)",
+        f"the first {len(brute['timings_ms'])} vs the full geopy scan "
+        f"of every store (all that fit its time budget)",
         "reference_checked_positions": len(brute["timings_ms"]),
         "reference_check_s": round(brute["seconds"], 1),
         "reference_mismatches": len(brute["mismatches"]),

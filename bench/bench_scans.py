@@ -1,4 +1,5 @@
 """Benchmark: the public scan endpoint under load, as a ratio to a bare Flask endpoint."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,21 @@ from guideapp.db import make_engine, transaction
 FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
 CODE = "stride-lbs"
 # City centres (WGS-84 as phones report them): most hold demo stores, a few do not (fallback).
-CITIES = [(31.23, 121.47), (30.27, 120.16), (32.05, 118.78), (31.30, 120.62), (39.91, 116.40),
-          (39.13, 117.20), (36.65, 117.00), (23.13, 113.27), (22.54, 114.06), (24.47, 118.09),
-          (30.57, 104.07), (30.59, 114.31), (34.26, 108.94)]
+CITIES = [
+    (31.23, 121.47),
+    (30.27, 120.16),
+    (32.05, 118.78),
+    (31.30, 120.62),
+    (39.91, 116.40),
+    (39.13, 117.20),
+    (36.65, 117.00),
+    (23.13, 113.27),
+    (22.54, 114.06),
+    (24.47, 118.09),
+    (30.57, 104.07),
+    (30.59, 114.31),
+    (34.26, 108.94),
+]
 SPREAD_DEG = 0.1  # positions up to ~10 km from the centre
 RECRUIT_SHARE = 0.2  # share of scans carrying a new openid (member created and bound)
 LUA = """
@@ -88,18 +101,25 @@ def main(argv: list[str] | None = None) -> int:
     bare, scan = runs["/bench/bare"], runs["/api/v1/scans"]
     ratio = round(scan["rps"] / bare["rps"], 3) if bare["rps"] else None
     errors = bare["errors"] + scan["errors"]
-    emit("scan_endpoint", title="Public scan endpoint under load vs a bare Flask endpoint",
-         target="no errors; the scan endpoint's throughput as a share of a bare endpoint's",
-         met=errors == 0 and sum(outcomes.values()) >= scan["requests"],
-         comparison=f"the scan endpoint serves {ratio:.0%} of the requests/s of a bare Flask "
-                    f"endpoint on the same gunicorn ({args.workers} sync workers)",
-         rps_ratio=ratio,
-         p50_ratio=round(scan["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None,
-         scan={k: scan[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
-         bare={k: bare[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
-         errors=errors, load=scan["tool"], workers=args.workers,
-         connections=args.connections, seconds_each=args.seconds,
-         recruit_share=RECRUIT_SHARE, outcomes=outcomes)
+    emit(
+        "scan_endpoint",
+        title="Public scan endpoint under load vs a bare Flask endpoint",
+        target="no errors; the scan endpoint's throughput as a share of a bare endpoint's",
+        met=errors == 0 and sum(outcomes.values()) >= scan["requests"],
+        comparison=f"the scan endpoint serves {ratio:.0%} of the requests/s of a bare Flask "
+        f"endpoint on the same gunicorn ({args.workers} sync workers)",
+        rps_ratio=ratio,
+        p50_ratio=round(scan["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None,
+        scan={k: scan[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
+        bare={k: bare[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
+        errors=errors,
+        load=scan["tool"],
+        workers=args.workers,
+        connections=args.connections,
+        seconds_each=args.seconds,
+        recruit_share=RECRUIT_SHARE,
+        outcomes=outcomes,
+    )
     return 0 if errors == 0 else 1
 
 
@@ -109,8 +129,12 @@ def _parse_args(argv):
     parser.add_argument("--workers", type=int, default=min(3, max(2, os.cpu_count() or 2)))
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=None)
-    parser.add_argument("--requests", type=int, default=None,
-                        help="fixed request count for the Python load generator (no wrk)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="fixed request count for the Python load generator (no wrk)",
+    )
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (5 if args.quick else 20)
     args.requests = args.requests or (1500 if args.quick else 6000)
@@ -127,21 +151,45 @@ def _load_demo(engine) -> None:
 class _server:
     """gunicorn on a free loopback port, rate limits opened wide, stopped on exit."""
 
-    def __init__(self, url: str, workers: int, app: str = "bench.bench_scans:make_app()",
-                 env: dict | None = None):
+    def __init__(
+        self,
+        url: str,
+        workers: int,
+        app: str = "bench.bench_scans:make_app()",
+        env: dict | None = None,
+    ):
         self.url, self.workers, self.app, self.extra_env = url, workers, app, env or {}
 
     def __enter__(self) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        env = {**os.environ, "GUIDEAPP_DATABASE_URL": self.url, "GUIDEAPP_LOG_LEVEL": "WARNING",
-               "GUIDEAPP_SCAN_RATE_PER_CODE": "1000000000",
-               "GUIDEAPP_SCAN_RATE_PER_ADDRESS": "1000000000", **self.extra_env}
+        env = {
+            **os.environ,
+            "GUIDEAPP_DATABASE_URL": self.url,
+            "GUIDEAPP_LOG_LEVEL": "WARNING",
+            "GUIDEAPP_SCAN_RATE_PER_CODE": "1000000000",
+            "GUIDEAPP_SCAN_RATE_PER_ADDRESS": "1000000000",
+            **self.extra_env,
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--worker-class", "sync", "--log-level", "warning",
-             self.app], cwd=PROJECT_ROOT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--worker-class",
+                "sync",
+                "--log-level",
+                "warning",
+                self.app,
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -170,22 +218,48 @@ def _load(port: int, path: str, args) -> dict:
 
 def _wrk(port: int, path: str, args) -> dict:
     cities = ", ".join(f"{{{lat}, {lng}}}" for lat, lng in CITIES)
-    script = LUA % {"cities": cities, "seed": random.randrange(1 << 30), "spread": SPREAD_DEG,
-                    "recruit": RECRUIT_SHARE, "run": os.urandom(4).hex(), "code": CODE,
-                    "path": path}
+    script = LUA % {
+        "cities": cities,
+        "seed": random.randrange(1 << 30),
+        "spread": SPREAD_DEG,
+        "recruit": RECRUIT_SHARE,
+        "run": os.urandom(4).hex(),
+        "code": CODE,
+        "path": path,
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s",
-             "--timeout", "10s", "-s", handle.name, f"http://127.0.0.1:{port}"],
-            capture_output=True, text=True, check=True).stdout
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(args.connections),
+                "-d",
+                f"{args.seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                handle.name,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         Path(handle.name).unlink()
     raw = json.loads(next(line for line in out.splitlines() if line.startswith("WRK "))[4:])
-    return {"tool": "wrk", "requests": raw["requests"], "errors": raw["errors"],
-            "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-            "p50_ms": round(raw["p50_us"] / 1000, 2), "p99_ms": round(raw["p99_us"] / 1000, 2)}
+    return {
+        "tool": "wrk",
+        "requests": raw["requests"],
+        "errors": raw["errors"],
+        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+    }
 
 
 def _python_load(port: int, path: str, *, requests: int, connections: int) -> dict:
@@ -197,13 +271,15 @@ def _python_load(port: int, path: str, *, requests: int, connections: int) -> di
         if not hasattr(local, "conn"):
             local.conn = HTTPConnection("127.0.0.1", port, timeout=10)
         lat, lng = rng.choice(CITIES)
-        body = {"code": CODE, "lat": lat + rng.uniform(-SPREAD_DEG, SPREAD_DEG),
-                "lng": lng + rng.uniform(-SPREAD_DEG, SPREAD_DEG)}
+        body = {
+            "code": CODE,
+            "lat": lat + rng.uniform(-SPREAD_DEG, SPREAD_DEG),
+            "lng": lng + rng.uniform(-SPREAD_DEG, SPREAD_DEG),
+        }
         if rng.random() < RECRUIT_SHARE:
             body["openid"] = f"o-py-{os.getpid()}-{time.monotonic_ns()}-{i}"
         started = time.perf_counter()
-        local.conn.request("POST", path, json.dumps(body),
-                           {"Content-Type": "application/json"})
+        local.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         response = local.conn.getresponse()
         response.read()
         elapsed = (time.perf_counter() - started) * 1000
@@ -216,16 +292,23 @@ def _python_load(port: int, path: str, *, requests: int, connections: int) -> di
         list(pool.map(one, range(requests)))
     seconds = time.perf_counter() - started
     cuts = percentiles(samples)
-    return {"tool": "python threads", "requests": requests, "errors": errors[0],
-            "rps": round(requests / seconds, 1), "p50_ms": cuts["p50"], "p99_ms": cuts["p99"]}
+    return {
+        "tool": "python threads",
+        "requests": requests,
+        "errors": errors[0],
+        "rps": round(requests / seconds, 1),
+        "p50_ms": cuts["p50"],
+        "p99_ms": cuts["p99"],
+    }
 
 
 def _outcomes(engine) -> dict:
     from guideapp.scans.models import Scan
 
     with Session(engine) as session:
-        return dict(session.execute(select(Scan.outcome, func.count())
-                                    .group_by(Scan.outcome)).all())
+        return dict(
+            session.execute(select(Scan.outcome, func.count()).group_by(Scan.outcome)).all()
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Benchmark: a guide's first sync, an empty incremental pull at 100k vs 1M members, a push."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,33 +23,55 @@ def main(argv=None) -> int:
     with scratch_postgres("bench_sync") as url:
         migrate(url)
         engine = make_engine(url)
-        tenants = {size: generate_scale_tenant(engine, members=size, slug=f"s{size}",
-                                               stores=400 if args.quick else 4000,
-                                               verbose=False) for size in sizes}
+        tenants = {
+            size: generate_scale_tenant(
+                engine,
+                members=size,
+                slug=f"s{size}",
+                stores=400 if args.quick else 4000,
+                verbose=False,
+            )
+            for size in sizes
+        }
         for scale in tenants.values():
             _working_set(engine, scale)
         app = create_app(Config(DATABASE_URL=url, LOG_LEVEL="WARNING", SECRET_KEY="b" * 40))
         client = app.test_client()
-        empty = {size: _empty_pulls(client, scale, args.iterations)
-                 for size, scale in tenants.items()}
+        empty = {
+            size: _empty_pulls(client, scale, args.iterations) for size, scale in tenants.items()
+        }
         big = tenants[sizes[-1]]
         first = _first_sync(client, big)
         push_ms, rest_ms = _push(client, big)
         bare = bare_flask_p50(args.iterations)
         engine.dispose()
     small_p50, big_p50 = (empty[s]["p50"] for s in sizes)
-    emit("sync_empty_pull", title="Empty incremental pull (guide with 2,000 members)",
-         target="p50 < 5 ms server time, flat from 100k to 1M members",
-         comparison=f"p50 {small_p50} ms at {sizes[0]:,} vs {big_p50} ms at {sizes[-1]:,} "
-                    f"members (ratio {round(big_p50 / small_p50, 2)}); bare Flask {bare} ms",
-         **{f"pull_ms_{s}": empty[s] for s in sizes}, bare_flask_ms=bare)
-    emit("sync_first", title="First sync: 2,000 members, 500 materials, 300 replies, 200 tasks",
-         target="under 1 s total", comparison=f"{first['total_ms']} ms over {first['pages']} "
-         f"pages for {first['records']} records", **first)
-    emit("sync_push", title=f"Push of {PUSH} mutations (notes) in one request",
-         target="under 1 s", comparison=f"one push {push_ms} ms vs {PUSH} REST POSTs "
-         f"{rest_ms} ms ({round(rest_ms / push_ms, 1)}x)", push_ms=push_ms,
-         rest_posts_ms=rest_ms)
+    emit(
+        "sync_empty_pull",
+        title="Empty incremental pull (guide with 2,000 members)",
+        target="p50 < 5 ms server time, flat from 100k to 1M members",
+        comparison=f"p50 {small_p50} ms at {sizes[0]:,} vs {big_p50} ms at {sizes[-1]:,} "
+        f"members (ratio {round(big_p50 / small_p50, 2)}); bare Flask {bare} ms",
+        **{f"pull_ms_{s}": empty[s] for s in sizes},
+        bare_flask_ms=bare,
+    )
+    emit(
+        "sync_first",
+        title="First sync: 2,000 members, 500 materials, 300 replies, 200 tasks",
+        target="under 1 s total",
+        comparison=f"{first['total_ms']} ms over {first['pages']} "
+        f"pages for {first['records']} records",
+        **first,
+    )
+    emit(
+        "sync_push",
+        title=f"Push of {PUSH} mutations (notes) in one request",
+        target="under 1 s",
+        comparison=f"one push {push_ms} ms vs {PUSH} REST POSTs "
+        f"{rest_ms} ms ({round(rest_ms / push_ms, 1)}x)",
+        push_ms=push_ms,
+        rest_posts_ms=rest_ms,
+    )
     return 0
 
 
@@ -61,41 +84,75 @@ def _args(argv):
 
 def _working_set(engine, scale) -> None:
     """500 materials and 200 tasks for the heavy guide (set-based); replies when present."""
-    params = {"t": scale.tenant_id, "g": scale.heavy_guide_id, "s": scale.store_id(0),
-              "k": scale.key}
+    params = {
+        "t": scale.tenant_id,
+        "g": scale.heavy_guide_id,
+        "s": scale.store_id(0),
+        "k": scale.key,
+    }
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO materials (id, tenant_id, kind, title, body, url, tags, level, target,
                                    archived, version, created_by, created_at, updated_at)
             SELECT md5(:k || '/mat/' || i), :t, 'article', '素材 ' || i, '', 'https://x.cn/' || i,
                    '[]', 'hq', '{"all": true}', false, 1, :g, now(), now()
-            FROM generate_series(1, :n) i"""), {**params, "n": MATERIALS})
-        conn.execute(text("""
+            FROM generate_series(1, :n) i"""),
+            {**params, "n": MATERIALS},
+        )
+        conn.execute(
+            text("""
             INSERT INTO material_audiences (material_id, scope)
             SELECT md5(:k || '/mat/' || i), 't:' || :t FROM generate_series(1, :n) i"""),
-            {**params, "n": MATERIALS})
-        conn.execute(text("""
+            {**params, "n": MATERIALS},
+        )
+        conn.execute(
+            text("""
             INSERT INTO tasks (id, tenant_id, store_id, assignee_id, source, dedupe_key, title,
                                brief, starts_at, due_at, state, created_at, updated_at)
             SELECT md5(:k || '/task/' || i), :t, :s, :g, 'store', 'bench:' || :k || ':' || i,
                    '任务 ' || i, '', now(), now() + interval '3 days', 'open', now(), now()
-            FROM generate_series(1, :n) i"""), {**params, "n": TASKS})
-        has_replies = conn.execute(text(
-            "SELECT to_regclass('quick_replies') IS NOT NULL")).scalar()
+            FROM generate_series(1, :n) i"""),
+            {**params, "n": TASKS},
+        )
+        has_replies = conn.execute(text("SELECT to_regclass('quick_replies') IS NOT NULL")).scalar()
         if has_replies:
             _replies(conn, params)
 
 
 def _replies(conn, params) -> None:
-    columns = {r[0] for r in conn.execute(text(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'quick_replies'"))}
-    wanted = {"id": "md5(:k || '/reply/' || i)", "tenant_id": ":t", "title": "'话术 ' || i",
-              "body": "'您好 {member.name}'", "scene": "'greeting'", "level": "'hq'",
-              "usage_count": "0", "created_at": "now()", "updated_at": "now()",
-              "created_by": ":g", "tag_ids": "'[]'", "version": "1", "tagged": "false"}
+    columns = {
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'quick_replies'"
+            )
+        )
+    }
+    wanted = {
+        "id": "md5(:k || '/reply/' || i)",
+        "tenant_id": ":t",
+        "title": "'话术 ' || i",
+        "body": "'您好 {member.name}'",
+        "scene": "'greeting'",
+        "level": "'hq'",
+        "usage_count": "0",
+        "created_at": "now()",
+        "updated_at": "now()",
+        "created_by": ":g",
+        "tag_ids": "'[]'",
+        "version": "1",
+        "tagged": "false",
+    }
     use = {c: v for c, v in wanted.items() if c in columns}
-    conn.execute(text(f"INSERT INTO quick_replies ({', '.join(use)}) SELECT "
-                      f"{', '.join(use.values())} FROM generate_series(1, {REPLIES}) i"), params)
+    conn.execute(
+        text(
+            f"INSERT INTO quick_replies ({', '.join(use)}) SELECT "
+            f"{', '.join(use.values())} FROM generate_series(1, {REPLIES}) i"
+        ),
+        params,
+    )
 
 
 def _login(client, phone: str) -> dict:
@@ -106,16 +163,18 @@ def _login(client, phone: str) -> dict:
 def _heavy_phone(client, scale) -> dict:
     engine = make_engine(client.application.config["DATABASE_URL"])
     with engine.connect() as conn:
-        phone = conn.execute(text("SELECT phone FROM staff WHERE id = :g"),
-                             {"g": scale.heavy_guide_id}).scalar_one()
+        phone = conn.execute(
+            text("SELECT phone FROM staff WHERE id = :g"), {"g": scale.heavy_guide_id}
+        ).scalar_one()
     engine.dispose()
     return _login(client, phone)
 
 
 def _empty_pulls(client, scale, iterations: int) -> dict:
     headers = _heavy_phone(client, scale)
-    first = client.get("/api/v1/sync/pull?schema_version=2&last_pulled_at=null",
-                       headers=headers).get_json()
+    first = client.get(
+        "/api/v1/sync/pull?schema_version=2&last_pulled_at=null", headers=headers
+    ).get_json()
     url = f"/api/v1/sync/pull?schema_version=2&last_pulled_at={first['timestamp']}"
     samples = []
     for _ in range(iterations):
@@ -139,31 +198,41 @@ def _first_sync(client, scale) -> dict:
         if not page:
             break
     total = round((time.perf_counter() - started) * 1000, 1)
-    return {"total_ms": total, "pages": pages, "records": sum(records.values()),
-            "per_table": records}
+    return {
+        "total_ms": total,
+        "pages": pages,
+        "records": sum(records.values()),
+        "per_table": records,
+    }
 
 
 def _push(client, scale) -> tuple[float, float]:
     headers = _heavy_phone(client, scale)
-    first = client.get("/api/v1/sync/pull?schema_version=2&last_pulled_at=null&page=",
-                       headers=headers).get_json()
+    first = client.get(
+        "/api/v1/sync/pull?schema_version=2&last_pulled_at=null&page=", headers=headers
+    ).get_json()
     members = [scale.member_id(n) for n in range(0, scale.members, scale.members // 2000)][:50]
-    notes = [{"id": uuid.uuid4().hex, "member_id": members[i % len(members)],
-              "body": f"离线备注 {i}"} for i in range(PUSH)]
+    notes = [
+        {"id": uuid.uuid4().hex, "member_id": members[i % len(members)], "body": f"离线备注 {i}"}
+        for i in range(PUSH)
+    ]
     started = time.perf_counter()
     response = client.post(
         f"/api/v1/sync/push?last_pulled_at={first['timestamp']}",
         json={"changes": {"member_notes": {"created": notes, "updated": [], "deleted": []}}},
-        headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
     push_ms = round((time.perf_counter() - started) * 1000, 1)
     assert response.status_code == 200 and not response.get_json(), response.get_json()
     started = time.perf_counter()
     for i in range(PUSH):
-        client.post(f"/api/v1/members/{members[i % len(members)]}/notes",
-                    json={"body": f"在线备注 {i}"}, headers=headers)
+        client.post(
+            f"/api/v1/members/{members[i % len(members)]}/notes",
+            json={"body": f"在线备注 {i}"},
+            headers=headers,
+        )
     rest_ms = round((time.perf_counter() - started) * 1000, 1)
     return push_ms, rest_ms
-
 
 
 if __name__ == "__main__":

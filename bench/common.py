@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: scratch databases, percentiles, machine facts, RESULT lines."""
+
 from __future__ import annotations
 
 import json
@@ -117,8 +118,11 @@ def emit(name: str, **figures) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         print(f"  {key:<30} {value}")
-    print(RESULT_PREFIX + json.dumps({"name": name, **figures}, ensure_ascii=False,
-                                     default=str, sort_keys=False), flush=True)
+    print(
+        RESULT_PREFIX
+        + json.dumps({"name": name, **figures}, ensure_ascii=False, default=str, sort_keys=False),
+        flush=True,
+    )
 
 
 def bare_flask_p50(iterations: int = 200) -> float:

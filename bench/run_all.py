@@ -1,4 +1,5 @@
 """Run every bench/bench_*.py in its own process and rewrite bench/RESULTS.md from its figures."""
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
-    parser.add_argument("--only", action="append", metavar="NAME",
-                        help="run only this benchmark (e.g. members or bench_members); repeatable")
-    parser.add_argument("--quick", action="store_true",
-                        help="pass --quick to the benchmarks that accept it (smaller runs)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this benchmark (e.g. members or bench_members); repeatable",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="pass --quick to the benchmarks that accept it (smaller runs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -76,22 +84,35 @@ def run_benchmark(name: str, *, quick: bool, machine: dict) -> dict:
     started = time.perf_counter()
     results = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, cwd=BENCH_DIR.parent, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+    with subprocess.Popen(
+        command,
+        cwd=BENCH_DIR.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as process:
         for line in process.stdout:
             print(line, end="", flush=True)
             if line.startswith(RESULT_PREFIX):
                 results.append(_parse_result(name, line))
     seconds = round(time.perf_counter() - started, 1)
     print(f"### {name}: exit {process.returncode} in {seconds} s", flush=True)
-    return {"name": name, "command": " ".join(["python", *command[1:]]),
-            "date": _now(), "seconds": seconds, "returncode": process.returncode,
-            "machine": machine, "results": [r for r in results if r is not None]}
+    return {
+        "name": name,
+        "command": " ".join(["python", *command[1:]]),
+        "date": _now(),
+        "seconds": seconds,
+        "returncode": process.returncode,
+        "machine": machine,
+        "results": [r for r in results if r is not None],
+    }
 
 
 def _parse_result(module: str, line: str) -> dict | None:
     try:
-        result = json.loads(line[len(RESULT_PREFIX):])
+        result = json.loads(line[len(RESULT_PREFIX) :])
     except json.JSONDecodeError:
         print(f"(ignored a RESULT line that is not JSON: {line.strip()[:80]})")
         return None
@@ -102,8 +123,7 @@ def _parse_result(module: str, line: str) -> dict | None:
 def _keep_previous(previous: dict | None, failed: dict) -> dict:
     """A failed run shows what it printed, or else the last figures, marked as failed."""
     section = dict(previous if previous and not failed["results"] else failed)
-    section["failure"] = (f"the run of {failed['date']} failed with exit code "
-                          f"{failed['returncode']}")
+    section["failure"] = f"the run of {failed['date']} failed with exit code {failed['returncode']}"
     return section
 
 
@@ -113,13 +133,15 @@ def _now() -> str:
 
 # --- RESULTS.md ----------------------------------------------------------------------
 
+
 def _read_state() -> dict[str, dict]:
     """The sections of the previous RESULTS.md, from the state comments it carries."""
     if not RESULTS_MD.exists():
         return {}
     sections = {}
-    for match in re.finditer(re.escape(STATE_MARK) + r"(.*?) -->",
-                             RESULTS_MD.read_text(encoding="utf-8")):
+    for match in re.finditer(
+        re.escape(STATE_MARK) + r"(.*?) -->", RESULTS_MD.read_text(encoding="utf-8")
+    ):
         try:
             section = json.loads(match.group(1))
         except json.JSONDecodeError:
@@ -144,15 +166,25 @@ def render(sections: dict[str, dict], machine: dict) -> str:
 
 
 def _machine_line(machine: dict) -> str:
-    return (f"{machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('ram_gb')} GB "
-            f"RAM, PostgreSQL {machine.get('postgres')}, Python {machine.get('python')}")
+    return (
+        f"{machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('ram_gb')} GB "
+        f"RAM, PostgreSQL {machine.get('postgres')}, Python {machine.get('python')}"
+    )
 
 
 def _render_section(section: dict, machine: dict) -> list[str]:
-    lines = [f"## {section['name'].removeprefix('bench_')}", "",
-             f"`{section['command']}`: {section['date']}, {section['seconds']} s"
-             + ("" if section.get("machine") == machine
-                else f", on {_machine_line(section.get('machine') or {})}") + ".", ""]
+    lines = [
+        f"## {section['name'].removeprefix('bench_')}",
+        "",
+        f"`{section['command']}`: {section['date']}, {section['seconds']} s"
+        + (
+            ""
+            if section.get("machine") == machine
+            else f", on {_machine_line(section.get('machine') or {})}"
+        )
+        + ".",
+        "",
+    ]
     if section.get("failure"):
         lines += [f"**Failed:** {section['failure']}.", ""]
     if not section["results"]:

@@ -1,4 +1,5 @@
 """A tenant at real-brand scale (4,000 stores, 40,000 guides, 1M members) from set-based SQL."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,22 +19,119 @@ from guideapp.db import make_engine, transaction
 from guideapp.org.service import create_tenant
 
 PASSWORD = "demo-pass-2026"
-REGIONS = [("east", "华东"), ("north", "华北"), ("south", "华南"), ("central", "华中"),
-           ("southwest", "西南"), ("northwest", "西北"), ("northeast", "东北"), ("west", "西部")]
-CITIES = ["上海", "北京", "广州", "深圳", "杭州", "南京", "成都", "重庆", "武汉", "西安",
-          "苏州", "天津", "长沙", "郑州", "青岛", "沈阳", "昆明", "厦门", "合肥", "福州"]
-SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周",
-            "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗", "高"]
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛",
-         "明", "超", "秀英", "霞", "平", "刚", "桂英", "欣", "悦", "婷", "晨", "宇", "浩", "雪",
-         "琳"]
+REGIONS = [
+    ("east", "华东"),
+    ("north", "华北"),
+    ("south", "华南"),
+    ("central", "华中"),
+    ("southwest", "西南"),
+    ("northwest", "西北"),
+    ("northeast", "东北"),
+    ("west", "西部"),
+]
+CITIES = [
+    "上海",
+    "北京",
+    "广州",
+    "深圳",
+    "杭州",
+    "南京",
+    "成都",
+    "重庆",
+    "武汉",
+    "西安",
+    "苏州",
+    "天津",
+    "长沙",
+    "郑州",
+    "青岛",
+    "沈阳",
+    "昆明",
+    "厦门",
+    "合肥",
+    "福州",
+]
+SURNAMES = [
+    "王",
+    "李",
+    "张",
+    "刘",
+    "陈",
+    "杨",
+    "黄",
+    "赵",
+    "吴",
+    "周",
+    "徐",
+    "孙",
+    "马",
+    "朱",
+    "胡",
+    "郭",
+    "何",
+    "林",
+    "罗",
+    "高",
+]
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "欣",
+    "悦",
+    "婷",
+    "晨",
+    "宇",
+    "浩",
+    "雪",
+    "琳",
+]
 # Weighted by repetition: POS gets half the orders.
-ORDER_CHANNELS = ["pos"] * 10 + ["tmall"] * 3 + ["jd"] * 2 + ["douyin"] * 2 + ["brand_mall"] * 2 \
+ORDER_CHANNELS = (
+    ["pos"] * 10
+    + ["tmall"] * 3
+    + ["jd"] * 2
+    + ["douyin"] * 2
+    + ["brand_mall"] * 2
     + ["mini_program"]
-SOURCE_CHANNELS = ["store_scan", "pos", "tmall", "jd", "douyin", "brand_mall", "mini_program",
-                   "import"]
-PRODUCTS = [("跑鞋 Stride Air", 69900), ("速干T恤", 12900), ("篮球鞋 Court 2", 89900),
-            ("瑜伽裤", 29900), ("冲锋衣", 99900), ("运动袜 3双装", 4900)]
+)
+SOURCE_CHANNELS = [
+    "store_scan",
+    "pos",
+    "tmall",
+    "jd",
+    "douyin",
+    "brand_mall",
+    "mini_program",
+    "import",
+]
+PRODUCTS = [
+    ("跑鞋 Stride Air", 69900),
+    ("速干T恤", 12900),
+    ("篮球鞋 Court 2", 89900),
+    ("瑜伽裤", 29900),
+    ("冲锋衣", 99900),
+    ("运动袜 3双装", 4900),
+]
 TAG_GROUPS = {
     "运动偏好": ["跑步", "篮球", "瑜伽", "户外", "健身", "网球", "骑行", "游泳"],
     "尺码": ["XS", "S", "M", "L", "XL", "XXL", "36-38码", "39-41码"],
@@ -77,22 +175,32 @@ class ScaleTenant:
 def find_scale_tenant(engine: Engine, *, slug: str = "scale", seed: int = 1) -> ScaleTenant | None:
     """The tenant an earlier generate_scale_tenant() left in this database, if any."""
     with engine.connect() as conn:
-        tenant_id = conn.execute(text("SELECT id FROM tenants WHERE slug = :slug"),
-                                 {"slug": slug}).scalar()
+        tenant_id = conn.execute(
+            text("SELECT id FROM tenants WHERE slug = :slug"), {"slug": slug}
+        ).scalar()
         if tenant_id is None:
             return None
-        counts = conn.execute(text("""
+        counts = conn.execute(
+            text("""
             SELECT (SELECT count(*) FROM stores WHERE tenant_id = :t),
                    (SELECT count(*) FROM staff WHERE tenant_id = :t AND role = 'guide'),
                    (SELECT count(*) FROM members WHERE tenant_id = :t)"""),
-                              {"t": tenant_id}).one()
+            {"t": tenant_id},
+        ).one()
         key = f"{slug}:{seed}"
-        heavy = conn.execute(text("SELECT count(*) FROM members WHERE guide_id = :g"),
-                             {"g": _md5(f"{key}/g/0")}).scalar_one()
+        heavy = conn.execute(
+            text("SELECT count(*) FROM members WHERE guide_id = :g"), {"g": _md5(f"{key}/g/0")}
+        ).scalar_one()
     stores, guides, members = counts
-    return ScaleTenant(tenant_id=tenant_id, slug=slug, key=key, stores=stores,
-                       guides_per_store=guides // max(1, stores), members=members,
-                       heavy_guide_members=heavy)
+    return ScaleTenant(
+        tenant_id=tenant_id,
+        slug=slug,
+        key=key,
+        stores=stores,
+        guides_per_store=guides // max(1, stores),
+        members=members,
+        heavy_guide_members=heavy,
+    )
 
 
 def _md5(value: str) -> str:
@@ -110,17 +218,37 @@ def _pick(array: list[str], expr: str) -> str:
     return f"({literal})[1 + ({expr}) % {len(array)}]"
 
 
-def generate_scale_tenant(engine: Engine, *, stores: int = 4000, guides_per_store: int = 10,
-                          members: int = 1_000_000, seed: int = 1, slug: str = "scale",
-                          heavy_guide_members: int = 2000, verbose: bool = True) -> ScaleTenant:
+def generate_scale_tenant(
+    engine: Engine,
+    *,
+    stores: int = 4000,
+    guides_per_store: int = 10,
+    members: int = 1_000_000,
+    seed: int = 1,
+    slug: str = "scale",
+    heavy_guide_members: int = 2000,
+    verbose: bool = True,
+) -> ScaleTenant:
     """Generate one tenant on PostgreSQL with INSERT ... SELECT only; then VACUUM ANALYZE."""
     tenant_id = _create_tenant(engine, slug)
-    scale = ScaleTenant(tenant_id=tenant_id, slug=slug, key=f"{slug}:{seed}", stores=stores,
-                        guides_per_store=guides_per_store, members=members,
-                        heavy_guide_members=min(heavy_guide_members, members))
-    params = {"t": tenant_id, "k": scale.key, "stores": stores, "gps": guides_per_store,
-              "members": members, "now": datetime.now(timezone.utc),
-              "stride": max(1, members // max(1, scale.heavy_guide_members))}
+    scale = ScaleTenant(
+        tenant_id=tenant_id,
+        slug=slug,
+        key=f"{slug}:{seed}",
+        stores=stores,
+        guides_per_store=guides_per_store,
+        members=members,
+        heavy_guide_members=min(heavy_guide_members, members),
+    )
+    params = {
+        "t": tenant_id,
+        "k": scale.key,
+        "stores": stores,
+        "gps": guides_per_store,
+        "members": members,
+        "now": datetime.now(timezone.utc),
+        "stride": max(1, members // max(1, scale.heavy_guide_members)),
+    }
     started = time.perf_counter()
     with engine.connect() as conn:
         _tune_session(conn)
@@ -141,8 +269,9 @@ def generate_scale_tenant(engine: Engine, *, stores: int = 4000, guides_per_stor
 
 def _create_tenant(engine: Engine, slug: str) -> str:
     with Session(engine) as session, transaction(session):
-        tenant = create_tenant(session, slug=slug, name=f"Scale Sportswear ({slug})",
-                               timezone="Asia/Shanghai")
+        tenant = create_tenant(
+            session, slug=slug, name=f"Scale Sportswear ({slug})", timezone="Asia/Shanghai"
+        )
         return tenant.id
 
 
@@ -160,9 +289,12 @@ def _tune_session(conn: Connection) -> None:
 
 def _staff_phone_offset(conn: Connection) -> int:
     """Staff phones are unique across tenants: continue after the highest '15…' phone."""
-    return conn.execute(text(
-        "SELECT coalesce(max(substr(phone, 3)::bigint) + 1, 0) FROM staff "
-        "WHERE phone ~ '^15[0-9]{9}$'")).scalar_one()
+    return conn.execute(
+        text(
+            "SELECT coalesce(max(substr(phone, 3)::bigint) + 1, 0) FROM staff "
+            "WHERE phone ~ '^15[0-9]{9}$'"
+        )
+    ).scalar_one()
 
 
 @contextmanager
@@ -184,19 +316,29 @@ def _run(conn: Connection, sql: str, params: dict) -> int:
 
 
 def _brand_and_regions(conn: Connection, p: dict) -> int:
-    _run(conn, "INSERT INTO brands (id, tenant_id, code, name) "
-               "VALUES (md5(:k || '/brand'), :t, 'scale', 'Scale Sportswear')", p)
+    _run(
+        conn,
+        "INSERT INTO brands (id, tenant_id, code, name) "
+        "VALUES (md5(:k || '/brand'), :t, 'scale', 'Scale Sportswear')",
+        p,
+    )
     codes = _pick([c for c, _ in REGIONS], "r")
     names = _pick([n for _, n in REGIONS], "r")
-    return 1 + _run(conn, f"""
+    return 1 + _run(
+        conn,
+        f"""
         INSERT INTO regions (id, tenant_id, brand_id, code, name)
         SELECT md5(:k || '/r/' || r), :t, md5(:k || '/brand'), {codes}, {names}
-        FROM generate_series(0, {len(REGIONS) - 1}) r""", p)
+        FROM generate_series(0, {len(REGIONS) - 1}) r""",
+        p,
+    )
 
 
 def _stores(conn: Connection, p: dict) -> int:
     city = _pick(CITIES, _u32("h", 3))
-    return _run(conn, f"""
+    return _run(
+        conn,
+        f"""
         INSERT INTO stores (id, tenant_id, brand_id, region_id, code, name, city, address, phone,
                             lat, lng, service_radius_m, state, opening_hours, created_at,
                             updated_at)
@@ -211,30 +353,45 @@ def _stores(conn: Connection, p: dict) -> int:
                '{{}}'::json, :now, :now
         FROM (SELECT s, h, {city} AS city
               FROM (SELECT s, md5(:k || '/sh/' || s) AS h
-                    FROM generate_series(0, :stores - 1) s) raw) x""", p)
+                    FROM generate_series(0, :stores - 1) s) raw) x""",
+        p,
+    )
 
 
 def _staff(conn: Connection, p: dict) -> int:
     p = {**p, "pw": hash_password(PASSWORD)}  # one hash for all: Argon2 is slow on purpose
-    columns = ("id, tenant_id, store_id, role, name, phone, password_hash, state, "
-               "created_at, updated_at")
-    managers = _run(conn, f"""
+    columns = (
+        "id, tenant_id, store_id, role, name, phone, password_hash, state, created_at, updated_at"
+    )
+    managers = _run(
+        conn,
+        f"""
         INSERT INTO staff ({columns})
         SELECT md5(:k || '/mgr/' || s), :t, md5(:k || '/s/' || s), 'store_manager',
                '店长' || s, '15' || lpad((:phone_offset + s)::text, 9, '0'), :pw, 'active',
                :now, :now
-        FROM generate_series(0, :stores - 1) s""", p)
-    guides = _run(conn, f"""
+        FROM generate_series(0, :stores - 1) s""",
+        p,
+    )
+    guides = _run(
+        conn,
+        f"""
         INSERT INTO staff ({columns})
         SELECT md5(:k || '/g/' || g), :t, md5(:k || '/s/' || (g / :gps)), 'guide',
                '导购' || g, '15' || lpad((:phone_offset + :stores + g)::text, 9, '0'), :pw,
                'active', :now, :now
-        FROM generate_series(0, :stores * :gps - 1) g""", p)
-    hq = _run(conn, f"""
+        FROM generate_series(0, :stores * :gps - 1) g""",
+        p,
+    )
+    hq = _run(
+        conn,
+        f"""
         INSERT INTO staff ({columns})
         VALUES (md5(:k || '/hq'), :t, NULL, 'hq_admin', '总部运营',
                 '15' || lpad((:phone_offset + :stores * (1 + :gps))::text, 9, '0'), :pw,
-                'active', :now, :now)""", p)
+                'active', :now, :now)""",
+        p,
+    )
     return managers + guides + hq
 
 
@@ -242,25 +399,33 @@ def _tags(conn: Connection, p: dict) -> int:
     groups = list(TAG_GROUPS)
     names = [name for tags in TAG_GROUPS.values() for name in tags]
     per_group = len(next(iter(TAG_GROUPS.values())))
-    _run(conn, """
+    _run(
+        conn,
+        """
         INSERT INTO tag_groups (id, tenant_id, store_id, name, updated_at)
         SELECT md5(:k || '/tg/' || (i - 1)), :t, NULL, name, :now
         FROM unnest(CAST(:groups AS text[])) WITH ORDINALITY AS g(name, i)""",
-         {**p, "groups": groups})
-    return len(groups) + _run(conn, f"""
+        {**p, "groups": groups},
+    )
+    return len(groups) + _run(
+        conn,
+        f"""
         INSERT INTO tags (id, tenant_id, group_id, store_id, name, code, updated_at)
         SELECT md5(:k || '/tag/' || ((i - 1) / {per_group}) || '/' || ((i - 1) % {per_group})),
                :t, md5(:k || '/tg/' || ((i - 1) / {per_group})), NULL, name,
                ((i - 1) % {per_group})::text, :now
         FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS n(name, i)""",
-                              {**p, "names": names})
+        {**p, "names": names},
+    )
 
 
 def _member_plan(conn: Connection, p: dict) -> int:
     """A temporary table of every member's derived facts, read by the inserts after it."""
     conn.execute(text("DROP TABLE IF EXISTS scale_members"))
     guides = p["stores"] * p["gps"]
-    return _run(conn, f"""
+    return _run(
+        conn,
+        f"""
         CREATE TEMPORARY TABLE scale_members AS
         SELECT n, id, r0, r1, r2, r3, r4, r5, r6, r7, guide_k,
                CASE WHEN guide_k IS NULL THEN r1 % :stores ELSE guide_k / :gps END AS store_s,
@@ -290,27 +455,38 @@ def _member_plan(conn: Connection, p: dict) -> int:
                       OFFSET 0) hashes
                 OFFSET 0  -- a fence: each md5 and draw computed once, not once per use
             ) draws
-        ) facts""", p)
+        ) facts""",
+        p,
+    )
 
 
 # Unique 9-digit numbers: an affine bijection mod 10^9, then its digits rotated so the
 # last four (phone_tail) come from the well-mixed high digits, not from n mod 10^4.
-_PHONE = ("((n::bigint * 102947 + 12345) % 1000000000) % 100000 * 10000 "
-          "+ ((n::bigint * 102947 + 12345) % 1000000000) / 100000")
+_PHONE = (
+    "((n::bigint * 102947 + 12345) % 1000000000) % 100000 * 10000 "
+    "+ ((n::bigint * 102947 + 12345) % 1000000000) / 100000"
+)
 
 
 def _members(conn: Connection, p: dict) -> int:
     name = _pick(SURNAMES, "r4 / 100") + " || " + _pick(GIVEN, "r5 / 100")
-    stage = ("CASE WHEN r5 % 100 = 0 THEN 'ambassador' WHEN order_count = 2 THEN 'regular' "
-             "WHEN order_count = 1 THEN 'customer' WHEN r5 % 2 = 0 THEN 'fan' "
-             "ELSE 'prospect' END")
-    tier = ("CASE WHEN r4 % 100 < 70 THEN 'normal' WHEN r4 % 100 < 90 THEN 'silver' "
-            "WHEN r4 % 100 < 98 THEN 'gold' ELSE 'platinum' END")
-    gender = ("CASE WHEN r6 / 8 % 10 < 6 THEN 'female' WHEN r6 / 8 % 10 < 9 THEN 'male' "
-              "ELSE 'unknown' END")
-    birthday = ("CASE WHEN r0 / 20 % 10 < 8 "
-                "THEN DATE '1965-01-01' + (r1 / 7 % (365 * 40))::int END")
-    return _run(conn, f"""
+    stage = (
+        "CASE WHEN r5 % 100 = 0 THEN 'ambassador' WHEN order_count = 2 THEN 'regular' "
+        "WHEN order_count = 1 THEN 'customer' WHEN r5 % 2 = 0 THEN 'fan' "
+        "ELSE 'prospect' END"
+    )
+    tier = (
+        "CASE WHEN r4 % 100 < 70 THEN 'normal' WHEN r4 % 100 < 90 THEN 'silver' "
+        "WHEN r4 % 100 < 98 THEN 'gold' ELSE 'platinum' END"
+    )
+    gender = (
+        "CASE WHEN r6 / 8 % 10 < 6 THEN 'female' WHEN r6 / 8 % 10 < 9 THEN 'male' "
+        "ELSE 'unknown' END"
+    )
+    birthday = "CASE WHEN r0 / 20 % 10 < 8 THEN DATE '1965-01-01' + (r1 / 7 % (365 * 40))::int END"
+    return _run(
+        conn,
+        f"""
         INSERT INTO members (id, tenant_id, phone, phone_tail, unionid, name, gender, birthday,
                              birthday_mmdd, tier, stage, source_channel, joined_at, guide_id,
                              store_id, bound_at, binding_locked_until, first_order_at,
@@ -326,22 +502,30 @@ def _members(conn: Connection, p: dict) -> int:
                'active', joined_at, joined_at
         FROM (SELECT *, '13' || lpad(({_PHONE})::text, 9, '0') AS phone,
                      {birthday} AS birthday
-              FROM scale_members) m""", p)
+              FROM scale_members) m""",
+        p,
+    )
 
 
 def _bindings(conn: Connection, p: dict) -> int:
-    return _run(conn, """
+    return _run(
+        conn,
+        """
         INSERT INTO bindings (id, tenant_id, member_id, guide_id, store_id, reason, started_at,
                               locked_until)
         SELECT md5(:k || '/bd/' || n), :t, id, guide_id, store_id, 'import', joined_at,
                joined_at + interval '90 days'
-        FROM scale_members WHERE guide_id IS NOT NULL""", p)
+        FROM scale_members WHERE guide_id IS NOT NULL""",
+        p,
+    )
 
 
 def _orders(conn: Connection, p: dict) -> int:
     product = _pick([name for name, _ in PRODUCTS], "r6 / 7 + j")
     price = "(" + _pick([str(fen) for _, fen in PRODUCTS], "r6 / 7 + j") + ")::bigint"
-    return _run(conn, f"""
+    return _run(
+        conn,
+        f"""
         INSERT INTO orders (id, tenant_id, member_id, channel, order_no, store_id, guide_id,
                             amount_fen, refunded_fen, items, ordered_at, created_at)
         SELECT md5(:k || '/o/' || n || '/' || j), :t, id, {_pick(ORDER_CHANNELS, "r5 + j")},
@@ -352,24 +536,32 @@ def _orders(conn: Connection, p: dict) -> int:
         FROM (SELECT n, id, j, store_id, guide_id, r5, {product} AS product, {price} AS price,
                      joined_at + (last_order_at - joined_at) * j / order_count AS ordered_at
               FROM scale_members CROSS JOIN LATERAL generate_series(1, order_count) j
-              WHERE order_count > 0) o""", p)
+              WHERE order_count > 0) o""",
+        p,
+    )
 
 
 def _member_tags(conn: Connection, p: dict) -> int:
     """One tag in a group for a quarter of the members, per group (about one tag each)."""
     per_group = len(next(iter(TAG_GROUPS.values())))
-    return _run(conn, f"""
+    return _run(
+        conn,
+        f"""
         INSERT INTO member_tags (id, tenant_id, member_id, tag_id, source, created_at)
         SELECT md5(:k || '/mt/' || n || '/' || g), :t, id,
                md5(:k || '/tag/' || g || '/' || ((r6 >> (g * 3)) % {per_group})), 'import',
                joined_at
         FROM scale_members CROSS JOIN generate_series(0, {len(TAG_GROUPS) - 1}) g
-        WHERE (r7 >> (g * 4)) % 16 < 4""", p)
+        WHERE (r7 >> (g * 4)) % 16 < 4""",
+        p,
+    )
 
 
 def _change_log(conn: Connection, p: dict) -> int:
     """seq 1 for everything: the tenant as a freshly imported one looks to the sync API."""
-    return _run(conn, """
+    return _run(
+        conn,
+        """
         INSERT INTO change_log (tenant_id, seq, scope, table_name, record_id, deleted)
         SELECT :t, 1, scope, table_name, record_id, false FROM (
             SELECT 'g:' || guide_id AS scope, 'members' AS table_name, id AS record_id
@@ -385,7 +577,9 @@ def _change_log(conn: Connection, p: dict) -> int:
             SELECT 't:' || :t, 'tag_groups', id FROM tag_groups WHERE tenant_id = :t
             UNION ALL
             SELECT 't:' || :t, 'tags', id FROM tags WHERE tenant_id = :t
-        ) rows""", p)
+        ) rows""",
+        p,
+    )
 
 
 def _sync_counter(conn: Connection, p: dict) -> int:
@@ -393,13 +587,32 @@ def _sync_counter(conn: Connection, p: dict) -> int:
 
 
 _STEPS = [
-    ("brand_regions", _brand_and_regions), ("stores", _stores), ("staff", _staff),
-    ("tags", _tags), ("member_plan", _member_plan), ("members", _members),
-    ("bindings", _bindings), ("orders", _orders), ("member_tags", _member_tags),
-    ("change_log", _change_log), ("sync_counters", _sync_counter),
+    ("brand_regions", _brand_and_regions),
+    ("stores", _stores),
+    ("staff", _staff),
+    ("tags", _tags),
+    ("member_plan", _member_plan),
+    ("members", _members),
+    ("bindings", _bindings),
+    ("orders", _orders),
+    ("member_tags", _member_tags),
+    ("change_log", _change_log),
+    ("sync_counters", _sync_counter),
 ]
-_VACUUMED = ["brands", "regions", "stores", "staff", "tag_groups", "tags", "members", "bindings",
-             "orders", "member_tags", "change_log", "sync_counters"]
+_VACUUMED = [
+    "brands",
+    "regions",
+    "stores",
+    "staff",
+    "tag_groups",
+    "tags",
+    "members",
+    "bindings",
+    "orders",
+    "member_tags",
+    "change_log",
+    "sync_counters",
+]
 
 
 def _vacuum_analyze(engine: Engine) -> None:
@@ -427,9 +640,14 @@ def main(argv: list[str] | None = None) -> int:
         migrate(args.url)
     engine = make_engine(args.url)
     try:
-        scale = generate_scale_tenant(engine, stores=args.stores, members=args.members,
-                                      guides_per_store=args.guides_per_store, seed=args.seed,
-                                      slug=args.slug)
+        scale = generate_scale_tenant(
+            engine,
+            stores=args.stores,
+            members=args.members,
+            guides_per_store=args.guides_per_store,
+            seed=args.seed,
+            slug=args.slug,
+        )
     finally:
         engine.dispose()
     print(f"tenant {scale.slug} ({scale.tenant_id}): {scale.counts}")

@@ -1,4 +1,5 @@
 """guideapp: the backend of the store-guide mini-program and the HQ / manager consoles."""
+
 from __future__ import annotations
 
 from flask import Flask, send_from_directory
@@ -25,15 +26,18 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
 
     engine = make_engine(app.config["DATABASE_URL"]) if bind is None else None
     sessionmaker = (
-        make_sessionmaker(engine) if bind is None
+        make_sessionmaker(engine)
+        if bind is None
         else make_sessionmaker(bind, join_transaction_mode="create_savepoint")
     )
-    autocommit_sessionmaker = (
-        make_autocommit_sessionmaker(engine) if bind is None else sessionmaker)
-    app.extensions["guideapp"] = {"engine": engine, "sessionmaker": sessionmaker,
-                                  "autocommit_sessionmaker": autocommit_sessionmaker,
-                                  "storage": LocalStorage(app.config["UPLOAD_DIR"]),
-                                  "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"])}
+    autocommit_sessionmaker = make_autocommit_sessionmaker(engine) if bind is None else sessionmaker
+    app.extensions["guideapp"] = {
+        "engine": engine,
+        "sessionmaker": sessionmaker,
+        "autocommit_sessionmaker": autocommit_sessionmaker,
+        "storage": LocalStorage(app.config["UPLOAD_DIR"]),
+        "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
+    }
 
     api = Api(app)
     app.extensions["guideapp"]["api"] = api
@@ -68,8 +72,17 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.tasks.routes import blp as tasks_blp
 
     app.register_blueprint(health.blp)
-    for blp in (auth_blp, org_blp, members_blp, tasks_blp, sync_blp, materials_blp, scans_blp,
-                replies_blp, commissions_blp):
+    for blp in (
+        auth_blp,
+        org_blp,
+        members_blp,
+        tasks_blp,
+        sync_blp,
+        materials_blp,
+        scans_blp,
+        replies_blp,
+        commissions_blp,
+    ):
         api.register_blueprint(blp)
 
 

@@ -1,4 +1,5 @@
 """Flask commands: database migrations, the demo tenant and bulk imports."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,12 @@ def db_downgrade(revision):
 
 
 @demo_cli.command("load")
-@click.option("--fixtures", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=PROJECT_ROOT / "fixtures" / "demo", show_default=True)
+@click.option(
+    "--fixtures",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=PROJECT_ROOT / "fixtures" / "demo",
+    show_default=True,
+)
 def demo_load(fixtures):
     """Load the demo tenant unless it is already there."""
     from guideapp.demo import load_demo
@@ -74,8 +79,13 @@ def demo_logins():
 
 def _import_command(kind: str):
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--tenant", "tenant_slug", default="stride", show_default=True,
-                  help="Slug of the brand group to import into.")
+    @click.option(
+        "--tenant",
+        "tenant_slug",
+        default="stride",
+        show_default=True,
+        help="Slug of the brand group to import into.",
+    )
     @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
     def command_(file: Path, tenant_slug: str, dry_run: bool):
         report = _run_import(kind, file, tenant_slug, dry_run)
@@ -98,8 +108,13 @@ def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool) -> dict:
         tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
         if tenant_id is None:
             raise click.ClickException(f"No brand group with slug '{tenant_slug}'.")
-        options = dict(tenant_id=tenant_id, kind=kind, filename=file.name,
-                       content=file.read_bytes(), dry_run=dry_run)
+        options = dict(
+            tenant_id=tenant_id,
+            kind=kind,
+            filename=file.name,
+            content=file.read_bytes(),
+            dry_run=dry_run,
+        )
         try:
             if dry_run:
                 report = run_import(session, **options)
@@ -116,8 +131,10 @@ def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool) -> dict:
 def _echo_report(report: dict, file: Path, limit: int = 50) -> None:
     mode = "dry run, nothing written" if report["dry_run"] else "written"
     click.echo(f"{report['kind']} import of {file.name} ({mode})")
-    click.echo(f"  rows {report['rows']}  imported {report['imported']}  "
-               f"updated {report['updated']}  failed {report['failed']}")
+    click.echo(
+        f"  rows {report['rows']}  imported {report['imported']}  "
+        f"updated {report['updated']}  failed {report['failed']}"
+    )
     errors = report["errors"]
     if errors:
         shown = f"first {limit} of {len(errors)}" if len(errors) > limit else len(errors)

@@ -1,4 +1,5 @@
 """Settings from the environment, with safe defaults for the embedded demo."""
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Declarative base, engines, sessions and the one place a transaction commits."""
+
 from __future__ import annotations
 
 import json
@@ -167,8 +168,13 @@ class HotRead:
             invalidated = source.dialect.is_disconnect(error, pooled.dbapi_connection, None)
             if invalidated:
                 pooled.invalidate(error)
-            raise DBAPIError.instance(sql, bound, error, source.dialect.loaded_dbapi.Error,
-                                      connection_invalidated=invalidated) from error
+            raise DBAPIError.instance(
+                sql,
+                bound,
+                error,
+                source.dialect.loaded_dbapi.Error,
+                connection_invalidated=invalidated,
+            ) from error
         finally:
             pooled.close()
 
@@ -192,8 +198,11 @@ class HotRead:
     def _compile(self, dialect) -> tuple:
         if dialect.name not in self._compiled:
             compiled = self.statement.compile(dialect=dialect)
-            self._compiled[dialect.name] = (str(compiled), dict(compiled.params),
-                                            list(compiled.positiontup or []))
+            self._compiled[dialect.name] = (
+                str(compiled),
+                dict(compiled.params),
+                list(compiled.positiontup or []),
+            )
         return self._compiled[dialect.name]
 
 

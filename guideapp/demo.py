@@ -1,4 +1,5 @@
 """Load the demo tenant from fixtures/demo (set-based inserts; safe to run twice)."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ def load_demo(session: Session, fixtures: Path) -> Tenant | None:
     tenant = create_tenant(session, **org["tenant"])
     brands = {b["code"]: Brand(id=new_id(), tenant_id=tenant.id, **b) for b in org["brands"]}
     regions = {
-        r["code"]: Region(id=new_id(), tenant_id=tenant.id, brand_id=brands[r["brand"]].id,
-                          code=r["code"], name=r["name"])
+        r["code"]: Region(
+            id=new_id(),
+            tenant_id=tenant.id,
+            brand_id=brands[r["brand"]].id,
+            code=r["code"],
+            name=r["name"],
+        )
         for r in org["regions"]
     }
     session.add_all([*brands.values(), *regions.values()])
@@ -48,8 +54,13 @@ def load_demo(session: Session, fixtures: Path) -> Tenant | None:
         region = regions[raw.pop("region")]
         tags = raw.pop("tags")
         raw.pop("coord_system")  # the fixture is in GCJ-02 already
-        row = {"id": new_id(), "tenant_id": tenant.id, "region_id": region.id,
-               "brand_id": region.brand_id, **raw}
+        row = {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "region_id": region.id,
+            "brand_id": region.brand_id,
+            **raw,
+        }
         store_rows.append(row)
         tag_rows += [{"store_id": row["id"], "tag": t, "tenant_id": tenant.id} for t in tags]
     session.execute(insert(Store), store_rows)
@@ -59,20 +70,41 @@ def load_demo(session: Session, fixtures: Path) -> Tenant | None:
     password_hash = hash_password(DEMO_PASSWORD)  # one hash for all: Argon2 is slow on purpose
     staff = json.loads((fixtures / "staff.json").read_text(encoding="utf-8"))
     staff_rows = [
-        {"id": new_id(), "tenant_id": tenant.id, "store_id": store_ids.get(s["store"]),
-         "role": s["role"], "name": s["name"], "phone": s["phone"],
-         "password_hash": password_hash, "state": "active"}
+        {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "store_id": store_ids.get(s["store"]),
+            "role": s["role"],
+            "name": s["name"],
+            "phone": s["phone"],
+            "password_hash": password_hash,
+            "state": "active",
+        }
         for s in staff
     ]
     session.execute(insert(Staff), staff_rows)
 
-    load_members(session, fixtures, tenant_id=tenant.id,
-                 staff=[r for r in staff_rows if r["role"] == "guide"])
-    log_changes(session, tenant_id=tenant.id, table="stores",
-                rows=[(r["id"], store_scope(r["id"])) for r in store_rows])
-    log_changes(session, tenant_id=tenant.id, table="staff",
-                rows=[(r["id"], store_scope(r["store_id"]) if r["store_id"]
-                       else tenant_scope(tenant.id)) for r in staff_rows])
+    load_members(
+        session,
+        fixtures,
+        tenant_id=tenant.id,
+        staff=[r for r in staff_rows if r["role"] == "guide"],
+    )
+    log_changes(
+        session,
+        tenant_id=tenant.id,
+        table="stores",
+        rows=[(r["id"], store_scope(r["id"])) for r in store_rows],
+    )
+    log_changes(
+        session,
+        tenant_id=tenant.id,
+        table="staff",
+        rows=[
+            (r["id"], store_scope(r["store_id"]) if r["store_id"] else tenant_scope(tenant.id))
+            for r in staff_rows
+        ],
+    )
     load_materials(session, tenant_id=tenant.id)
     load_codes(session, fixtures, tenant_id=tenant.id)
     load_replies(session, tenant_id=tenant.id)

@@ -1,4 +1,5 @@
 """Domain errors, and their one mapping to the API's JSON error shape."""
+
 from __future__ import annotations
 
 import logging

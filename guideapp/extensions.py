@@ -1,4 +1,5 @@
 """The API object, the Blueprint and the Schema every package builds on."""
+
 import threading
 from datetime import timezone
 
@@ -59,8 +60,7 @@ class Blueprint(_Blueprint):
 
     def arguments(self, schema, *args, **kwargs):
         """As flask-smorest's, with a schema class instantiated once, not per request."""
-        return super().arguments(schema() if isinstance(schema, type) else schema,
-                                 *args, **kwargs)
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
     def _check_precondition(self):
         return None
@@ -104,4 +104,3 @@ class Schema(ma.Schema):
 
     class Meta:
         unknown = ma.RAISE
-

@@ -1,4 +1,5 @@
 """Liveness and readiness probes for the load balancer."""
+
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app
@@ -27,6 +28,9 @@ def readyz():
     except SQLAlchemyError as exc:
         return {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, 503
     if current != heads:
-        return {"status": "unavailable", "database": "reachable",
-                "migrations": {"current": sorted(current), "head": sorted(heads)}}, 503
+        return {
+            "status": "unavailable",
+            "database": "reachable",
+            "migrations": {"current": sorted(current), "head": sorted(heads)},
+        }, 503
     return {"status": "ok", "database": "reachable", "migrations": sorted(heads)}

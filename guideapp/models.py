@@ -1,4 +1,5 @@
 """Every model module, imported once so Base.metadata is complete (alembic, tests)."""
+
 from guideapp.auth import models as auth_models  # noqa: F401
 from guideapp.changelog import models as changelog_models  # noqa: F401
 from guideapp.commissions import models as commissions_models  # noqa: F401

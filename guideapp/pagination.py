@@ -1,4 +1,5 @@
 """One keyset (cursor) pager for every list: page N costs what page 1 costs."""
+
 from __future__ import annotations
 
 import base64
@@ -63,8 +64,15 @@ def _decode(cursor: str, width: int) -> list:
         raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]}) from exc
 
 
-def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, cursor: str | None,
-             descending: bool = False):
+def paginate(
+    session: Session,
+    stmt: Select,
+    keys: Sequence,
+    *,
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+):
     """Page `stmt` on `keys` (unique together, last one the id), ascending unless told.
 
     Key columns hold strings, integers or datetimes (never NULL) so cursors round-trip.
@@ -88,8 +96,9 @@ def paginate(session: Session, stmt: Select, keys: Sequence, *, limit: int, curs
     return {"items": rows, "next_cursor": next_cursor}
 
 
-def paginate_branches(session: Session, model, stmt: Select, branches: Sequence, *, limit: int,
-                      cursor: str | None):
+def paginate_branches(
+    session: Session, model, stmt: Select, branches: Sequence, *, limit: int, cursor: str | None
+):
     """Keyset page by id over `stmt` split into `branches` (conditions that together cover it).
 
     For an OR the planner cannot serve in id order: each branch takes its own index for
@@ -102,8 +111,11 @@ def paginate_branches(session: Session, model, stmt: Select, branches: Sequence,
         if after is not None:
             branch = branch.where(model.id > after)
         parts.append(select(branch.order_by(model.id).limit(limit + 1).subquery().c.id))
-    ids = sorted(set(session.scalars(union_all(*parts))))[:limit + 1]
-    rows = list(session.scalars(select(model).where(model.id.in_(ids[:limit]))
-                                .order_by(model.id))) if ids else []
+    ids = sorted(set(session.scalars(union_all(*parts))))[: limit + 1]
+    rows = (
+        list(session.scalars(select(model).where(model.id.in_(ids[:limit])).order_by(model.id)))
+        if ids
+        else []
+    )
     next_cursor = _encode([ids[limit - 1]]) if len(ids) > limit else None
     return {"items": rows, "next_cursor": next_cursor}

@@ -1,4 +1,5 @@
 """Mainland China mobile numbers: one normal form for matching, one mask for display."""
+
 import re
 
 _NOISE = re.compile(r"[\s\-()]")
@@ -10,7 +11,7 @@ def normalize_phone(raw: str) -> str | None:
     digits = _NOISE.sub("", raw or "")
     for prefix in ("+86", "0086", "86"):
         if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix):]
+            digits = digits[len(prefix) :]
             break
     return digits if _MOBILE.match(digits) else None
 

@@ -1,4 +1,5 @@
 """Where uploaded files live: one interface, local disk now, S3-compatible later."""
+
 from __future__ import annotations
 
 import hashlib

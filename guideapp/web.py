@@ -1,4 +1,5 @@
 """The request lifecycle: request id, session, actor, idempotency, and the one commit."""
+
 from __future__ import annotations
 
 import logging
@@ -86,10 +87,16 @@ def init_request_lifecycle(app: Flask) -> None:
         g.versioned_read = getattr(handler, "versioned_read", False)
         # An unknown route counts as public: Flask answers it 404/405.
         needs_login = handler is not None and not getattr(handler, "public", False)
-        g.actor = authenticate_request(
-            _login_source(), request.headers.get("Authorization"), config=app.config,
-            with_change_version=g.versioned_read,
-        ) if request.headers.get("Authorization") or needs_login else None
+        g.actor = (
+            authenticate_request(
+                _login_source(),
+                request.headers.get("Authorization"),
+                config=app.config,
+                with_change_version=g.versioned_read,
+            )
+            if request.headers.get("Authorization") or needs_login
+            else None
+        )
         if request.method == "POST" and request.headers.get("Idempotency-Key"):
             replay = idempotency.begin(
                 db_session(),
@@ -102,7 +109,9 @@ def init_request_lifecycle(app: Flask) -> None:
             if replay is not None:
                 g.idempotency_replayed = True
                 return Response(
-                    replay.body, status=replay.status_code, mimetype="application/json",
+                    replay.body,
+                    status=replay.status_code,
+                    mimetype="application/json",
                     headers={"Idempotent-Replayed": "true"},
                 )
         return None
@@ -122,7 +131,8 @@ def init_request_lifecycle(app: Flask) -> None:
                     log.info("commit refused by a constraint", exc_info=True)
                     response = app.response_class(
                         _json(error_payload(409, "This conflicts with an existing record.")),
-                        status=409, mimetype="application/json",
+                        status=409,
+                        mimetype="application/json",
                     )
             else:
                 session.rollback()

@@ -1,4 +1,5 @@
 """Cross-domain reactions, wired once: domains publish hook lists, this module fills them."""
+
 from guideapp.members import binding, merge, service
 from guideapp.tasks import inbox, scheduler, transfer
 
@@ -17,13 +18,20 @@ def _suggested_content(session, actor, tasks):
     from guideapp.materials.service import suggestion_summaries as materials
     from guideapp.replies.service import suggestion_summaries as replies
 
-    found_materials = materials(session, actor, {t.suggested_material_id for t in tasks
-                                                 if t.suggested_material_id})
-    found_replies = replies(session, actor, {t.suggested_reply_id for t in tasks
-                                             if t.suggested_reply_id})
-    return {t.id: {"material": found_materials.get(t.suggested_material_id),
-                   "reply": found_replies.get(t.suggested_reply_id)} for t in tasks
-            if t.suggested_material_id or t.suggested_reply_id}
+    found_materials = materials(
+        session, actor, {t.suggested_material_id for t in tasks if t.suggested_material_id}
+    )
+    found_replies = replies(
+        session, actor, {t.suggested_reply_id for t in tasks if t.suggested_reply_id}
+    )
+    return {
+        t.id: {
+            "material": found_materials.get(t.suggested_material_id),
+            "reply": found_replies.get(t.suggested_reply_id),
+        }
+        for t in tasks
+        if t.suggested_material_id or t.suggested_reply_id
+    }
 
 
 inbox.SUGGESTION_EMBEDS.append(_suggested_content)

@@ -1,4 +1,5 @@
 """Alembic environment: the models' metadata, batch mode for SQLite."""
+
 from alembic import context
 
 from guideapp.config import Config

@@ -1,4 +1,5 @@
 """Rows for commission tests: a small brand group of its own, recruits, orders and refunds."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,7 +10,9 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from guideapp.commissions.models import (
-    CommissionEntry, CommissionRule, CommissionSettlement,
+    CommissionEntry,
+    CommissionRule,
+    CommissionSettlement,
 )
 from guideapp.commissions.settlement import close_month
 from guideapp.db import new_id
@@ -39,45 +42,102 @@ class World:
 
 
 def make_world(session, *, timezone_name: str = "Asia/Shanghai") -> World:
-    tenant = create_tenant(session, slug=f"c{new_id()[:10]}", name="Commission Test",
-                           timezone=timezone_name)
+    tenant = create_tenant(
+        session, slug=f"c{new_id()[:10]}", name="Commission Test", timezone=timezone_name
+    )
     brand = Brand(tenant_id=tenant.id, code="b", name="B")
     session.add(brand)
     session.flush()
     region = Region(tenant_id=tenant.id, brand_id=brand.id, code="east", name="华东")
     session.add(region)
     session.flush()
-    stores = [Store(tenant_id=tenant.id, brand_id=brand.id, region_id=region.id, code=f"S{i}",
-                    name=f"门店{i}", city="上海", address="路", lat=31.2, lng=121.4,
-                    opening_hours={}) for i in range(2)]
+    stores = [
+        Store(
+            tenant_id=tenant.id,
+            brand_id=brand.id,
+            region_id=region.id,
+            code=f"S{i}",
+            name=f"门店{i}",
+            city="上海",
+            address="路",
+            lat=31.2,
+            lng=121.4,
+            opening_hours={},
+        )
+        for i in range(2)
+    ]
     session.add_all(stores)
     session.flush()
-    guides = [Staff(tenant_id=tenant.id, store_id=stores[s].id, role="guide", name=f"导购{i}",
-                    phone=phone(), password_hash=password_hash())
-              for i, s in enumerate((0, 0, 1))]
-    hq = Staff(tenant_id=tenant.id, role="hq_admin", name="总部", phone=phone(),
-               password_hash=password_hash())
+    guides = [
+        Staff(
+            tenant_id=tenant.id,
+            store_id=stores[s].id,
+            role="guide",
+            name=f"导购{i}",
+            phone=phone(),
+            password_hash=password_hash(),
+        )
+        for i, s in enumerate((0, 0, 1))
+    ]
+    hq = Staff(
+        tenant_id=tenant.id,
+        role="hq_admin",
+        name="总部",
+        phone=phone(),
+        password_hash=password_hash(),
+    )
     session.add_all([*guides, hq])
     session.flush()
     return World(tenant.id, region.id, stores, guides, hq)
 
 
-def rule(session, world: World, *, kind: str, since: datetime = PAST, rule_key=None,
-         version: int = 1, **fields) -> CommissionRule:
+def rule(
+    session,
+    world: World,
+    *,
+    kind: str,
+    since: datetime = PAST,
+    rule_key=None,
+    version: int = 1,
+    **fields,
+) -> CommissionRule:
     rule_id = new_id()
-    row = CommissionRule(id=rule_id, rule_key=rule_key or rule_id, version=version,
-                         tenant_id=world.tenant_id, name=fields.pop("name", kind), kind=kind,
-                         scope=fields.pop("scope", "tenant"), effective_from=since, **fields)
+    row = CommissionRule(
+        id=rule_id,
+        rule_key=rule_key or rule_id,
+        version=version,
+        tenant_id=world.tenant_id,
+        name=fields.pop("name", kind),
+        kind=kind,
+        scope=fields.pop("scope", "tenant"),
+        effective_from=since,
+        **fields,
+    )
     session.add(row)
     session.flush()
     return row
 
 
-def recruit(session, guide: Staff, *, at: datetime, member_phone: str | None = None,
-            unionid: str | None = None, name: str = "张三", **hook_kwargs):
+def recruit(
+    session,
+    guide: Staff,
+    *,
+    at: datetime,
+    member_phone: str | None = None,
+    unionid: str | None = None,
+    name: str = "张三",
+    **hook_kwargs,
+):
     """What registration (or a scan) does: a member bound to the guide, then the hooks."""
-    member = create_member(session, tenant_id=guide.tenant_id, phone=member_phone or phone(),
-                           unionid=unionid, name=name, source_channel="store_scan", joined_at=at)
+    member = create_member(
+        session,
+        tenant_id=guide.tenant_id,
+        phone=member_phone or phone(),
+        unionid=unionid,
+        name=name,
+        source_channel="store_scan",
+        joined_at=at,
+    )
     bind(session, member=member, guide=guide, reason="recruited", now=at)
     for hook in members_service.RECRUIT_HOOKS:
         hook(session, member=member, guide=guide, source="registration", **hook_kwargs)
@@ -85,15 +145,32 @@ def recruit(session, guide: Staff, *, at: datetime, member_phone: str | None = N
 
 
 def order(session, world: World, member, *, amount: int, at: datetime, order_no=None):
-    return ingest_order(session, tenant_id=world.tenant_id, data={
-        "channel": "pos", "order_no": order_no or new_id(), "amount_fen": amount,
-        "ordered_at": at, "phone": member.phone, "unionid": member.unionid})[0]
+    return ingest_order(
+        session,
+        tenant_id=world.tenant_id,
+        data={
+            "channel": "pos",
+            "order_no": order_no or new_id(),
+            "amount_fen": amount,
+            "ordered_at": at,
+            "phone": member.phone,
+            "unionid": member.unionid,
+        },
+    )[0]
 
 
 def refund(session, world: World, the_order, *, amount: int, at: datetime, refund_no=None):
-    return ingest_refund(session, tenant_id=world.tenant_id, data={
-        "channel": the_order.channel, "order_no": the_order.order_no,
-        "refund_no": refund_no or new_id(), "amount_fen": amount, "refunded_at": at})[0]
+    return ingest_refund(
+        session,
+        tenant_id=world.tenant_id,
+        data={
+            "channel": the_order.channel,
+            "order_no": the_order.order_no,
+            "refund_no": refund_no or new_id(),
+            "amount_fen": amount,
+            "refunded_at": at,
+        },
+    )[0]
 
 
 def entries(session, world: World, **where) -> list[CommissionEntry]:
@@ -112,8 +189,11 @@ def close(session, world: World, month: str, *, now=datetime(2030, 1, 1, tzinfo=
 
 
 def settlement_of(session, world: World, month: str):
-    return session.scalar(select(CommissionSettlement).where(
-        CommissionSettlement.tenant_id == world.tenant_id, CommissionSettlement.month == month))
+    return session.scalar(
+        select(CommissionSettlement).where(
+            CommissionSettlement.tenant_id == world.tenant_id, CommissionSettlement.month == month
+        )
+    )
 
 
 def foreign_commissions(session, caller: str, kind: str) -> list[str]:
@@ -122,8 +202,10 @@ def foreign_commissions(session, caller: str, kind: str) -> list[str]:
     from tests.factories import staff_by_phone, store_by_code
 
     at = datetime(2026, 10, 5, tzinfo=timezone.utc)
-    rival_guide, other_guide = staff_by_phone(session, RIVAL_GUIDE), staff_by_phone(
-        session, OTHER_GUIDE)
+    rival_guide, other_guide = (
+        staff_by_phone(session, RIVAL_GUIDE),
+        staff_by_phone(session, OTHER_GUIDE),
+    )
     rival = World(rival_guide.tenant_id, None, [], [rival_guide], staff_by_phone(session, RIVAL_HQ))
     stride = World(other_guide.tenant_id, None, [], [other_guide], staff_by_phone(session, HQ))
     if kind == "commission_settlement":
@@ -131,14 +213,24 @@ def foreign_commissions(session, caller: str, kind: str) -> list[str]:
         return {HQ: [rival_id], RIVAL_HQ: [stride_id]}.get(caller, [rival_id, stride_id])
     if kind == "commission_rule":
         rival_rule = rule(session, rival, kind="recruit_bounty", amount_fen=100).id
-        bj_rule = rule(session, stride, kind="recruit_bounty", amount_fen=100, scope="store",
-                       scope_id=store_by_code(session, "BJ001").id).id
+        bj_rule = rule(
+            session,
+            stride,
+            kind="recruit_bounty",
+            amount_fen=100,
+            scope="store",
+            scope_id=store_by_code(session, "BJ001").id,
+        ).id
         return {HQ: [rival_rule], RIVAL_HQ: [bj_rule]}.get(caller, [rival_rule, bj_rule])
     rule(session, rival, kind="recruit_bounty", amount_fen=100)
     rival_entry, bj_entry, colleague_entry = (
         entries(session, w, member_id=recruit(session, g, at=at).id)[0].id
-        for w, g in ((rival, rival_guide), (stride, other_guide),
-                     (stride, staff_by_phone(session, "13913775684"))))
+        for w, g in (
+            (rival, rival_guide),
+            (stride, other_guide),
+            (stride, staff_by_phone(session, "13913775684")),
+        )
+    )
     if caller == GUIDE:
         return [rival_entry, bj_entry, colleague_entry]
     return {HQ: [rival_entry], RIVAL_HQ: [bj_entry]}.get(caller, [rival_entry, bj_entry])

@@ -1,5 +1,6 @@
 """Fixtures: each backend migrated once with the demo and a rival tenant; each test in a
 transaction rolled back at its end (requests and services join it through SAVEPOINTs)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,14 +50,19 @@ def connection(database):
 
 @pytest.fixture
 def session(connection):
-    with Session(bind=connection, join_transaction_mode="create_savepoint",
-                 expire_on_commit=False) as s:
+    with Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as s:
         yield s
 
 
 def make_config(database, **overrides) -> Config:
-    return Config(DATABASE_URL=database.url, SECRET_KEY="test-secret-key-of-at-least-32-bytes!",
-                  LOG_LEVEL="WARNING", **overrides)
+    return Config(
+        DATABASE_URL=database.url,
+        SECRET_KEY="test-secret-key-of-at-least-32-bytes!",
+        LOG_LEVEL="WARNING",
+        **overrides,
+    )
 
 
 @pytest.fixture
@@ -77,8 +83,9 @@ class ApiClient:
         self._tokens: dict[str, str] = {}
 
     def login(self, phone: str, password: str = DEMO_PASSWORD) -> dict:
-        response = self.client.post("/api/v1/auth/login",
-                                    json={"phone": phone, "password": password})
+        response = self.client.post(
+            "/api/v1/auth/login", json={"phone": phone, "password": password}
+        )
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
@@ -91,8 +98,9 @@ class ApiClient:
         return self.client.get(url, headers=self.headers(phone), **kw)
 
     def post(self, phone, url, json=None, headers=None, **kw):
-        return self.client.post(url, json=json, headers=self.headers(phone, **(headers or {})),
-                                **kw)
+        return self.client.post(
+            url, json=json, headers=self.headers(phone, **(headers or {})), **kw
+        )
 
     def patch(self, phone, url, json=None, **kw):
         return self.client.patch(url, json=json, headers=self.headers(phone), **kw)

@@ -1,4 +1,5 @@
 """Which databases the suite runs on: SQLite always, PostgreSQL when configured (CI: must)."""
+
 from __future__ import annotations
 
 import os

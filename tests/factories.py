@@ -1,4 +1,5 @@
 """Rows built explicitly for tests: a second tenant, extra staff, logins."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -31,9 +32,16 @@ def make_rival_tenant(session) -> dict:
     session.add(region)
     session.flush()
     store = Store(
-        tenant_id=tenant.id, brand_id=brand.id, region_id=region.id, code="SH001",
-        name="Rival 上海人民广场店", city="上海", address="上海市黄浦区人民大道", lat=31.2317,
-        lng=121.4726, opening_hours={},
+        tenant_id=tenant.id,
+        brand_id=brand.id,
+        region_id=region.id,
+        code="SH001",
+        name="Rival 上海人民广场店",
+        city="上海",
+        address="上海市黄浦区人民大道",
+        lat=31.2317,
+        lng=121.4726,
+        opening_hours={},
     )
     session.add(store)
     session.flush()
@@ -43,12 +51,19 @@ def make_rival_tenant(session) -> dict:
         ("13700000002", "store_manager", store.id),
         ("13700000003", "guide", store.id),
     ]:
-        staff[role] = Staff(tenant_id=tenant.id, store_id=store_id, role=role, name=role,
-                            phone=phone, password_hash=password_hash())
+        staff[role] = Staff(
+            tenant_id=tenant.id,
+            store_id=store_id,
+            role=role,
+            name=role,
+            phone=phone,
+            password_hash=password_hash(),
+        )
         session.add(staff[role])
     session.flush()
-    member = create_member(session, tenant_id=tenant.id, phone="13612340000", name="对手会员",
-                           source_channel="pos")
+    member = create_member(
+        session, tenant_id=tenant.id, phone="13612340000", name="对手会员", source_channel="pos"
+    )
     bind(session, member=member, guide=staff["guide"], reason="recruited")
     group = TagGroup(tenant_id=tenant.id, name="口味")
     session.add(group)
@@ -66,7 +81,8 @@ def store_by_code(session, code: str, tenant_slug: str = "stride") -> Store:
     from guideapp.org.models import Tenant
 
     return session.scalar(
-        select(Store).join(Tenant, Tenant.id == Store.tenant_id)
+        select(Store)
+        .join(Tenant, Tenant.id == Store.tenant_id)
         .where(Store.code == code, Tenant.slug == tenant_slug)
     )
 
@@ -79,8 +95,12 @@ def member_of(session, guide_phone: str) -> Member:
 def tag_group_of(session, tenant_slug: str) -> TagGroup:
     from guideapp.org.models import Tenant
 
-    return session.scalar(select(TagGroup).join(Tenant, Tenant.id == TagGroup.tenant_id)
-                          .where(Tenant.slug == tenant_slug).order_by(TagGroup.id))
+    return session.scalar(
+        select(TagGroup)
+        .join(Tenant, Tenant.id == TagGroup.tenant_id)
+        .where(Tenant.slug == tenant_slug)
+        .order_by(TagGroup.id)
+    )
 
 
 def make_task(session, store, *, assignee=None, title="测试任务"):
@@ -89,9 +109,16 @@ def make_task(session, store, *, assignee=None, title="测试任务"):
     from guideapp.db import new_id, utcnow
     from guideapp.tasks.models import Task
 
-    task = Task(tenant_id=store.tenant_id, store_id=store.id, assignee_id=assignee,
-                source="store", dedupe_key=f"test:{new_id()}", title=title,
-                starts_at=utcnow() - timedelta(hours=1), due_at=utcnow() + timedelta(days=1))
+    task = Task(
+        tenant_id=store.tenant_id,
+        store_id=store.id,
+        assignee_id=assignee,
+        source="store",
+        dedupe_key=f"test:{new_id()}",
+        title=title,
+        starts_at=utcnow() - timedelta(hours=1),
+        due_at=utcnow() + timedelta(days=1),
+    )
     session.add(task)
     session.flush()
     return task
@@ -104,11 +131,21 @@ def make_plans(session, hq):
     from guideapp.db import utcnow
     from guideapp.tasks.models import Campaign, SopRule
 
-    campaign = Campaign(tenant_id=hq.tenant_id, title="c", starts_at=utcnow(),
-                        due_at=utcnow() + timedelta(days=1), target={"all": True},
-                        created_by=hq.id)
-    rule = SopRule(tenant_id=hq.tenant_id, name="r", trigger="member_joined",
-                   steps=[{"days": 3, "title": "t"}], created_by=hq.id)
+    campaign = Campaign(
+        tenant_id=hq.tenant_id,
+        title="c",
+        starts_at=utcnow(),
+        due_at=utcnow() + timedelta(days=1),
+        target={"all": True},
+        created_by=hq.id,
+    )
+    rule = SopRule(
+        tenant_id=hq.tenant_id,
+        name="r",
+        trigger="member_joined",
+        steps=[{"days": 3, "title": "t"}],
+        created_by=hq.id,
+    )
     session.add_all([campaign, rule])
     session.flush()
     return campaign, rule

@@ -1,4 +1,5 @@
 """A minimal WatermelonDB-like phone for tests: local tables, pending changes, sync()."""
+
 from __future__ import annotations
 
 import itertools
@@ -44,8 +45,11 @@ class Phone:
         self._rescue(merged)
         if replacement or self.cursor is None:
             for table in merged:
-                self.tables[table] = {k: v for k, v in self.tables.get(table, {}).items()
-                                      if k in self.pending.get(table, {})}
+                self.tables[table] = {
+                    k: v
+                    for k, v in self.tables.get(table, {}).items()
+                    if k in self.pending.get(table, {})
+                }
         for table, ops in merged.items():
             local = self.tables.setdefault(table, {})
             for record in ops["updated"]:
@@ -62,8 +66,10 @@ class Phone:
         """The contract's rule for clients: before a pull destroys records changed offline,
         push them (WatermelonDB would destroy them, edits and all); the server applies them
         or keeps them as server-wins attempts."""
-        doomed = {table: [i for i in ops["deleted"] if i in self.pending.get(table, {})]
-                  for table, ops in merged.items()}
+        doomed = {
+            table: [i for i in ops["deleted"] if i in self.pending.get(table, {})]
+            for table, ops in merged.items()
+        }
         doomed = {table: ids for table, ids in doomed.items() if ids}
         if doomed and self.cursor is not None:
             response = self.push(only=doomed)
@@ -82,9 +88,12 @@ class Phone:
                 changes[table][entry["op"]].append({**record, "_status": entry["op"]})
         if not changes:
             return None
-        response = self.api.post(self.number, f"/api/v1/sync/push?last_pulled_at={self.cursor}",
-                                 json={"changes": changes},
-                                 headers={"Idempotency-Key": key or f"push-{next(_keys)}"})
+        response = self.api.post(
+            self.number,
+            f"/api/v1/sync/push?last_pulled_at={self.cursor}",
+            json={"changes": changes},
+            headers={"Idempotency-Key": key or f"push-{next(_keys)}"},
+        )
         if response.status_code == 200:
             rejected = response.get_json().get("experimentalRejectedIds") or {}
             self.rejected.update(response.get_json().get("rejected") or {})

@@ -1,4 +1,5 @@
 """Every write of an organisation record lands in the change log in its own transaction."""
+
 from sqlalchemy import func, select
 
 from guideapp.changelog import ChangeLogEntry, SyncCounter
@@ -17,8 +18,11 @@ def test_a_write_is_logged_with_the_next_sequence_in_its_scopes(api, session):
     response = api.patch(MANAGER, f"/api/v1/stores/{store_id}", json={"phone": "021-5"})
     assert response.status_code == 200
     assert _counter(session, tenant_id) == before + 1
-    rows = session.scalars(select(ChangeLogEntry).where(ChangeLogEntry.seq == before + 1,
-                                                        ChangeLogEntry.tenant_id == tenant_id))
+    rows = session.scalars(
+        select(ChangeLogEntry).where(
+            ChangeLogEntry.seq == before + 1, ChangeLogEntry.tenant_id == tenant_id
+        )
+    )
     scopes = {(r.table_name, r.record_id, r.scope) for r in rows}
     assert ("stores", store_id, f"s:{store_id}") in scopes
     assert ("stores", store_id, f"t:{tenant_id}") in scopes
@@ -29,11 +33,16 @@ def test_a_refused_write_logs_nothing(api, session):
     tenant_id = me["tenant"]["id"]
     before_counter = _counter(session, tenant_id)
     before_rows = session.scalar(select(func.count()).select_from(ChangeLogEntry))
-    response = api.patch(MANAGER, f"/api/v1/stores/{me['store']['id']}",
-                         json={"service_radius_m": 1})
+    response = api.patch(
+        MANAGER, f"/api/v1/stores/{me['store']['id']}", json={"service_radius_m": 1}
+    )
     assert response.status_code == 422
-    assert api.patch(MANAGER, f"/api/v1/stores/{me['store']['id']}",
-                     json={"service_radius_m": 900}).status_code == 403
+    assert (
+        api.patch(
+            MANAGER, f"/api/v1/stores/{me['store']['id']}", json={"service_radius_m": 900}
+        ).status_code
+        == 403
+    )
     assert _counter(session, tenant_id) == before_counter
     assert session.scalar(select(func.count()).select_from(ChangeLogEntry)) == before_rows
 
@@ -57,13 +66,20 @@ def test_a_bare_session_commit_stamps_the_notes(session):
 
     store = _demo_store(session)
     before = _counter(session, store.tenant_id)
-    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
-               scopes=[store_scope(store.id)])
+    log_change(
+        session,
+        tenant_id=store.tenant_id,
+        table="stores",
+        record_id=store.id,
+        scopes=[store_scope(store.id)],
+    )
     session.commit()
     assert _counter(session, store.tenant_id) == before + 1
-    assert session.scalar(select(ChangeLogEntry.scope).where(
-        ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1)) == \
-        store_scope(store.id)
+    assert session.scalar(
+        select(ChangeLogEntry.scope).where(
+            ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1
+        )
+    ) == store_scope(store.id)
 
 
 def test_a_rolled_back_savepoint_forgets_its_notes_and_keeps_the_others(session):
@@ -71,20 +87,40 @@ def test_a_rolled_back_savepoint_forgets_its_notes_and_keeps_the_others(session)
 
     store = _demo_store(session)
     before = _counter(session, store.tenant_id)
-    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
-               scopes=[store_scope(store.id)])
+    log_change(
+        session,
+        tenant_id=store.tenant_id,
+        table="stores",
+        record_id=store.id,
+        scopes=[store_scope(store.id)],
+    )
     savepoint = session.begin_nested()
-    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
-               scopes=[staff_scope("nobody")])
+    log_change(
+        session,
+        tenant_id=store.tenant_id,
+        table="stores",
+        record_id=store.id,
+        scopes=[staff_scope("nobody")],
+    )
     savepoint.rollback()
     with session.begin_nested():  # a released savepoint stamps nothing yet
-        log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
-                   scopes=[staff_scope("kept")])
+        log_change(
+            session,
+            tenant_id=store.tenant_id,
+            table="stores",
+            record_id=store.id,
+            scopes=[staff_scope("kept")],
+        )
     assert _counter(session, store.tenant_id) == before
     session.commit()
     assert _counter(session, store.tenant_id) == before + 1
-    scopes = set(session.scalars(select(ChangeLogEntry.scope).where(
-        ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1)))
+    scopes = set(
+        session.scalars(
+            select(ChangeLogEntry.scope).where(
+                ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1
+            )
+        )
+    )
     assert scopes == {store_scope(store.id), staff_scope("kept")}
 
 
@@ -93,8 +129,13 @@ def test_a_rolled_back_transaction_leaves_no_notes_for_the_next(session):
 
     store = _demo_store(session)
     before = _counter(session, store.tenant_id)
-    log_change(session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
-               scopes=[store_scope(store.id)])
+    log_change(
+        session,
+        tenant_id=store.tenant_id,
+        table="stores",
+        record_id=store.id,
+        scopes=[store_scope(store.id)],
+    )
     session.rollback()
     session.commit()
     assert _counter(session, store.tenant_id) == before

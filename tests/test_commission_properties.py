@@ -1,5 +1,6 @@
 """Property tests: random recruits, orders, refunds, merges, transfers, replays, rule changes
 and month closes never break the ledger's invariants."""
+
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +11,10 @@ from sqlalchemy import select
 from guideapp.auth.scope import Actor
 from guideapp.commissions import events
 from guideapp.commissions.models import (
-    CommissionEntry, CommissionRecruit, CommissionRule, CommissionStatement,
+    CommissionEntry,
+    CommissionRecruit,
+    CommissionRule,
+    CommissionStatement,
 )
 from guideapp.commissions.rules import month_bounds, next_month
 from guideapp.members.binding import bind, transfer_members
@@ -21,10 +25,19 @@ from guideapp.members.orders import ingest_order, ingest_refund
 from tests.commission_factories import close, make_world, phone, recruit, rule
 
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
-NAMES = ["recruit"] * 4 + ["order"] * 4 + ["refund"] * 2 + [
-    "replay_order", "replay_refund", "merge", "transfer", "rule_change", "close", "close"]
-OPS = st.tuples(st.sampled_from(NAMES), st.integers(0, 5), st.integers(0, 5),
-                st.integers(1, 100_000), st.integers(1, 240))
+NAMES = (
+    ["recruit"] * 4
+    + ["order"] * 4
+    + ["refund"] * 2
+    + ["replay_order", "replay_refund", "merge", "transfer", "rule_change", "close", "close"]
+)
+OPS = st.tuples(
+    st.sampled_from(NAMES),
+    st.integers(0, 5),
+    st.integers(0, 5),
+    st.integers(1, 100_000),
+    st.integers(1, 240),
+)
 
 
 class Sim:
@@ -34,8 +47,7 @@ class Sim:
         self.members: dict[int, str] = {}
         self.orders, self.refunds = [], []
         self.bounty = rule(session, self.w, kind="recruit_bounty", amount_fen=500, cap_fen=1800)
-        self.percent = rule(session, self.w, kind="order_percent", rate_bp=300,
-                            order_basis="first")
+        self.percent = rule(session, self.w, kind="order_percent", rate_bp=300, order_basis="first")
         rule(session, self.w, kind="order_percent", rate_bp=150, order_basis="binding")
         rule(session, self.w, kind="tier_bonus", tiers=[{"recruits": 2, "bonus_fen": 1000}])
         self.seen: dict[str, tuple] = {}
@@ -52,16 +64,22 @@ class Sim:
         if op == "recruit":
             member = self.member(b)
             if member is None:
-                self.members[b] = recruit(s, w.guides[a], at=self.now,
-                                          member_phone=self.phones[b]).id
+                self.members[b] = recruit(
+                    s, w.guides[a], at=self.now, member_phone=self.phones[b]
+                ).id
             else:  # the same person scanned again, or a replayed recruitment
                 if member.guide_id is None:  # a walk-in buyer scans a guide's code
                     bind(s, member=member, guide=w.guides[a], reason="recruited", now=self.now)
                 events.on_recruit(s, member=member, guide=w.guides[a], source="scan")
         elif op == "order":
             member = self.member(a)
-            data = {"channel": "pos", "order_no": f"O{len(self.orders)}", "amount_fen": b,
-                    "ordered_at": self.now, "phone": member.phone if member else self.phones[a]}
+            data = {
+                "channel": "pos",
+                "order_no": f"O{len(self.orders)}",
+                "amount_fen": b,
+                "ordered_at": self.now,
+                "phone": member.phone if member else self.phones[a],
+            }
             self.orders.append(data)
             row = ingest_order(s, tenant_id=w.tenant_id, data=data)[0]
             self.members.setdefault(a, row.member_id)  # payment is membership
@@ -69,12 +87,20 @@ class Sim:
             ingest_order(s, tenant_id=w.tenant_id, data=self.orders[a % len(self.orders)])
         elif op == "refund" and self.orders:
             data = self.orders[a % len(self.orders)]
-            row = s.scalar(select(Order).where(Order.tenant_id == w.tenant_id,
-                                               Order.order_no == data["order_no"]))
+            row = s.scalar(
+                select(Order).where(
+                    Order.tenant_id == w.tenant_id, Order.order_no == data["order_no"]
+                )
+            )
             amount = (row.amount_fen - row.refunded_fen) * b // 100
             if amount:
-                refund = {"channel": "pos", "order_no": row.order_no, "amount_fen": amount,
-                          "refund_no": f"R{len(self.refunds)}", "refunded_at": self.now}
+                refund = {
+                    "channel": "pos",
+                    "order_no": row.order_no,
+                    "amount_fen": amount,
+                    "refund_no": f"R{len(self.refunds)}",
+                    "refunded_at": self.now,
+                }
                 self.refunds.append(refund)
                 ingest_refund(s, tenant_id=w.tenant_id, data=refund)
         elif op == "replay_refund" and self.refunds:
@@ -82,21 +108,37 @@ class Sim:
         elif op == "merge":
             survivor, merged = self.member(a), self.member(b)
             if survivor and merged and survivor.id != merged.id:
-                merge_members(s, actor=Actor.for_staff(w.hq), survivor_id=survivor.id,
-                              merged_id=merged.id)
+                merge_members(
+                    s, actor=Actor.for_staff(w.hq), survivor_id=survivor.id, merged_id=merged.id
+                )
         elif op == "transfer" and a != b:
-            transfer_members(s, tenant_id=w.tenant_id, from_guide=w.guides[a],
-                             to_guide=w.guides[b], member_ids=None, by_staff_id=w.hq.id,
-                             now=self.now)
+            transfer_members(
+                s,
+                tenant_id=w.tenant_id,
+                from_guide=w.guides[a],
+                to_guide=w.guides[b],
+                member_ids=None,
+                by_staff_id=w.hq.id,
+                now=self.now,
+            )
             s.expire_all()
         elif op == "rule_change":
             base = self.bounty if a == "bounty" else self.percent
-            latest = s.scalar(select(CommissionRule).where(
-                CommissionRule.rule_key == base.rule_key).order_by(CommissionRule.version.desc()))
-            values = ({"amount_fen": b} if a == "bounty" else
-                      {"rate_bp": b, "order_basis": "first"})
-            rule(s, w, kind=base.kind, rule_key=base.rule_key, version=latest.version + 1,
-                 since=self.now, **values)
+            latest = s.scalar(
+                select(CommissionRule)
+                .where(CommissionRule.rule_key == base.rule_key)
+                .order_by(CommissionRule.version.desc())
+            )
+            values = {"amount_fen": b} if a == "bounty" else {"rate_bp": b, "order_basis": "first"}
+            rule(
+                s,
+                w,
+                kind=base.kind,
+                rule_key=base.rule_key,
+                version=latest.version + 1,
+                since=self.now,
+                **values,
+            )
         elif op == "close":
             self.close_oldest()
 
@@ -128,22 +170,31 @@ class Sim:
             self.frozen[month] = self.month_state(settlement.id, month)
 
     def month_state(self, settlement_id, month):
-        statements = self.s.execute(select(
-            CommissionStatement.level, CommissionStatement.subject_id,
-            CommissionStatement.net_fen, CommissionStatement.earned_fen,
-            CommissionStatement.clawed_back_fen).where(
-            CommissionStatement.settlement_id == settlement_id)).all()
-        ids = self.s.scalars(select(CommissionEntry.id).where(
-            CommissionEntry.tenant_id == self.w.tenant_id,
-            CommissionEntry.accounting_month == month)).all()
+        statements = self.s.execute(
+            select(
+                CommissionStatement.level,
+                CommissionStatement.subject_id,
+                CommissionStatement.net_fen,
+                CommissionStatement.earned_fen,
+                CommissionStatement.clawed_back_fen,
+            ).where(CommissionStatement.settlement_id == settlement_id)
+        ).all()
+        ids = self.s.scalars(
+            select(CommissionEntry.id).where(
+                CommissionEntry.tenant_id == self.w.tenant_id,
+                CommissionEntry.accounting_month == month,
+            )
+        ).all()
         return sorted(statements), sorted(ids), settlement_id
 
     def check(self):
         s = self.s
-        rows = s.scalars(select(CommissionEntry).where(
-            CommissionEntry.tenant_id == self.w.tenant_id)).all()
-        snapshot = {r.id: tuple(getattr(r, c.key) for c in CommissionEntry.__table__.columns)
-                    for r in rows}
+        rows = s.scalars(
+            select(CommissionEntry).where(CommissionEntry.tenant_id == self.w.tenant_id)
+        ).all()
+        snapshot = {
+            r.id: tuple(getattr(r, c.key) for c in CommissionEntry.__table__.columns) for r in rows
+        }
         for entry_id, row in self.seen.items():  # no entry ever changed or vanished
             assert snapshot[entry_id] == row
         self.seen = snapshot
@@ -158,8 +209,13 @@ class Sim:
         earned = sum(r.amount_fen for r in rows if r.amount_fen > 0)
         taken = sum(v["clawback"] + v["reversal"] for v in against.values())
         assert sum(r.amount_fen for r in rows) == earned - taken
-        person = dict(s.execute(select(CommissionRecruit.member_id, CommissionRecruit.person_id)
-                                .where(CommissionRecruit.tenant_id == self.w.tenant_id)).all())
+        person = dict(
+            s.execute(
+                select(CommissionRecruit.member_id, CommissionRecruit.person_id).where(
+                    CommissionRecruit.tenant_id == self.w.tenant_id
+                )
+            ).all()
+        )
         paid = defaultdict(int)
         for r in rows:
             if r.kind not in ("bounty", "order", "tier"):
@@ -171,16 +227,19 @@ class Sim:
                 expected = r.amount_fen * order.refunded_fen // order.amount_fen
                 assert claw == expected if not rev else claw + rev == r.amount_fen
             rule_row = s.get(CommissionRule, r.rule_id)
-            if r.amount_fen - claw - rev > 0 and (r.kind == "bounty" or (
-                    r.kind == "order" and rule_row.order_basis == "first")):
+            if r.amount_fen - claw - rev > 0 and (
+                r.kind == "bounty" or (r.kind == "order" and rule_row.order_basis == "first")
+            ):
                 root = follow_merges(s, s.get(Member, person.get(r.member_id, r.member_id)))
                 paid[(r.kind, root.id, rule_row.rule_key)] += 1
         assert all(n == 1 for n in paid.values()), paid  # nothing paid twice
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=st.lists(OPS, min_size=5, max_size=40))
 def test_ledger_invariants_hold_for_any_sequence(session, ops):
     savepoint = session.begin_nested()

@@ -1,4 +1,5 @@
 """The commission API as the mini-program and the HQ console use it (demo tenant)."""
+
 import csv
 import io
 from datetime import datetime, timedelta, timezone
@@ -17,12 +18,23 @@ OCT = datetime(2026, 10, 15, 12, tzinfo=CST)
 def test_guide_sees_earnings_in_words(api, session):
     created = api.post(GUIDE, "/api/v1/members", json={"phone": "13566660001", "name": "张三"})
     assert created.status_code == 201, created.get_json()
-    order = api.post(HQ, "/api/v1/orders", json={
-        "channel": "pos", "order_no": "COMM-1", "amount_fen": 69900, "phone": "13566660001",
-        "ordered_at": datetime.now(timezone.utc).isoformat()})
+    order = api.post(
+        HQ,
+        "/api/v1/orders",
+        json={
+            "channel": "pos",
+            "order_no": "COMM-1",
+            "amount_fen": 69900,
+            "phone": "13566660001",
+            "ordered_at": datetime.now(timezone.utc).isoformat(),
+        },
+    )
     assert order.status_code == 200, order.get_json()
-    refund = api.post(HQ, "/api/v1/orders/refunds", json={
-        "channel": "pos", "order_no": "COMM-1", "refund_no": "R1", "amount_fen": 34950})
+    refund = api.post(
+        HQ,
+        "/api/v1/orders/refunds",
+        json={"channel": "pos", "order_no": "COMM-1", "refund_no": "R1", "amount_fen": 34950},
+    )
     assert refund.status_code == 200, refund.get_json()
     me = api.get(GUIDE, "/api/v1/commissions/me").get_json()
     assert me["month"] == current_month(session, staff_by_phone(session, GUIDE).tenant_id)
@@ -48,12 +60,21 @@ def test_rules_are_versioned_and_hq_only(api):
     v1 = created.get_json()
     bad = api.post(HQ, "/api/v1/commissions/rules", json={"name": "x", "kind": "order_percent"})
     assert set(bad.get_json()["errors"]) == {"rate_bp", "order_basis"}
-    v2 = api.post(HQ, f"/api/v1/commissions/rules/{v1['id']}/versions",
-                  json={"amount_fen": 1000}).get_json()
+    v2 = api.post(
+        HQ, f"/api/v1/commissions/rules/{v1['id']}/versions", json={"amount_fen": 1000}
+    ).get_json()
     assert (v2["version"], v2["rule_key"], v2["amount_fen"], v2["name"]) == (
-        2, v1["id"], 1000, "门店冲刺奖")
-    assert api.post(GUIDE, f"/api/v1/commissions/rules/{v1['id']}/versions",
-                    json={"amount_fen": 1}).status_code == 403
+        2,
+        v1["id"],
+        1000,
+        "门店冲刺奖",
+    )
+    assert (
+        api.post(
+            GUIDE, f"/api/v1/commissions/rules/{v1['id']}/versions", json={"amount_fen": 1}
+        ).status_code
+        == 403
+    )
     listed = api.get(HQ, f"/api/v1/commissions/rules?rule_key={v1['id']}").get_json()["items"]
     assert [(r["version"], r["amount_fen"]) for r in listed] == [(2, 1000), (1, 800)]
     assert api.get(HQ, f"/api/v1/commissions/rules/{v1['id']}").get_json()["amount_fen"] == 800
@@ -64,11 +85,14 @@ def test_settle_a_month_statements_approve_and_export(api, session):
     guide, colleague = staff_by_phone(session, GUIDE), staff_by_phone(session, "13913775684")
     for i, who in enumerate((guide, guide, colleague)):
         recruit(session, who, at=OCT + timedelta(hours=i), name=f"十月会员{i}")
-    assert api.post(GUIDE, "/api/v1/commissions/settlements",
-                    json={"month": "2026-10"}).status_code == 403
+    assert (
+        api.post(GUIDE, "/api/v1/commissions/settlements", json={"month": "2026-10"}).status_code
+        == 403
+    )
     current = current_month(session, guide.tenant_id)
-    assert api.post(HQ, "/api/v1/commissions/settlements",
-                    json={"month": current}).status_code == 409
+    assert (
+        api.post(HQ, "/api/v1/commissions/settlements", json={"month": current}).status_code == 409
+    )
     closed = api.post(HQ, "/api/v1/commissions/settlements", json={"month": "2026-10"})
     assert closed.status_code == 201, closed.get_json()
     settled = closed.get_json()

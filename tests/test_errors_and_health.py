@@ -1,4 +1,5 @@
 """One JSON error shape, no 500 from client input, health probes, request ids."""
+
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +17,7 @@ def test_unknown_route_and_wrong_method_use_the_error_shape(api):
 
 
 def test_malformed_json_is_a_4xx_with_a_message(client):
-    response = client.post("/api/v1/auth/login", data="{not json",
-                           content_type="application/json")
+    response = client.post("/api/v1/auth/login", data="{not json", content_type="application/json")
     assert 400 <= response.status_code < 500
     assert response.get_json()["message"]
 
@@ -31,30 +31,43 @@ def test_wrong_types_are_named_per_field(client):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_no_client_input_causes_a_500(api, client, data):
     """Random bodies against every documented write, built from the spec's own fields."""
     spec = client.get("/openapi.json").get_json()
     operations = [
-        (path, method, op) for path, item in spec["paths"].items()
+        (path, method, op)
+        for path, item in spec["paths"].items()
         for method, op in item.items()
         if method in {"post", "patch"} and path != "/api/v1/auth/logout"  # keeps the login
     ]
     path, method, op = data.draw(st.sampled_from(operations))
     fields = list(_body_fields(spec, op))
-    body = data.draw(st.dictionaries(st.sampled_from(fields + ["junk"]), json_values, max_size=6)
-                     if fields else json_values)
+    body = data.draw(
+        st.dictionaries(st.sampled_from(fields + ["junk"]), json_values, max_size=6)
+        if fields
+        else json_values
+    )
     url = path.replace("{", "").replace("}", "")  # ids that exist nowhere: 404 is fine
-    response = api.client.open(url, method=method.upper(), data=json.dumps(body),
-                               content_type="application/json", headers=api.headers(HQ))
+    response = api.client.open(
+        url,
+        method=method.upper(),
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=api.headers(HQ),
+    )
     assert response.status_code < 500, (path, body, response.get_json())
     if response.status_code >= 400:
         assert {"code", "message"} <= set(response.get_json())

@@ -1,4 +1,5 @@
 """Nearest open store: geodesic, radius-bound, tenant-scoped, indexed, equal to brute force."""
+
 from __future__ import annotations
 
 import math
@@ -73,13 +74,27 @@ def make_tenant(session) -> Scope:
 def add_stores(session, scope: Scope, rows: list[StoreRow]) -> None:
     if not rows:
         return
-    session.execute(insert(Store), [
-        {"id": row.id, "tenant_id": scope.tenant_id, "brand_id": scope.brand_id,
-         "region_id": scope.region_id, "code": row.code, "name": row.code, "city": "test",
-         "address": "test", "lat": row.lat, "lng": row.lng,
-         "service_radius_m": row.service_radius_m, "state": row.state, "opening_hours": {}}
-        for row in rows
-    ])
+    session.execute(
+        insert(Store),
+        [
+            {
+                "id": row.id,
+                "tenant_id": scope.tenant_id,
+                "brand_id": scope.brand_id,
+                "region_id": scope.region_id,
+                "code": row.code,
+                "name": row.code,
+                "city": "test",
+                "address": "test",
+                "lat": row.lat,
+                "lng": row.lng,
+                "service_radius_m": row.service_radius_m,
+                "state": row.state,
+                "opening_hours": {},
+            }
+            for row in rows
+        ],
+    )
 
 
 def offset(origin: tuple[float, float], metres: float, bearing: float) -> tuple[float, float]:
@@ -88,21 +103,26 @@ def offset(origin: tuple[float, float], metres: float, bearing: float) -> tuple[
     return point.latitude, point.longitude
 
 
-def store(code: str, origin, metres: float, bearing: float, radius: int = 5_000,
-          state: str = "open") -> StoreRow:
+def store(
+    code: str, origin, metres: float, bearing: float, radius: int = 5_000, state: str = "open"
+) -> StoreRow:
     lat, lng = offset(origin, metres, bearing)
     return StoreRow(uuid.uuid4().hex, code, lat, lng, radius, state)
 
 
 def nearest(session, scope: Scope, origin, **kwargs) -> NearestStore | None:
-    return nearest_open_store(session, tenant_id=scope.tenant_id, lat=origin[0], lng=origin[1],
-                              **kwargs)
+    return nearest_open_store(
+        session, tenant_id=scope.tenant_id, lat=origin[0], lng=origin[1], **kwargs
+    )
 
 
 def test_nearest_covering_store_wins(session):
     scope = make_tenant(session)
-    rows = [store("NORTH", PEOPLES_SQUARE, 800, 0), store("EAST", PEOPLES_SQUARE, 300, 90),
-            store("FAR", PEOPLES_SQUARE, 2_000, 200)]
+    rows = [
+        store("NORTH", PEOPLES_SQUARE, 800, 0),
+        store("EAST", PEOPLES_SQUARE, 300, 90),
+        store("FAR", PEOPLES_SQUARE, 2_000, 200),
+    ]
     add_stores(session, scope, rows)
 
     found = nearest(session, scope, PEOPLES_SQUARE)
@@ -113,8 +133,10 @@ def test_nearest_covering_store_wins(session):
 
 def test_a_store_is_skipped_outside_its_own_radius_even_when_nearest(session):
     scope = make_tenant(session)
-    rows = [store("NEAR", PEOPLES_SQUARE, 500, 90, radius=400),
-            store("WIDE", PEOPLES_SQUARE, 1_500, 270, radius=2_000)]
+    rows = [
+        store("NEAR", PEOPLES_SQUARE, 500, 90, radius=400),
+        store("WIDE", PEOPLES_SQUARE, 1_500, 270, radius=2_000),
+    ]
     add_stores(session, scope, rows)
 
     assert nearest(session, scope, PEOPLES_SQUARE).store_id == rows[1].id
@@ -122,8 +144,10 @@ def test_a_store_is_skipped_outside_its_own_radius_even_when_nearest(session):
 
 def test_closed_stores_are_skipped(session):
     scope = make_tenant(session)
-    rows = [store("SHUT", PEOPLES_SQUARE, 100, 0, state="closed"),
-            store("OPEN", PEOPLES_SQUARE, 1_000, 0)]
+    rows = [
+        store("SHUT", PEOPLES_SQUARE, 100, 0, state="closed"),
+        store("OPEN", PEOPLES_SQUARE, 1_000, 0),
+    ]
     add_stores(session, scope, rows)
 
     assert nearest(session, scope, PEOPLES_SQUARE).store_id == rows[1].id
@@ -132,8 +156,14 @@ def test_closed_stores_are_skipped(session):
 def test_no_store_covering_the_position_gives_none(session):
     scope = make_tenant(session)
     assert nearest(session, scope, PEOPLES_SQUARE) is None  # a tenant without stores
-    add_stores(session, scope, [store("FAR", PEOPLES_SQUARE, 10_000, 45, radius=5_000),
-                                store("SHUT", PEOPLES_SQUARE, 10, 45, state="closed")])
+    add_stores(
+        session,
+        scope,
+        [
+            store("FAR", PEOPLES_SQUARE, 10_000, 45, radius=5_000),
+            store("SHUT", PEOPLES_SQUARE, 10, 45, state="closed"),
+        ],
+    )
 
     assert nearest(session, scope, PEOPLES_SQUARE) is None
 
@@ -153,19 +183,29 @@ def test_another_tenants_stores_are_never_returned(session):
 def test_ties_go_to_the_lower_code_then_the_lower_id(session):
     scope = make_tenant(session)
     # 999.998 m and 1000.004 m are equal to 0.01 m: the code decides, not the 6 mm.
-    rows = [store("Z-EAST", PEOPLES_SQUARE, 999.998, 90), store("M-WEST", PEOPLES_SQUARE,
-                                                                1_000.004, 270)]
+    rows = [
+        store("Z-EAST", PEOPLES_SQUARE, 999.998, 90),
+        store("M-WEST", PEOPLES_SQUARE, 1_000.004, 270),
+    ]
     add_stores(session, scope, rows)
 
     assert nearest(session, scope, PEOPLES_SQUARE).store_id == rows[1].id
-    assert nearest_open_store_brute_force(rows, lat=PEOPLES_SQUARE[0],
-                                          lng=PEOPLES_SQUARE[1]).store_id == rows[1].id
+    assert (
+        nearest_open_store_brute_force(rows, lat=PEOPLES_SQUARE[0], lng=PEOPLES_SQUARE[1]).store_id
+        == rows[1].id
+    )
     # Codes are unique per tenant in the database; a plain list may repeat one: the id decides.
-    twins = [StoreRow("b" * 32, "SAME", *PEOPLES_SQUARE, 100), StoreRow("a" * 32, "SAME",
-                                                                         *PEOPLES_SQUARE, 100)]
+    twins = [
+        StoreRow("b" * 32, "SAME", *PEOPLES_SQUARE, 100),
+        StoreRow("a" * 32, "SAME", *PEOPLES_SQUARE, 100),
+    ]
     for order in (twins, twins[::-1]):
-        assert nearest_open_store_brute_force(order, lat=PEOPLES_SQUARE[0],
-                                              lng=PEOPLES_SQUARE[1]).store_id == "a" * 32
+        assert (
+            nearest_open_store_brute_force(
+                order, lat=PEOPLES_SQUARE[0], lng=PEOPLES_SQUARE[1]
+            ).store_id
+            == "a" * 32
+        )
 
 
 def test_flat_plane_distance_picks_the_wrong_store_where_geodesic_does_not(session):
@@ -204,8 +244,9 @@ def test_service_radius_is_capped_at_max_radius(session):
 
     assert nearest(session, scope, PEOPLES_SQUARE) is None
     assert nearest(session, scope, PEOPLES_SQUARE, max_radius_m=200_000).store_id == huge.id
-    assert nearest_open_store_brute_force([huge], lat=PEOPLES_SQUARE[0],
-                                          lng=PEOPLES_SQUARE[1]) is None
+    assert (
+        nearest_open_store_brute_force([huge], lat=PEOPLES_SQUARE[0], lng=PEOPLES_SQUARE[1]) is None
+    )
 
 
 @pytest.mark.parametrize("origin", [PEOPLES_SQUARE, MOHE])
@@ -221,8 +262,7 @@ def test_stores_right_at_the_edge_of_each_search_box_are_found(session, origin, 
 
 @pytest.mark.parametrize("origin", [PEOPLES_SQUARE, MOHE])
 @pytest.mark.parametrize("step", SEARCH_STEPS_M)
-def test_a_store_in_a_box_corner_does_not_hide_a_nearer_one_beyond_its_edge(
-        session, origin, step):
+def test_a_store_in_a_box_corner_does_not_hide_a_nearer_one_beyond_its_edge(session, origin, step):
     scope = make_tenant(session)
     corner = store("CORNER", origin, step * 1.2, 45, radius=100_000)  # inside the step's box
     edge = store("EDGE", origin, step * 1.05, 0, radius=100_000)  # nearer, just outside it
@@ -236,15 +276,22 @@ def test_the_brute_force_reference_takes_tuples_and_mappings():
     as_tuple, as_dict = tuple(row)[:5], {**row._asdict(), "extra": "ignored"}
 
     for given_row in (row, as_tuple, as_dict):
-        found = nearest_open_store_brute_force([given_row], lat=PEOPLES_SQUARE[0],
-                                               lng=PEOPLES_SQUARE[1])
+        found = nearest_open_store_brute_force(
+            [given_row], lat=PEOPLES_SQUARE[0], lng=PEOPLES_SQUARE[1]
+        )
         assert found.store_id == row.id
         assert found.distance_m == pytest.approx(700, abs=0.01)
 
 
-@pytest.mark.parametrize("lat, lng, max_radius_m", [
-    (91.0, 121.0, 1_000), (31.0, 181.0, 1_000), (math.nan, 121.0, 1_000), (31.0, 121.0, 0),
-])
+@pytest.mark.parametrize(
+    "lat, lng, max_radius_m",
+    [
+        (91.0, 121.0, 1_000),
+        (31.0, 181.0, 1_000),
+        (math.nan, 121.0, 1_000),
+        (31.0, 121.0, 0),
+    ],
+)
 def test_impossible_queries_are_refused(session, lat, lng, max_radius_m):
     with pytest.raises(ValueError):
         nearest_open_store(session, tenant_id="t", lat=lat, lng=lng, max_radius_m=max_radius_m)
@@ -257,8 +304,12 @@ def test_candidates_come_from_the_tenant_lat_lng_index(session, engine):
     far = [store(f"BJ{i:04d}", BEIJING, 37 * i, i, radius=20_000) for i in range(300)]
     near = [store(f"SH{i}", PEOPLES_SQUARE, 300 * i, 90 * i, radius=5_000) for i in range(3)]
     add_stores(session, scope, far + near)
-    query = candidate_select(tenant_id=scope.tenant_id, lat=PEOPLES_SQUARE[0],
-                             lng=PEOPLES_SQUARE[1], radius_m=DEFAULT_MAX_RADIUS_M)
+    query = candidate_select(
+        tenant_id=scope.tenant_id,
+        lat=PEOPLES_SQUARE[0],
+        lng=PEOPLES_SQUARE[1],
+        radius_m=DEFAULT_MAX_RADIUS_M,
+    )
 
     assert {row.id for row in session.execute(query)} == {row.id for row in near}
     assert "ix_stores_tenant_lat_lng" in _plan(session, engine, query)
@@ -284,9 +335,12 @@ ORIGINS = st.one_of(
     st.tuples(st.floats(18.0, 53.5), st.floats(73.0, 135.0)),
 )
 DISTANCES = st.one_of(
-    st.floats(0, 3_000), st.floats(0, 30_000), st.floats(0, 130_000),
-    st.sampled_from([1_998.5, 1_999.0, 1_999.5, 2_000.5, 19_998.5, 19_999.5, 20_000.5,
-                     99_999.0, 99_999.9]),
+    st.floats(0, 3_000),
+    st.floats(0, 30_000),
+    st.floats(0, 130_000),
+    st.sampled_from(
+        [1_998.5, 1_999.0, 1_999.5, 2_000.5, 19_998.5, 19_999.5, 20_000.5, 99_999.0, 99_999.9]
+    ),
 )
 BEARINGS = st.one_of(st.sampled_from([0.0, 90.0, 180.0, 270.0]), st.floats(0, 360))
 
@@ -300,10 +354,12 @@ def store_sets(draw):
             metres = geodesic(origin, rows[-1][2:4]).m + draw(st.sampled_from([0, 0.004, 0.01]))
         else:
             metres = draw(DISTANCES)
-        radius = draw(st.one_of(
-            st.integers(1, 150_000),
-            st.integers(-1, 1).map(lambda delta, m=metres: max(1, math.ceil(m) + delta)),
-        ))
+        radius = draw(
+            st.one_of(
+                st.integers(1, 150_000),
+                st.integers(-1, 1).map(lambda delta, m=metres: max(1, math.ceil(m) + delta)),
+            )
+        )
         state = draw(st.sampled_from(["open"] * 9 + ["closed"]))
         rows.append(store(f"S{index:02d}", origin, metres, draw(BEARINGS), radius, state))
     max_radius = draw(st.sampled_from([DEFAULT_MAX_RADIUS_M, DEFAULT_MAX_RADIUS_M, 20_000, 2_500]))
@@ -321,5 +377,6 @@ def test_indexed_lookup_equals_brute_force(engine, example):
 
         found = nearest(session, scope, origin, max_radius_m=max_radius)
         session.rollback()
-    assert found == nearest_open_store_brute_force(rows, lat=origin[0], lng=origin[1],
-                                                   max_radius_m=max_radius)
+    assert found == nearest_open_store_brute_force(
+        rows, lat=origin[0], lng=origin[1], max_radius_m=max_radius
+    )

@@ -1,4 +1,5 @@
 """Idempotency-Key: a retried POST returns the first response and applies nothing twice."""
+
 import threading
 
 import pytest
@@ -15,8 +16,13 @@ from tests.databases import backends, scratch_database
 
 def _new_guide(api, phone="13922223333"):
     store_id = api.get(MANAGER, "/api/v1/me").get_json()["store"]["id"]
-    return {"name": "重试导购", "phone": phone, "role": "guide", "store_id": store_id,
-            "password": "welcome-2026"}
+    return {
+        "name": "重试导购",
+        "phone": phone,
+        "role": "guide",
+        "store_id": store_id,
+        "password": "welcome-2026",
+    }
 
 
 def _count_phone(session, phone):
@@ -41,18 +47,19 @@ def test_without_a_key_a_retry_is_a_new_request(api):
 
 def test_same_key_for_a_different_request_is_refused(api, session):
     headers = {"Idempotency-Key": "k-2"}
-    assert api.post(MANAGER, "/api/v1/staff", json=_new_guide(api),
-                    headers=headers).status_code == 201
-    other = api.post(MANAGER, "/api/v1/staff", json=_new_guide(api, "13922224444"),
-                     headers=headers)
+    assert (
+        api.post(MANAGER, "/api/v1/staff", json=_new_guide(api), headers=headers).status_code == 201
+    )
+    other = api.post(MANAGER, "/api/v1/staff", json=_new_guide(api, "13922224444"), headers=headers)
     assert other.status_code == 422 and "Idempotency-Key" in other.get_json()["errors"]
     assert _count_phone(session, "13922224444") == 0
 
 
 def test_keys_belong_to_their_caller(api, session):
     headers = {"Idempotency-Key": "shared-key"}
-    assert api.post(MANAGER, "/api/v1/staff", json=_new_guide(api),
-                    headers=headers).status_code == 201
+    assert (
+        api.post(MANAGER, "/api/v1/staff", json=_new_guide(api), headers=headers).status_code == 201
+    )
     hq = api.post(HQ, "/api/v1/staff", json=_new_guide(api, "13922225555"), headers=headers)
     assert hq.status_code == 201 and "Idempotent-Replayed" not in hq.headers
 
@@ -66,8 +73,9 @@ def test_failed_request_is_not_remembered(api, session):
 
 
 def test_overlong_key_is_refused(api):
-    response = api.post(MANAGER, "/api/v1/staff", json=_new_guide(api),
-                        headers={"Idempotency-Key": "x" * 200})
+    response = api.post(
+        MANAGER, "/api/v1/staff", json=_new_guide(api), headers={"Idempotency-Key": "x" * 200}
+    )
     assert response.status_code == 422
 
 
@@ -85,18 +93,28 @@ def test_concurrent_duplicates_apply_once(backend, tmp_path_factory):
             load_demo(s, FIXTURES)
         app = create_app(make_config(type("D", (), {"url": url})()))
         client = app.test_client()
-        token = client.post("/api/v1/auth/login", json={
-            "phone": HQ, "password": "demo-pass-2026"}).get_json()["access_token"]
-        store_id = client.get("/api/v1/stores?limit=1", headers={
-            "Authorization": f"Bearer {token}"}).get_json()["items"][0]["id"]
-        body = {"name": "并发", "phone": "13933334444", "role": "guide", "store_id": store_id,
-                "password": "welcome-2026"}
+        token = client.post(
+            "/api/v1/auth/login", json={"phone": HQ, "password": "demo-pass-2026"}
+        ).get_json()["access_token"]
+        store_id = client.get(
+            "/api/v1/stores?limit=1", headers={"Authorization": f"Bearer {token}"}
+        ).get_json()["items"][0]["id"]
+        body = {
+            "name": "并发",
+            "phone": "13933334444",
+            "role": "guide",
+            "store_id": store_id,
+            "password": "welcome-2026",
+        }
         results, barrier = [], threading.Barrier(8)
 
         def send():
             barrier.wait()
-            response = app.test_client().post("/api/v1/staff", json=body, headers={
-                "Authorization": f"Bearer {token}", "Idempotency-Key": "same"})
+            response = app.test_client().post(
+                "/api/v1/staff",
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "same"},
+            )
             results.append((response.status_code, response.get_json()))
 
         threads = [threading.Thread(target=send) for _ in range(8)]

@@ -1,4 +1,5 @@
 """The guide's inbox over HTTP: ETags and 304s, kept pages that never go stale, suggestions."""
+
 import time
 from datetime import timedelta
 
@@ -13,12 +14,23 @@ INBOX = "/api/v1/inbox"
 COLLEAGUE = "13913775684"  # another guide of SH001
 
 
-def _store_task(api, session, *, assignee=GUIDE, starts_in=timedelta(hours=-1),
-                due_in=timedelta(days=1), **fields):
+def _store_task(
+    api,
+    session,
+    *,
+    assignee=GUIDE,
+    starts_in=timedelta(hours=-1),
+    due_in=timedelta(days=1),
+    **fields,
+):
     now = utcnow()
-    body = {"title": "回访", "starts_at": (now + starts_in).isoformat(),
-            "due_at": (now + due_in).isoformat(),
-            "assignee_ids": [staff_by_phone(session, assignee).id], **fields}
+    body = {
+        "title": "回访",
+        "starts_at": (now + starts_in).isoformat(),
+        "due_at": (now + due_in).isoformat(),
+        "assignee_ids": [staff_by_phone(session, assignee).id],
+        **fields,
+    }
     created = api.post(MANAGER, "/api/v1/tasks", json=body)
     assert created.status_code == 201, created.get_json()
     return created.get_json()[0]["id"]
@@ -45,18 +57,18 @@ def test_unchanged_inbox_answers_304_and_a_change_gives_a_new_page(api, session)
 
 
 def test_a_result_recorded_shows_at_once(api, session):
-    member = session.scalar(select(Member.id).where(
-        Member.guide_id == staff_by_phone(session, GUIDE).id).limit(1))
+    member = session.scalar(
+        select(Member.id).where(Member.guide_id == staff_by_phone(session, GUIDE).id).limit(1)
+    )
     task_id = _store_task(api, session, member_ids=[member])
-    item = next(i for i in api.get(GUIDE, INBOX).get_json()["items"]
-                if i["task"]["id"] == task_id)
+    item = next(i for i in api.get(GUIDE, INBOX).get_json()["items"] if i["task"]["id"] == task_id)
     assert item["progress"] == {"targets": 1, "answered": 0}
 
-    recorded = api.post(GUIDE, f"/api/v1/tasks/{task_id}/targets/{member}/result",
-                        json={"result": "unreachable"})
+    recorded = api.post(
+        GUIDE, f"/api/v1/tasks/{task_id}/targets/{member}/result", json={"result": "unreachable"}
+    )
     assert recorded.status_code == 200
-    item = next(i for i in api.get(GUIDE, INBOX).get_json()["items"]
-                if i["task"]["id"] == task_id)
+    item = next(i for i in api.get(GUIDE, INBOX).get_json()["items"] if i["task"]["id"] == task_id)
     assert item["progress"] == {"targets": 1, "answered": 1}
     assert item["targets"][0]["result"] == "unreachable"
 
@@ -71,8 +83,7 @@ def test_a_task_moves_from_upcoming_to_today_when_its_window_opens(api, session)
 
 
 def test_a_task_falls_overdue_when_its_due_time_passes(api, session):
-    task_id = _store_task(api, session, starts_in=timedelta(hours=-2),
-                          due_in=timedelta(seconds=2))
+    task_id = _store_task(api, session, starts_in=timedelta(hours=-2), due_in=timedelta(seconds=2))
     assert task_id in _ids(api.get(GUIDE, INBOX))
     time.sleep(2.2)
     assert task_id not in _ids(api.get(GUIDE, INBOX))
@@ -91,17 +102,36 @@ def test_pages_are_kept_per_person(api, session):
 
 
 def test_inbox_items_carry_their_suggested_material_and_reply(api, session):
-    material = api.post(HQ, "/api/v1/materials", json={
-        "kind": "poster", "title": "双12海报", "url": "https://cdn.example.cn/p.png",
-        "target": {"all": True}}).get_json()
-    expired = api.post(HQ, "/api/v1/materials", json={
-        "kind": "text", "title": "过期", "body": "x", "target": {"all": True},
-        "valid_from": (utcnow() - timedelta(days=3)).isoformat(),
-        "valid_to": (utcnow() - timedelta(days=1)).isoformat()}).get_json()
-    reply = api.post(HQ, "/api/v1/quick-replies", json={
-        "title": "邀约", "body": "{member.name}您好，周六来店试穿", "scene": "greeting"}).get_json()
-    with_both = _store_task(api, session, suggested_material_id=material["id"],
-                            suggested_reply_id=reply["id"])
+    material = api.post(
+        HQ,
+        "/api/v1/materials",
+        json={
+            "kind": "poster",
+            "title": "双12海报",
+            "url": "https://cdn.example.cn/p.png",
+            "target": {"all": True},
+        },
+    ).get_json()
+    expired = api.post(
+        HQ,
+        "/api/v1/materials",
+        json={
+            "kind": "text",
+            "title": "过期",
+            "body": "x",
+            "target": {"all": True},
+            "valid_from": (utcnow() - timedelta(days=3)).isoformat(),
+            "valid_to": (utcnow() - timedelta(days=1)).isoformat(),
+        },
+    ).get_json()
+    reply = api.post(
+        HQ,
+        "/api/v1/quick-replies",
+        json={"title": "邀约", "body": "{member.name}您好，周六来店试穿", "scene": "greeting"},
+    ).get_json()
+    with_both = _store_task(
+        api, session, suggested_material_id=material["id"], suggested_reply_id=reply["id"]
+    )
     with_expired = _store_task(api, session, suggested_material_id=expired["id"])
     plain = _store_task(api, session)
 
@@ -116,6 +146,7 @@ def test_inbox_items_carry_their_suggested_material_and_reply(api, session):
 
 def test_one_call_for_a_page_of_tasks_whatever_its_size(api, session):
     """No N+1: the page's queries do not grow with the number of tasks on it."""
+
     def count_queries(path):
         seen = []
         engine = session.get_bind().engine

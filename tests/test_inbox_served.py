@@ -1,6 +1,7 @@
 """The inbox as a server runs it: no test transaction, the login check and the change
 version in one autocommit round trip on a pooled connection (db.HotRead), pages kept per
 process. Each test gets a scratch database with the demo loaded, on both backends."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -57,9 +58,16 @@ def _store_task_for_guide(app, api) -> str:
     with Session(app.extensions["guideapp"]["engine"]) as session:
         guide_id = staff_by_phone(session, GUIDE).id
     now = utcnow()
-    created = api.post(MANAGER, "/api/v1/tasks", json={
-        "title": "回访", "starts_at": (now - timedelta(hours=1)).isoformat(),
-        "due_at": (now + timedelta(days=1)).isoformat(), "assignee_ids": [guide_id]})
+    created = api.post(
+        MANAGER,
+        "/api/v1/tasks",
+        json={
+            "title": "回访",
+            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "due_at": (now + timedelta(days=1)).isoformat(),
+            "assignee_ids": [guide_id],
+        },
+    )
     assert created.status_code == 201, created.get_json()
     return created.get_json()[0]["id"]
 
@@ -101,8 +109,7 @@ def test_a_dropped_database_connection_costs_one_503_then_reconnects(served_post
     assert api.get(GUIDE, INBOX).status_code == 200  # the pool replaced it
 
 
-def test_an_idle_connection_is_pinged_and_replaced_without_an_error(served_postgres,
-                                                                     monkeypatch):
+def test_an_idle_connection_is_pinged_and_replaced_without_an_error(served_postgres, monkeypatch):
     app, api = served_postgres
     engine = app.extensions["guideapp"]["engine"]
     assert api.get(GUIDE, INBOX).status_code == 200
@@ -115,17 +122,21 @@ def _drop_app_connections(engine) -> None:
     """Terminate, from outside the app, the server side of every connection its pool holds."""
     admin = create_engine(engine.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        dropped = conn.execute(text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+        dropped = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
     admin.dispose()
     assert dropped >= 1
 
 
 def test_verified_tokens_are_kept_but_still_expire(monkeypatch):
     now = utcnow()
-    token = tokens.issue_access_token(secret="s" * 32, staff_id="a", tenant_id="t",
-                                      session_id="x", now=now, ttl_seconds=60)
+    token = tokens.issue_access_token(
+        secret="s" * 32, staff_id="a", tenant_id="t", session_id="x", now=now, ttl_seconds=60
+    )
     assert tokens.read_access_token(token, secret="s" * 32)["sub"] == "a"
     assert tokens.read_access_token(token, secret="t" * 32) is None  # another key: checked
 

@@ -1,4 +1,5 @@
 """Material library through the API: targeting, validity, levels, uploads, ETags, shares."""
+
 import io
 from datetime import timedelta
 
@@ -15,13 +16,20 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def _titles(api, phone, query=""):
-    return [m["title"] for m in api.get(phone, f"/api/v1/materials?limit=200{query}")
-            .get_json()["items"]]
+    return [
+        m["title"]
+        for m in api.get(phone, f"/api/v1/materials?limit=200{query}").get_json()["items"]
+    ]
 
 
 def _material(api, phone=HQ, **fields):
-    body = {"kind": "article", "title": "测试素材", "url": "https://mp.example.cn/a",
-            "target": {"all": True}, **fields}
+    body = {
+        "kind": "article",
+        "title": "测试素材",
+        "url": "https://mp.example.cn/a",
+        "target": {"all": True},
+        **fields,
+    }
     response = api.post(phone, "/api/v1/materials", json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
@@ -34,8 +42,11 @@ def test_targeting_reaches_only_the_named_stores_and_regions(api, session):
     assert "只给上海001" not in _titles(api, OTHER_GUIDE)
     assert "华东门店周末快闪活动" in _titles(api, GUIDE)  # region east
     assert "华东门店周末快闪活动" not in _titles(api, OTHER_GUIDE)  # Beijing is north
-    bad = api.post(HQ, "/api/v1/materials", json={"kind": "text", "title": "x", "body": "y",
-                                                  "target": {"store_ids": ["nope"]}})
+    bad = api.post(
+        HQ,
+        "/api/v1/materials",
+        json={"kind": "text", "title": "x", "body": "y", "target": {"store_ids": ["nope"]}},
+    )
     assert bad.status_code == 422 and "target" in bad.get_json()["errors"]
 
 
@@ -47,9 +58,18 @@ def test_validity_window_hides_expired_and_future_materials(api):
     assert "当前" in titles and "未来" not in titles and "双11预热文案(已过期)" not in titles
     hq_all = _titles(api, HQ, "&include_inactive=true")
     assert {"未来", "双11预热文案(已过期)"} <= set(hq_all)
-    bad = api.post(HQ, "/api/v1/materials", json={
-        "kind": "text", "title": "x", "body": "y", "target": {"all": True},
-        "valid_from": now.isoformat(), "valid_to": (now - timedelta(days=1)).isoformat()})
+    bad = api.post(
+        HQ,
+        "/api/v1/materials",
+        json={
+            "kind": "text",
+            "title": "x",
+            "body": "y",
+            "target": {"all": True},
+            "valid_from": now.isoformat(),
+            "valid_to": (now - timedelta(days=1)).isoformat(),
+        },
+    )
     assert bad.status_code == 422 and "valid_to" in bad.get_json()["errors"]
 
 
@@ -58,11 +78,28 @@ def test_levels_decide_who_writes_and_who_sees(api):
     personal = _material(api, GUIDE, title="我的话术图", level="personal")
     assert "店内陈列指南" in _titles(api, GUIDE) and "店内陈列指南" not in _titles(api, OTHER_GUIDE)
     assert "我的话术图" in _titles(api, GUIDE) and "我的话术图" not in _titles(api, MANAGER)
-    assert api.post(GUIDE, "/api/v1/materials", json={
-        "kind": "text", "title": "x", "body": "y", "level": "hq",
-        "target": {"all": True}}).status_code == 403
-    assert api.post(GUIDE, "/api/v1/materials", json={
-        "kind": "text", "title": "x", "body": "y", "level": "store"}).status_code == 403
+    assert (
+        api.post(
+            GUIDE,
+            "/api/v1/materials",
+            json={
+                "kind": "text",
+                "title": "x",
+                "body": "y",
+                "level": "hq",
+                "target": {"all": True},
+            },
+        ).status_code
+        == 403
+    )
+    assert (
+        api.post(
+            GUIDE,
+            "/api/v1/materials",
+            json={"kind": "text", "title": "x", "body": "y", "level": "store"},
+        ).status_code
+        == 403
+    )
     assert store_level["owner_store_id"] and personal["owner_staff_id"]
 
 
@@ -75,9 +112,12 @@ def test_search_filters(api):
 
 def test_upload_limits_and_kinds(api):
     def upload(data, name):
-        return api.client.post("/api/v1/uploads", headers=api.headers(HQ),
-                               data={"file": (io.BytesIO(data), name)},
-                               content_type="multipart/form-data")
+        return api.client.post(
+            "/api/v1/uploads",
+            headers=api.headers(HQ),
+            data={"file": (io.BytesIO(data), name)},
+            content_type="multipart/form-data",
+        )
 
     ok = upload(PNG, "poster.png")
     assert ok.status_code == 201 and ok.get_json()["content_type"] == "image/png"
@@ -88,8 +128,9 @@ def test_upload_limits_and_kinds(api):
     assert huge.status_code == 422 and "10 MB" in huge.get_json()["message"]
     download = api.client.get(f"/api/v1/uploads/{ok.get_json()['id']}", headers=api.headers(GUIDE))
     assert download.data == PNG and download.mimetype == "image/png"
-    no_file = api.post(HQ, "/api/v1/materials", json={"kind": "image", "title": "x",
-                                                      "target": {"all": True}})
+    no_file = api.post(
+        HQ, "/api/v1/materials", json={"kind": "image", "title": "x", "target": {"all": True}}
+    )
     assert no_file.status_code == 422 and "upload_id" in no_file.get_json()["errors"]
 
 
@@ -98,11 +139,13 @@ def test_etag_protects_concurrent_edits(api):
     url = f"/api/v1/materials/{material['id']}"
     etag = api.get(HQ, url).headers["ETag"]
     assert api.patch(HQ, url, json={"title": "无条件"}).status_code == 428
-    first = api.client.patch(url, json={"title": "甲改"}, headers=api.headers(HQ, **{
-        "If-Match": etag}))
+    first = api.client.patch(
+        url, json={"title": "甲改"}, headers=api.headers(HQ, **{"If-Match": etag})
+    )
     assert first.status_code == 200 and first.get_json()["version"] == 2
-    stale = api.client.patch(url, json={"title": "乙改"}, headers=api.headers(HQ, **{
-        "If-Match": etag}))
+    stale = api.client.patch(
+        url, json={"title": "乙改"}, headers=api.headers(HQ, **{"If-Match": etag})
+    )
     assert stale.status_code == 412
     assert api.get(HQ, url).get_json()["title"] == "甲改"
 
@@ -111,21 +154,36 @@ def test_shares_are_counted_and_followed_by_orders(api, session):
     material = _material(api, title="分享统计")
     member = member_of(session, GUIDE)
     url = f"/api/v1/materials/{material['id']}/shares"
-    first = api.post(GUIDE, url, json={"id": "share-1", "channel": "member",
-                                       "member_id": member.id})
-    again = api.post(GUIDE, url, json={"id": "share-1", "channel": "member",
-                                       "member_id": member.id})
+    first = api.post(
+        GUIDE, url, json={"id": "share-1", "channel": "member", "member_id": member.id}
+    )
+    again = api.post(
+        GUIDE, url, json={"id": "share-1", "channel": "member", "member_id": member.id}
+    )
     assert first.status_code == again.status_code == 201
     api.post(GUIDE, url, json={"channel": "moments"})
     assert api.post(GUIDE, url, json={"channel": "member"}).status_code == 422
-    order = {"channel": "pos", "order_no": "SHARE-1", "amount_fen": 19900, "phone": member.phone,
-             "ordered_at": (utcnow() + timedelta(hours=2)).isoformat()}
+    order = {
+        "channel": "pos",
+        "order_no": "SHARE-1",
+        "amount_fen": 19900,
+        "phone": member.phone,
+        "ordered_at": (utcnow() + timedelta(hours=2)).isoformat(),
+    }
     assert api.post(HQ, "/api/v1/orders", json=order).status_code == 200
     day = utcnow().date()
     span = f"start={day - timedelta(days=1)}&end={day + timedelta(days=1)}"
     rows = api.get(HQ, f"/api/v1/materials/stats?{span}&material_id={material['id']}").get_json()
-    assert rows == [{"key": material["id"], "label": "分享统计", "shares": 2, "members": 1,
-                     "guides": 1, "followed_by_orders": 1}]
+    assert rows == [
+        {
+            "key": material["id"],
+            "label": "分享统计",
+            "shares": 2,
+            "members": 1,
+            "guides": 1,
+            "followed_by_orders": 1,
+        }
+    ]
     by_guide = api.get(HQ, f"/api/v1/materials/stats?{span}&group_by=guide").get_json()
     me = staff_by_phone(session, GUIDE)
     assert any(r["key"] == me.id and r["shares"] >= 2 for r in by_guide)
@@ -155,8 +213,9 @@ def test_expired_or_retargeted_materials_leave_phones(api, session):
     bj = store_by_code(session, "BJ001")
     url = f"/api/v1/materials/{moved['id']}"
     etag = api.get(HQ, url).headers["ETag"]
-    api.client.patch(url, json={"target": {"store_ids": [bj.id]}},
-                     headers=api.headers(HQ, **{"If-Match": etag}))
+    api.client.patch(
+        url, json={"target": {"store_ids": [bj.id]}}, headers=api.headers(HQ, **{"If-Match": etag})
+    )
     deleted = _pull_v2(phone)
     assert moved["id"] in deleted
     assert soon["id"] in deleted
@@ -183,14 +242,25 @@ def test_shares_pushed_from_phones_count_once(api, session):
     material = _material(api, title="离线分享")
     phone = Phone(api, GUIDE)
     phone.pull()
-    record = {"id": "offline-share-1", "material_id": material["id"], "channel": "moments",
-              "shared_at": 1795000000000}
+    record = {
+        "id": "offline-share-1",
+        "material_id": material["id"],
+        "channel": "moments",
+        "shared_at": 1795000000000,
+    }
     url = f"/api/v1/sync/push?last_pulled_at={phone.cursor}"
     for key in ("k1", "k2"):
-        response = api.post(GUIDE, url, json={"changes": {"shares": {
-            "created": [record], "updated": [], "deleted": []}}}, headers={"Idempotency-Key": key})
+        response = api.post(
+            GUIDE,
+            url,
+            json={"changes": {"shares": {"created": [record], "updated": [], "deleted": []}}},
+            headers={"Idempotency-Key": key},
+        )
         assert response.status_code in (200, 409), response.get_json()
     day = utcnow().date()
-    rows = api.get(HQ, f"/api/v1/materials/stats?start={day - timedelta(days=1)}"
-                       f"&end={day + timedelta(days=1)}&material_id={material['id']}").get_json()
+    rows = api.get(
+        HQ,
+        f"/api/v1/materials/stats?start={day - timedelta(days=1)}"
+        f"&end={day + timedelta(days=1)}&material_id={material['id']}",
+    ).get_json()
     assert rows[0]["shares"] == 1

@@ -1,5 +1,6 @@
 """Bulk import of members and orders (CSV UTF-8 / BOM / GBK, .xlsx): row-level reports,
 dry runs, idempotent re-imports, binding locks, payment is membership, money in fen."""
+
 import io
 from datetime import date, datetime, timezone
 
@@ -25,8 +26,12 @@ EXISTING = "18524949613"  # a demo member without unionid
 
 def upload(api, kind, content, filename, *, phone=HQ, dry_run=False):
     url = f"/api/v1/imports/{kind}" + ("?dry_run=true" if dry_run else "")
-    return api.client.post(url, data={"file": (io.BytesIO(content), filename)},
-                           headers=api.headers(phone), content_type="multipart/form-data")
+    return api.client.post(
+        url,
+        data={"file": (io.BytesIO(content), filename)},
+        headers=api.headers(phone),
+        content_type="multipart/form-data",
+    )
 
 
 def tenant_id(session, slug="stride"):
@@ -34,8 +39,14 @@ def tenant_id(session, slug="stride"):
 
 
 def do_import(session, kind, content, filename="import.csv", dry_run=False):
-    return run_import(session, tenant_id=tenant_id(session), kind=kind, filename=filename,
-                      content=content, dry_run=dry_run)
+    return run_import(
+        session,
+        tenant_id=tenant_id(session),
+        kind=kind,
+        filename=filename,
+        content=content,
+        dry_run=dry_run,
+    )
 
 
 def csv_bytes(*lines, encoding="utf-8"):
@@ -58,18 +69,33 @@ def test_hq_imports_good_rows_and_gets_bad_ones_reported_by_row_and_field(api, s
     response = upload(api, "members", MEMBERS_CSV, "members.csv")
     assert response.status_code == 200, response.get_json()
     report = response.get_json()
-    assert {k: report[k] for k in ("kind", "dry_run", "rows", "imported", "updated", "failed")} \
-        == {"kind": "members", "dry_run": False, "rows": 9, "imported": 3, "updated": 1,
-            "failed": 5}
-    assert errors_by_row(report) == {(5, "phone"), (6, "birthday"), (7, "guide_phone"),
-                                     (8, "phone"), (10, "tier"), (10, "points")}
+    assert {k: report[k] for k in ("kind", "dry_run", "rows", "imported", "updated", "failed")} == {
+        "kind": "members",
+        "dry_run": False,
+        "rows": 9,
+        "imported": 3,
+        "updated": 1,
+        "failed": 5,
+    }
+    assert errors_by_row(report) == {
+        (5, "phone"),
+        (6, "birthday"),
+        (7, "guide_phone"),
+        (8, "phone"),
+        (10, "tier"),
+        (10, "points"),
+    }
     assert all(e["message"] for e in report["errors"])
     assert "row 2" in next(e["message"] for e in report["errors"] if e["row"] == 8)
 
     guide = staff_by_phone(session, GUIDE)
     lin = member_by_phone(session, "13512340001")
-    assert (lin.name, lin.gender, lin.birthday, lin.tier) == ("林小雨", "female",
-                                                              date(1992, 5, 17), "gold")
+    assert (lin.name, lin.gender, lin.birthday, lin.tier) == (
+        "林小雨",
+        "female",
+        date(1992, 5, 17),
+        "gold",
+    )
     assert lin.guide_id == guide.id and lin.store_id == guide.store_id and lin.stage == "fan"
     assert lin.joined_at == datetime(2025, 3, 1, 2, 0, tzinfo=timezone.utc)  # 10:00 Shanghai
     binding = session.scalar(select(Binding).where(Binding.member_id == lin.id))
@@ -77,8 +103,13 @@ def test_hq_imports_good_rows_and_gets_bad_ones_reported_by_row_and_field(api, s
     opening = session.scalar(select(PointsEntry).where(PointsEntry.member_id == lin.id))
     assert (opening.kind, opening.points) == ("adjust", 1200)
     assert opening.reason == "opening balance (import)"
-    scopes = set(session.scalars(select(ChangeLogEntry.scope).where(
-        ChangeLogEntry.record_id == lin.id, ChangeLogEntry.table_name == "members")))
+    scopes = set(
+        session.scalars(
+            select(ChangeLogEntry.scope).where(
+                ChangeLogEntry.record_id == lin.id, ChangeLogEntry.table_name == "members"
+            )
+        )
+    )
     assert scopes == {f"g:{guide.id}", f"s:{guide.store_id}"}
     pooled = member_by_phone(session, "13512340003")
     assert pooled.guide_id is None and pooled.store_id is not None
@@ -89,9 +120,11 @@ def test_hq_imports_good_rows_and_gets_bad_ones_reported_by_row_and_field(api, s
 def test_existing_members_are_filled_never_blanked(session):
     before = member_by_phone(session, EXISTING)
     name, birthday, guide_id = before.name, before.birthday, before.guide_id
-    content = csv_bytes("phone,name,unionid,birthday,gender",
-                        f"{EXISTING},,oFilled0001,,",
-                        f"{member_of(session, GUIDE).phone},别的名字,,,")
+    content = csv_bytes(
+        "phone,name,unionid,birthday,gender",
+        f"{EXISTING},,oFilled0001,,",
+        f"{member_of(session, GUIDE).phone},别的名字,,,",
+    )
     report = do_import(session, "members", content)
     assert (report["imported"], report["updated"], report["failed"]) == (0, 1, 0)
     after = member_by_phone(session, EXISTING)
@@ -135,13 +168,18 @@ def test_xlsx_with_typed_cells(session):
 
 @pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig", "utf-8"])
 def test_csv_encodings(session, encoding):
-    content = csv_bytes("手机号,姓名,性别,生日,会员等级", "13512360001,王小明,男,2001/2/3,银卡",
-                        encoding=encoding)
+    content = csv_bytes(
+        "手机号,姓名,性别,生日,会员等级", "13512360001,王小明,男,2001/2/3,银卡", encoding=encoding
+    )
     report = do_import(session, "members", content, "会员.CSV")
     assert (report["imported"], report["failed"]) == (1, 0), report["errors"]
     member = member_by_phone(session, "13512360001")
     assert (member.name, member.gender, member.birthday, member.tier) == (
-        "王小明", "male", date(2001, 2, 3), "silver")
+        "王小明",
+        "male",
+        date(2001, 2, 3),
+        "silver",
+    )
 
 
 def test_tenants_stay_apart(session):
@@ -150,18 +188,25 @@ def test_tenants_stay_apart(session):
     assert report["imported"] == 1
     owners = session.scalars(select(Member.tenant_id).where(Member.phone == rival_phone)).all()
     assert sorted(owners) == sorted([tenant_id(session), tenant_id(session, "rival")])
-    rival_guide = do_import(session, "members", csv_bytes("phone,guide_phone",
-                                                          "13512390001,13700000003"))
+    rival_guide = do_import(
+        session, "members", csv_bytes("phone,guide_phone", "13512390001,13700000003")
+    )
     assert errors_by_row(rival_guide) == {(2, "guide_phone")}
 
 
 def test_split_identities_are_reported_and_phones_never_overwritten(session):
-    do_import(session, "members", csv_bytes("phone,unionid", "13512391001,oSplit01",
-                                            "13512391002,oSplit02"))
+    do_import(
+        session,
+        "members",
+        csv_bytes("phone,unionid", "13512391001,oSplit01", "13512391002,oSplit02"),
+    )
     split = do_import(session, "members", csv_bytes("phone,unionid", "13512391001,oSplit02"))
     assert errors_by_row(split) == {(2, "unionid")} and "merge" in split["errors"][0]["message"]
-    report = do_import(session, "members", csv_bytes(
-        "phone,unionid,name", "13512391003,oSplit01,乙", "13512391001,,丙"))
+    report = do_import(
+        session,
+        "members",
+        csv_bytes("phone,unionid,name", "13512391003,oSplit01,乙", "13512391001,,丙"),
+    )
     assert errors_by_row(report) == {(3, "phone")} and "row 2" in report["errors"][0]["message"]
     found = member_by_phone(session, "13512391001")  # by unionid in row 2: named, phone kept
     assert (found.unionid, found.name) == ("oSplit01", "乙")
@@ -170,9 +215,14 @@ def test_split_identities_are_reported_and_phones_never_overwritten(session):
 
 def test_a_buyer_found_by_unionid_learns_the_phone(session):
     do_import(session, "members", csv_bytes("unionid,name", "oLearn0001,只有微信"))
-    report = do_import(session, "orders", csv_bytes(
-        "渠道,订单号,金额,下单时间,手机号,unionid",
-        "小程序,MP-1,9.9,2025-08-01,13512392001,oLearn0001"))
+    report = do_import(
+        session,
+        "orders",
+        csv_bytes(
+            "渠道,订单号,金额,下单时间,手机号,unionid",
+            "小程序,MP-1,9.9,2025-08-01,13512392001,oLearn0001",
+        ),
+    )
     assert report["imported"] == 1
     member = session.scalar(select(Member).where(Member.unionid == "oLearn0001"))
     assert member.phone == "13512392001" and member.phone_tail == "2001"
@@ -198,13 +248,15 @@ def test_expired_lock_rebinds_with_history(session):
     member.binding_locked_until = datetime(2020, 1, 1, tzinfo=timezone.utc)
     session.flush()
     other = staff_by_phone(session, OTHER_GUIDE)
-    report = do_import(session, "members", csv_bytes("phone,guide_phone",
-                                                     f"{member.phone},{OTHER_GUIDE}"))
+    report = do_import(
+        session, "members", csv_bytes("phone,guide_phone", f"{member.phone},{OTHER_GUIDE}")
+    )
     assert (report["updated"], report["failed"]) == (1, 0)
     session.refresh(member)
     assert member.guide_id == other.id and member.store_id == other.store_id
-    history = session.scalars(select(Binding).where(Binding.member_id == member.id)
-                              .order_by(Binding.started_at)).all()
+    history = session.scalars(
+        select(Binding).where(Binding.member_id == member.id).order_by(Binding.started_at)
+    ).all()
     assert history[-1].guide_id == other.id and history[-1].ended_at is None
     assert all(b.ended_at is not None for b in history[:-1])
 
@@ -212,10 +264,15 @@ def test_expired_lock_rebinds_with_history(session):
 def test_orders_payment_is_membership_and_amounts_in_fen(api, session):
     before = count(session, Member)
     report = upload(api, "orders", ORDERS_CSV, "orders.csv").get_json()
-    assert (report["rows"], report["imported"], report["updated"], report["failed"]) == (
-        9, 3, 0, 6)
-    assert errors_by_row(report) == {(5, "amount"), (6, "store_code"), (7, "channel"),
-                                     (8, "order_no"), (9, "refund_amount"), (10, "phone")}
+    assert (report["rows"], report["imported"], report["updated"], report["failed"]) == (9, 3, 0, 6)
+    assert errors_by_row(report) == {
+        (5, "amount"),
+        (6, "store_code"),
+        (7, "channel"),
+        (8, "order_no"),
+        (9, "refund_amount"),
+        (10, "phone"),
+    }
     order = session.scalar(select(Order).where(Order.order_no == "TM20250001"))
     assert order.amount_fen == 19990 and order.channel == "tmall"
     assert session.scalar(select(Order.amount_fen).where(Order.order_no == "JD0001")) == 5990
@@ -233,16 +290,20 @@ def test_orders_payment_is_membership_and_amounts_in_fen(api, session):
 def test_a_later_refund_is_an_update_and_a_changed_amount_an_error(session):
     header = "channel,order_no,amount,ordered_at,phone,refund_amount"
     do_import(session, "orders", csv_bytes(header, 'pos,R-1,"¥1,299.00",2025-05-01,13512370001,'))
-    refunded = do_import(session, "orders", csv_bytes(
-        header, "pos,R-1,1299,2025-05-01,13512370001,300.5"))
+    refunded = do_import(
+        session, "orders", csv_bytes(header, "pos,R-1,1299,2025-05-01,13512370001,300.5")
+    )
     assert (refunded["imported"], refunded["updated"], refunded["failed"]) == (0, 1, 0)
     order = session.scalar(select(Order).where(Order.order_no == "R-1"))
     session.refresh(order)
     assert (order.amount_fen, order.refunded_fen) == (129900, 30050)
-    assert session.scalar(select(OrderRefund.amount_fen).where(
-        OrderRefund.order_id == order.id)) == 30050
-    changed = do_import(session, "orders", csv_bytes(
-        header, "pos,R-1,1300,2025-05-01,13512370001,300.5"))
+    assert (
+        session.scalar(select(OrderRefund.amount_fen).where(OrderRefund.order_id == order.id))
+        == 30050
+    )
+    changed = do_import(
+        session, "orders", csv_bytes(header, "pos,R-1,1300,2025-05-01,13512370001,300.5")
+    )
     assert changed["failed"] == 1 and "1299.00" in changed["errors"][0]["message"]
 
 
@@ -262,8 +323,9 @@ def test_unknown_kind_and_unsupported_file_are_422(api):
 
 
 def test_missing_columns_are_named(api):
-    response = upload(api, "orders", csv_bytes("渠道,订单号,手机号", "pos,A1,13512380001"),
-                      "orders.csv")
+    response = upload(
+        api, "orders", csv_bytes("渠道,订单号,手机号", "pos,A1,13512380001"), "orders.csv"
+    )
     message = response.get_json()["message"]
     assert response.status_code == 422
     assert "金额/amount" in message and "下单时间/ordered_at" in message
@@ -277,8 +339,10 @@ def test_empty_files_are_refused(session):
         assert caught.value.errors == {"file": [caught.value.message]}
 
 
-@pytest.mark.parametrize("raw,fen", [("199.90", 19990), ("199.9", 19990), (199.9, 19990),
-                                     ("¥1,299", 129900), ("0", 0), (12, 1200)])
+@pytest.mark.parametrize(
+    "raw,fen",
+    [("199.90", 19990), ("199.9", 19990), (199.9, 19990), ("¥1,299", 129900), ("0", 0), (12, 1200)],
+)
 def test_yuan_to_fen_with_decimal(raw, fen):
     assert import_rows.yuan(raw) == fen
 

@@ -1,4 +1,5 @@
 """Alembic: one head; upgrading an empty database gives exactly the models; downgrade works."""
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -26,7 +27,8 @@ def test_upgrade_matches_models_and_downgrade_empties(backend, tmp_path_factory)
         try:
             with engine.connect() as conn:
                 diff = compare_metadata(
-                    MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+                    MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+                )
             assert diff == [], f"models and migrations differ: {diff}"
             command.downgrade(config, "base")
             with engine.connect() as conn:

@@ -1,4 +1,5 @@
 """The committed api_spec/openapi.json is what the code generates (run `make spec`)."""
+
 import json
 
 from guideapp.config import PROJECT_ROOT
@@ -8,7 +9,8 @@ def test_committed_spec_matches_the_code(app):
     generated = app.extensions["guideapp"]["api"].spec.to_dict()
     committed = json.loads((PROJECT_ROOT / "api_spec" / "openapi.json").read_text())
     assert json.loads(json.dumps(generated)) == committed, (
-        "api_spec/openapi.json is stale: run `make spec` and commit it")
+        "api_spec/openapi.json is stale: run `make spec` and commit it"
+    )
 
 
 def test_spec_and_docs_are_served(client):

@@ -1,12 +1,19 @@
 """Stores and staff through the API: HQ and managers manage, guides read, bad input refused."""
+
 import pytest
 
 from tests.conftest import GUIDE, HQ, MANAGER
 
 NEW_STORE = {
-    "code": "WH001", "name": "Stride 武汉楚河汉街店", "region_id": None, "city": "武汉",
-    "address": "武汉市武昌区楚河汉街", "lat": 30.5559, "lng": 114.3428,
-    "service_radius_m": 4000, "tags": ["street", "running"],
+    "code": "WH001",
+    "name": "Stride 武汉楚河汉街店",
+    "region_id": None,
+    "city": "武汉",
+    "address": "武汉市武昌区楚河汉街",
+    "lat": 30.5559,
+    "lng": 114.3428,
+    "service_radius_m": 4000,
+    "tags": ["street", "running"],
     "opening_hours": {"mon": ["10:00", "22:00"], "tue": None},
     "wecom_contact_qr_url": "https://wework.example.cn/qr/WH001",
 }
@@ -32,22 +39,37 @@ def test_hq_creates_edits_closes_and_reopens_a_store(api, east_region):
 
 
 def test_wgs84_store_coordinates_are_kept_in_gcj02(api, east_region):
-    body = {**NEW_STORE, "region_id": east_region["id"], "coord_system": "wgs84",
-            "lat": 31.2304, "lng": 121.4737}
+    body = {
+        **NEW_STORE,
+        "region_id": east_region["id"],
+        "coord_system": "wgs84",
+        "lat": 31.2304,
+        "lng": 121.4737,
+    }
     store = api.post(HQ, "/api/v1/stores", json=body).get_json()
     assert store["lat"] == pytest.approx(31.2285, abs=0.0005)
     assert store["lng"] == pytest.approx(121.4782, abs=0.0005)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("lat", 91), ("lng", "east"), ("service_radius_m", 0), ("code", "has space"),
-    ("opening_hours", {"mon": ["22:00", "10:00"]}), ("opening_hours", {"someday": None}),
-    ("wecom_contact_qr_url", "not a url"), ("coord_system", "bd09"), ("colour", "red"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("lat", 91),
+        ("lng", "east"),
+        ("service_radius_m", 0),
+        ("code", "has space"),
+        ("opening_hours", {"mon": ["22:00", "10:00"]}),
+        ("opening_hours", {"someday": None}),
+        ("wecom_contact_qr_url", "not a url"),
+        ("coord_system", "bd09"),
+        ("colour", "red"),
+    ],
+)
 def test_bad_store_input_names_the_field_and_writes_nothing(api, east_region, field, value):
     before = len(api.get(HQ, "/api/v1/stores?limit=200").get_json()["items"])
-    response = api.post(HQ, "/api/v1/stores",
-                        json={**NEW_STORE, "region_id": east_region["id"], field: value})
+    response = api.post(
+        HQ, "/api/v1/stores", json={**NEW_STORE, "region_id": east_region["id"], field: value}
+    )
     assert response.status_code == 422
     body = response.get_json()
     assert field in body["errors"]["json"] and body["message"]
@@ -55,8 +77,9 @@ def test_bad_store_input_names_the_field_and_writes_nothing(api, east_region, fi
 
 
 def test_duplicate_store_code_is_a_conflict(api, east_region):
-    response = api.post(HQ, "/api/v1/stores",
-                        json={**NEW_STORE, "code": "SH001", "region_id": east_region["id"]})
+    response = api.post(
+        HQ, "/api/v1/stores", json={**NEW_STORE, "code": "SH001", "region_id": east_region["id"]}
+    )
     assert response.status_code == 409
     assert "code" in response.get_json()["errors"]
 
@@ -68,11 +91,18 @@ def test_unknown_region_is_a_field_error(api):
 
 def test_manager_edits_own_store_contact_details_but_nothing_else(api):
     store_id = api.get(MANAGER, "/api/v1/me").get_json()["store"]["id"]
-    ok = api.patch(MANAGER, f"/api/v1/stores/{store_id}",
-                   json={"opening_hours": {"mon": ["09:30", "21:30"]}, "phone": "021-1"})
+    ok = api.patch(
+        MANAGER,
+        f"/api/v1/stores/{store_id}",
+        json={"opening_hours": {"mon": ["09:30", "21:30"]}, "phone": "021-1"},
+    )
     assert ok.status_code == 200
-    assert api.patch(MANAGER, f"/api/v1/stores/{store_id}",
-                     json={"service_radius_m": 90000}).status_code == 403
+    assert (
+        api.patch(
+            MANAGER, f"/api/v1/stores/{store_id}", json={"service_radius_m": 90000}
+        ).status_code
+        == 403
+    )
     assert api.post(MANAGER, f"/api/v1/stores/{store_id}/close").status_code == 403
     assert api.post(MANAGER, "/api/v1/stores", json=NEW_STORE).status_code in (403, 422)
 
@@ -112,31 +142,54 @@ def test_store_filters(api):
 
 def test_manager_adds_a_guide_to_own_store_only(api):
     me = api.get(MANAGER, "/api/v1/me").get_json()
-    guide = {"name": "新导购", "phone": "13911112222", "role": "guide",
-             "store_id": me["store"]["id"], "password": "welcome-2026"}
+    guide = {
+        "name": "新导购",
+        "phone": "13911112222",
+        "role": "guide",
+        "store_id": me["store"]["id"],
+        "password": "welcome-2026",
+    }
     created = api.post(MANAGER, "/api/v1/staff", json=guide)
     assert created.status_code == 201, created.get_json()
-    assert api.client.post("/api/v1/auth/login", json={
-        "phone": "13911112222", "password": "welcome-2026"}).status_code == 200
-    promote = api.patch(MANAGER, f"/api/v1/staff/{created.get_json()['id']}",
-                        json={"role": "store_manager"})
+    assert (
+        api.client.post(
+            "/api/v1/auth/login", json={"phone": "13911112222", "password": "welcome-2026"}
+        ).status_code
+        == 200
+    )
+    promote = api.patch(
+        MANAGER, f"/api/v1/staff/{created.get_json()['id']}", json={"role": "store_manager"}
+    )
     assert promote.status_code == 403
     other_store = api.get(HQ, "/api/v1/stores?city=北京").get_json()["items"][0]["id"]
-    elsewhere = api.post(MANAGER, "/api/v1/staff",
-                         json={**guide, "phone": "13911113333", "store_id": other_store})
+    elsewhere = api.post(
+        MANAGER, "/api/v1/staff", json={**guide, "phone": "13911113333", "store_id": other_store}
+    )
     assert elsewhere.status_code == 422  # the manager cannot even see that store
-    manager = api.post(MANAGER, "/api/v1/staff",
-                       json={**guide, "phone": "13911114444", "role": "store_manager"})
+    manager = api.post(
+        MANAGER, "/api/v1/staff", json={**guide, "phone": "13911114444", "role": "store_manager"}
+    )
     assert manager.status_code == 403
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"phone": "12345"}, "phone"), ({"role": "boss"}, "role"), ({"password": "short"}, "password"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"phone": "12345"}, "phone"),
+        ({"role": "boss"}, "role"),
+        ({"password": "short"}, "password"),
+    ],
+)
 def test_bad_staff_input(api, body, field):
     me = api.get(MANAGER, "/api/v1/me").get_json()
-    guide = {"name": "新导购", "phone": "13911112222", "role": "guide",
-             "store_id": me["store"]["id"], "password": "welcome-2026", **body}
+    guide = {
+        "name": "新导购",
+        "phone": "13911112222",
+        "role": "guide",
+        "store_id": me["store"]["id"],
+        "password": "welcome-2026",
+        **body,
+    }
     response = api.post(HQ, "/api/v1/staff", json=guide)
     assert response.status_code == 422
     errors = response.get_json()["errors"]
@@ -145,9 +198,17 @@ def test_bad_staff_input(api, body, field):
 
 def test_duplicate_staff_phone_is_a_conflict(api):
     me = api.get(MANAGER, "/api/v1/me").get_json()
-    response = api.post(HQ, "/api/v1/staff", json={
-        "name": "x", "phone": GUIDE, "role": "guide", "store_id": me["store"]["id"],
-        "password": "welcome-2026"})
+    response = api.post(
+        HQ,
+        "/api/v1/staff",
+        json={
+            "name": "x",
+            "phone": GUIDE,
+            "role": "guide",
+            "store_id": me["store"]["id"],
+            "password": "welcome-2026",
+        },
+    )
     assert response.status_code == 409
 
 

@@ -1,4 +1,5 @@
 """Quick replies through the API: levels, filters, placeholders, usage, ETags, import, sync."""
+
 import csv
 import io
 import itertools
@@ -44,8 +45,13 @@ def _render(api, phone, reply_id, member_id):
 
 
 def _fresh_member(session, guide_phone=GUIDE, **fields):
-    member = create_member(session, tenant_id=staff_by_phone(session, guide_phone).tenant_id,
-                           phone=f"135{next(_phones):08d}", source_channel="pos", **fields)
+    member = create_member(
+        session,
+        tenant_id=staff_by_phone(session, guide_phone).tenant_id,
+        phone=f"135{next(_phones):08d}",
+        source_channel="pos",
+        **fields,
+    )
     bind(session, member=member, guide=staff_by_phone(session, guide_phone), reason="recruited")
     session.flush()
     return member
@@ -57,6 +63,7 @@ def _tag(session, name):
 
 
 # --- levels ------------------------------------------------------------------------------
+
 
 def test_levels_decide_who_sees_what(api, session):
     _create(api, HQ, title="总部话术")
@@ -84,9 +91,15 @@ def test_hq_writes_hq_managers_their_store_guides_their_own(api, session):
     _create(api, HQ, 403, level="store")  # HQ has no store of its own
     hq = _create(api, HQ)
     store = _create(api, MANAGER)
-    for phone, reply, status in [(GUIDE, hq, 403), (MANAGER, hq, 403), (GUIDE, store, 403),
-                                 (COLLEAGUE, store, 403), (MANAGER, store, 200),
-                                 (HQ, hq, 200), (BJ_MANAGER, store, 404)]:
+    for phone, reply, status in [
+        (GUIDE, hq, 403),
+        (MANAGER, hq, 403),
+        (GUIDE, store, 403),
+        (COLLEAGUE, store, 403),
+        (MANAGER, store, 200),
+        (HQ, hq, 200),
+        (BJ_MANAGER, store, 404),
+    ]:
         response = _patch(api, phone, reply["id"], {"title": "改"})
         assert response.status_code == status, (phone, reply["level"], response.get_json())
     # a manager may take a store reply private, and the guide loses it
@@ -100,17 +113,23 @@ def _patch(api, phone, reply_id, body, etag=None):
     if etag is None:
         got = api.get(phone, f"{URL}/{reply_id}")
         etag = got.headers.get("ETag", '"none"')
-    return api.client.patch(f"{URL}/{reply_id}", json=body,
-                            headers=api.headers(phone, **{"If-Match": etag}))
+    return api.client.patch(
+        f"{URL}/{reply_id}", json=body, headers=api.headers(phone, **{"If-Match": etag})
+    )
 
 
 # --- filters and ordering -------------------------------------------------------------------
 
+
 def test_scene_tag_member_filters_and_most_used_first(api, session):
     running, size_m = _tag(session, "跑步"), _tag(session, "M")
     member = _fresh_member(session)
-    assert api.post(GUIDE, f"/api/v1/members/{member.id}/tags",
-                    json={"tag_ids": [running]}).status_code == 200
+    assert (
+        api.post(
+            GUIDE, f"/api/v1/members/{member.id}/tags", json={"tag_ids": [running]}
+        ).status_code
+        == 200
+    )
     a = _create(api, GUIDE, title="A跑步", scene="ice_breaking", tag_ids=[running])
     b = _create(api, GUIDE, title="B尺码", scene="ice_breaking", tag_ids=[size_m])
     c = _create(api, GUIDE, title="C通用", scene="after_sales")
@@ -130,23 +149,33 @@ def test_scene_tag_member_filters_and_most_used_first(api, session):
     assert [r["title"] for r in first["items"] + second["items"]] == everything[:4]
     counts = [r["usage_count"] for r in api.get(GUIDE, f"{URL}?limit=200").get_json()["items"]]
     assert counts == sorted(counts, reverse=True)
-    assert api.get(GUIDE, f"{URL}?member_id={member_of(session, OTHER_GUIDE).id}"
-                   ).status_code == 404
+    assert (
+        api.get(GUIDE, f"{URL}?member_id={member_of(session, OTHER_GUIDE).id}").status_code == 404
+    )
 
 
 def test_categories_by_level_and_scene(api, session):
     hq = api.post(HQ, "/api/v1/reply-categories", json={"scene": "win_back", "name": "总部召回"})
-    store = api.post(MANAGER, "/api/v1/reply-categories",
-                     json={"scene": "win_back", "name": "门店召回"})
+    store = api.post(
+        MANAGER, "/api/v1/reply-categories", json={"scene": "win_back", "name": "门店召回"}
+    )
     assert (hq.status_code, store.status_code) == (201, 201)
     assert store.get_json()["store_id"] == store_by_code(session, "SH001").id
-    assert api.post(GUIDE, "/api/v1/reply-categories",
-                    json={"scene": "custom", "name": "x"}).status_code == 403
-    names = {c["name"] for c in api.get(GUIDE, "/api/v1/reply-categories?scene=win_back")
-             .get_json()["items"]}
+    assert (
+        api.post(
+            GUIDE, "/api/v1/reply-categories", json={"scene": "custom", "name": "x"}
+        ).status_code
+        == 403
+    )
+    names = {
+        c["name"]
+        for c in api.get(GUIDE, "/api/v1/reply-categories?scene=win_back").get_json()["items"]
+    }
     assert {"总部召回", "门店召回", "沉睡唤醒"} <= names
-    assert "门店召回" not in {c["name"] for c in api.get(
-        OTHER_GUIDE, "/api/v1/reply-categories?limit=200").get_json()["items"]}
+    assert "门店召回" not in {
+        c["name"]
+        for c in api.get(OTHER_GUIDE, "/api/v1/reply-categories?limit=200").get_json()["items"]
+    }
     reply = _create(api, GUIDE, category_id=store.get_json()["id"], scene=None)
     assert reply["scene"] == "win_back"
     _create(api, HQ, 422, category_id=store.get_json()["id"], scene=None)  # HQ: HQ categories
@@ -155,21 +184,36 @@ def test_categories_by_level_and_scene(api, session):
 
 # --- placeholders ---------------------------------------------------------------------------
 
-ALL = ("{member.name}|{member.points}|{member.tier}|{member.stage}|{member.birthday}|"
-       "{member.last_order.product}|{member.last_order.date}|{member.last_order.amount}|"
-       "{store.name}|{store.address}|{guide.name}|{{literal}}")
+ALL = (
+    "{member.name}|{member.points}|{member.tier}|{member.stage}|{member.birthday}|"
+    "{member.last_order.product}|{member.last_order.date}|{member.last_order.amount}|"
+    "{store.name}|{store.address}|{guide.name}|{{literal}}"
+)
 
 
 def test_every_placeholder_renders_from_the_member_card(api, session):
     member = _fresh_member(session, name="王小美", birthday=date(1990, 3, 8), tier="gold")
     member.stage = "regular"
     points.add_points(session, member=member, kind="earn", points=1280)
-    for when, items, fen in ((datetime(2026, 5, 1, 3, tzinfo=timezone.utc),
-                              [{"name": "旧鞋"}], 100),
-                             (datetime(2026, 10, 31, 17, 30, tzinfo=timezone.utc),
-                              [{"name": "跑鞋 Stride Air"}, {"name": "运动袜"}], 78800)):
-        session.add(Order(tenant_id=member.tenant_id, member_id=member.id, channel="pos",
-                          order_no=new_id(), amount_fen=fen, items=items, ordered_at=when))
+    for when, items, fen in (
+        (datetime(2026, 5, 1, 3, tzinfo=timezone.utc), [{"name": "旧鞋"}], 100),
+        (
+            datetime(2026, 10, 31, 17, 30, tzinfo=timezone.utc),
+            [{"name": "跑鞋 Stride Air"}, {"name": "运动袜"}],
+            78800,
+        ),
+    ):
+        session.add(
+            Order(
+                tenant_id=member.tenant_id,
+                member_id=member.id,
+                channel="pos",
+                order_no=new_id(),
+                amount_fen=fen,
+                items=items,
+                ordered_at=when,
+            )
+        )
     session.flush()
     reply = _create(api, HQ, body=ALL)
     assert reply["placeholders"][:2] == ["member.name", "member.points"]
@@ -178,46 +222,66 @@ def test_every_placeholder_renders_from_the_member_card(api, session):
     store = store_by_code(session, "SH001")
     assert response.get_json()["text"] == (
         f"王小美|1280|金卡会员|熟客|3月8日|跑鞋 Stride Air、运动袜|2026年11月1日|788.00|"
-        f"{store.name}|{store.address}|张导购|{{literal}}")  # 17:30 UTC is 1 Nov in Shanghai
+        f"{store.name}|{store.address}|张导购|{{literal}}"
+    )  # 17:30 UTC is 1 Nov in Shanghai
     names = [p["name"] for p in response.get_json()["placeholders"]]
     assert len(names) == 11 and not any(p["missing"] for p in response.get_json()["placeholders"])
 
 
 def test_missing_values_render_as_empty_text(api, session):
     member = _fresh_member(session)  # no name, birthday, orders or points
-    reply = _create(api, GUIDE, body="[{member.name}][{member.birthday}][{member.last_order."
-                                     "product}][{member.last_order.date}][{member.last_order."
-                                     "amount}][{member.points}]")
+    reply = _create(
+        api,
+        GUIDE,
+        body="[{member.name}][{member.birthday}][{member.last_order."
+        "product}][{member.last_order.date}][{member.last_order."
+        "amount}][{member.points}]",
+    )
     body = _render(api, GUIDE, reply["id"], member.id).get_json()
     assert body["text"] == "[][][][][][0]"
     missing = {p["name"] for p in body["placeholders"] if p["missing"]}
-    assert missing == {"member.name", "member.birthday", "member.last_order.product",
-                       "member.last_order.date", "member.last_order.amount"}
+    assert missing == {
+        "member.name",
+        "member.birthday",
+        "member.last_order.product",
+        "member.last_order.date",
+        "member.last_order.amount",
+    }
 
 
-@pytest.mark.parametrize("body,named", [
-    ("您好{member.phone}", "{member.phone}"),
-    ("{member.name}{guide.phone}", "{guide.phone}"),
-    ("{member.name.__class__}", "{member.name.__class__}"),
-    ("{member[name]}", "{member[name]}"),
-    ("{member.last_order}", "{member.last_order}"),
-    ("{0}", "{0}"),
-    ("{}", "{}"),
-    ("{member.name!r}", "!r"),
-    ("{member.name!s}", "!s"),
-    ("{member.name:>10}", ":>10"),
-    ("{member.name:{guide.name}}", "format specs"),
-    ("您好{member.name", "Braces"),
-    ("您好}", "Braces"),
-])
+@pytest.mark.parametrize(
+    "body,named",
+    [
+        ("您好{member.phone}", "{member.phone}"),
+        ("{member.name}{guide.phone}", "{guide.phone}"),
+        ("{member.name.__class__}", "{member.name.__class__}"),
+        ("{member[name]}", "{member[name]}"),
+        ("{member.last_order}", "{member.last_order}"),
+        ("{0}", "{0}"),
+        ("{}", "{}"),
+        ("{member.name!r}", "!r"),
+        ("{member.name!s}", "!s"),
+        ("{member.name:>10}", ":>10"),
+        ("{member.name:{guide.name}}", "format specs"),
+        ("您好{member.name", "Braces"),
+        ("您好}", "Braces"),
+    ],
+)
 def test_bad_placeholders_are_422_naming_them(api, session, body, named):
     response = api.post(HQ, URL, json={"title": "t", "body": body, "scene": "greeting"})
     assert response.status_code == 422 and named in str(response.get_json()), body
     good = _create(api, HQ)
     assert _patch(api, HQ, good["id"], {"body": body}).status_code == 422
     # a script stored before a placeholder was withdrawn: refused at render time too
-    old = QuickReply(id=new_id(), tenant_id=staff_by_phone(session, HQ).tenant_id, level="hq",
-                     scene="greeting", title="旧", body=body, tag_ids=[])
+    old = QuickReply(
+        id=new_id(),
+        tenant_id=staff_by_phone(session, HQ).tenant_id,
+        level="hq",
+        scene="greeting",
+        title="旧",
+        body=body,
+        tag_ids=[],
+    )
     session.add(old)
     session.flush()
     response = _render(api, GUIDE, old.id, member_of(session, GUIDE).id)
@@ -226,43 +290,92 @@ def test_bad_placeholders_are_422_naming_them(api, session, body, named):
 
 _names = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=60),
-    st.lists(st.sampled_from(["{", "}", "{{", "}}", "{guide.name}", "{member.name}", "{0}",
-                              "{member.name!r}", "%s", "张", "😀", "\u202e", "{__class__}"]),
-             max_size=8).map(lambda parts: "".join(parts)[:60]))  # names are 60 at most
-_items = st.lists(st.one_of(st.fixed_dictionaries({"name": _names}), st.integers(), st.none(),
-                            st.fixed_dictionaries({"qty": st.integers()})), max_size=4)
+    st.lists(
+        st.sampled_from(
+            [
+                "{",
+                "}",
+                "{{",
+                "}}",
+                "{guide.name}",
+                "{member.name}",
+                "{0}",
+                "{member.name!r}",
+                "%s",
+                "张",
+                "😀",
+                "\u202e",
+                "{__class__}",
+            ]
+        ),
+        max_size=8,
+    ).map(lambda parts: "".join(parts)[:60]),
+)  # names are 60 at most
+_items = st.lists(
+    st.one_of(
+        st.fixed_dictionaries({"name": _names}),
+        st.integers(),
+        st.none(),
+        st.fixed_dictionaries({"qty": st.integers()}),
+    ),
+    max_size=4,
+)
 
 
 @pytest.fixture
 def property_setup(api, session):
     """One member and one script for every example of the property test below."""
     member = _fresh_member(session)
-    reply = _create(api, GUIDE, body=(
-        "<<{member.name}>><<{member.last_order.product}>><<{guide.name}>>"
-        "<<{member.birthday}>><<{member.last_order.amount}>>{{member.name}}"))
+    reply = _create(
+        api,
+        GUIDE,
+        body=(
+            "<<{member.name}>><<{member.last_order.product}>><<{guide.name}>>"
+            "<<{member.birthday}>><<{member.last_order.amount}>>{{member.name}}"
+        ),
+    )
     return member, reply["id"]
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(name=_names, product_items=_items, birthday=st.none() | st.dates(date(1900, 1, 1),
-       date(2026, 1, 1)), fen=st.integers(0, 10**12 - 1))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=_names,
+    product_items=_items,
+    birthday=st.none() | st.dates(date(1900, 1, 1), date(2026, 1, 1)),
+    fen=st.integers(0, 10**12 - 1),
+)
 def test_rendering_never_raises_and_never_expands_member_data(
-        api, session, property_setup, name, product_items, birthday, fen):
+    api, session, property_setup, name, product_items, birthday, fen
+):
     member, reply_id = property_setup
     member.name, member.birthday = name, birthday
-    session.add(Order(tenant_id=member.tenant_id, member_id=member.id, channel="pos",
-                      order_no=new_id(), amount_fen=fen, items=product_items,
-                      ordered_at=datetime.now(timezone.utc) + timedelta(seconds=next(_phones))))
+    session.add(
+        Order(
+            tenant_id=member.tenant_id,
+            member_id=member.id,
+            channel="pos",
+            order_no=new_id(),
+            amount_fen=fen,
+            items=product_items,
+            ordered_at=datetime.now(timezone.utc) + timedelta(seconds=next(_phones)),
+        )
+    )
     session.flush()
     response = _render(api, GUIDE, reply_id, member.id)
     assert response.status_code == 200, response.get_json()
-    product = "、".join(i["name"] for i in product_items
-                       if isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"])
+    product = "、".join(
+        i["name"]
+        for i in product_items
+        if isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"]
+    )
     day = f"{birthday.month}月{birthday.day}日" if birthday else ""
     assert response.get_json()["text"] == (
-        f"<<{name}>><<{product}>><<张导购>><<{day}>><<{fen // 100}.{fen % 100:02d}>>"
-        "{member.name}")
+        f"<<{name}>><<{product}>><<张导购>><<{day}>><<{fen // 100}.{fen % 100:02d}>>{{member.name}}"
+    )
 
 
 def test_each_render_counts_one_use_and_leaves_the_etag_alone(api, session):
@@ -271,14 +384,14 @@ def test_each_render_counts_one_use_and_leaves_the_etag_alone(api, session):
     member = member_of(session, GUIDE)
     for _ in range(3):
         assert _render(api, GUIDE, reply["id"], member.id).status_code == 200
-    assert _render(api, GUIDE, reply["id"], member_of(session, OTHER_GUIDE).id
-                   ).status_code == 404
+    assert _render(api, GUIDE, reply["id"], member_of(session, OTHER_GUIDE).id).status_code == 404
     assert _render(api, GUIDE, "nope", member.id).status_code == 404
     got = api.get(HQ, f"{URL}/{reply['id']}")
     assert got.get_json()["usage_count"] == 3 and got.headers["ETag"] == etag
 
 
 # --- ETags ----------------------------------------------------------------------------------
+
 
 def test_etags_guard_concurrent_edits(api, session):
     reply = _create(api, MANAGER, title="原标题")
@@ -292,8 +405,12 @@ def test_etags_guard_concurrent_edits(api, session):
     late = _patch(api, MANAGER, reply["id"], {"title": "店长B"}, etag=etag)
     assert late.status_code == 412
     assert api.get(MANAGER, url).get_json()["title"] == "店长A"
-    assert api.client.get(url, headers=api.headers(
-        MANAGER, **{"If-None-Match": first.headers["ETag"]})).status_code == 304
+    assert (
+        api.client.get(
+            url, headers=api.headers(MANAGER, **{"If-None-Match": first.headers["ETag"]})
+        ).status_code
+        == 304
+    )
     delete = api.client.delete
     assert delete(url, headers=api.headers(MANAGER)).status_code == 428
     assert delete(url, headers=api.headers(MANAGER, **{"If-Match": etag})).status_code == 412
@@ -326,9 +443,12 @@ def _xlsx(rows) -> bytes:
 
 
 def _import(api, phone, content, name="replies.xlsx", dry_run=False):
-    return api.client.post(f"{URL}/import?dry_run={'true' if dry_run else 'false'}",
-                           data={"file": (io.BytesIO(content), name)},
-                           headers=api.headers(phone), content_type="multipart/form-data")
+    return api.client.post(
+        f"{URL}/import?dry_run={'true' if dry_run else 'false'}",
+        data={"file": (io.BytesIO(content), name)},
+        headers=api.headers(phone),
+        content_type="multipart/form-data",
+    )
 
 
 def test_excel_import_reports_row_by_row_and_imports_good_rows(api, session):
@@ -347,16 +467,22 @@ def test_excel_import_reports_row_by_row_and_imports_good_rows(api, session):
     assert count() == before + 2
     imported = {r["title"]: r for r in api.get(GUIDE, f"{URL}?limit=200").get_json()["items"]}
     assert imported["导入跑步"]["level"] == "hq" and len(imported["导入跑步"]["tag_ids"]) == 2
-    assert session.scalar(select(ReplyCategory.scene).where(ReplyCategory.name == "开店欢迎")
-                          ) == "greeting"
+    assert (
+        session.scalar(select(ReplyCategory.scene).where(ReplyCategory.name == "开店欢迎"))
+        == "greeting"
+    )
     again = _import(api, HQ, content).get_json()
     assert (again["imported"], again["updated"], again["categories_created"]) == (0, 0, 0)
 
 
 def test_csv_import_and_who_may_import(api):
     text = io.StringIO()
-    csv.writer(text).writerows([["scene", "title", "body", "tags"],
-                                ["win_back", "CSV召回", "{member.name}，好久不见", "3"]])
+    csv.writer(text).writerows(
+        [
+            ["scene", "title", "body", "tags"],
+            ["win_back", "CSV召回", "{member.name}，好久不见", "3"],
+        ]
+    )
     content = text.getvalue().encode("utf-8-sig")
     assert _import(api, MANAGER, content, "r.csv").status_code == 403
     report = _import(api, HQ, content, "r.csv")
@@ -367,9 +493,9 @@ def test_csv_import_and_who_may_import(api):
 
 # --- sync -----------------------------------------------------------------------------------
 
+
 def _pull(api, phone, schema_version, cursor=None):
-    url = (f"/api/v1/sync/pull?last_pulled_at={cursor or 'null'}"
-           f"&schema_version={schema_version}")
+    url = f"/api/v1/sync/pull?last_pulled_at={cursor or 'null'}&schema_version={schema_version}"
     merged, page = {}, None
     while True:
         body = api.get(phone, url + (f"&page={page}" if page else "")).get_json()
@@ -390,10 +516,19 @@ def test_guides_pull_their_replies_from_schema_version_2(api, session):
     assert "quick_replies" not in old and "reply_categories" not in old
     changes, cursor = _pull(api, GUIDE, 2)
     ids = {r["id"] for r in changes["quick_replies"]["updated"]}
-    shared = set(session.scalars(select(QuickReply.id).where(or_(
-        and_(QuickReply.level == "hq",
-             QuickReply.tenant_id == staff_by_phone(session, HQ).tenant_id),
-        QuickReply.owner_store_id == store_by_code(session, "SH001").id))))
+    shared = set(
+        session.scalars(
+            select(QuickReply.id).where(
+                or_(
+                    and_(
+                        QuickReply.level == "hq",
+                        QuickReply.tenant_id == staff_by_phone(session, HQ).tenant_id,
+                    ),
+                    QuickReply.owner_store_id == store_by_code(session, "SH001").id,
+                )
+            )
+        )
+    )
     assert len(shared) >= 9  # the demo's HQ scripts and the store's own
     assert ids == shared | {mine["id"]} and colleague["id"] not in ids
     assert changes["reply_categories"]["updated"]

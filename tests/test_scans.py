@@ -1,4 +1,5 @@
 """The public scan endpoint: routing, coordinates, validity, members, round-robin, limits."""
+
 import math
 import threading
 from collections import Counter
@@ -24,19 +25,30 @@ from tests.factories import member_of, staff_by_phone, store_by_code
 WGS84 = (31.2304, 121.4737)  # People's Square, as wx.getLocation reports it
 GCJ02 = (31.228458, 121.478223)  # the same place on a Chinese map
 LBS, STORE_CODE, GUIDE_CODE = "stride-lbs", "sh001-desk", "zhang-card"
-CITIES = [(31.23, 121.47), (30.27, 120.16), (32.05, 118.78), (39.91, 116.40),
-          (23.13, 113.27), (22.54, 114.06), (24.47, 118.09), (36.65, 117.00)]
+CITIES = [
+    (31.23, 121.47),
+    (30.27, 120.16),
+    (32.05, 118.78),
+    (39.91, 116.40),
+    (23.13, 113.27),
+    (22.54, 114.06),
+    (24.47, 118.09),
+    (36.65, 117.00),
+]
 
 
 @pytest.fixture
 def app(database, connection):
-    return create_app(make_config(database, SCAN_RATE_PER_ADDRESS=100_000,
-                                  SCAN_RATE_PER_CODE=100_000), bind=connection)
+    return create_app(
+        make_config(database, SCAN_RATE_PER_ADDRESS=100_000, SCAN_RATE_PER_CODE=100_000),
+        bind=connection,
+    )
 
 
 def scan(api, code=LBS, address="10.0.0.1", **body):
-    return api.client.post("/api/v1/scans", json={"code": code, **body},
-                           environ_base={"REMOTE_ADDR": address})
+    return api.client.post(
+        "/api/v1/scans", json={"code": code, **body}, environ_base={"REMOTE_ADDR": address}
+    )
 
 
 def count(session, model, *where):
@@ -45,9 +57,19 @@ def count(session, model, *where):
 
 def stride_stores(session):
     tenant = session.scalar(select(Tenant.id).where(Tenant.slug == "stride"))
-    return [StoreRow(*row) for row in session.execute(select(
-        Store.id, Store.code, Store.lat, Store.lng, Store.service_radius_m, Store.state,
-    ).where(Store.tenant_id == tenant))]
+    return [
+        StoreRow(*row)
+        for row in session.execute(
+            select(
+                Store.id,
+                Store.code,
+                Store.lat,
+                Store.lng,
+                Store.service_radius_m,
+                Store.state,
+            ).where(Store.tenant_id == tenant)
+        )
+    ]
 
 
 def test_wgs84_and_gcj02_of_one_place_route_alike(api, session):
@@ -58,18 +80,23 @@ def test_wgs84_and_gcj02_of_one_place_route_alike(api, session):
     assert abs(by_wgs["store"]["distance_m"] - by_gcj["store"]["distance_m"]) < 5
     store = session.get(Store, by_gcj["store"]["id"])
     assert by_gcj["store"]["distance_m"] == pytest.approx(
-        distance_m(*GCJ02, store.lat, store.lng), abs=0.1)
+        distance_m(*GCJ02, store.lat, store.lng), abs=0.1
+    )
     # The WGS-84 position is kept converted: taken as GCJ-02 it would be ~470 m off.
     converted = session.get(Scan, by_wgs["scan_id"])
     assert distance_m(converted.lat, converted.lng, *GCJ02) < 1.0
     assert distance_m(*WGS84, *GCJ02) > 400 and converted.coord_system == "wgs84"
     assert by_gcj["wecom_contact_qr_url"] == store.wecom_contact_qr_url
     assert by_gcj["community_qr_url"] == store.community_qr_url
-    assert by_gcj["guide"]["id"] in set(session.scalars(select(Staff.id).where(
-        Staff.store_id == store.id, Staff.role == "guide")))
+    assert by_gcj["guide"]["id"] in set(
+        session.scalars(select(Staff.id).where(Staff.store_id == store.id, Staff.role == "guide"))
+    )
     recorded = session.get(Scan, by_gcj["scan_id"])
     assert (recorded.store_id, recorded.outcome, recorded.client_address) == (
-        store.id, "nearest", "10.0.0.1")
+        store.id,
+        "nearest",
+        "10.0.0.1",
+    )
     assert recorded.lat == pytest.approx(GCJ02[0]) and recorded.channel == "poster"
 
 
@@ -77,8 +104,9 @@ def test_closed_store_is_skipped_for_the_nearest_open_one(api, session):
     closed = store_by_code(session, "SH003")
     assert closed.state == "closed"
     answer = scan(api, lat=closed.lat, lng=closed.lng, coord_system="gcj02").get_json()
-    expected = nearest_open_store_brute_force(stride_stores(session), lat=closed.lat,
-                                              lng=closed.lng)
+    expected = nearest_open_store_brute_force(
+        stride_stores(session), lat=closed.lat, lng=closed.lng
+    )
     assert answer["store"]["id"] == expected.store_id != closed.id
 
 
@@ -106,11 +134,19 @@ def test_service_radius_and_fallbacks(api, session):
     assert desk["store"]["id"] == store_by_code(session, "SH002").id
 
 
-@pytest.mark.parametrize("body", [
-    {"lat": 91, "lng": 121.0}, {"lat": 31.0, "lng": -181}, {"lat": "north", "lng": 121.0},
-    {"lat": True, "lng": 121.0}, {"lat": 31.0}, {"lat": 31.0, "lng": 121.0, "coord_system": "bd09"},
-    {"lat": 31.0, "lng": 121.0, "extra": 1}, {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"lat": 91, "lng": 121.0},
+        {"lat": 31.0, "lng": -181},
+        {"lat": "north", "lng": 121.0},
+        {"lat": True, "lng": 121.0},
+        {"lat": 31.0},
+        {"lat": 31.0, "lng": 121.0, "coord_system": "bd09"},
+        {"lat": 31.0, "lng": 121.0, "extra": 1},
+        {},
+    ],
+)
 def test_bad_input_is_422_and_writes_nothing(api, session, body):
     before = count(session, Scan), count(session, ScanRateWindow), count(session, Member)
     response = scan(api, **body) if body else api.client.post("/api/v1/scans", json={})
@@ -119,9 +155,14 @@ def test_bad_input_is_422_and_writes_nothing(api, session, body):
     assert (count(session, Scan), count(session, ScanRateWindow), count(session, Member)) == before
 
 
-@pytest.mark.parametrize("raw", ['{"code": "stride-lbs", "lat": NaN, "lng": 121.0}',
-                                 '{"code": "stride-lbs", "lat": 31.0, "lng": Infinity}',
-                                 '{"code": "stride-lbs", "lat": 31.0, "lng": 1e999}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"code": "stride-lbs", "lat": NaN, "lng": 121.0}',
+        '{"code": "stride-lbs", "lat": 31.0, "lng": Infinity}',
+        '{"code": "stride-lbs", "lat": 31.0, "lng": 1e999}',
+    ],
+)
 def test_nan_and_infinity_are_refused(api, session, raw):
     before = count(session, Scan)
     response = api.client.post("/api/v1/scans", data=raw, content_type="application/json")
@@ -150,8 +191,9 @@ def test_unknown_expired_and_future_codes_are_refused_clearly(api, session):
 
 def test_a_known_member_gets_the_codes_tags(api, session):
     member = member_of(session, OTHER_GUIDE)
-    running = session.scalar(select(Tag.id).where(Tag.name == "跑步", Tag.tenant_id ==
-                                                   member.tenant_id))
+    running = session.scalar(
+        select(Tag.id).where(Tag.name == "跑步", Tag.tenant_id == member.tenant_id)
+    )
     session.execute(MemberTag.__table__.delete().where(MemberTag.member_id == member.id))
     for _ in range(2):  # idempotent
         assert scan(api, phone=member.phone).status_code == 200
@@ -162,11 +204,14 @@ def test_a_known_member_gets_the_codes_tags(api, session):
 
 def test_a_new_person_is_recruited_to_the_routed_guide(api, session, monkeypatch):
     heard = []
-    monkeypatch.setattr(members_service, "RECRUIT_HOOKS",
-                        [lambda s, **kw: heard.append((kw["member"].id, kw["guide"].id,
-                                                       kw["source"]))])
-    answer = scan(api, lat=GCJ02[0], lng=GCJ02[1], coord_system="gcj02", phone="13612340002",
-                  openid="o-new-1").get_json()
+    monkeypatch.setattr(
+        members_service,
+        "RECRUIT_HOOKS",
+        [lambda s, **kw: heard.append((kw["member"].id, kw["guide"].id, kw["source"]))],
+    )
+    answer = scan(
+        api, lat=GCJ02[0], lng=GCJ02[1], coord_system="gcj02", phone="13612340002", openid="o-new-1"
+    ).get_json()
     member = session.scalar(select(Member).where(Member.phone == "13612340002"))
     assert member.source_channel == "store_scan"
     assert (member.guide_id, member.store_id) == (answer["guide"]["id"], answer["store"]["id"])
@@ -191,13 +236,18 @@ def test_a_locked_binding_is_kept_and_the_scan_recorded(api, session, monkeypatc
     assert member.guide_id == staff_by_phone(session, OTHER_GUIDE).id
     recorded = session.get(Scan, answer["scan_id"])
     assert (recorded.member_id, recorded.bound, recorded.member_created) == (
-        member.id, False, False)
+        member.id,
+        False,
+        False,
+    )
     assert heard == []
     # Once the lock has run out, a guide's personal code takes the member over.
     member.binding_locked_until = utcnow() - timedelta(days=1)
     session.flush()
-    assert session.get(Scan, scan(api, GUIDE_CODE, phone=member.phone).get_json()
-                       ["scan_id"]).bound is True
+    assert (
+        session.get(Scan, scan(api, GUIDE_CODE, phone=member.phone).get_json()["scan_id"]).bound
+        is True
+    )
     session.expire_all()
     assert member.guide_id == staff_by_phone(session, GUIDE).id and heard == []
 
@@ -216,11 +266,14 @@ def test_staff_scanning_a_code_are_not_recruited(api, session, monkeypatch):
 
 def test_round_robin_spreads_the_stores_guides_evenly(api, session):
     sh001 = store_by_code(session, "SH001")
-    guides = session.scalars(select(Staff.id).where(
-        Staff.store_id == sh001.id, Staff.role == "guide", Staff.state == "active")).all()
+    guides = session.scalars(
+        select(Staff.id).where(
+            Staff.store_id == sh001.id, Staff.role == "guide", Staff.state == "active"
+        )
+    ).all()
     picks = [scan(api, STORE_CODE).get_json()["guide"]["id"] for _ in range(3 * len(guides))]
     assert Counter(picks) == {g: 3 for g in guides}
-    assert picks[:len(guides)] == picks[len(guides):2 * len(guides)]  # strictly in turn
+    assert picks[: len(guides)] == picks[len(guides) : 2 * len(guides)]  # strictly in turn
 
 
 def test_turns_are_unique_under_concurrency(database):
@@ -251,13 +304,18 @@ def test_turns_are_unique_under_concurrency(database):
 
 
 def test_rate_limits_per_address_and_per_code(database, connection, session):
-    app = create_app(make_config(database, SCAN_RATE_PER_ADDRESS=3, SCAN_RATE_PER_CODE=5,
-                                 SCAN_RATE_WINDOW_SECONDS=86_400), bind=connection)
+    app = create_app(
+        make_config(
+            database, SCAN_RATE_PER_ADDRESS=3, SCAN_RATE_PER_CODE=5, SCAN_RATE_WINDOW_SECONDS=86_400
+        ),
+        bind=connection,
+    )
     client = app.test_client()
 
     def post(address, code=LBS):
-        return client.post("/api/v1/scans", json={"code": code},
-                           environ_base={"REMOTE_ADDR": address})
+        return client.post(
+            "/api/v1/scans", json={"code": code}, environ_base={"REMOTE_ADDR": address}
+        )
 
     assert [post("10.1.1.1").status_code for _ in range(3)] == [200] * 3
     refused = post("10.1.1.1", STORE_CODE)
@@ -267,8 +325,14 @@ def test_rate_limits_per_address_and_per_code(database, connection, session):
     assert post("10.1.1.3").status_code == 200
     assert post("10.1.1.4").status_code == 429  # the code's own limit
     assert post("10.1.1.4", STORE_CODE).status_code == 200
-    assert count(session, Scan, Scan.code_id == session.scalar(
-        select(ScanCode.id).where(ScanCode.code == LBS))) == 5
+    assert (
+        count(
+            session,
+            Scan,
+            Scan.code_id == session.scalar(select(ScanCode.id).where(ScanCode.code == LBS)),
+        )
+        == 5
+    )
 
 
 def test_old_rate_windows_are_pruned(session):
@@ -278,8 +342,9 @@ def test_old_rate_windows_are_pruned(session):
     assert session.scalars(select(ScanRateWindow.key)).all() == ["addr:10.9.9.8"]
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(city=st.sampled_from(CITIES), dlat=st.floats(-0.15, 0.15), dlng=st.floats(-0.15, 0.15))
 def test_routing_equals_the_brute_force_reference(api, session, city, dlat, dlng):
     lat, lng = city[0] + dlat, city[1] + dlng

@@ -1,4 +1,5 @@
 """The scheduler: exactly once, catching up after downtime, in the tenant's time zone."""
+
 import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -22,9 +23,16 @@ from tests.databases import backends, run_in_threads, scratch_database
 from tests.factories import staff_by_phone, store_by_code
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-RULE_371 = {"name": "371", "trigger": "member_joined", "params": {},
-            "steps": [{"days": 3, "title": "第3天回访"}, {"days": 7, "title": "第7天邀约"},
-                      {"days": 30, "title": "首月关怀"}]}
+RULE_371 = {
+    "name": "371",
+    "trigger": "member_joined",
+    "params": {},
+    "steps": [
+        {"days": 3, "title": "第3天回访"},
+        {"days": 7, "title": "第7天邀约"},
+        {"days": 30, "title": "首月关怀"},
+    ],
+}
 
 
 def _local(day_offset, hour, minute=0):
@@ -39,8 +47,15 @@ def _rule(session, **overrides):
 
 def _new_member(session, joined_at, phone, **fields):
     guide = staff_by_phone(session, GUIDE)
-    member = create_member(session, tenant_id=guide.tenant_id, phone=phone, name="新会员",
-                           source_channel="store_scan", joined_at=joined_at, **fields)
+    member = create_member(
+        session,
+        tenant_id=guide.tenant_id,
+        phone=phone,
+        name="新会员",
+        source_channel="store_scan",
+        joined_at=joined_at,
+        **fields,
+    )
     bind(session, member=member, guide=guide, reason="recruited")
     return member
 
@@ -49,8 +64,11 @@ def _sop_tasks(session, rule, members=None):
     """The rule's tasks, for the given members only (the demo tenant has others joining)."""
     stmt = select(Task).where(Task.sop_rule_id == rule.id).order_by(Task.dedupe_key)
     if members is not None:
-        stmt = stmt.where(Task.id.in_(select(TaskTarget.task_id).where(
-            TaskTarget.member_id.in_([m.id for m in members]))))
+        stmt = stmt.where(
+            Task.id.in_(
+                select(TaskTarget.task_id).where(TaskTarget.member_id.in_([m.id for m in members]))
+            )
+        )
     return session.scalars(stmt).all()
 
 
@@ -100,15 +118,15 @@ def test_catch_up_after_downtime_equals_ticking_daily(session):
 
 
 def test_birthday_rule_fires_on_the_birthday_and_feb_29_on_the_28th(session):
-    rule = _rule(session, name="生日关怀", trigger="birthday",
-                 steps=[{"days": 0, "title": "生日祝福"}])
+    rule = _rule(
+        session, name="生日关怀", trigger="birthday", steps=[{"days": 0, "title": "生日祝福"}]
+    )
     today = datetime.now(SHANGHAI).date()
     target_day = today + timedelta(days=2)
     birthday = target_day.replace(year=1990)
     member = _new_member(session, _local(-400, 12), "13533330001", birthday=birthday)
     tick(session, tenant_id=rule.tenant_id, now=_local(1, 9))
-    assert not [t for t in _sop_tasks(session, rule)
-                if member.id in t.dedupe_key]
+    assert not [t for t in _sop_tasks(session, rule) if member.id in t.dedupe_key]
     tick(session, tenant_id=rule.tenant_id, now=_local(2, 9))
     assert [t for t in _sop_tasks(session, rule) if member.id in t.dedupe_key]
 
@@ -117,9 +135,16 @@ def test_calendar_item_reaches_target_stores_on_its_day(session):
     hq = staff_by_phone(session, HQ)
     sh001 = store_by_code(session, "SH001")
     day = (datetime.now(SHANGHAI) + timedelta(days=1)).date()
-    item = plans.plan_day(session, actor=Actor.for_staff(hq), data={
-        "day": day, "title": "周二海报", "target": {"store_ids": [sh001.id]},
-        "coupon": "满300减50"})
+    item = plans.plan_day(
+        session,
+        actor=Actor.for_staff(hq),
+        data={
+            "day": day,
+            "title": "周二海报",
+            "target": {"store_ids": [sh001.id]},
+            "coupon": "满300减50",
+        },
+    )
     tick(session, tenant_id=hq.tenant_id, now=_local(0, 12))
     assert not session.scalars(select(Task).where(Task.calendar_item_id == item.id)).all()
     tick(session, tenant_id=hq.tenant_id, now=_local(1, 8))
@@ -156,10 +181,18 @@ def test_concurrent_ticks_create_nothing_twice(backend, tmp_path_factory):
         run_in_threads(run, 4)
         assert not errors, errors
         with Session(engine) as s:
-            count = s.scalar(select(func.count()).select_from(Task).where(
-                Task.sop_rule_id == rule_id, Task.id.in_(
-                    select(TaskTarget.task_id).join(Member, Member.id == TaskTarget.member_id)
-                    .where(Member.phone.like("135444400%")))))
+            count = s.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(
+                    Task.sop_rule_id == rule_id,
+                    Task.id.in_(
+                        select(TaskTarget.task_id)
+                        .join(Member, Member.id == TaskTarget.member_id)
+                        .where(Member.phone.like("135444400%"))
+                    ),
+                )
+            )
             runs = s.scalar(select(func.count()).select_from(SchedulerRun))
         assert count == 20 and runs == 4
         engine.dispose()

@@ -3,6 +3,7 @@
 SCOPED_ROUTES must list every API route that takes a record id; test_every_id_route_is_covered
 fails when a new route lands without its scoping cases here.
 """
+
 import tempfile
 
 import pytest
@@ -23,18 +24,33 @@ from tests.scan_factories import make_code
 from guideapp.commissions.models import CommissionEntry, CommissionRule, CommissionSettlement
 from tests.commission_factories import foreign_commissions
 from tests.factories import (
-    make_plans, make_task, member_of, staff_by_phone, store_by_code, tag_group_of,
+    make_plans,
+    make_task,
+    member_of,
+    staff_by_phone,
+    store_by_code,
+    tag_group_of,
 )
 
 COLLEAGUE = "13913775684"  # another guide of SH001 (fixtures/demo/staff.json)
 NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>"}
-MODELS = {"store": Store, "staff": Staff, "member": Member, "tag_group": TagGroup,
-          "task": Task, "campaign": Campaign, "sop_rule": SopRule}
+MODELS = {
+    "store": Store,
+    "staff": Staff,
+    "member": Member,
+    "tag_group": TagGroup,
+    "task": Task,
+    "campaign": Campaign,
+    "sop_rule": SopRule,
+}
 MODELS["scan_code"] = ScanCode
 MODELS.update(material=Material, upload=StoredUpload)
 MODELS["quick_reply"] = QuickReply
-MODELS.update(commission_entry=CommissionEntry, commission_rule=CommissionRule,
-              commission_settlement=CommissionSettlement)
+MODELS.update(
+    commission_entry=CommissionEntry,
+    commission_rule=CommissionRule,
+    commission_settlement=CommissionSettlement,
+)
 
 
 def _body(kind_of_body, session):
@@ -42,11 +58,16 @@ def _body(kind_of_body, session):
     tag_id = session.scalar(select(Tag.id).join(TagGroup).where(TagGroup.name == "尺码"))
     guide_id = staff_by_phone(session, GUIDE).id
     return {
-        "note": {"body": "回访"}, "tags": {"tag_ids": [tag_id]},
+        "note": {"body": "回访"},
+        "tags": {"tag_ids": [tag_id]},
         "questionnaire": {"questionnaire": "入会问卷", "answers": {"运动频率": "3"}},
-        "binding": {"guide_id": guide_id}, "points": {"kind": "earn", "points": 10},
-        "merge": {"merged_id": member_of(session, COLLEAGUE).id}, "tag": {"name": "新标签"},
-        "unassign": {"guide_id": None}, "result": {"result": "done"}, "empty": {},
+        "binding": {"guide_id": guide_id},
+        "points": {"kind": "earn", "points": 10},
+        "merge": {"merged_id": member_of(session, COLLEAGUE).id},
+        "tag": {"name": "新标签"},
+        "unassign": {"guide_id": None},
+        "result": {"result": "done"},
+        "empty": {},
         "inactive": {"active": False},
     }[kind_of_body]
 
@@ -81,29 +102,54 @@ SCOPED_ROUTES = {
     "/api/v1/codes/<code_id>/qr.svg": ("scan_code", [("GET", None)]),
     "/api/v1/codes/<code_id>/stats": ("scan_code", [("GET", None)]),
 }
-SCOPED_ROUTES.update({
-    "/api/v1/materials/<material_id>": ("material", [("GET", None), ("PATCH", {"title": "改"})]),
-    "/api/v1/materials/<material_id>/shares": ("material", [("POST", {"channel": "moments"})]),
-    "/api/v1/uploads/<upload_id>": ("upload", [("GET", None)]),
-})
-SCOPED_ROUTES.update({
-    "/api/v1/quick-replies/<reply_id>": ("quick_reply", [
-        ("GET", None), ("PATCH", {"title": "改"}), ("DELETE", None)]),
-    "/api/v1/quick-replies/<reply_id>/render": ("quick_reply", [("POST", {"member_id": "any"})]),
-})
-SCOPED_ROUTES.update({
-    "/api/v1/commissions/entries/<entry_id>": ("commission_entry", [("GET", None)]),
-    "/api/v1/commissions/rules/<rule_id>": ("commission_rule", [("GET", None)]),
-    "/api/v1/commissions/rules/<rule_id>/versions": ("commission_rule", [
-        ("POST", {"amount_fen": 1})]),
-    "/api/v1/commissions/settlements/<settlement_id>": ("commission_settlement", [("GET", None)]),
-    "/api/v1/commissions/settlements/<settlement_id>/approve": ("commission_settlement", [
-        ("POST", None)]),
-    "/api/v1/commissions/settlements/<settlement_id>/statements": ("commission_settlement", [
-        ("GET", None)]),
-    "/api/v1/commissions/settlements/<settlement_id>/export": ("commission_settlement", [
-        ("GET", None)]),
-})
+SCOPED_ROUTES.update(
+    {
+        "/api/v1/materials/<material_id>": (
+            "material",
+            [("GET", None), ("PATCH", {"title": "改"})],
+        ),
+        "/api/v1/materials/<material_id>/shares": ("material", [("POST", {"channel": "moments"})]),
+        "/api/v1/uploads/<upload_id>": ("upload", [("GET", None)]),
+    }
+)
+SCOPED_ROUTES.update(
+    {
+        "/api/v1/quick-replies/<reply_id>": (
+            "quick_reply",
+            [("GET", None), ("PATCH", {"title": "改"}), ("DELETE", None)],
+        ),
+        "/api/v1/quick-replies/<reply_id>/render": (
+            "quick_reply",
+            [("POST", {"member_id": "any"})],
+        ),
+    }
+)
+SCOPED_ROUTES.update(
+    {
+        "/api/v1/commissions/entries/<entry_id>": ("commission_entry", [("GET", None)]),
+        "/api/v1/commissions/rules/<rule_id>": ("commission_rule", [("GET", None)]),
+        "/api/v1/commissions/rules/<rule_id>/versions": (
+            "commission_rule",
+            [("POST", {"amount_fen": 1})],
+        ),
+        "/api/v1/commissions/settlements/<settlement_id>": (
+            "commission_settlement",
+            [("GET", None)],
+        ),
+        "/api/v1/commissions/settlements/<settlement_id>/approve": (
+            "commission_settlement",
+            [("POST", None)],
+        ),
+        "/api/v1/commissions/settlements/<settlement_id>/statements": (
+            "commission_settlement",
+            [("GET", None)],
+        ),
+        "/api/v1/commissions/settlements/<settlement_id>/export": (
+            "commission_settlement",
+            [("GET", None)],
+        ),
+    }
+)
 
 
 def _foreign_materials(session, caller, kind):
@@ -115,10 +161,16 @@ def _foreign_materials(session, caller, kind):
         actor = Actor.for_staff(staff_by_phone(session, phone))
         if kind == "upload":
             storage = LocalStorage(tempfile.mkdtemp())
-            return store_upload(session, actor=actor, storage=storage, filename="a.png",
-                                data=b"\x89PNG\r\n\x1a\n" + phone.encode()).id
-        return create_material(session, actor=actor, data={
-            "kind": "text", "title": "别人的", "body": "x", **data}).id
+            return store_upload(
+                session,
+                actor=actor,
+                storage=storage,
+                filename="a.png",
+                data=b"\x89PNG\r\n\x1a\n" + phone.encode(),
+            ).id
+        return create_material(
+            session, actor=actor, data={"kind": "text", "title": "别人的", "body": "x", **data}
+        ).id
 
     rival = made_by(RIVAL_HQ, target={"all": True})
     if caller == RIVAL_HQ:
@@ -143,19 +195,25 @@ def _foreign(session, caller, kind):
     if kind in ("task", "campaign", "sop_rule"):
         return _foreign_plans(session, caller, kind, bj, rival_store)
     stride_records = {
-        "store": [bj.id], "staff": [staff_by_phone(session, OTHER_GUIDE).id],
-        "member": [member_of(session, OTHER_GUIDE).id], "tag_group": [],
+        "store": [bj.id],
+        "staff": [staff_by_phone(session, OTHER_GUIDE).id],
+        "member": [member_of(session, OTHER_GUIDE).id],
+        "tag_group": [],
     }
     rival_records = {
-        "store": [rival_store.id], "staff": [staff_by_phone(session, RIVAL_GUIDE).id],
+        "store": [rival_store.id],
+        "staff": [staff_by_phone(session, RIVAL_GUIDE).id],
         "member": [member_of(session, RIVAL_GUIDE).id],
         "tag_group": [tag_group_of(session, "rival").id],
     }
     if caller == RIVAL_HQ:
         sh = store_by_code(session, "SH001")
-        return {"store": [sh.id, bj.id], "staff": [staff_by_phone(session, GUIDE).id],
-                "member": [member_of(session, GUIDE).id],
-                "tag_group": [tag_group_of(session, "stride").id]}[kind]
+        return {
+            "store": [sh.id, bj.id],
+            "staff": [staff_by_phone(session, GUIDE).id],
+            "member": [member_of(session, GUIDE).id],
+            "tag_group": [tag_group_of(session, "stride").id],
+        }[kind]
     ids = list(rival_records[kind])
     if caller in (GUIDE, MANAGER):
         ids += stride_records[kind]
@@ -170,8 +228,9 @@ def _foreign_plans(session, caller, kind, bj, rival_store):
     rival_plans = make_plans(session, staff_by_phone(session, RIVAL_HQ))
     if kind == "task":
         colleague_task = make_task(session, sh, assignee=staff_by_phone(session, COLLEAGUE).id)
-        ids = {RIVAL_HQ: [make_task(session, sh).id],
-               HQ: [make_task(session, rival_store).id]}.get(caller)
+        ids = {RIVAL_HQ: [make_task(session, sh).id], HQ: [make_task(session, rival_store).id]}.get(
+            caller
+        )
         if ids is None:
             ids = [make_task(session, bj).id, make_task(session, rival_store).id]
             if caller == GUIDE:
@@ -191,16 +250,25 @@ def _foreign_codes(session, caller, bj, rival_store):
     lbs = make_code(session, author_phone=HQ, kind="lbs").id
     colleague = make_code(session, author_phone=HQ, kind="guide", guide_phone=COLLEAGUE).id
     return {RIVAL_HQ: [beijing, lbs], HQ: [rival], MANAGER: [rival, beijing, lbs]}.get(
-        caller, [rival, beijing, lbs, colleague])
+        caller, [rival, beijing, lbs, colleague]
+    )
 
 
 def _foreign_replies(session, caller, bj, rival_store):
     """HQ's, a store's and personal replies: each caller gets the ones outside their reach."""
+
     def reply(store, level, store_id=None, staff_phone=None):
         owner = staff_by_phone(session, staff_phone).id if staff_phone else None
-        record = QuickReply(tenant_id=store.tenant_id, level=level, scene="greeting",
-                            owner_store_id=store_id, owner_staff_id=owner, title="t",
-                            body="{member.name}", tag_ids=[])
+        record = QuickReply(
+            tenant_id=store.tenant_id,
+            level=level,
+            scene="greeting",
+            owner_store_id=store_id,
+            owner_staff_id=owner,
+            title="t",
+            body="{member.name}",
+            tag_ids=[],
+        )
         session.add(record)
         session.flush()
         return record.id
@@ -210,15 +278,18 @@ def _foreign_replies(session, caller, bj, rival_store):
     sh_store, bj_store = reply(sh, "store", sh.id), reply(bj, "store", bj.id)
     guides_own = reply(sh, "personal", staff_phone=GUIDE)
     colleagues_own = reply(sh, "personal", staff_phone=COLLEAGUE)
-    return {GUIDE: [rival_hq, bj_store, colleagues_own],
-            MANAGER: [rival_hq, bj_store, guides_own],
-            HQ: [rival_hq, guides_own],
-            RIVAL_HQ: [stride_hq, sh_store]}[caller]
+    return {
+        GUIDE: [rival_hq, bj_store, colleagues_own],
+        MANAGER: [rival_hq, bj_store, guides_own],
+        HQ: [rival_hq, guides_own],
+        RIVAL_HQ: [stride_hq, sh_store],
+    }[caller]
 
 
 def test_every_id_route_is_covered(app):
     id_routes = {
-        rule.rule for rule in app.url_map.iter_rules()
+        rule.rule
+        for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/api/v1/") and "<" in rule.rule
     }
     missing = id_routes - set(SCOPED_ROUTES) - NOT_RECORD_ROUTES
@@ -236,25 +307,41 @@ def test_foreign_records_are_404_and_unchanged(api, session, route, caller):
         url = url.replace("<tag_id>", "any").replace("<member_id>", "any")
         for method, body in calls:
             body = _body(body, session) if isinstance(body, str) else body
-            response = api.client.open(url, method=method, json=body,
-                                       headers=api.headers(caller))
+            response = api.client.open(url, method=method, json=body, headers=api.headers(caller))
             assert response.status_code == 404, (caller, method, url, response.get_json())
             assert set(response.get_json()) >= {"code", "message"}
         session.expire_all()
         assert _snapshot(session, model, record_id) == before
 
 
-@pytest.mark.parametrize("caller,own_store_only", [
-    (GUIDE, True), (MANAGER, True), (HQ, False), (RIVAL_HQ, False), (RIVAL_MANAGER, True),
-])
-@pytest.mark.parametrize("path", ["/api/v1/stores", "/api/v1/staff", "/api/v1/regions",
-                                  "/api/v1/members", "/api/v1/tag-groups", "/api/v1/tags"])
+@pytest.mark.parametrize(
+    "caller,own_store_only",
+    [
+        (GUIDE, True),
+        (MANAGER, True),
+        (HQ, False),
+        (RIVAL_HQ, False),
+        (RIVAL_MANAGER, True),
+    ],
+)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/stores",
+        "/api/v1/staff",
+        "/api/v1/regions",
+        "/api/v1/members",
+        "/api/v1/tag-groups",
+        "/api/v1/tags",
+    ],
+)
 def test_lists_hold_only_what_the_caller_may_see(api, session, caller, own_store_only, path):
     me = api.get(caller, "/api/v1/me").get_json()
     items = api.get(caller, f"{path}?limit=200").get_json()["items"]
     assert items
-    tenant_store_ids = set(session.scalars(
-        select(Store.id).where(Store.tenant_id == me["tenant"]["id"])))
+    tenant_store_ids = set(
+        session.scalars(select(Store.id).where(Store.tenant_id == me["tenant"]["id"]))
+    )
     for item in items:
         if path in ("/api/v1/stores",):
             assert item["id"] in tenant_store_ids
@@ -274,8 +361,9 @@ def _snapshot(session, model, record_id):
     return {c.key: getattr(record, c.key) for c in model.__table__.columns}
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_policy_property_visible_iff_same_tenant_and_in_role_scope(session, data):
     """For any staff member and any store, staff or member record of either tenant."""
@@ -284,22 +372,28 @@ def test_policy_property_visible_iff_same_tenant_and_in_role_scope(session, data
     actor = Actor.for_staff(caller)
     store = data.draw(st.sampled_from(session.scalars(select(Store).order_by(Store.id)).all()))
     target = data.draw(st.sampled_from(everyone))
-    member = data.draw(st.sampled_from(session.scalars(
-        select(Member).order_by(Member.id).limit(300)).all()))
+    member = data.draw(
+        st.sampled_from(session.scalars(select(Member).order_by(Member.id).limit(300)).all())
+    )
 
     def sees(model, record):
-        return session.scalar(policy.scoped_select(actor, model)
-                              .where(model.id == record.id)) is not None
+        return (
+            session.scalar(policy.scoped_select(actor, model).where(model.id == record.id))
+            is not None
+        )
 
     same_tenant = lambda record: record.tenant_id == caller.tenant_id  # noqa: E731
     hq = caller.role == "hq_admin"
     assert sees(Store, store) == (same_tenant(store) and (hq or store.id == caller.store_id))
-    assert sees(Staff, target) == (same_tenant(target)
-                                   and (hq or target.store_id == caller.store_id))
+    assert sees(Staff, target) == (
+        same_tenant(target) and (hq or target.store_id == caller.store_id)
+    )
     expect_member = same_tenant(member) and (
-        hq or (caller.role == "store_manager" and member.store_id == caller.store_id)
+        hq
+        or (caller.role == "store_manager" and member.store_id == caller.store_id)
         or member.guide_id == caller.id
-        or (member.store_id == caller.store_id and member.guide_id is None))
+        or (member.store_id == caller.store_id and member.guide_id is None)
+    )
     assert sees(Member, member) == expect_member
     for record in (target, member):
         if not same_tenant(record):

@@ -1,4 +1,5 @@
 """Sync through the API: scope, paging, echoes, removal, exactly-once push, conflicts."""
+
 from sqlalchemy import func, select
 
 from guideapp.members.models import MemberNote
@@ -23,8 +24,9 @@ def test_first_pull_is_the_whole_scope_and_pages_add_up(api, session):
     actor = _actor(session, GUIDE)
     pages, token = [], None
     while True:
-        page = sync_service.pull(session, actor=actor, last_pulled_at=None, schema_version=1,
-                                 page=token, page_size=25)
+        page = sync_service.pull(
+            session, actor=actor, last_pulled_at=None, schema_version=1, page=token, page_size=25
+        )
         pages.append(page)
         token = page["next_page"]
         if not token:
@@ -41,8 +43,11 @@ def test_timestamp_is_positive_and_never_goes_down(api, session):
     assert first >= 1
     phone.pull()
     assert phone.cursor == first  # nothing changed: the same cursor, an empty pull
-    api.post(MANAGER, "/api/v1/tasks", json={"title": "t", "starts_at": "2026-01-01T00:00:00Z",
-                                             "due_at": "2030-01-01T00:00:00Z"})
+    api.post(
+        MANAGER,
+        "/api/v1/tasks",
+        json={"title": "t", "starts_at": "2026-01-01T00:00:00Z", "due_at": "2030-01-01T00:00:00Z"},
+    )
     phone.pull()
     assert phone.cursor > first
 
@@ -63,8 +68,11 @@ def test_records_leaving_the_scope_arrive_as_deleted(api, session):
     colleague.pull()
     moving = sorted(phone.tables["members"])[:3]
     me, other = staff_by_phone(session, GUIDE), staff_by_phone(session, COLLEAGUE)
-    api.post(MANAGER, "/api/v1/members/transfer", json={
-        "from_guide_id": me.id, "to_guide_id": other.id, "member_ids": moving})
+    api.post(
+        MANAGER,
+        "/api/v1/members/transfer",
+        json={"from_guide_id": me.id, "to_guide_id": other.id, "member_ids": moving},
+    )
     moving_tags = {i for i, t in phone.tables["member_tags"].items() if t["member_id"] in moving}
     changes = phone.pull()
     assert set(moving) <= set(changes["members"]["deleted"])
@@ -91,9 +99,16 @@ def test_offline_work_on_a_record_that_leaves_the_scope_is_kept(api, session):
 
 
 def test_cancelled_task_disappears_from_the_phone(api, session):
-    created = api.post(MANAGER, "/api/v1/tasks", json={
-        "title": "盘点", "starts_at": "2026-01-01T00:00:00Z", "due_at": "2030-01-01T00:00:00Z",
-        "assignee_ids": [staff_by_phone(session, GUIDE).id]}).get_json()[0]
+    created = api.post(
+        MANAGER,
+        "/api/v1/tasks",
+        json={
+            "title": "盘点",
+            "starts_at": "2026-01-01T00:00:00Z",
+            "due_at": "2030-01-01T00:00:00Z",
+            "assignee_ids": [staff_by_phone(session, GUIDE).id],
+        },
+    ).get_json()[0]
     phone = Phone(api, GUIDE)
     phone.pull()
     assert created["id"] in phone.tables["tasks"]
@@ -114,8 +129,9 @@ def test_guide_moving_store_gets_a_replacement(api, session):
 def test_too_old_cursor_gets_a_replacement(api, session):
     phone = Phone(api, GUIDE)
     phone.pull()
-    counter = session.scalar(select(SyncCounter).where(
-        SyncCounter.tenant_id == staff_by_phone(session, GUIDE).tenant_id))
+    counter = session.scalar(
+        select(SyncCounter).where(SyncCounter.tenant_id == staff_by_phone(session, GUIDE).tenant_id)
+    )
     counter.oldest_kept_seq = phone.cursor + 1
     counter.value += 5
     session.flush()
@@ -127,21 +143,42 @@ def test_offline_work_is_pushed_exactly_once(api, session):
     phone = Phone(api, GUIDE)
     phone.pull()
     member_id = sorted(phone.tables["members"])[0]
-    phone.create("member_notes", {"id": "offline-note-1", "member_id": member_id,
-                                  "body": "地下室里记的", "noted_at": 1795000000000})
-    phone.create("members", {"id": "offline-member-1", "phone": "13588887777", "name": "新客",
-                             "gender": "female", "birthday": "1990-01-31"})
+    phone.create(
+        "member_notes",
+        {
+            "id": "offline-note-1",
+            "member_id": member_id,
+            "body": "地下室里记的",
+            "noted_at": 1795000000000,
+        },
+    )
+    phone.create(
+        "members",
+        {
+            "id": "offline-member-1",
+            "phone": "13588887777",
+            "name": "新客",
+            "gender": "female",
+            "birthday": "1990-01-31",
+        },
+    )
     first = phone.push(key="same-key")
     assert first.status_code == 200
-    phone.pending = {"member_notes": {"offline-note-1": {"op": "created"}},
-                     "members": {"offline-member-1": {"op": "created"}}}
+    phone.pending = {
+        "member_notes": {"offline-note-1": {"op": "created"}},
+        "members": {"offline-member-1": {"op": "created"}},
+    }
     replay = phone.push(key="same-key")  # the response was lost; the phone retries
     assert replay.headers.get("Idempotent-Replayed") == "true"
     phone.pending = {"member_notes": {"offline-note-1": {"op": "created"}}}
     assert phone.push(key="fresh-key").status_code == 409  # changed since last pull: its own push
     phone.sync()
-    assert session.scalar(select(func.count()).select_from(MemberNote).where(
-        MemberNote.id == "offline-note-1")) == 1
+    assert (
+        session.scalar(
+            select(func.count()).select_from(MemberNote).where(MemberNote.id == "offline-note-1")
+        )
+        == 1
+    )
     assert "offline-member-1" in phone.tables["members"]  # echoed back, bound to the guide
 
 
@@ -186,8 +223,10 @@ def test_out_of_scope_writes_are_refused_per_record(api, session):
     others.pull()
     stranger = sorted(others.tables["members"])[0]
     phone.create("member_notes", {"id": "n-stranger", "member_id": stranger, "body": "x"})
-    phone.create("member_notes", {"id": "n-mine", "member_id": sorted(phone.tables["members"])[0],
-                                  "body": "ok"})
+    phone.create(
+        "member_notes",
+        {"id": "n-mine", "member_id": sorted(phone.tables["members"])[0], "body": "ok"},
+    )
     body = phone.push().get_json()
     assert body["experimentalRejectedIds"] == {"member_notes": ["n-stranger"]}
     assert "scope" in body["rejected"]["member_notes"]["n-stranger"]
@@ -207,12 +246,20 @@ def test_bad_pushes_are_4xx_and_write_nothing(api):
     url = f"/api/v1/sync/push?last_pulled_at={phone.cursor}"
     no_key = api.post(GUIDE, url, json={"changes": {}})
     assert no_key.status_code == 422 and "Idempotency-Key" in no_key.get_json()["errors"]
-    for changes in ({"nope": {}}, {"members": []}, {"members": {"created": [{"no": "id"}]}},
-                    {"members": {"deleted": [1]}}):
+    for changes in (
+        {"nope": {}},
+        {"members": []},
+        {"members": {"created": [{"no": "id"}]}},
+        {"members": {"deleted": [1]}},
+    ):
         bad = api.post(GUIDE, url, json={"changes": changes}, headers={"Idempotency-Key": "b"})
         assert bad.status_code == 422, changes
-    future = api.post(GUIDE, "/api/v1/sync/push?last_pulled_at=99999999", json={"changes": {}},
-                      headers={"Idempotency-Key": "c"})
+    future = api.post(
+        GUIDE,
+        "/api/v1/sync/push?last_pulled_at=99999999",
+        json={"changes": {}},
+        headers={"Idempotency-Key": "c"},
+    )
     assert future.status_code == 422
     assert api.get(HQ, "/api/v1/sync/pull").status_code == 403
 
@@ -220,8 +267,10 @@ def test_bad_pushes_are_4xx_and_write_nothing(api):
 def test_migration_pull_sends_whole_tables(api):
     phone = Phone(api, GUIDE)
     phone.pull()
-    url = (f"/api/v1/sync/pull?last_pulled_at={phone.cursor}&schema_version=1&migration="
-           '{"from":1,"tables":["tags"],"columns":[{"table":"tag_groups","columns":["name"]}]}')
+    url = (
+        f"/api/v1/sync/pull?last_pulled_at={phone.cursor}&schema_version=1&migration="
+        '{"from":1,"tables":["tags"],"columns":[{"table":"tag_groups","columns":["name"]}]}'
+    )
     body = api.get(GUIDE, url).get_json()
     assert len(body["changes"]["tags"]["updated"]) == len(phone.tables["tags"]) > 0
     assert len(body["changes"]["tag_groups"]["updated"]) == len(phone.tables["tag_groups"])
@@ -238,10 +287,18 @@ def test_a_published_campaign_reaches_the_phone_with_its_targets(api, session):
     phone = Phone(api, GUIDE)
     phone.pull()
     sh001 = store_by_code(session, "SH001")
-    created = api.post(HQ, "/api/v1/campaigns", json={
-        "title": "回访", "starts_at": "2026-01-01T00:00:00Z", "due_at": "2030-01-01T00:00:00Z",
-        "target": {"store_ids": [sh001.id]}, "segment": {"stages": ["customer", "regular"]},
-        "distribution": "auto"}).get_json()
+    created = api.post(
+        HQ,
+        "/api/v1/campaigns",
+        json={
+            "title": "回访",
+            "starts_at": "2026-01-01T00:00:00Z",
+            "due_at": "2030-01-01T00:00:00Z",
+            "target": {"store_ids": [sh001.id]},
+            "segment": {"stages": ["customer", "regular"]},
+            "distribution": "auto",
+        },
+    ).get_json()
     api.post(HQ, f"/api/v1/campaigns/{created['id']}/publish")
     changes = phone.pull()
     task_ids = {t["id"] for t in changes["tasks"]["updated"]}

@@ -1,4 +1,5 @@
 """Rule 1: a transaction that commits late is never skipped by a pull in between (PostgreSQL)."""
+
 import threading
 import time
 
@@ -19,8 +20,10 @@ from tests.conftest import FIXTURES, GUIDE, MANAGER
 from tests.databases import POSTGRES_URL, scratch_database
 
 
-@pytest.mark.skipif(not POSTGRES_URL and not __import__("os").environ.get("CI"),
-                    reason="needs GUIDEAPP_TEST_POSTGRES_URL: SQLite runs one writer at a time")
+@pytest.mark.skipif(
+    not POSTGRES_URL and not __import__("os").environ.get("CI"),
+    reason="needs GUIDEAPP_TEST_POSTGRES_URL: SQLite runs one writer at a time",
+)
 def test_out_of_order_commits_are_never_missed(tmp_path_factory):
     with scratch_database("postgres", tmp_path_factory) as url:
         command.upgrade(alembic_config({}, url=url), "head")
@@ -30,8 +33,9 @@ def test_out_of_order_commits_are_never_missed(tmp_path_factory):
         with Session(engine, expire_on_commit=False) as s:
             manager = Actor.for_staff(s.scalar(select(Staff).where(Staff.phone == MANAGER)))
             guide = Actor.for_staff(s.scalar(select(Staff).where(Staff.phone == GUIDE)))
-            first_pull = sync.pull(s, actor=guide, last_pulled_at=None, schema_version=1,
-                                   page_size=10_000)
+            first_pull = sync.pull(
+                s, actor=guide, last_pulled_at=None, schema_version=1, page_size=10_000
+            )
             member_ids = sorted(r["id"] for r in first_pull["changes"]["members"]["updated"])
         cursor0 = first_pull["timestamp"]
 
@@ -60,8 +64,9 @@ def test_out_of_order_commits_are_never_missed(tmp_path_factory):
         thread.join(timeout=10)
         assert late_done.is_set()
         with Session(engine) as reader:
-            after = sync.pull(reader, actor=guide, last_pulled_at=between["timestamp"],
-                              schema_version=1)
+            after = sync.pull(
+                reader, actor=guide, last_pulled_at=between["timestamp"], schema_version=1
+            )
         bodies = sorted(n["body"] for n in after["changes"]["member_notes"]["updated"])
         assert bodies == ["T1, slow", "T2, fast"]
         assert after["timestamp"] == cursor0 + 2

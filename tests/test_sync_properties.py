@@ -1,4 +1,5 @@
 """Two phones and the REST API in random interleavings converge, and no guide's edit is lost."""
+
 import itertools
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -15,19 +16,27 @@ from tests.sync_phone import Phone
 COLLEAGUE = "13913775684"
 _ids = itertools.count()
 
-steps = st.lists(st.one_of(
-    st.tuples(st.just("note"), st.sampled_from([0, 1]), st.integers(0, 59)),
-    st.tuples(st.just("result"), st.sampled_from([0, 1]), st.integers(0, 59)),
-    st.tuples(st.just("rest_note"), st.integers(0, 119)),
-    st.tuples(st.just("rest_transfer"), st.integers(0, 119)),
-    st.tuples(st.just("rest_cancel"), st.integers(0, 9)),
-    st.tuples(st.just("sync"), st.sampled_from([0, 1])),
-), min_size=3, max_size=14)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("note"), st.sampled_from([0, 1]), st.integers(0, 59)),
+        st.tuples(st.just("result"), st.sampled_from([0, 1]), st.integers(0, 59)),
+        st.tuples(st.just("rest_note"), st.integers(0, 119)),
+        st.tuples(st.just("rest_transfer"), st.integers(0, 119)),
+        st.tuples(st.just("rest_cancel"), st.integers(0, 9)),
+        st.tuples(st.just("sync"), st.sampled_from([0, 1])),
+    ),
+    min_size=3,
+    max_size=14,
+)
 
 
 # No shrinking: each example drives dozens of HTTP calls; a failure prints its plan as is.
-@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(plan=steps)
 def test_phones_and_rest_converge(api, session, plan):
     savepoint = session.begin_nested()
@@ -45,8 +54,10 @@ def test_phones_and_rest_converge(api, session, plan):
             members = sorted(phone.tables.get("members", {}))
             if members:
                 note_id = f"p{next(_ids)}"
-                phone.create("member_notes", {"id": note_id, "body": "离线",
-                                              "member_id": members[step[2] % len(members)]})
+                phone.create(
+                    "member_notes",
+                    {"id": note_id, "body": "离线", "member_id": members[step[2] % len(members)]},
+                )
                 edits.append(("member_notes", note_id))
         elif kind == "result":
             phone = phones[step[1]]
@@ -63,14 +74,21 @@ def test_phones_and_rest_converge(api, session, plan):
             members = _members_of(session, guides)
             member = members[step[1] % len(members)]
             to = guides[1] if member.guide_id == guides[0].id else guides[0]
-            api.post(MANAGER, "/api/v1/members/transfer", json={
-                "from_guide_id": member.guide_id, "to_guide_id": to.id,
-                "member_ids": [member.id]})
+            api.post(
+                MANAGER,
+                "/api/v1/members/transfer",
+                json={
+                    "from_guide_id": member.guide_id,
+                    "to_guide_id": to.id,
+                    "member_ids": [member.id],
+                },
+            )
         elif kind == "rest_cancel":
             tasks = api.get(MANAGER, "/api/v1/inbox?limit=50").get_json()["items"]
             if tasks:
-                api.post(MANAGER, f"/api/v1/tasks/{tasks[step[1] % len(tasks)]['task']['id']}"
-                         "/cancel")
+                api.post(
+                    MANAGER, f"/api/v1/tasks/{tasks[step[1] % len(tasks)]['task']['id']}/cancel"
+                )
         else:
             phones[step[1]].sync()
     for _ in range(2):
@@ -82,8 +100,11 @@ def test_phones_and_rest_converge(api, session, plan):
         assert set(phone.tables["members"]) == server
         assert not any(phone.pending.values())
     for table, record_id in edits:
-        kept = session.scalar(select(SyncRejection.id).where(
-            SyncRejection.table_name == table, SyncRejection.record_id == record_id))
+        kept = session.scalar(
+            select(SyncRejection.id).where(
+                SyncRejection.table_name == table, SyncRejection.record_id == record_id
+            )
+        )
         if table == "member_notes":
             assert session.get(MemberNote, record_id) is not None or kept, record_id
         else:
@@ -93,17 +114,26 @@ def test_phones_and_rest_converge(api, session, plan):
 
 
 def _members_of(session, guides):
-    return session.scalars(select(Member).where(Member.guide_id.in_([g.id for g in guides]))
-                           .order_by(Member.id)).all()
+    return session.scalars(
+        select(Member).where(Member.guide_id.in_([g.id for g in guides])).order_by(Member.id)
+    ).all()
 
 
 def _campaign_for(api, session):
     from tests.factories import store_by_code
 
     sh001 = store_by_code(session, "SH001")
-    created = api.post("13800000001", "/api/v1/campaigns", json={
-        "title": "回访", "starts_at": "2026-01-01T00:00:00Z", "due_at": "2030-01-01T00:00:00Z",
-        "target": {"store_ids": [sh001.id]}, "segment": {"stages": ["customer", "regular"]},
-        "distribution": "auto"}).get_json()
+    created = api.post(
+        "13800000001",
+        "/api/v1/campaigns",
+        json={
+            "title": "回访",
+            "starts_at": "2026-01-01T00:00:00Z",
+            "due_at": "2030-01-01T00:00:00Z",
+            "target": {"store_ids": [sh001.id]},
+            "segment": {"stages": ["customer", "regular"]},
+            "distribution": "auto",
+        },
+    ).get_json()
     assert "id" in created, created
     api.post("13800000001", f"/api/v1/campaigns/{created['id']}/publish")

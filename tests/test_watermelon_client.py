@@ -7,6 +7,7 @@ note on a member transferred away), which the client pushes before WatermelonDB 
 The harness needs `npm ci --prefix clients/watermelon` (done by .ci/run). Without its
 node_modules the test is skipped locally and fails in CI (CI=true).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,10 @@ def _require_client() -> str:
     if node is None:
         missing = "node is not on PATH"
     elif not (CLIENT_DIR / "node_modules" / "@nozbe" / "watermelondb").is_dir():
-        missing = (f"{CLIENT_DIR / 'node_modules'} is missing; run "
-                   "`npm ci --prefix clients/watermelon --no-audit --no-fund`")
+        missing = (
+            f"{CLIENT_DIR / 'node_modules'} is missing; run "
+            "`npm ci --prefix clients/watermelon --no-audit --no-fund`"
+        )
     if missing:
         if in_ci:
             pytest.fail(f"WatermelonDB client harness cannot run in CI: {missing}")
@@ -102,12 +105,18 @@ def test_watermelondb_client_syncs_with_the_server(tmp_path, monkeypatch):
     with _serving(url) as base_url:
         try:
             run = subprocess.run(
-                [node, str(HARNESS), "--base-url", base_url], cwd=CLIENT_DIR,
-                capture_output=True, text=True, timeout=HARNESS_TIMEOUT_SECONDS)
+                [node, str(HARNESS), "--base-url", base_url],
+                cwd=CLIENT_DIR,
+                capture_output=True,
+                text=True,
+                timeout=HARNESS_TIMEOUT_SECONDS,
+            )
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"harness timed out after {HARNESS_TIMEOUT_SECONDS}s\n"
-                        f"--- stdout ---\n{_text(exc.stdout)}\n"
-                        f"--- stderr ---\n{_text(exc.stderr)}")
+            pytest.fail(
+                f"harness timed out after {HARNESS_TIMEOUT_SECONDS}s\n"
+                f"--- stdout ---\n{_text(exc.stdout)}\n"
+                f"--- stderr ---\n{_text(exc.stderr)}"
+            )
     output = f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}"
     print(output)
     assert run.returncode == 0, f"harness exited with {run.returncode}\n{output}"

@@ -1,4 +1,5 @@
 """Login sessions (refresh tokens) and login attempts for throttling."""
+
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String

@@ -1,4 +1,5 @@
 """Password hashing with Argon2id (argon2-cffi's recommended parameters)."""
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 

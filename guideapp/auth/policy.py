@@ -5,6 +5,7 @@ invisible rows are never loaded) and a write rule (actor, record, action) -> boo
 A model with no rule is invisible to everyone. Records outside the read rule are 404,
 not 403, so ids from another store or tenant cannot be probed.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -51,8 +52,15 @@ def scoped_select(actor: Actor, model: type) -> Select:
     return select(model).where(visible(actor, model))
 
 
-def get_visible(session: Session, actor: Actor, model: type, record_id: str, *, label=None,
-                for_update: bool = False):
+def get_visible(
+    session: Session,
+    actor: Actor,
+    model: type,
+    record_id: str,
+    *,
+    label=None,
+    for_update: bool = False,
+):
     """The record if the actor may see it; `for_update` row-locks it until commit."""
     stmt = scoped_select(actor, model).where(model.id == record_id)
     record = session.scalar(stmt.with_for_update() if for_update else stmt)
@@ -71,8 +79,15 @@ def require_write(actor: Actor, record: object, action: str) -> None:
         raise Forbidden(f"Your role ({actor.role}) may not {action} this {_label(record)}.")
 
 
-def get_writable(session: Session, actor: Actor, model: type, record_id: str, action: str, *,
-                 for_update: bool = False):
+def get_writable(
+    session: Session,
+    actor: Actor,
+    model: type,
+    record_id: str,
+    action: str,
+    *,
+    for_update: bool = False,
+):
     record = get_visible(session, actor, model, record_id, for_update=for_update)
     require_write(actor, record, action)
     return record

@@ -1,4 +1,5 @@
 """Login, refresh, logout and who-am-I."""
+
 from flask import current_app, request
 from flask.views import MethodView
 
@@ -23,8 +24,10 @@ class Login(MethodView):
     def post(self, args):
         """Log in with phone and password"""
         return service.login(
-            db_session(), phone=normalize_phone(args["phone"]) or args["phone"],
-            password=args["password"], address=request.remote_addr or "unknown",
+            db_session(),
+            phone=normalize_phone(args["phone"]) or args["phone"],
+            password=args["password"],
+            address=request.remote_addr or "unknown",
             config=current_app.config,
         )
 

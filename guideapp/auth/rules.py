@@ -1,4 +1,5 @@
 """The access rules of every model, one block per domain. Read with policy.py."""
+
 from sqlalchemy import and_, false, or_, select, true
 
 from guideapp.auth.policy import read_rule, visible, write_rule
@@ -8,7 +9,10 @@ from guideapp.org.models import Brand, Region, Staff, Store, Tenant
 # --- organisation -------------------------------------------------------------
 
 STORE_PROFILE_FIELDS_FOR_MANAGERS = {
-    "phone", "opening_hours", "wecom_contact_qr_url", "community_qr_url",
+    "phone",
+    "opening_hours",
+    "wecom_contact_qr_url",
+    "community_qr_url",
 }
 
 
@@ -60,7 +64,13 @@ def _staff_writes(actor, staff, action):
 # --- members ------------------------------------------------------------------
 
 from guideapp.members.models import (  # noqa: E402
-    Member, MemberNote, MemberTag, Order, QuestionnaireCode, Tag, TagGroup,
+    Member,
+    MemberNote,
+    MemberTag,
+    Order,
+    QuestionnaireCode,
+    Tag,
+    TagGroup,
 )
 
 
@@ -71,8 +81,10 @@ def _members(actor):
     if actor.is_manager:
         return Member.store_id == actor.store_id
     # A guide sees the members bound to them and the store's unassigned pool.
-    return or_(Member.guide_id == actor.staff_id,
-               and_(Member.store_id == actor.store_id, Member.guide_id.is_(None)))
+    return or_(
+        Member.guide_id == actor.staff_id,
+        and_(Member.store_id == actor.store_id, Member.guide_id.is_(None)),
+    )
 
 
 @write_rule(Member)
@@ -90,6 +102,7 @@ def _member_writes(actor, member, action):
 def _of_visible_members(model):
     def rule(actor):
         return model.member_id.in_(select(Member.id).where(visible(actor, Member)))
+
     return rule
 
 
@@ -99,8 +112,12 @@ for _model in (MemberNote, MemberTag, Order):
 
 def _store_or_hq_level(model):
     def rule(actor):
-        return true() if actor.is_hq else or_(model.store_id.is_(None),
-                                              model.store_id == actor.store_id)
+        return (
+            true()
+            if actor.is_hq
+            else or_(model.store_id.is_(None), model.store_id == actor.store_id)
+        )
+
     return rule
 
 
@@ -136,8 +153,10 @@ def _tasks(actor):
     if actor.is_manager:
         return Task.store_id == actor.store_id
     # A guide's inbox: their own tasks and the store's unassigned (claimable) ones.
-    return or_(Task.assignee_id == actor.staff_id,
-               and_(Task.store_id == actor.store_id, Task.assignee_id.is_(None)))
+    return or_(
+        Task.assignee_id == actor.staff_id,
+        and_(Task.store_id == actor.store_id, Task.assignee_id.is_(None)),
+    )
 
 
 @write_rule(Task)
@@ -179,7 +198,11 @@ def _sync_rejections(actor):
 # --- materials ----------------------------------------------------------------------
 
 from guideapp.materials.models import (  # noqa: E402
-    Material, MaterialAudience, MaterialCategory, Share, StoredUpload,
+    Material,
+    MaterialAudience,
+    MaterialCategory,
+    Share,
+    StoredUpload,
 )
 
 
@@ -187,8 +210,11 @@ from guideapp.materials.models import (  # noqa: E402
 def _materials(actor):
     if actor.is_hq:
         return true()
-    return Material.id.in_(select(MaterialAudience.material_id).where(
-        MaterialAudience.scope.in_(scopes_followed(actor))))
+    return Material.id.in_(
+        select(MaterialAudience.material_id).where(
+            MaterialAudience.scope.in_(scopes_followed(actor))
+        )
+    )
 
 
 @write_rule(Material)
@@ -197,7 +223,8 @@ def _material_writes(actor, material, action):
         return actor.is_hq
     if material.level == "store":
         return (actor.is_hq or actor.is_manager) and (
-            actor.is_hq or material.owner_store_id == actor.store_id)
+            actor.is_hq or material.owner_store_id == actor.store_id
+        )
     return material.owner_staff_id == actor.staff_id
 
 
@@ -283,7 +310,11 @@ def _scans(actor):
 # --- commissions --------------------------------------------------------------------
 
 from guideapp.commissions.models import (  # noqa: E402
-    CommissionEntry, CommissionRecruit, CommissionRule, CommissionSettlement, CommissionStatement,
+    CommissionEntry,
+    CommissionRecruit,
+    CommissionRule,
+    CommissionSettlement,
+    CommissionStatement,
 )
 
 
@@ -295,6 +326,7 @@ def _own_or_store(model):
         if actor.is_manager:
             return model.store_id == actor.store_id
         return model.guide_id == actor.staff_id
+
     return rule
 
 
@@ -307,9 +339,11 @@ def _commission_rules(actor):
     if actor.is_hq:
         return true()
     # Staff see the rules they can earn under: tenant-wide, campaign, their region or store.
-    return or_(CommissionRule.scope.in_(("tenant", "campaign")),
-               and_(CommissionRule.scope == "region", CommissionRule.scope_id == actor.region_id),
-               and_(CommissionRule.scope == "store", CommissionRule.scope_id == actor.store_id))
+    return or_(
+        CommissionRule.scope.in_(("tenant", "campaign")),
+        and_(CommissionRule.scope == "region", CommissionRule.scope_id == actor.region_id),
+        and_(CommissionRule.scope == "store", CommissionRule.scope_id == actor.store_id),
+    )
 
 
 @read_rule(CommissionStatement)
@@ -318,8 +352,9 @@ def _commission_statements(actor):
         return true()
     if actor.is_manager:
         return CommissionStatement.store_id == actor.store_id
-    return and_(CommissionStatement.level == "guide",
-                CommissionStatement.subject_id == actor.staff_id)
+    return and_(
+        CommissionStatement.level == "guide", CommissionStatement.subject_id == actor.staff_id
+    )
 
 
 # Only HQ writes rules and settles; settlements are HQ's to read (staff read statements).

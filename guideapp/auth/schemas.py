@@ -1,14 +1,19 @@
 """Login, refresh and token shapes."""
+
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema
 
 
 class LoginSchema(Schema):
-    phone = fields.String(required=True, validate=validate.Length(min=1, max=32),
-                          metadata={"example": "13800000003"})
-    password = fields.String(required=True, validate=validate.Length(min=1, max=128),
-                             metadata={"example": "demo-pass-2026"})
+    phone = fields.String(
+        required=True, validate=validate.Length(min=1, max=32), metadata={"example": "13800000003"}
+    )
+    password = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"example": "demo-pass-2026"},
+    )
 
 
 class RefreshSchema(Schema):

@@ -1,4 +1,5 @@
 """The actor: who is calling, with the ids every scoped query filters on."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Login, refresh, logout and turning a bearer token into an Actor."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,7 +12,10 @@ from guideapp.auth.models import AuthSession, LoginAttempt
 from guideapp.auth.passwords import verify_password
 from guideapp.auth.scope import Actor
 from guideapp.auth.tokens import (
-    hash_refresh_token, issue_access_token, new_refresh_token, read_access_token,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+    read_access_token,
 )
 from guideapp.db import HotRead, utcnow
 from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
@@ -26,15 +30,27 @@ _ACTOR_OF_TOKEN = HotRead(
     select(Staff.id, Staff.tenant_id, Staff.role, Staff.store_id, Store.region_id)
     .join(AuthSession, AuthSession.staff_id == Staff.id)
     .outerjoin(Store, Store.id == Staff.store_id)
-    .where(Staff.id == bindparam("staff_id"), Staff.state == "active",
-           AuthSession.id == bindparam("session_id"), AuthSession.revoked_at.is_(None))
+    .where(
+        Staff.id == bindparam("staff_id"),
+        Staff.state == "active",
+        AuthSession.id == bindparam("session_id"),
+        AuthSession.revoked_at.is_(None),
+    )
 )
-_ACTOR_AND_CHANGE_VERSION = HotRead(_ACTOR_OF_TOKEN.statement.add_columns(
-    newest_change_seq(Staff.tenant_id, Staff.id, Staff.store_id, Store.region_id)))
+_ACTOR_AND_CHANGE_VERSION = HotRead(
+    _ACTOR_OF_TOKEN.statement.add_columns(
+        newest_change_seq(Staff.tenant_id, Staff.id, Staff.store_id, Store.region_id)
+    )
+)
 
 
-def authenticate_request(source: Session | Engine, authorization: str | None, *, config,
-                         with_change_version: bool = False) -> Actor:
+def authenticate_request(
+    source: Session | Engine,
+    authorization: str | None,
+    *,
+    config,
+    with_change_version: bool = False,
+) -> Actor:
     """One query: the token's staff must be active and its login session not revoked.
 
     `source` is the request's Session, or the Engine for a read outside any transaction;
@@ -51,9 +67,15 @@ def authenticate_request(source: Session | Engine, authorization: str | None, *,
     if row is None:
         raise Unauthorized("This login has ended (logged out or no longer on staff).")
     staff_id, tenant_id, role, store_id, region_id, *change_version = row
-    return Actor(staff_id=staff_id, tenant_id=tenant_id, role=role, store_id=store_id,
-                 region_id=region_id, session_id=claims["sid"],
-                 change_version=change_version[0] if change_version else None)
+    return Actor(
+        staff_id=staff_id,
+        tenant_id=tenant_id,
+        role=role,
+        store_id=store_id,
+        region_id=region_id,
+        session_id=claims["sid"],
+        change_version=change_version[0] if change_version else None,
+    )
 
 
 def check_login_throttle(session: Session, *, phone: str, address: str, config) -> None:
@@ -66,8 +88,10 @@ def check_login_throttle(session: Session, *, phone: str, address: str, config) 
             LoginAttempt.address == address, LoginAttempt.attempted_at > since
         )
     )
-    if (by_phone >= config["LOGIN_MAX_FAILURES_PER_PHONE"]
-            or by_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]):
+    if (
+        by_phone >= config["LOGIN_MAX_FAILURES_PER_PHONE"]
+        or by_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
+    ):
         wait = config["LOGIN_WINDOW_SECONDS"]
         raise TooManyRequests(
             f"Too many failed logins; try again in {wait // 60} minutes.",
@@ -95,9 +119,9 @@ def login(session: Session, *, phone: str, password: str, address: str, config) 
 def refresh(session: Session, *, refresh_token: str, config) -> dict:
     """Rotate: the old refresh token stops working, a new pair is issued."""
     auth = session.scalar(
-        select(AuthSession).where(
-            AuthSession.refresh_token_hash == hash_refresh_token(refresh_token)
-        ).with_for_update()
+        select(AuthSession)
+        .where(AuthSession.refresh_token_hash == hash_refresh_token(refresh_token))
+        .with_for_update()
     )
     now = utcnow()
     if auth is None or auth.revoked_at is not None or auth.expires_at <= now:
@@ -142,10 +166,17 @@ def _open_session(session: Session, staff: Staff, config) -> dict:
 def _tokens(staff: Staff, auth: AuthSession, refresh_token: str, config) -> dict:
     ttl = config["ACCESS_TOKEN_TTL_SECONDS"]
     access = issue_access_token(
-        secret=config["SECRET_KEY"], staff_id=staff.id, tenant_id=staff.tenant_id,
-        session_id=auth.id, now=utcnow(), ttl_seconds=ttl,
+        secret=config["SECRET_KEY"],
+        staff_id=staff.id,
+        tenant_id=staff.tenant_id,
+        session_id=auth.id,
+        now=utcnow(),
+        ttl_seconds=ttl,
     )
     return {
-        "access_token": access, "token_type": "Bearer", "expires_in": ttl,
-        "refresh_token": refresh_token, "refresh_expires_at": auth.expires_at,
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh_token,
+        "refresh_expires_at": auth.expires_at,
     }

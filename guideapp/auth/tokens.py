@@ -1,4 +1,5 @@
 """Short-lived signed access tokens (PyJWT) and opaque refresh tokens stored hashed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,11 +14,16 @@ from cachetools import LRUCache
 ALGORITHM = "HS256"
 
 
-def issue_access_token(*, secret: str, staff_id: str, tenant_id: str, session_id: str,
-                       now: datetime, ttl_seconds: int) -> str:
+def issue_access_token(
+    *, secret: str, staff_id: str, tenant_id: str, session_id: str, now: datetime, ttl_seconds: int
+) -> str:
     claims = {
-        "sub": staff_id, "tid": tenant_id, "sid": session_id, "typ": "access",
-        "iat": int(now.timestamp()), "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
+        "sub": staff_id,
+        "tid": tenant_id,
+        "sid": session_id,
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 

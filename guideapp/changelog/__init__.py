@@ -5,6 +5,7 @@ in the same transaction as the change; the notes are stamped with the tenant's
 commit-ordered sequence by a session event on every commit (stamping.py), so a commit
 can never forget them. Sync (above the domains) reads the log; nothing here knows it.
 """
+
 from guideapp.changelog import stamping  # noqa: F401  (registers the commit event)
 from guideapp.changelog.log import (
     log_change,
@@ -24,7 +25,17 @@ from guideapp.changelog.scopes import (
 from guideapp.changelog.stamping import stamp_pending_changes
 
 __all__ = [
-    "ChangeLogEntry", "SyncCounter", "log_change", "log_changes", "log_changes_from_select",
-    "newest_change_seq", "region_scope", "scope_column", "scopes_followed", "staff_scope",
-    "stamp_pending_changes", "store_scope", "tenant_scope",
+    "ChangeLogEntry",
+    "SyncCounter",
+    "log_change",
+    "log_changes",
+    "log_changes_from_select",
+    "newest_change_seq",
+    "region_scope",
+    "scope_column",
+    "scopes_followed",
+    "staff_scope",
+    "stamp_pending_changes",
+    "store_scope",
+    "tenant_scope",
 ]

@@ -1,4 +1,5 @@
 """Noting changes during a unit of work; stamping.py writes them at commit."""
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -31,18 +32,22 @@ def log_change(
     so a scope that lost the record gets it in `deleted`.
     """
     session.info.setdefault(NOTES, []).extend(
-        (tenant_id, table, record_id, scope, deleted) for scope in scopes)
+        (tenant_id, table, record_id, scope, deleted) for scope in scopes
+    )
 
 
-def log_changes(session: Session, *, tenant_id: str, table: str,
-                rows: Iterable[tuple[str, str]]) -> None:
+def log_changes(
+    session: Session, *, tenant_id: str, table: str, rows: Iterable[tuple[str, str]]
+) -> None:
     """Bulk form for set-based jobs: rows of (record_id, scope)."""
     session.info.setdefault(NOTES, []).extend(
-        (tenant_id, table, record_id, scope, False) for record_id, scope in rows)
+        (tenant_id, table, record_id, scope, False) for record_id, scope in rows
+    )
 
 
-def log_changes_from_select(session: Session, *, tenant_id: str, table: str, rows: Select,
-                            deleted: bool = False) -> None:
+def log_changes_from_select(
+    session: Session, *, tenant_id: str, table: str, rows: Select, deleted: bool = False
+) -> None:
     """Set-based form for fan-outs: `rows` selects (record_id, scope) pairs.
 
     It runs at commit, after the counter bump, as one INSERT ... SELECT.
@@ -56,9 +61,19 @@ def newest_change_seq(tenant_id, staff_id, store_id, region_id) -> ColumnElement
     ix_change_log_scope_seq per scope. A NULL store or region matches nothing."""
 
     def newest(prefix: str, owner_id):
-        return func.coalesce(select(func.max(ChangeLogEntry.seq)).where(
-            ChangeLogEntry.tenant_id == tenant_id,
-            ChangeLogEntry.scope == scope_column(prefix, owner_id)).scalar_subquery(), 0)
+        return func.coalesce(
+            select(func.max(ChangeLogEntry.seq))
+            .where(
+                ChangeLogEntry.tenant_id == tenant_id,
+                ChangeLogEntry.scope == scope_column(prefix, owner_id),
+            )
+            .scalar_subquery(),
+            0,
+        )
 
-    return greatest(newest(TENANT, tenant_id), newest(STAFF, staff_id),
-                    newest(STORE, store_id), newest(REGION, region_id))
+    return greatest(
+        newest(TENANT, tenant_id),
+        newest(STAFF, staff_id),
+        newest(STORE, store_id),
+        newest(REGION, region_id),
+    )

@@ -1,4 +1,5 @@
 """The change log every write appends to, and the per-tenant commit-order counter."""
+
 from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 

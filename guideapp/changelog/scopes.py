@@ -3,6 +3,7 @@
 A phone follows its tenant, region, store and own scope (`t:<id>`, `r:<id>`, `s:<id>`,
 `g:<id>`); a record is logged in every scope that holds it, old and new when it moves.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, String, literal
@@ -28,8 +29,12 @@ def staff_scope(staff_id: str) -> str:
 
 def scopes_followed(actor) -> list[str]:
     """Every scope a staff member's phone follows (anything with the four ids: an Actor)."""
-    return [tenant_scope(actor.tenant_id), region_scope(actor.region_id),
-            store_scope(actor.store_id), staff_scope(actor.staff_id)]
+    return [
+        tenant_scope(actor.tenant_id),
+        region_scope(actor.region_id),
+        store_scope(actor.store_id),
+        staff_scope(actor.staff_id),
+    ]
 
 
 def scope_column(prefix: str, owner_id) -> ColumnElement[str]:

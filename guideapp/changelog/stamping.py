@@ -3,6 +3,7 @@
 Registered on SQLAlchemy's Session class when this package is imported (any code that can
 note a change has imported it), so a bare `session.commit()` stamps too.
 """
+
 from __future__ import annotations
 
 from weakref import WeakKeyDictionary
@@ -29,8 +30,7 @@ def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
         # Weak keys: a released savepoint's mark goes with it (close() runs before the
         # rollback event, so the mark cannot be dropped at the transaction's end).
         marks = session.info.setdefault(MARKS, WeakKeyDictionary())
-        marks[transaction] = (len(session.info.get(NOTES, ())),
-                              len(session.info.get(SELECTS, ())))
+        marks[transaction] = (len(session.info.get(NOTES, ())), len(session.info.get(SELECTS, ())))
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -41,8 +41,8 @@ def _forget_rolled_back(session: Session, previous_transaction: SessionTransacti
         return
     mark = session.info.get(MARKS, {}).pop(previous_transaction, None)
     if mark is not None:
-        del session.info.setdefault(NOTES, [])[mark[0]:]
-        del session.info.setdefault(SELECTS, [])[mark[1]:]
+        del session.info.setdefault(NOTES, [])[mark[0] :]
+        del session.info.setdefault(SELECTS, [])[mark[1] :]
 
 
 def stamp_pending_changes(session: Session) -> None:
@@ -68,8 +68,12 @@ def stamp_pending_changes(session: Session) -> None:
             raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
         rows = [
             {
-                "tenant_id": tenant_id, "seq": seq, "table_name": table,
-                "record_id": record_id, "scope": scope, "deleted": deleted,
+                "tenant_id": tenant_id,
+                "seq": seq,
+                "table_name": table,
+                "record_id": record_id,
+                "scope": scope,
+                "deleted": deleted,
             }
             for (tid, table, record_id, scope), deleted in merged.items()
             if tid == tenant_id
@@ -84,7 +88,11 @@ def stamp_pending_changes(session: Session) -> None:
 def _insert_from_select(session, tenant_id, seq, table, select_rows, deleted) -> None:
     sub = select_rows.subquery()
     record_id, scope = list(sub.c)[:2]
-    source = select(literal(tenant_id), literal(seq), scope, literal(table), record_id,
-                    literal(deleted))
-    session.execute(insert(ChangeLogEntry).from_select(
-        ["tenant_id", "seq", "scope", "table_name", "record_id", "deleted"], source))
+    source = select(
+        literal(tenant_id), literal(seq), scope, literal(table), record_id, literal(deleted)
+    )
+    session.execute(
+        insert(ChangeLogEntry).from_select(
+            ["tenant_id", "seq", "scope", "table_name", "record_id", "deleted"], source
+        )
+    )

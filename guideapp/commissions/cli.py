@@ -1,4 +1,5 @@
 """`flask --app wsgi commissions settle --month YYYY-MM [--tenant slug]`: close a month."""
+
 from __future__ import annotations
 
 import click
@@ -26,5 +27,7 @@ def settle(month: str, slug: str | None):
             except DomainError as error:
                 raise click.ClickException(f"{tenant_slug}: {error.message}") from error
             verb = "closed" if created else "already closed"
-            click.echo(f"{tenant_slug}: {month} {verb}: {settled.entries} entries, "
-                       f"net {settled.net_fen} fen ({settled.state})")
+            click.echo(
+                f"{tenant_slug}: {month} {verb}: {settled.entries} entries, "
+                f"net {settled.net_fen} fen ({settled.state})"
+            )

@@ -1,4 +1,5 @@
 """Ledger entries in words a guide understands, e.g. "招募会员 张三 奖励 ¥5.00"."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -41,23 +42,44 @@ def describe(session: Session, entries: list[CommissionEntry]) -> list[dict]:
     """Entries as dicts with a Chinese `text`; two queries for the whole page."""
     rule_ids = {e.rule_id for e in entries}
     member_ids = {e.member_id for e in entries if e.member_id}
-    rules = {r.id: r for r in session.scalars(
-        select(CommissionRule).where(CommissionRule.id.in_(rule_ids)))} if rule_ids else {}
-    names = dict(session.execute(select(Member.id, Member.name).where(
-        Member.id.in_(member_ids))).all()) if member_ids else {}
+    rules = (
+        {
+            r.id: r
+            for r in session.scalars(select(CommissionRule).where(CommissionRule.id.in_(rule_ids)))
+        }
+        if rule_ids
+        else {}
+    )
+    names = (
+        dict(session.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).all())
+        if member_ids
+        else {}
+    )
     out = []
     for e in entries:
         rule = rules.get(e.rule_id)
-        out.append({
-            "id": e.id, "kind": e.kind, "amount_fen": e.amount_fen, "amount": yuan(e.amount_fen),
-            "text": sentence(e, rule, names.get(e.member_id, "")),
-            "rule_id": e.rule_id, "rule_name": rule.name if rule else None,
-            "rule_version": rule.version if rule else None, "guide_id": e.guide_id,
-            "store_id": e.store_id, "member_id": e.member_id, "source_type": e.source_type,
-            "source_id": e.source_id, "reverses_id": e.reverses_id, "basis_fen": e.basis_fen,
-            "event_at": e.event_at, "accounting_month": e.accounting_month,
-            "created_at": e.created_at,
-        })
+        out.append(
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "amount_fen": e.amount_fen,
+                "amount": yuan(e.amount_fen),
+                "text": sentence(e, rule, names.get(e.member_id, "")),
+                "rule_id": e.rule_id,
+                "rule_name": rule.name if rule else None,
+                "rule_version": rule.version if rule else None,
+                "guide_id": e.guide_id,
+                "store_id": e.store_id,
+                "member_id": e.member_id,
+                "source_type": e.source_type,
+                "source_id": e.source_id,
+                "reverses_id": e.reverses_id,
+                "basis_fen": e.basis_fen,
+                "event_at": e.event_at,
+                "accounting_month": e.accounting_month,
+                "created_at": e.created_at,
+            }
+        )
     return out
 
 

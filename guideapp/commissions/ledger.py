@@ -1,4 +1,5 @@
 """Earning events into the append-only ledger: recruits, orders, refunds and merges."""
+
 from __future__ import annotations
 
 import zlib
@@ -10,7 +11,11 @@ from sqlalchemy.orm import Session
 
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import (
-    EARNING_KINDS, CommissionEntry, CommissionRecruit, CommissionRule, CommissionSettlement,
+    EARNING_KINDS,
+    CommissionEntry,
+    CommissionRecruit,
+    CommissionRule,
+    CommissionSettlement,
 )
 from guideapp.db import new_id, utcnow
 from guideapp.members.identity import follow_merges
@@ -50,43 +55,70 @@ def event(session: Session, tenant_id: str, at: datetime) -> Event:
     month_lock(session, tenant_id, exclusive=False)
     zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
     month = maths.month_of(at, zone)
-    closed = set(session.scalars(select(CommissionSettlement.month).where(
-        CommissionSettlement.tenant_id == tenant_id, CommissionSettlement.month >= month)))
+    closed = set(
+        session.scalars(
+            select(CommissionSettlement.month).where(
+                CommissionSettlement.tenant_id == tenant_id, CommissionSettlement.month >= month
+            )
+        )
+    )
     return Event(tenant_id=tenant_id, zone=zone, at=at, month=month, closed=closed)
 
 
-def applicable_rules(session: Session, *, ev: Event, kind: str, store: Store,
-                     campaign_id: str | None = None) -> list[CommissionRule]:
+def applicable_rules(
+    session: Session, *, ev: Event, kind: str, store: Store, campaign_id: str | None = None
+) -> list[CommissionRule]:
     """Rule versions in force at the event whose scope covers the guide's store (or campaign)."""
-    versions = session.scalars(select(CommissionRule).where(
-        CommissionRule.tenant_id == ev.tenant_id, CommissionRule.kind == kind,
-        CommissionRule.effective_from <= ev.at)).all()
-    scope_ids = {"tenant": None, "region": store.region_id, "store": store.id,
-                 "campaign": campaign_id}
-    return sorted((r for r in maths.effective_versions(versions, ev.at)
-                   if r.active and (r.effective_until is None or ev.at < r.effective_until)
-                   and (r.scope == "tenant" or (scope_ids[r.scope] is not None
-                                                and r.scope_id == scope_ids[r.scope]))),
-                  key=lambda r: (r.created_at, r.id))
+    versions = session.scalars(
+        select(CommissionRule).where(
+            CommissionRule.tenant_id == ev.tenant_id,
+            CommissionRule.kind == kind,
+            CommissionRule.effective_from <= ev.at,
+        )
+    ).all()
+    scope_ids = {
+        "tenant": None,
+        "region": store.region_id,
+        "store": store.id,
+        "campaign": campaign_id,
+    }
+    return sorted(
+        (
+            r
+            for r in maths.effective_versions(versions, ev.at)
+            if r.active
+            and (r.effective_until is None or ev.at < r.effective_until)
+            and (
+                r.scope == "tenant"
+                or (scope_ids[r.scope] is not None and r.scope_id == scope_ids[r.scope])
+            )
+        ),
+        key=lambda r: (r.created_at, r.id),
+    )
 
 
 def is_staff_phone(session: Session, *phones: str | None) -> bool:
     """Guides cannot recruit themselves or any colleague: staff phones never earn."""
     phones = [p for p in phones if p]
-    return bool(phones) and session.scalar(
-        select(func.count(Staff.id)).where(Staff.phone.in_(phones))) > 0
+    return (
+        bool(phones)
+        and session.scalar(select(func.count(Staff.id)).where(Staff.phone.in_(phones))) > 0
+    )
 
 
-def used_this_month(session: Session, *, rule: CommissionRule, guide_id: str,
-                    month: str) -> int:
+def used_this_month(session: Session, *, rule: CommissionRule, guide_id: str, month: str) -> int:
     """Gross earned under any version of `rule` by the guide in an accounting month (caps)."""
     return session.scalar(
         select(func.coalesce(func.sum(CommissionEntry.amount_fen), 0))
         .join(CommissionRule, CommissionRule.id == CommissionEntry.rule_id)
-        .where(CommissionEntry.guide_id == guide_id, CommissionEntry.accounting_month == month,
-               CommissionEntry.kind.in_(EARNING_KINDS),
-               CommissionRule.tenant_id == rule.tenant_id,
-               CommissionRule.rule_key == rule.rule_key))
+        .where(
+            CommissionEntry.guide_id == guide_id,
+            CommissionEntry.accounting_month == month,
+            CommissionEntry.kind.in_(EARNING_KINDS),
+            CommissionRule.tenant_id == rule.tenant_id,
+            CommissionRule.rule_key == rule.rule_key,
+        )
+    )
 
 
 def write(session: Session, ev: Event, **values) -> bool:
@@ -95,63 +127,113 @@ def write(session: Session, ev: Event, **values) -> bool:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    row = {"id": new_id(), "tenant_id": ev.tenant_id, "event_at": ev.at,
-           "accounting_month": ev.accounting_month, "created_at": utcnow(), **values}
-    result = session.execute(insert(CommissionEntry).values(**row).on_conflict_do_nothing(),
-                             execution_options={"preserve_rowcount": True})
+    row = {
+        "id": new_id(),
+        "tenant_id": ev.tenant_id,
+        "event_at": ev.at,
+        "accounting_month": ev.accounting_month,
+        "created_at": utcnow(),
+        **values,
+    }
+    result = session.execute(
+        insert(CommissionEntry).values(**row).on_conflict_do_nothing(),
+        execution_options={"preserve_rowcount": True},
+    )
     return result.rowcount == 1
 
 
-def earn(session: Session, ev: Event, *, rule: CommissionRule, guide: Staff, kind: str,
-         amount_fen: int, source_type: str, source_id: str, member_id: str | None,
-         basis_fen: int | None = None) -> bool:
+def earn(
+    session: Session,
+    ev: Event,
+    *,
+    rule: CommissionRule,
+    guide: Staff,
+    kind: str,
+    amount_fen: int,
+    source_type: str,
+    source_id: str,
+    member_id: str | None,
+    basis_fen: int | None = None,
+) -> bool:
     """An earning under `rule`, cut to the rule's monthly cap; nothing is written for 0 fen."""
     if rule.cap_fen is not None:
         used = used_this_month(session, rule=rule, guide_id=guide.id, month=ev.accounting_month)
         amount_fen = maths.capped(amount_fen, rule.cap_fen, used)
     if amount_fen <= 0:
         return False
-    return write(session, ev, guide_id=guide.id, store_id=guide.store_id, member_id=member_id,
-                 rule_id=rule.id, kind=kind, source_type=source_type, source_id=source_id,
-                 amount_fen=amount_fen, basis_fen=basis_fen)
+    return write(
+        session,
+        ev,
+        guide_id=guide.id,
+        store_id=guide.store_id,
+        member_id=member_id,
+        rule_id=rule.id,
+        kind=kind,
+        source_type=source_type,
+        source_id=source_id,
+        amount_fen=amount_fen,
+        basis_fen=basis_fen,
+    )
 
 
 def remaining_of(session: Session, entry: CommissionEntry) -> tuple[int, int]:
     """(clawed back so far, what is left) of an earning after its clawbacks and reversals."""
-    rows = session.execute(select(CommissionEntry.kind, func.sum(CommissionEntry.amount_fen))
-                           .where(CommissionEntry.reverses_id == entry.id)
-                           .group_by(CommissionEntry.kind)).all()
+    rows = session.execute(
+        select(CommissionEntry.kind, func.sum(CommissionEntry.amount_fen))
+        .where(CommissionEntry.reverses_id == entry.id)
+        .group_by(CommissionEntry.kind)
+    ).all()
     by_kind = {kind: int(total) for kind, total in rows}
     return -by_kind.get("clawback", 0), entry.amount_fen + sum(by_kind.values())
 
 
-def reverse(session: Session, ev: Event, entry: CommissionEntry, *, source_type: str,
-            source_id: str, kind: str = "reversal", amount_fen: int | None = None,
-            basis_fen: int | None = None) -> bool:
+def reverse(
+    session: Session,
+    ev: Event,
+    entry: CommissionEntry,
+    *,
+    source_type: str,
+    source_id: str,
+    kind: str = "reversal",
+    amount_fen: int | None = None,
+    basis_fen: int | None = None,
+) -> bool:
     """A correcting entry against `entry` (all that is left of it unless an amount is given)."""
     amount = remaining_of(session, entry)[1] if amount_fen is None else amount_fen
     if amount <= 0:
         return False
-    return write(session, ev, guide_id=entry.guide_id, store_id=entry.store_id,
-                 member_id=entry.member_id, rule_id=entry.rule_id, kind=kind,
-                 source_type=source_type, source_id=source_id, reverses_id=entry.id,
-                 amount_fen=-amount, basis_fen=entry.basis_fen if basis_fen is None else basis_fen)
+    return write(
+        session,
+        ev,
+        guide_id=entry.guide_id,
+        store_id=entry.store_id,
+        member_id=entry.member_id,
+        rule_id=entry.rule_id,
+        kind=kind,
+        source_type=source_type,
+        source_id=source_id,
+        reverses_id=entry.id,
+        amount_fen=-amount,
+        basis_fen=entry.basis_fen if basis_fen is None else basis_fen,
+    )
 
 
 def person_member_ids(session: Session, person_id: str) -> set[str]:
     """The person's member id and every member merged into it, however deep."""
     ids, frontier = {person_id}, {person_id}
     while frontier:
-        frontier = set(session.scalars(select(Member.id).where(
-            Member.merged_into_id.in_(frontier)))) - ids
+        frontier = (
+            set(session.scalars(select(Member.id).where(Member.merged_into_id.in_(frontier)))) - ids
+        )
         ids |= frontier
     return ids
 
 
 def is_first_order(session: Session, order: Order) -> bool:
     """The member has no other order recorded: merges moved every order to the survivor."""
-    return not session.scalar(select(func.count(Order.id)).where(
-        Order.member_id == order.member_id, Order.id != order.id))
+    return not session.scalar(
+        select(func.count(Order.id)).where(Order.member_id == order.member_id, Order.id != order.id)
+    )
 
 
 def resolve(session: Session, member: Member) -> Member:
@@ -160,12 +242,20 @@ def resolve(session: Session, member: Member) -> Member:
 
 def mark_duplicates(session: Session, *, tenant_id: str, person_id: str) -> list:
     """Counted recruits of one person beyond the first become duplicates; returns them."""
-    counted = session.scalars(select(CommissionRecruit).where(
-        CommissionRecruit.tenant_id == tenant_id, CommissionRecruit.person_id == person_id,
-        CommissionRecruit.state == "counted").order_by(
-        CommissionRecruit.recruited_at, CommissionRecruit.id)).all()
+    counted = session.scalars(
+        select(CommissionRecruit)
+        .where(
+            CommissionRecruit.tenant_id == tenant_id,
+            CommissionRecruit.person_id == person_id,
+            CommissionRecruit.state == "counted",
+        )
+        .order_by(CommissionRecruit.recruited_at, CommissionRecruit.id)
+    ).all()
     extra = counted[1:]
     if extra:
-        session.execute(update(CommissionRecruit).where(
-            CommissionRecruit.id.in_([r.id for r in extra])).values(state="duplicate"))
+        session.execute(
+            update(CommissionRecruit)
+            .where(CommissionRecruit.id.in_([r.id for r in extra]))
+            .values(state="duplicate")
+        )
     return extra

@@ -1,10 +1,18 @@
 """Commission rule versions, recruits, the append-only ledger, settlements and statements."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,8 +35,9 @@ class CommissionRule(Base):
         UniqueConstraint("tenant_id", "rule_key", "version"),
         CheckConstraint("kind IN ('recruit_bounty', 'tier_bonus', 'order_percent')", name="kind"),
         CheckConstraint("scope IN ('tenant', 'region', 'store', 'campaign')", name="scope"),
-        CheckConstraint("amount_fen >= 0 AND cap_fen >= 0 AND rate_bp BETWEEN 0 AND 10000",
-                        name="amounts"),
+        CheckConstraint(
+            "amount_fen >= 0 AND cap_fen >= 0 AND rate_bp BETWEEN 0 AND 10000", name="amounts"
+        ),
         Index("ix_commission_rules_tenant_kind", "tenant_id", "kind", "effective_from"),
     )
 
@@ -83,12 +92,15 @@ class CommissionEntry(Base):
     __tablename__ = "commission_entries"
     __table_args__ = (
         UniqueConstraint("tenant_id", "source_type", "source_id", "rule_id", "kind"),
-        CheckConstraint("kind IN ('bounty', 'order', 'tier', 'clawback', 'reversal')",
-                        name="kind"),
-        CheckConstraint("(kind IN ('clawback', 'reversal') AND amount_fen <= 0) OR "
-                        "(kind IN ('bounty', 'order', 'tier') AND amount_fen >= 0)", name="sign"),
-        Index("ix_commission_entries_guide_month", "guide_id", "accounting_month", "created_at",
-              "id"),
+        CheckConstraint("kind IN ('bounty', 'order', 'tier', 'clawback', 'reversal')", name="kind"),
+        CheckConstraint(
+            "(kind IN ('clawback', 'reversal') AND amount_fen <= 0) OR "
+            "(kind IN ('bounty', 'order', 'tier') AND amount_fen >= 0)",
+            name="sign",
+        ),
+        Index(
+            "ix_commission_entries_guide_month", "guide_id", "accounting_month", "created_at", "id"
+        ),
         Index("ix_commission_entries_tenant_month", "tenant_id", "accounting_month"),
         Index("ix_commission_entries_store_month", "store_id", "accounting_month"),
         Index("ix_commission_entries_member_id", "member_id"),
@@ -144,8 +156,9 @@ class CommissionStatement(Base):
         Index("ix_commission_statements_store", "store_id", "settlement_id"),
     )
 
-    settlement_id: Mapped[str] = mapped_column(ForeignKey("commission_settlements.id"),
-                                               primary_key=True)
+    settlement_id: Mapped[str] = mapped_column(
+        ForeignKey("commission_settlements.id"), primary_key=True
+    )
     level: Mapped[str] = mapped_column(String(5), primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # guide or store id
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))

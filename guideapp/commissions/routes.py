@@ -1,4 +1,5 @@
 """Commission rules (HQ), my earnings, entries, settlements, exports and leaderboards."""
+
 from flask import Response
 from flask.views import MethodView
 
@@ -8,11 +9,17 @@ from guideapp.extensions import Blueprint
 from guideapp.pagination import CursorArgsSchema
 from guideapp.web import current_actor, db_session
 
-blp = Blueprint("commissions", __name__, url_prefix="/api/v1",
-                description="Guide incentives: commission rules, ledger, settlement")
+blp = Blueprint(
+    "commissions",
+    __name__,
+    url_prefix="/api/v1",
+    description="Guide incentives: commission rules, ledger, settlement",
+)
 
-MIMETYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-             "csv": "text/csv; charset=utf-8"}
+MIMETYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
 
 
 @blp.route("/commissions/me")
@@ -70,8 +77,7 @@ class RuleVersions(MethodView):
     @blp.response(201, s.CommissionRuleSchema)
     def post(self, data, rule_id):
         """A new version superseding the rule from its effective date (HQ); earnings stay"""
-        return service.new_version(db_session(), actor=current_actor(), rule_id=rule_id,
-                                   data=data)
+        return service.new_version(db_session(), actor=current_actor(), rule_id=rule_id, data=data)
 
 
 @blp.route("/commissions/settlements")
@@ -94,8 +100,9 @@ class SettlementById(MethodView):
     @blp.response(200, s.CommissionSettlementSchema)
     def get(self, settlement_id):
         """One closed month with its totals"""
-        return settlement.get_settlement(db_session(), actor=current_actor(),
-                                         settlement_id=settlement_id)
+        return settlement.get_settlement(
+            db_session(), actor=current_actor(), settlement_id=settlement_id
+        )
 
 
 @blp.route("/commissions/settlements/<settlement_id>/approve")
@@ -103,8 +110,7 @@ class ApproveSettlement(MethodView):
     @blp.response(200, s.CommissionSettlementSchema)
     def post(self, settlement_id):
         """Approve a closed month (HQ): draft -> approved"""
-        return settlement.approve(db_session(), actor=current_actor(),
-                                  settlement_id=settlement_id)
+        return settlement.approve(db_session(), actor=current_actor(), settlement_id=settlement_id)
 
 
 @blp.route("/commissions/settlements/<settlement_id>/statements")
@@ -113,24 +119,32 @@ class Statements(MethodView):
     @blp.response(200, s.StatementPageSchema)
     def get(self, args, settlement_id):
         """Statements per guide or per store: earned, clawed back, net"""
-        return settlement.statements(db_session(), actor=current_actor(),
-                                     settlement_id=settlement_id, **args)
+        return settlement.statements(
+            db_session(), actor=current_actor(), settlement_id=settlement_id, **args
+        )
 
 
 @blp.route("/commissions/settlements/<settlement_id>/export")
 class ExportStatements(MethodView):
     @blp.arguments(s.CommissionExportArgsSchema, location="query")
-    @blp.response(200, content_type=MIMETYPES["xlsx"],
-                  description="The statements as an Excel workbook or CSV file")
+    @blp.response(
+        200,
+        content_type=MIMETYPES["xlsx"],
+        description="The statements as an Excel workbook or CSV file",
+    )
     def get(self, args, settlement_id):
         """Export statements as .xlsx or .csv"""
         level, fmt = args["level"], args["format"]
-        closed, rows = settlement.all_statements(db_session(), actor=current_actor(),
-                                                 settlement_id=settlement_id, level=level)
+        closed, rows = settlement.all_statements(
+            db_session(), actor=current_actor(), settlement_id=settlement_id, level=level
+        )
         body = (export.to_xlsx if fmt == "xlsx" else export.to_csv)(closed, level, rows)
         name = export.filename(closed, level, fmt)
-        return Response(body, mimetype=MIMETYPES[fmt],
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            body,
+            mimetype=MIMETYPES[fmt],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
 
 @blp.route("/leaderboards")

@@ -6,6 +6,7 @@ after refunds totalling R of an order of A that earned E, the clawed-back total 
 `E * R // A`, so a full refund claws back exactly E, partial refunds never more than E,
 and the sum of clawbacks never depends on how the refunds were split.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -21,8 +22,9 @@ def percent_of(amount_fen: int, rate_bp: int) -> int:
     return amount_fen * rate_bp // BP
 
 
-def clawback_due(*, earned_fen: int, order_fen: int, refunded_fen: int, clawed_fen: int,
-                 remaining_fen: int) -> int:
+def clawback_due(
+    *, earned_fen: int, order_fen: int, refunded_fen: int, clawed_fen: int, remaining_fen: int
+) -> int:
     """How much more to claw back (>= 0) now that `refunded_fen` of the order is refunded.
 
     `clawed_fen`: clawed back so far for this earning; `remaining_fen`: what is left of it

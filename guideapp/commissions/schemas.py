@@ -1,4 +1,5 @@
 """Request and response shapes for commission rules, entries, settlements and leaderboards."""
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -8,8 +9,10 @@ from guideapp.extensions import Schema, UTCDateTime
 from guideapp.pagination import CursorArgsSchema, page_schema
 
 _fen = dict(validate=validate.Range(min=0, max=10**12), allow_none=True)
-_month = dict(validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
-              metadata={"description": "YYYY-MM in the brand group's time zone"})
+_month = dict(
+    validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
+    metadata={"description": "YYYY-MM in the brand group's time zone"},
+)
 
 
 class CommissionTierSchema(Schema):
@@ -19,17 +22,23 @@ class CommissionTierSchema(Schema):
 
 class CommissionRuleSchema(Schema):
     id = fields.String(dump_only=True)
-    rule_key = fields.String(dump_only=True, metadata={
-        "description": "The rule across its versions (the id of version 1)."})
+    rule_key = fields.String(
+        dump_only=True,
+        metadata={"description": "The rule across its versions (the id of version 1)."},
+    )
     version = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     kind = fields.String(required=True, validate=validate.OneOf(RULE_KINDS))
     scope = fields.String(load_default="tenant", validate=validate.OneOf(RULE_SCOPES))
-    scope_id = fields.String(allow_none=True, metadata={
-        "description": "Region, store or campaign id for those scopes."})
+    scope_id = fields.String(
+        allow_none=True, metadata={"description": "Region, store or campaign id for those scopes."}
+    )
     amount_fen = fields.Integer(**_fen, metadata={"description": "Bounty per recruit, fen."})
-    rate_bp = fields.Integer(validate=validate.Range(min=0, max=10000), allow_none=True,
-                             metadata={"description": "Basis points of an order (300 = 3%)."})
+    rate_bp = fields.Integer(
+        validate=validate.Range(min=0, max=10000),
+        allow_none=True,
+        metadata={"description": "Basis points of an order (300 = 3%)."},
+    )
     order_basis = fields.String(validate=validate.OneOf(ORDER_BASES), allow_none=True)
     tiers = fields.List(fields.Nested(CommissionTierSchema), allow_none=True)
     cap_fen = fields.Integer(**_fen, metadata={"description": "Cap per guide per month, fen."})

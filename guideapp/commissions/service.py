@@ -1,4 +1,5 @@
 """Commission use cases: HQ's rule versions, a guide's earnings, entries by scope."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,8 +19,20 @@ from guideapp.org.models import Region, Store, Tenant
 from guideapp.pagination import paginate
 from guideapp.tasks.models import Campaign
 
-RULE_FIELDS = ("name", "kind", "scope", "scope_id", "amount_fen", "rate_bp", "order_basis",
-               "tiers", "cap_fen", "active", "effective_from", "effective_until")
+RULE_FIELDS = (
+    "name",
+    "kind",
+    "scope",
+    "scope_id",
+    "amount_fen",
+    "rate_bp",
+    "order_basis",
+    "tiers",
+    "cap_fen",
+    "active",
+    "effective_from",
+    "effective_until",
+)
 
 
 def create_rule(session: Session, *, actor: Actor, data: dict) -> CommissionRule:
@@ -32,27 +45,43 @@ def new_version(session: Session, *, actor: Actor, rule_id: str, data: dict) -> 
     """A new version superseding the rule from its effective date; old versions stay as-is."""
     base = policy.get_visible(session, actor, CommissionRule, rule_id, label="Rule")
     _require_hq(actor)
-    latest = session.scalar(select(CommissionRule).where(
-        CommissionRule.tenant_id == actor.tenant_id, CommissionRule.rule_key == base.rule_key)
-        .order_by(CommissionRule.version.desc()).limit(1).with_for_update())
+    latest = session.scalar(
+        select(CommissionRule)
+        .where(
+            CommissionRule.tenant_id == actor.tenant_id, CommissionRule.rule_key == base.rule_key
+        )
+        .order_by(CommissionRule.version.desc())
+        .limit(1)
+        .with_for_update()
+    )
     policy.require_write(actor, latest, "version")
     if data.get("kind", latest.kind) != latest.kind:
         raise InvalidInput(errors={"kind": ["A new version keeps the rule's kind."]})
     merged = {f: getattr(latest, f) for f in RULE_FIELDS} | data
     merged["effective_from"] = data.get("effective_from") or utcnow()
     if merged["effective_from"] < latest.effective_from:
-        raise InvalidInput(errors={"effective_from": [
-            "A new version cannot take effect before the version it supersedes."]})
+        raise InvalidInput(
+            errors={
+                "effective_from": [
+                    "A new version cannot take effect before the version it supersedes."
+                ]
+            }
+        )
     return _version(session, actor, merged, rule_key=latest.rule_key, version=latest.version + 1)
 
 
 def _version(session: Session, actor: Actor, data: dict, *, rule_key, version) -> CommissionRule:
     _validate(session, actor, data)
     rule_id = new_id()
-    rule = CommissionRule(id=rule_id, rule_key=rule_key or rule_id, tenant_id=actor.tenant_id,
-                          version=version, created_by=actor.staff_id,
-                          **{f: data.get(f) for f in RULE_FIELDS if f != "effective_from"},
-                          effective_from=data.get("effective_from") or utcnow())
+    rule = CommissionRule(
+        id=rule_id,
+        rule_key=rule_key or rule_id,
+        tenant_id=actor.tenant_id,
+        version=version,
+        created_by=actor.staff_id,
+        **{f: data.get(f) for f in RULE_FIELDS if f != "effective_from"},
+        effective_from=data.get("effective_from") or utcnow(),
+    )
     rule.active = data.get("active", True)
     rule.scope = data.get("scope") or "tenant"
     session.add(rule)
@@ -68,8 +97,9 @@ def _validate(session: Session, actor: Actor, data: dict) -> None:
         if not data.get("rate_bp"):
             errors["rate_bp"] = ["A percentage needs rate_bp (basis points) > 0."]
         if data.get("order_basis") not in ("first", "binding"):
-            errors["order_basis"] = ["first (the first order) or binding (orders in the "
-                                     "binding period)."]
+            errors["order_basis"] = [
+                "first (the first order) or binding (orders in the binding period)."
+            ]
     if kind == "tier_bonus" and not data.get("tiers"):
         errors["tiers"] = ["Give tier steps: [{recruits, bonus_fen}, ...]."]
     scope = data.get("scope") or "tenant"
@@ -86,8 +116,13 @@ def _validate(session: Session, actor: Actor, data: dict) -> None:
 
 def _scope_exists(session: Session, tenant_id: str, scope: str, scope_id: str | None) -> bool:
     model = {"region": Region, "store": Store, "campaign": Campaign}[scope]
-    return bool(scope_id) and session.scalar(select(func.count(model.id)).where(
-        model.id == scope_id, model.tenant_id == tenant_id)) > 0
+    return (
+        bool(scope_id)
+        and session.scalar(
+            select(func.count(model.id)).where(model.id == scope_id, model.tenant_id == tenant_id)
+        )
+        > 0
+    )
 
 
 def _require_hq(actor: Actor) -> None:
@@ -95,13 +130,20 @@ def _require_hq(actor: Actor) -> None:
         raise Forbidden("Only HQ sets commission rules.")
 
 
-def list_rules(session: Session, *, actor: Actor, limit: int, cursor: str | None,
-               rule_key: str | None = None):
+def list_rules(
+    session: Session, *, actor: Actor, limit: int, cursor: str | None, rule_key: str | None = None
+):
     stmt = policy.scoped_select(actor, CommissionRule)
     if rule_key:
         stmt = stmt.where(CommissionRule.rule_key == rule_key)
-    return paginate(session, stmt, [CommissionRule.created_at, CommissionRule.id], limit=limit,
-                    cursor=cursor, descending=True)
+    return paginate(
+        session,
+        stmt,
+        [CommissionRule.created_at, CommissionRule.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
 
 
 def get_rule(session: Session, *, actor: Actor, rule_id: str) -> CommissionRule:
@@ -113,36 +155,61 @@ def current_month(session: Session, tenant_id: str, now: datetime | None = None)
     return maths.month_of(now or utcnow(), zone)
 
 
-def my_earnings(session: Session, *, actor: Actor, limit: int, month: str | None = None,
-                cursor: str | None) -> dict:
+def my_earnings(
+    session: Session, *, actor: Actor, limit: int, month: str | None = None, cursor: str | None
+) -> dict:
     """A guide's month: earned, clawed back, net, pending vs settled, entries in words."""
     month = check_month(month) if month else current_month(session, actor.tenant_id)
-    mine = (CommissionEntry.guide_id == actor.staff_id,
-            CommissionEntry.accounting_month == month)
-    by_kind = dict(session.execute(
-        select(CommissionEntry.kind, func.sum(CommissionEntry.amount_fen))
-        .where(*mine).group_by(CommissionEntry.kind)).all())
+    mine = (CommissionEntry.guide_id == actor.staff_id, CommissionEntry.accounting_month == month)
+    by_kind = dict(
+        session.execute(
+            select(CommissionEntry.kind, func.sum(CommissionEntry.amount_fen))
+            .where(*mine)
+            .group_by(CommissionEntry.kind)
+        ).all()
+    )
     earned = sum(int(v) for k, v in by_kind.items() if v and v > 0)
     clawed = -sum(int(v) for k, v in by_kind.items() if v and v < 0)
-    settlement = session.scalar(select(CommissionSettlement).where(
-        CommissionSettlement.tenant_id == actor.tenant_id, CommissionSettlement.month == month))
+    settlement = session.scalar(
+        select(CommissionSettlement).where(
+            CommissionSettlement.tenant_id == actor.tenant_id, CommissionSettlement.month == month
+        )
+    )
     state = "open" if settlement is None else settlement.state
     net = earned - clawed
-    page = paginate(session, policy.scoped_select(actor, CommissionEntry).where(*mine),
-                    [CommissionEntry.created_at, CommissionEntry.id], limit=limit,
-                    cursor=cursor, descending=True)
+    page = paginate(
+        session,
+        policy.scoped_select(actor, CommissionEntry).where(*mine),
+        [CommissionEntry.created_at, CommissionEntry.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
     page["items"] = explain.describe(session, page["items"])
-    return {"month": month, "month_state": state, "earned_fen": earned,
-            "clawed_back_fen": clawed, "net_fen": net,
-            "pending_fen": net if settlement is None else 0,
-            "settled_fen": 0 if settlement is None else net,
-            "summary": explain.summary(month, state, earned, clawed, net),
-            "entries": page["items"], "next_cursor": page["next_cursor"]}
+    return {
+        "month": month,
+        "month_state": state,
+        "earned_fen": earned,
+        "clawed_back_fen": clawed,
+        "net_fen": net,
+        "pending_fen": net if settlement is None else 0,
+        "settled_fen": 0 if settlement is None else net,
+        "summary": explain.summary(month, state, earned, clawed, net),
+        "entries": page["items"],
+        "next_cursor": page["next_cursor"],
+    }
 
 
-def list_entries(session: Session, *, actor: Actor, limit: int, month: str | None = None,
-                 cursor: str | None, guide_id: str | None = None,
-                 store_id: str | None = None) -> dict:
+def list_entries(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    month: str | None = None,
+    cursor: str | None,
+    guide_id: str | None = None,
+    store_id: str | None = None,
+) -> dict:
     """Entries the caller may see: a guide their own, a manager the store's, HQ all."""
     stmt = policy.scoped_select(actor, CommissionEntry)
     if month:
@@ -151,8 +218,14 @@ def list_entries(session: Session, *, actor: Actor, limit: int, month: str | Non
         stmt = stmt.where(CommissionEntry.guide_id == guide_id)
     if store_id:
         stmt = stmt.where(CommissionEntry.store_id == store_id)
-    page = paginate(session, stmt, [CommissionEntry.created_at, CommissionEntry.id],
-                    limit=limit, cursor=cursor, descending=True)
+    page = paginate(
+        session,
+        stmt,
+        [CommissionEntry.created_at, CommissionEntry.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
     page["items"] = explain.describe(session, page["items"])
     return page
 

@@ -1,4 +1,5 @@
 """Monthly settlement: close a month (set-based statements), approve, read statements."""
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,9 @@ from guideapp.auth.scope import Actor
 from guideapp.commissions import rules as maths
 from guideapp.commissions.ledger import month_lock
 from guideapp.commissions.models import (
-    CommissionEntry, CommissionSettlement, CommissionStatement,
+    CommissionEntry,
+    CommissionSettlement,
+    CommissionStatement,
 )
 from guideapp.db import utcnow
 from guideapp.errors import Forbidden, InvalidInput, InvalidState
@@ -28,8 +31,14 @@ def check_month(month: str) -> str:
     return month
 
 
-def close_month(session: Session, *, tenant_id: str, month: str, closed_by: str | None = None,
-                now: datetime | None = None) -> tuple[CommissionSettlement, bool]:
+def close_month(
+    session: Session,
+    *,
+    tenant_id: str,
+    month: str,
+    closed_by: str | None = None,
+    now: datetime | None = None,
+) -> tuple[CommissionSettlement, bool]:
     """Freeze a finished month and write its statements; closing it again changes nothing."""
     check_month(month)
     month_lock(session, tenant_id, exclusive=True)  # waits for in-flight ledger writes
@@ -37,71 +46,117 @@ def close_month(session: Session, *, tenant_id: str, month: str, closed_by: str 
     _, end = maths.month_bounds(month, zone)
     if end > (now or utcnow()):
         raise InvalidState(f"{month} has not ended yet in {zone}; close it after it ends.")
-    existing = session.scalar(select(CommissionSettlement).where(
-        CommissionSettlement.tenant_id == tenant_id, CommissionSettlement.month == month))
+    existing = session.scalar(
+        select(CommissionSettlement).where(
+            CommissionSettlement.tenant_id == tenant_id, CommissionSettlement.month == month
+        )
+    )
     if existing is not None:
         return existing, False
-    settlement = CommissionSettlement(tenant_id=tenant_id, month=month, state="draft",
-                                      closed_by=closed_by, closed_at=now or utcnow())
+    settlement = CommissionSettlement(
+        tenant_id=tenant_id,
+        month=month,
+        state="draft",
+        closed_by=closed_by,
+        closed_at=now or utcnow(),
+    )
     session.add(settlement)
     session.flush()
-    for level, subject, store in (("guide", CommissionEntry.guide_id,
-                                   func.max(CommissionEntry.store_id)),
-                                  ("store", CommissionEntry.store_id, CommissionEntry.store_id)):
+    for level, subject, store in (
+        ("guide", CommissionEntry.guide_id, func.max(CommissionEntry.store_id)),
+        ("store", CommissionEntry.store_id, CommissionEntry.store_id),
+    ):
         _write_statements(session, settlement, level, subject, store)
-    totals = session.execute(select(
-        func.coalesce(func.sum(CommissionStatement.entries), 0),
-        func.coalesce(func.sum(CommissionStatement.earned_fen), 0),
-        func.coalesce(func.sum(CommissionStatement.clawed_back_fen), 0),
-        func.coalesce(func.sum(CommissionStatement.net_fen), 0),
-    ).where(CommissionStatement.settlement_id == settlement.id,
-            CommissionStatement.level == "store")).one()
+    totals = session.execute(
+        select(
+            func.coalesce(func.sum(CommissionStatement.entries), 0),
+            func.coalesce(func.sum(CommissionStatement.earned_fen), 0),
+            func.coalesce(func.sum(CommissionStatement.clawed_back_fen), 0),
+            func.coalesce(func.sum(CommissionStatement.net_fen), 0),
+        ).where(
+            CommissionStatement.settlement_id == settlement.id, CommissionStatement.level == "store"
+        )
+    ).one()
     settlement.entries, settlement.earned_fen, settlement.clawed_back_fen, settlement.net_fen = (
-        int(v) for v in totals)
+        int(v) for v in totals
+    )
     session.flush()
     return settlement, True
 
 
-def _write_statements(session: Session, settlement: CommissionSettlement, level: str,
-                      subject, store) -> None:
+def _write_statements(
+    session: Session, settlement: CommissionSettlement, level: str, subject, store
+) -> None:
     """INSERT ... SELECT ... GROUP BY: one statement per guide or store, no row loop."""
     amount = CommissionEntry.amount_fen
-    rows = (select(
-        literal(settlement.id), literal(level), subject, literal(settlement.tenant_id),
-        literal(settlement.month), store, func.count(),
-        func.sum(case((amount > 0, amount), else_=0)),
-        func.sum(case((amount < 0, -amount), else_=0)), func.sum(amount))
-        .where(CommissionEntry.tenant_id == settlement.tenant_id,
-               CommissionEntry.accounting_month == settlement.month)
-        .group_by(subject))
-    session.execute(insert(CommissionStatement).from_select(
-        ["settlement_id", "level", "subject_id", "tenant_id", "month", "store_id", "entries",
-         "earned_fen", "clawed_back_fen", "net_fen"], rows))
+    rows = (
+        select(
+            literal(settlement.id),
+            literal(level),
+            subject,
+            literal(settlement.tenant_id),
+            literal(settlement.month),
+            store,
+            func.count(),
+            func.sum(case((amount > 0, amount), else_=0)),
+            func.sum(case((amount < 0, -amount), else_=0)),
+            func.sum(amount),
+        )
+        .where(
+            CommissionEntry.tenant_id == settlement.tenant_id,
+            CommissionEntry.accounting_month == settlement.month,
+        )
+        .group_by(subject)
+    )
+    session.execute(
+        insert(CommissionStatement).from_select(
+            [
+                "settlement_id",
+                "level",
+                "subject_id",
+                "tenant_id",
+                "month",
+                "store_id",
+                "entries",
+                "earned_fen",
+                "clawed_back_fen",
+                "net_fen",
+            ],
+            rows,
+        )
+    )
 
 
 def close_for_actor(session: Session, *, actor: Actor, month: str):
     if not actor.is_hq:
         raise Forbidden("Only HQ settles commissions.")
-    settlement, _ = close_month(session, tenant_id=actor.tenant_id, month=month,
-                                closed_by=actor.staff_id)
+    settlement, _ = close_month(
+        session, tenant_id=actor.tenant_id, month=month, closed_by=actor.staff_id
+    )
     return settlement
 
 
 def get_settlement(session: Session, *, actor: Actor, settlement_id: str):
-    return policy.get_visible(session, actor, CommissionSettlement, settlement_id,
-                              label="Settlement")
+    return policy.get_visible(
+        session, actor, CommissionSettlement, settlement_id, label="Settlement"
+    )
 
 
 def list_settlements(session: Session, *, actor: Actor, limit: int, cursor: str | None):
     stmt = policy.scoped_select(actor, CommissionSettlement)
-    return paginate(session, stmt, [CommissionSettlement.month, CommissionSettlement.id],
-                    limit=limit, cursor=cursor, descending=True)
+    return paginate(
+        session,
+        stmt,
+        [CommissionSettlement.month, CommissionSettlement.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
 
 
 def approve(session: Session, *, actor: Actor, settlement_id: str) -> CommissionSettlement:
     """Draft -> approved (HQ); approving twice is a no-op."""
-    settlement = policy.get_writable(session, actor, CommissionSettlement, settlement_id,
-                                     "approve")
+    settlement = policy.get_writable(session, actor, CommissionSettlement, settlement_id, "approve")
     if settlement.state == "draft":
         settlement.state, settlement.approved_at = "approved", utcnow()
         settlement.approved_by = actor.staff_id
@@ -109,12 +164,20 @@ def approve(session: Session, *, actor: Actor, settlement_id: str) -> Commission
     return settlement
 
 
-def statements(session: Session, *, actor: Actor, settlement_id: str, level: str,
-               limit: int, cursor: str | None) -> dict:
+def statements(
+    session: Session,
+    *,
+    actor: Actor,
+    settlement_id: str,
+    level: str,
+    limit: int,
+    cursor: str | None,
+) -> dict:
     """One page of a settled month's statements, with guide and store names."""
     settlement = get_settlement(session, actor=actor, settlement_id=settlement_id)
     stmt = policy.scoped_select(actor, CommissionStatement).where(
-        CommissionStatement.settlement_id == settlement.id, CommissionStatement.level == level)
+        CommissionStatement.settlement_id == settlement.id, CommissionStatement.level == level
+    )
     page = paginate(session, stmt, [CommissionStatement.subject_id], limit=limit, cursor=cursor)
     page["items"] = present(session, page["items"])
     return page
@@ -122,22 +185,41 @@ def statements(session: Session, *, actor: Actor, settlement_id: str, level: str
 
 def all_statements(session: Session, *, actor: Actor, settlement_id: str, level: str):
     settlement = get_settlement(session, actor=actor, settlement_id=settlement_id)
-    rows = session.scalars(policy.scoped_select(actor, CommissionStatement).where(
-        CommissionStatement.settlement_id == settlement.id, CommissionStatement.level == level)
-        .order_by(CommissionStatement.store_id, CommissionStatement.subject_id)).all()
+    rows = session.scalars(
+        policy.scoped_select(actor, CommissionStatement)
+        .where(
+            CommissionStatement.settlement_id == settlement.id, CommissionStatement.level == level
+        )
+        .order_by(CommissionStatement.store_id, CommissionStatement.subject_id)
+    ).all()
     return settlement, present(session, rows)
 
 
 def present(session: Session, rows) -> list[dict]:
     store_ids = {r.store_id for r in rows}
     guide_ids = {r.subject_id for r in rows if r.level == "guide"}
-    stores = dict(session.execute(select(Store.id, Store.name).where(Store.id.in_(store_ids))
-                                  ).all()) if store_ids else {}
-    guides = dict(session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(guide_ids))
-                                  ).all()) if guide_ids else {}
-    return [{
-        "month": r.month, "level": r.level, "subject_id": r.subject_id,
-        "name": guides.get(r.subject_id) if r.level == "guide" else stores.get(r.subject_id),
-        "store_id": r.store_id, "store_name": stores.get(r.store_id), "entries": r.entries,
-        "earned_fen": r.earned_fen, "clawed_back_fen": r.clawed_back_fen, "net_fen": r.net_fen,
-    } for r in rows]
+    stores = (
+        dict(session.execute(select(Store.id, Store.name).where(Store.id.in_(store_ids))).all())
+        if store_ids
+        else {}
+    )
+    guides = (
+        dict(session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(guide_ids))).all())
+        if guide_ids
+        else {}
+    )
+    return [
+        {
+            "month": r.month,
+            "level": r.level,
+            "subject_id": r.subject_id,
+            "name": guides.get(r.subject_id) if r.level == "guide" else stores.get(r.subject_id),
+            "store_id": r.store_id,
+            "store_name": stores.get(r.store_id),
+            "entries": r.entries,
+            "earned_fen": r.earned_fen,
+            "clawed_back_fen": r.clawed_back_fen,
+            "net_fen": r.net_fen,
+        }
+        for r in rows
+    ]

@@ -1,4 +1,5 @@
 """Stored first responses of POSTs sent with an Idempotency-Key."""
+
 from datetime import datetime
 
 from sqlalchemy import Index, LargeBinary, String, UniqueConstraint

@@ -4,6 +4,7 @@ The claim is an INSERT on a unique (owner, key): a concurrent duplicate waits on
 first one's row lock and then finds its stored response, so nothing runs twice.
 An error response rolls the claim back with everything else, so a retry runs afresh.
 """
+
 from __future__ import annotations
 
 import hashlib

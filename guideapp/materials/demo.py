@@ -1,4 +1,5 @@
 """The demo tenant's material library: HQ posters and articles, a regional one, an expired one."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -21,19 +22,39 @@ DEMO_MATERIALS = [
 
 
 def load_materials(session: Session, *, tenant_id: str) -> None:
-    hq = session.scalar(select(Staff).where(Staff.tenant_id == tenant_id,
-                                            Staff.role == "hq_admin").order_by(Staff.phone))
+    hq = session.scalar(
+        select(Staff)
+        .where(Staff.tenant_id == tenant_id, Staff.role == "hq_admin")
+        .order_by(Staff.phone)
+    )
     actor = Actor.for_staff(hq)
     shoes = create_category(session, actor=actor, name="鞋类", parent_id=None)
     create_category(session, actor=actor, name="跑鞋", parent_id=shoes.id)
-    east = session.scalar(select(Region.id).where(Region.tenant_id == tenant_id,
-                                                  Region.code == "east"))
+    east = session.scalar(
+        select(Region.id).where(Region.tenant_id == tenant_id, Region.code == "east")
+    )
     for kind, title, url, target in DEMO_MATERIALS:
-        create_material(session, actor=actor, data={
-            "kind": kind, "title": title, "url": url, "category_id": shoes.id,
-            "target": {"region_ids": [east]} if target == "east" else target,
-            "tags": ["新品"] if "新品" in title else []})
-    create_material(session, actor=actor, data={
-        "kind": "text", "title": "双11预热文案(已过期)", "body": "双11来啦,全场满300减50!",
-        "target": {"all": True}, "valid_from": utcnow() - timedelta(days=30),
-        "valid_to": utcnow() - timedelta(days=10)})
+        create_material(
+            session,
+            actor=actor,
+            data={
+                "kind": kind,
+                "title": title,
+                "url": url,
+                "category_id": shoes.id,
+                "target": {"region_ids": [east]} if target == "east" else target,
+                "tags": ["新品"] if "新品" in title else [],
+            },
+        )
+    create_material(
+        session,
+        actor=actor,
+        data={
+            "kind": "text",
+            "title": "双11预热文案(已过期)",
+            "body": "双11来啦,全场满300减50!",
+            "target": {"all": True},
+            "valid_from": utcnow() - timedelta(days=30),
+            "valid_to": utcnow() - timedelta(days=10),
+        },
+    )

@@ -1,4 +1,5 @@
 """Materials, their category tree, targeting, uploaded files and share events."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

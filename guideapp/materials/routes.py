@@ -1,4 +1,5 @@
 """Material library: list, create, edit (ETag), share, stats, uploads and categories."""
+
 from flask import Response, current_app
 from flask.views import MethodView
 
@@ -57,10 +58,15 @@ class MaterialShares(MethodView):
     @blp.response(201, s.ShareSchema)
     def post(self, data, material_id):
         """Record that I shared a material (to a member, a group or Moments)"""
-        return service.record_share(db_session(), actor=current_actor(), material_id=material_id,
-                                    channel=data["channel"], member_id=data.get("member_id"),
-                                    share_id=data.get("id"),
-                                    shared_at_client=data.get("shared_at_client"))
+        return service.record_share(
+            db_session(),
+            actor=current_actor(),
+            material_id=material_id,
+            channel=data["channel"],
+            member_id=data.get("member_id"),
+            share_id=data.get("id"),
+            shared_at_client=data.get("shared_at_client"),
+        )
 
 
 @blp.route("/materials/stats")
@@ -79,8 +85,13 @@ class Uploads(MethodView):
     def post(self, files):
         """Upload a file (images 10 MB, mp4 100 MB, pdf 20 MB) for a material"""
         upload = files["file"]
-        return service.store_upload(db_session(), actor=current_actor(), storage=_storage(),
-                                    filename=upload.filename or "", data=upload.read())
+        return service.store_upload(
+            db_session(),
+            actor=current_actor(),
+            storage=_storage(),
+            filename=upload.filename or "",
+            data=upload.read(),
+        )
 
 
 @blp.route("/uploads/<upload_id>")
@@ -89,8 +100,11 @@ class UploadById(MethodView):
     def get(self, upload_id):
         """Download an uploaded file"""
         upload = service.get_upload(db_session(), actor=current_actor(), upload_id=upload_id)
-        return Response(_storage().read(upload.storage_key), mimetype=upload.content_type,
-                        headers={"ETag": upload.checksum})
+        return Response(
+            _storage().read(upload.storage_key),
+            mimetype=upload.content_type,
+            headers={"ETag": upload.checksum},
+        )
 
 
 @blp.route("/material-categories")
@@ -105,5 +119,6 @@ class Categories(MethodView):
     @blp.response(201, s.CategorySchema)
     def post(self, data):
         """Add a category (HQ)"""
-        return service.create_category(db_session(), actor=current_actor(), name=data["name"],
-                                       parent_id=data.get("parent_id"))
+        return service.create_category(
+            db_session(), actor=current_actor(), name=data["name"], parent_id=data.get("parent_id")
+        )

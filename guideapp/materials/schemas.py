@@ -1,4 +1,5 @@
 """Request and response shapes for materials, categories, uploads, shares and stats."""
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -22,10 +23,17 @@ class MaterialSchema(Schema):
     cover_url = fields.Url(allow_none=True, validate=validate.Length(max=500))
     upload_id = fields.String(allow_none=True)
     category_id = fields.String(allow_none=True)
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=30)),
-                       load_default=list, validate=validate.Length(max=20))
-    level = fields.String(validate=validate.OneOf(LEVELS), metadata={
-        "description": "hq (HQ, targeted), store (a manager's store) or personal (your own)."})
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=30)),
+        load_default=list,
+        validate=validate.Length(max=20),
+    )
+    level = fields.String(
+        validate=validate.OneOf(LEVELS),
+        metadata={
+            "description": "hq (HQ, targeted), store (a manager's store) or personal (your own)."
+        },
+    )
     target = fields.Nested(MaterialTargetSchema, load_default=dict)
     valid_from = UTCDateTime(allow_none=True)
     valid_to = UTCDateTime(allow_none=True)
@@ -45,8 +53,9 @@ class MaterialUpdateSchema(MaterialSchema):
         super().__init__(*args, partial=True, **kwargs)
 
     body = fields.String(validate=validate.Length(max=20000))
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=30)),
-                       validate=validate.Length(max=20))
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=30)), validate=validate.Length(max=20)
+    )
     target = fields.Nested(MaterialTargetSchema)
     archived = fields.Boolean()
 
@@ -56,8 +65,10 @@ class MaterialQueryArgsSchema(CursorArgsSchema):
     kind = fields.String(validate=validate.OneOf(KINDS))
     category_id = fields.String()
     tag = fields.String()
-    include_inactive = fields.Boolean(load_default=False, metadata={
-        "description": "HQ and managers: also expired, future and archived materials."})
+    include_inactive = fields.Boolean(
+        load_default=False,
+        metadata={"description": "HQ and managers: also expired, future and archived materials."},
+    )
 
 
 class CategorySchema(Schema):
@@ -80,8 +91,10 @@ class UploadFileSchema(ma.Schema):
 
 
 class ShareSchema(Schema):
-    id = fields.String(validate=validate.Length(min=1, max=64),
-                       metadata={"description": "Optional client id: a retried share counts once."})
+    id = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Optional client id: a retried share counts once."},
+    )
     material_id = fields.String(dump_only=True)
     channel = fields.String(required=True, validate=validate.OneOf(SHARE_CHANNELS))
     member_id = fields.String(allow_none=True)
@@ -93,8 +106,9 @@ class ShareSchema(Schema):
 class ShareStatsArgsSchema(ma.Schema):
     start = fields.Date(required=True)
     end = fields.Date(required=True)
-    group_by = fields.String(load_default="material",
-                             validate=validate.OneOf(["material", "guide", "store", "day"]))
+    group_by = fields.String(
+        load_default="material", validate=validate.OneOf(["material", "guide", "store", "day"])
+    )
     order_days = fields.Integer(load_default=7, validate=validate.Range(1, 90))
     material_id = fields.String()
 

@@ -1,4 +1,5 @@
 """Material library rules: levels, targeting, validity, uploads and shares."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,41 +14,63 @@ from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
 from guideapp.materials.models import (
-    Material, MaterialAudience, MaterialCategory, Share, StoredUpload,
+    Material,
+    MaterialAudience,
+    MaterialCategory,
+    Share,
+    StoredUpload,
 )
 from guideapp.members.models import Member
 from guideapp.org.models import Region, Store, Tenant
 from guideapp.pagination import paginate
 from guideapp.storage import Storage
 from guideapp.changelog import (
-    log_change, region_scope, staff_scope, store_scope, tenant_scope,
+    log_change,
+    region_scope,
+    staff_scope,
+    store_scope,
+    tenant_scope,
 )
 
 # What may be uploaded, by detected type (magic bytes, not the client's claim): max bytes.
 UPLOAD_LIMITS = {
-    "image/jpeg": 10 << 20, "image/png": 10 << 20, "image/gif": 10 << 20,
-    "image/webp": 10 << 20, "video/mp4": 100 << 20, "application/pdf": 20 << 20,
+    "image/jpeg": 10 << 20,
+    "image/png": 10 << 20,
+    "image/gif": 10 << 20,
+    "image/webp": 10 << 20,
+    "video/mp4": 100 << 20,
+    "application/pdf": 20 << 20,
 }
 NEEDS_FILE_OR_URL = {"image", "poster", "video"}
 NEEDS_URL = {"article", "mini_program", "product"}
 
 
-def store_upload(session: Session, *, actor: Actor, storage: Storage, filename: str,
-                 data: bytes) -> StoredUpload:
+def store_upload(
+    session: Session, *, actor: Actor, storage: Storage, filename: str, data: bytes
+) -> StoredUpload:
     kind = filetype.guess(data)
     allowed = ", ".join(sorted(UPLOAD_LIMITS))
     if kind is None or kind.mime not in UPLOAD_LIMITS:
-        raise InvalidInput(f"This file type is not accepted; send one of: {allowed}.",
-                           errors={"file": [f"Accepted types: {allowed}."]})
+        raise InvalidInput(
+            f"This file type is not accepted; send one of: {allowed}.",
+            errors={"file": [f"Accepted types: {allowed}."]},
+        )
     if len(data) > UPLOAD_LIMITS[kind.mime]:
         limit_mb = UPLOAD_LIMITS[kind.mime] >> 20
-        raise InvalidInput(f"{kind.mime} files may be at most {limit_mb} MB.",
-                           errors={"file": [f"At most {limit_mb} MB for {kind.mime}."]})
+        raise InvalidInput(
+            f"{kind.mime} files may be at most {limit_mb} MB.",
+            errors={"file": [f"At most {limit_mb} MB for {kind.mime}."]},
+        )
     stored = storage.save(data, suffix=f".{kind.extension}")
-    upload = StoredUpload(tenant_id=actor.tenant_id, storage_key=stored.key,
-                          filename=(filename or "upload")[:200], content_type=kind.mime,
-                          size=stored.size, checksum=stored.checksum,
-                          uploaded_by=actor.staff_id)
+    upload = StoredUpload(
+        tenant_id=actor.tenant_id,
+        storage_key=stored.key,
+        filename=(filename or "upload")[:200],
+        content_type=kind.mime,
+        size=stored.size,
+        checksum=stored.checksum,
+        uploaded_by=actor.staff_id,
+    )
     session.add(upload)
     session.flush()
     return upload
@@ -66,11 +89,20 @@ def audiences_for(session: Session, actor: Actor, material: Material) -> list[st
     if target.get("all"):
         return [tenant_scope(material.tenant_id)]
     scopes = []
-    for field, model, scope in (("region_ids", Region, region_scope),
-                                ("store_ids", Store, store_scope)):
+    for field, model, scope in (
+        ("region_ids", Region, region_scope),
+        ("store_ids", Store, store_scope),
+    ):
         ids = list(dict.fromkeys(target.get(field) or []))
-        found = set(session.scalars(select(model.id).where(
-            model.tenant_id == material.tenant_id, model.id.in_(ids)))) if ids else set()
+        found = (
+            set(
+                session.scalars(
+                    select(model.id).where(model.tenant_id == material.tenant_id, model.id.in_(ids))
+                )
+            )
+            if ids
+            else set()
+        )
         if found != set(ids):
             raise InvalidInput(errors={"target": [f"Unknown {field}: {sorted(set(ids) - found)}"]})
         scopes += [scope(i) for i in ids]
@@ -112,8 +144,18 @@ def get_material(session: Session, *, actor: Actor, material_id: str) -> Materia
     return policy.get_visible(session, actor, Material, material_id, label="Material")
 
 
-def list_materials(session: Session, *, actor: Actor, limit: int, cursor: str | None, q=None,
-                   kind=None, category_id=None, tag=None, include_inactive=False):
+def list_materials(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    q=None,
+    kind=None,
+    category_id=None,
+    tag=None,
+    include_inactive=False,
+):
     stmt = policy.scoped_select(actor, Material)
     if not (include_inactive and (actor.is_hq or actor.is_manager)):
         stmt = stmt.where(currently_valid(utcnow()))
@@ -125,29 +167,53 @@ def list_materials(session: Session, *, actor: Actor, limit: int, cursor: str | 
         stmt = stmt.where(Material.category_id == category_id)
     if tag:
         stmt = stmt.where(cast(Material.tags, String).contains(f'"{tag}"', autoescape=True))
-    return paginate(session, stmt, [Material.created_at, Material.id], limit=limit,
-                    cursor=cursor, descending=True)
+    return paginate(
+        session,
+        stmt,
+        [Material.created_at, Material.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
 
 
 def currently_valid(now: datetime):
-    return (~Material.archived) & or_(Material.valid_from.is_(None),
-                                      Material.valid_from <= now) & or_(
-        Material.valid_to.is_(None), Material.valid_to > now)
+    return (
+        (~Material.archived)
+        & or_(Material.valid_from.is_(None), Material.valid_from <= now)
+        & or_(Material.valid_to.is_(None), Material.valid_to > now)
+    )
 
 
 def suggestion_summaries(session: Session, actor: Actor, material_ids) -> dict[str, dict]:
     """What an inbox item shows of its suggested material: only ones the actor may share now."""
     if not material_ids:
         return {}
-    rows = session.execute(policy.scoped_select(actor, Material).with_only_columns(
-        Material.id, Material.kind, Material.title, Material.url, Material.cover_url,
-        Material.body).where(Material.id.in_(sorted(material_ids)), currently_valid(utcnow())))
+    rows = session.execute(
+        policy.scoped_select(actor, Material)
+        .with_only_columns(
+            Material.id,
+            Material.kind,
+            Material.title,
+            Material.url,
+            Material.cover_url,
+            Material.body,
+        )
+        .where(Material.id.in_(sorted(material_ids)), currently_valid(utcnow()))
+    )
     return {row.id: row._asdict() for row in rows}
 
 
-def record_share(session: Session, *, actor: Actor, material_id: str, channel: str,
-                 member_id: str | None = None, share_id: str | None = None,
-                 shared_at_client: datetime | None = None) -> Share:
+def record_share(
+    session: Session,
+    *,
+    actor: Actor,
+    material_id: str,
+    channel: str,
+    member_id: str | None = None,
+    share_id: str | None = None,
+    shared_at_client: datetime | None = None,
+) -> Share:
     material = get_material(session, actor=actor, material_id=material_id)
     if share_id and (existing := session.get(Share, share_id)) is not None:
         return existing  # a retried push of the same share counts once
@@ -157,10 +223,17 @@ def record_share(session: Session, *, actor: Actor, material_id: str, channel: s
         raise InvalidInput(errors={"member_id": ["Name the member the material went to."]})
     zone = ZoneInfo(session.scalar(select(Tenant.timezone).where(Tenant.id == actor.tenant_id)))
     now = utcnow()
-    share = Share(tenant_id=actor.tenant_id, material_id=material.id, staff_id=actor.staff_id,
-                  store_id=actor.store_id, member_id=member_id, channel=channel,
-                  day=now.astimezone(zone).date(), shared_at=now,
-                  shared_at_client=shared_at_client)
+    share = Share(
+        tenant_id=actor.tenant_id,
+        material_id=material.id,
+        staff_id=actor.staff_id,
+        store_id=actor.store_id,
+        member_id=member_id,
+        channel=channel,
+        day=now.astimezone(zone).date(),
+        shared_at=now,
+        shared_at_client=shared_at_client,
+    )
     if share_id:
         share.id = share_id
     session.add(share)
@@ -168,57 +241,84 @@ def record_share(session: Session, *, actor: Actor, material_id: str, channel: s
     return share
 
 
-def create_category(session: Session, *, actor: Actor, name: str,
-                    parent_id: str | None) -> MaterialCategory:
+def create_category(
+    session: Session, *, actor: Actor, name: str, parent_id: str | None
+) -> MaterialCategory:
     if parent_id:
         policy.get_visible(session, actor, MaterialCategory, parent_id, label="Category")
     category = MaterialCategory(tenant_id=actor.tenant_id, name=name, parent_id=parent_id)
     policy.require_write(actor, category, "create")
     session.add(category)
     session.flush()
-    log_change(session, tenant_id=actor.tenant_id, table="material_categories",
-               record_id=category.id, scopes=[tenant_scope(actor.tenant_id)])
+    log_change(
+        session,
+        tenant_id=actor.tenant_id,
+        table="material_categories",
+        record_id=category.id,
+        scopes=[tenant_scope(actor.tenant_id)],
+    )
     return category
 
 
 def list_categories(session: Session, *, actor: Actor, limit: int, cursor: str | None):
-    return paginate(session, policy.scoped_select(actor, MaterialCategory),
-                    [MaterialCategory.id], limit=limit, cursor=cursor)
+    return paginate(
+        session,
+        policy.scoped_select(actor, MaterialCategory),
+        [MaterialCategory.id],
+        limit=limit,
+        cursor=cursor,
+    )
 
 
-def log_validity_edges(session: Session, *, tenant_id: str, since: datetime | None,
-                       now: datetime) -> None:
+def log_validity_edges(
+    session: Session, *, tenant_id: str, since: datetime | None, now: datetime
+) -> None:
     """Materials whose window opened or closed since the last tick reach or leave phones."""
     if since is None:
         return
-    edges = select(Material.id).where(Material.tenant_id == tenant_id, or_(
-        Material.valid_from.between(since, now), Material.valid_to.between(since, now)))
-    rows = session.execute(select(MaterialAudience.material_id, MaterialAudience.scope).where(
-        MaterialAudience.material_id.in_(edges))).all()
+    edges = select(Material.id).where(
+        Material.tenant_id == tenant_id,
+        or_(Material.valid_from.between(since, now), Material.valid_to.between(since, now)),
+    )
+    rows = session.execute(
+        select(MaterialAudience.material_id, MaterialAudience.scope).where(
+            MaterialAudience.material_id.in_(edges)
+        )
+    ).all()
     for material_id, scope in rows:
-        log_change(session, tenant_id=tenant_id, table="materials", record_id=material_id,
-                   scopes=[scope])
+        log_change(
+            session, tenant_id=tenant_id, table="materials", record_id=material_id, scopes=[scope]
+        )
 
 
 def _audiences(session: Session, material_id: str) -> list[str]:
-    return list(session.scalars(select(MaterialAudience.scope).where(
-        MaterialAudience.material_id == material_id)))
+    return list(
+        session.scalars(
+            select(MaterialAudience.scope).where(MaterialAudience.material_id == material_id)
+        )
+    )
 
 
 def _set_audiences(session: Session, material: Material, scopes: list[str], old: list[str]):
     session.execute(delete(MaterialAudience).where(MaterialAudience.material_id == material.id))
-    session.execute(insert(MaterialAudience), [
-        {"material_id": material.id, "scope": s} for s in dict.fromkeys(scopes)])
-    log_change(session, tenant_id=material.tenant_id, table="materials",
-               record_id=material.id, scopes={*old, *scopes})
+    session.execute(
+        insert(MaterialAudience),
+        [{"material_id": material.id, "scope": s} for s in dict.fromkeys(scopes)],
+    )
+    log_change(
+        session,
+        tenant_id=material.tenant_id,
+        table="materials",
+        record_id=material.id,
+        scopes={*old, *scopes},
+    )
 
 
 def _check_content(session: Session, actor: Actor, material: Material) -> None:
     if material.upload_id:
         get_upload(session, actor=actor, upload_id=material.upload_id)
     if material.category_id:
-        policy.get_visible(session, actor, MaterialCategory, material.category_id,
-                           label="Category")
+        policy.get_visible(session, actor, MaterialCategory, material.category_id, label="Category")
     if material.kind in NEEDS_FILE_OR_URL and not (material.upload_id or material.url):
         raise InvalidInput(errors={"upload_id": [f"A {material.kind} needs a file or a url."]})
     if material.kind in NEEDS_URL and not material.url:

@@ -1,4 +1,5 @@
 """Which materials are shared, by whom, and which shares were followed by orders."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -16,26 +17,47 @@ from guideapp.org.models import Staff, Store
 GROUPINGS = ("material", "guide", "store", "day")
 
 
-def share_stats(session: Session, *, actor: Actor, start: date, end: date, group_by: str,
-                order_days: int = 7, material_id: str | None = None) -> list[dict]:
+def share_stats(
+    session: Session,
+    *,
+    actor: Actor,
+    start: date,
+    end: date,
+    group_by: str,
+    order_days: int = 7,
+    material_id: str | None = None,
+) -> list[dict]:
     key, label = {
         "material": (Share.material_id, func.max(Material.title)),
         "guide": (Share.staff_id, func.max(Staff.name)),
         "store": (Share.store_id, func.max(Store.name)),
         "day": (Share.day, func.max(Share.day)),
     }[group_by]
-    followed = select(Order.id).where(
-        Order.member_id == Share.member_id, Order.ordered_at >= Share.shared_at,
-        Order.ordered_at <= plus_days(session, Share.shared_at, order_days)).exists()
-    stmt = (select(key.label("key"), label.label("label"), func.count(Share.id).label("shares"),
-                   func.count(distinct(Share.member_id)).label("members"),
-                   func.count(distinct(Share.staff_id)).label("guides"),
-                   func.sum(case((followed, 1), else_=0)).label("followed_by_orders"))
-            .select_from(Share).join(Material, Material.id == Share.material_id)
-            .join(Staff, Staff.id == Share.staff_id)
-            .outerjoin(Store, Store.id == Share.store_id)
-            .where(policy.visible(actor, Share), Share.day.between(start, end))
-            .group_by(key))
+    followed = (
+        select(Order.id)
+        .where(
+            Order.member_id == Share.member_id,
+            Order.ordered_at >= Share.shared_at,
+            Order.ordered_at <= plus_days(session, Share.shared_at, order_days),
+        )
+        .exists()
+    )
+    stmt = (
+        select(
+            key.label("key"),
+            label.label("label"),
+            func.count(Share.id).label("shares"),
+            func.count(distinct(Share.member_id)).label("members"),
+            func.count(distinct(Share.staff_id)).label("guides"),
+            func.sum(case((followed, 1), else_=0)).label("followed_by_orders"),
+        )
+        .select_from(Share)
+        .join(Material, Material.id == Share.material_id)
+        .join(Staff, Staff.id == Share.staff_id)
+        .outerjoin(Store, Store.id == Share.store_id)
+        .where(policy.visible(actor, Share), Share.day.between(start, end))
+        .group_by(key)
+    )
     if material_id:
         stmt = stmt.where(Share.material_id == material_id)
     rows = []

@@ -1,4 +1,5 @@
 """专属导购: binding a member to a guide, the lock period, rebinding and bulk transfer."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -14,8 +15,16 @@ from guideapp.org.models import Staff, Tenant
 from guideapp.changelog import log_changes, staff_scope, store_scope
 
 
-def bind(session: Session, *, member: Member, guide: Staff, reason: str,
-         by_staff_id: str | None = None, now: datetime | None = None, force=False) -> Binding:
+def bind(
+    session: Session,
+    *,
+    member: Member,
+    guide: Staff,
+    reason: str,
+    by_staff_id: str | None = None,
+    now: datetime | None = None,
+    force=False,
+) -> Binding:
     """Bind `member` to `guide`. Refused while another guide's lock runs, unless `force`
     (a manager's or HQ's transfer)."""
     now = now or utcnow()
@@ -23,44 +32,71 @@ def bind(session: Session, *, member: Member, guide: Staff, reason: str,
         raise InvalidInput(errors={"guide_id": ["Not an active guide of this brand group."]})
     if member.guide_id == guide.id:
         return current_binding(session, member)
-    if (member.guide_id and not force and member.binding_locked_until
-            and member.binding_locked_until > now):
+    if (
+        member.guide_id
+        and not force
+        and member.binding_locked_until
+        and member.binding_locked_until > now
+    ):
         raise Conflict(
             f"Member is bound to another guide until {member.binding_locked_until:%Y-%m-%d}.",
             errors={"member_id": ["Binding locked (导购会员锁)."]},
         )
     old_scopes = member_scopes(member)
     _end_open_binding(session, member.id, now)
-    lock_days = session.scalar(select(Tenant.binding_lock_days).where(
-        Tenant.id == member.tenant_id))
+    lock_days = session.scalar(
+        select(Tenant.binding_lock_days).where(Tenant.id == member.tenant_id)
+    )
     locked_until = now + timedelta(days=lock_days)
-    binding = Binding(tenant_id=member.tenant_id, member_id=member.id, guide_id=guide.id,
-                      store_id=guide.store_id, reason=reason, started_at=now,
-                      locked_until=locked_until, by_staff_id=by_staff_id)
+    binding = Binding(
+        tenant_id=member.tenant_id,
+        member_id=member.id,
+        guide_id=guide.id,
+        store_id=guide.store_id,
+        reason=reason,
+        started_at=now,
+        locked_until=locked_until,
+        by_staff_id=by_staff_id,
+    )
     session.add(binding)
     member.guide_id, member.store_id = guide.id, guide.store_id
     member.bound_at, member.binding_locked_until = now, locked_until
     member.updated_at = now
     session.flush()
     log_member(session, member, old_scopes=old_scopes)
-    log_member_dependants(session, tenant_id=member.tenant_id, member_ids=[member.id],
-                          scopes={*old_scopes, *member_scopes(member)})
+    log_member_dependants(
+        session,
+        tenant_id=member.tenant_id,
+        member_ids=[member.id],
+        scopes={*old_scopes, *member_scopes(member)},
+    )
     return binding
 
 
 def current_binding(session: Session, member: Member) -> Binding | None:
-    return session.scalar(select(Binding).where(
-        Binding.member_id == member.id, Binding.ended_at.is_(None)))
+    return session.scalar(
+        select(Binding).where(Binding.member_id == member.id, Binding.ended_at.is_(None))
+    )
 
 
 def _end_open_binding(session: Session, member_id: str, now: datetime) -> None:
-    session.execute(update(Binding).where(Binding.member_id == member_id,
-                                          Binding.ended_at.is_(None)).values(ended_at=now))
+    session.execute(
+        update(Binding)
+        .where(Binding.member_id == member_id, Binding.ended_at.is_(None))
+        .values(ended_at=now)
+    )
 
 
-def transfer_members(session: Session, *, tenant_id: str, from_guide: Staff, to_guide: Staff,
-                     member_ids: list[str] | None, by_staff_id: str,
-                     now: datetime | None = None) -> dict:
+def transfer_members(
+    session: Session,
+    *,
+    tenant_id: str,
+    from_guide: Staff,
+    to_guide: Staff,
+    member_ids: list[str] | None,
+    by_staff_id: str,
+    now: datetime | None = None,
+) -> dict:
     """Move members (all of `from_guide`'s, or the listed ones) in one set-based step.
 
     Bindings get a new 'transfer' row each (history kept); the lock restarts for the new
@@ -76,33 +112,73 @@ def transfer_members(session: Session, *, tenant_id: str, from_guide: Staff, to_
         chosen = and_(chosen, Member.id.in_(member_ids))
     ids = session.scalars(select(Member.id).where(chosen)).all()
     if member_ids is not None and len(ids) != len(set(member_ids)):
-        raise InvalidInput(errors={"member_ids": [
-            "Some members are not bound to the guide they are moved from."]})
+        raise InvalidInput(
+            errors={"member_ids": ["Some members are not bound to the guide they are moved from."]}
+        )
     if not ids and member_ids is not None:
         return {"transfer_id": None, "moved": 0}
     transfer_id = new_id()
     lock_days = session.scalar(select(Tenant.binding_lock_days).where(Tenant.id == tenant_id))
     locked_until = now + timedelta(days=lock_days)
     for chunk in _chunks(ids, 5000):
-        session.execute(update(Binding).where(Binding.member_id.in_(chunk),
-                                              Binding.ended_at.is_(None)).values(ended_at=now))
-        session.execute(insert(Binding), [
-            {"id": new_id(), "tenant_id": tenant_id, "member_id": mid, "guide_id": to_guide.id,
-             "store_id": to_guide.store_id, "reason": "transfer", "started_at": now,
-             "locked_until": locked_until, "by_staff_id": by_staff_id,
-             "transfer_id": transfer_id} for mid in chunk])
-        session.execute(update(Member).where(Member.id.in_(chunk)).values(
-            guide_id=to_guide.id, store_id=to_guide.store_id, bound_at=now,
-            binding_locked_until=locked_until, updated_at=now))
-    scopes = {staff_scope(from_guide.id), staff_scope(to_guide.id),
-              store_scope(from_guide.store_id), store_scope(to_guide.store_id)}
-    log_changes(session, tenant_id=tenant_id, table="members",
-                rows=[(mid, scope) for mid in ids for scope in scopes])
+        session.execute(
+            update(Binding)
+            .where(Binding.member_id.in_(chunk), Binding.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+        session.execute(
+            insert(Binding),
+            [
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant_id,
+                    "member_id": mid,
+                    "guide_id": to_guide.id,
+                    "store_id": to_guide.store_id,
+                    "reason": "transfer",
+                    "started_at": now,
+                    "locked_until": locked_until,
+                    "by_staff_id": by_staff_id,
+                    "transfer_id": transfer_id,
+                }
+                for mid in chunk
+            ],
+        )
+        session.execute(
+            update(Member)
+            .where(Member.id.in_(chunk))
+            .values(
+                guide_id=to_guide.id,
+                store_id=to_guide.store_id,
+                bound_at=now,
+                binding_locked_until=locked_until,
+                updated_at=now,
+            )
+        )
+    scopes = {
+        staff_scope(from_guide.id),
+        staff_scope(to_guide.id),
+        store_scope(from_guide.store_id),
+        store_scope(to_guide.store_id),
+    }
+    log_changes(
+        session,
+        tenant_id=tenant_id,
+        table="members",
+        rows=[(mid, scope) for mid in ids for scope in scopes],
+    )
     moved = select(Binding.member_id).where(Binding.transfer_id == transfer_id)
     log_member_dependants(session, tenant_id=tenant_id, member_ids=moved, scopes=scopes)
     for hook in TRANSFER_HOOKS:  # tasks and other domains follow the members
-        hook(session, tenant_id=tenant_id, member_ids=ids, from_guide=from_guide,
-             to_guide=to_guide, now=now, whole_book=member_ids is None)
+        hook(
+            session,
+            tenant_id=tenant_id,
+            member_ids=ids,
+            from_guide=from_guide,
+            to_guide=to_guide,
+            now=now,
+            whole_book=member_ids is None,
+        )
     session.expire_all()
     return {"transfer_id": transfer_id, "moved": len(ids)}
 
@@ -113,4 +189,4 @@ TRANSFER_HOOKS: list = []
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

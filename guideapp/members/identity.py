@@ -1,4 +1,5 @@
 """Resolving a person to one member across channels, and creating one when none matches."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -22,11 +23,23 @@ def member_scopes(member: Member) -> list[str]:
     return scopes or [tenant_scope(member.tenant_id)]
 
 
-def log_member(session: Session, member: Member, *, old_scopes=(), table="members",
-               record_id=None, deleted=False) -> None:
-    log_change(session, tenant_id=member.tenant_id, table=table,
-               record_id=record_id or member.id,
-               scopes={*old_scopes, *member_scopes(member)}, deleted=deleted)
+def log_member(
+    session: Session,
+    member: Member,
+    *,
+    old_scopes=(),
+    table="members",
+    record_id=None,
+    deleted=False,
+) -> None:
+    log_change(
+        session,
+        tenant_id=member.tenant_id,
+        table=table,
+        record_id=record_id or member.id,
+        scopes={*old_scopes, *member_scopes(member)},
+        deleted=deleted,
+    )
 
 
 def follow_merges(session: Session, member: Member | None) -> Member | None:
@@ -38,8 +51,14 @@ def follow_merges(session: Session, member: Member | None) -> Member | None:
     return member
 
 
-def resolve_member(session: Session, *, tenant_id: str, phone: str | None = None,
-                   unionid: str | None = None, identities: dict[str, str] | None = None):
+def resolve_member(
+    session: Session,
+    *,
+    tenant_id: str,
+    phone: str | None = None,
+    unionid: str | None = None,
+    identities: dict[str, str] | None = None,
+):
     """The member matching any of phone, unionid or channel ids; phone wins on a split."""
     phone = normalize_phone(phone) if phone else None
     clauses = []
@@ -56,8 +75,12 @@ def resolve_member(session: Session, *, tenant_id: str, phone: str | None = None
         ids = session.scalars(
             select(MemberIdentity.member_id).where(
                 MemberIdentity.tenant_id == tenant_id,
-                or_(*[(MemberIdentity.kind == k) & (MemberIdentity.value == v)
-                      for k, v in identities.items()]),
+                or_(
+                    *[
+                        (MemberIdentity.kind == k) & (MemberIdentity.value == v)
+                        for k, v in identities.items()
+                    ]
+                ),
             )
         ).all()
         found = [session.get(Member, i) for i in ids[:1]]
@@ -65,17 +88,33 @@ def resolve_member(session: Session, *, tenant_id: str, phone: str | None = None
     return follow_merges(session, found[0]) if found else None
 
 
-def create_member(session: Session, *, tenant_id: str, phone: str | None = None,
-                  unionid: str | None = None, name: str = "", source_channel: str,
-                  gender: str = "unknown", birthday: date | None = None,
-                  joined_at: datetime | None = None, tier: str = "normal",
-                  member_id: str | None = None) -> Member:
+def create_member(
+    session: Session,
+    *,
+    tenant_id: str,
+    phone: str | None = None,
+    unionid: str | None = None,
+    name: str = "",
+    source_channel: str,
+    gender: str = "unknown",
+    birthday: date | None = None,
+    joined_at: datetime | None = None,
+    tier: str = "normal",
+    member_id: str | None = None,
+) -> Member:
     phone = normalize_phone(phone) if phone else None
     member = Member(
-        tenant_id=tenant_id, phone=phone, phone_tail=phone[-4:] if phone else None,
-        unionid=unionid or None, name=name or "", gender=gender, birthday=birthday,
-        birthday_mmdd=birthday.strftime("%m%d") if birthday else None, tier=tier,
-        source_channel=source_channel, joined_at=joined_at or utcnow(),
+        tenant_id=tenant_id,
+        phone=phone,
+        phone_tail=phone[-4:] if phone else None,
+        unionid=unionid or None,
+        name=name or "",
+        gender=gender,
+        birthday=birthday,
+        birthday_mmdd=birthday.strftime("%m%d") if birthday else None,
+        tier=tier,
+        source_channel=source_channel,
+        joined_at=joined_at or utcnow(),
         stage="fan" if unionid else "prospect",
     )
     if member_id:
@@ -86,16 +125,30 @@ def create_member(session: Session, *, tenant_id: str, phone: str | None = None,
     return member
 
 
-def ensure_member(session: Session, *, tenant_id: str, source_channel: str,
-                  phone: str | None = None, unionid: str | None = None,
-                  identities: dict[str, str] | None = None, name: str = "") -> tuple[Member, bool]:
+def ensure_member(
+    session: Session,
+    *,
+    tenant_id: str,
+    source_channel: str,
+    phone: str | None = None,
+    unionid: str | None = None,
+    identities: dict[str, str] | None = None,
+    name: str = "",
+) -> tuple[Member, bool]:
     """Payment is membership: find the person or create them. Returns (member, created)."""
-    member = resolve_member(session, tenant_id=tenant_id, phone=phone, unionid=unionid,
-                            identities=identities)
+    member = resolve_member(
+        session, tenant_id=tenant_id, phone=phone, unionid=unionid, identities=identities
+    )
     created = member is None
     if created:
-        member = create_member(session, tenant_id=tenant_id, phone=phone, unionid=unionid,
-                               name=name, source_channel=source_channel)
+        member = create_member(
+            session,
+            tenant_id=tenant_id,
+            phone=phone,
+            unionid=unionid,
+            name=name,
+            source_channel=source_channel,
+        )
     else:
         _fill_missing_identity(session, member, phone=phone, unionid=unionid)
     for kind, value in (identities or {}).items():
@@ -104,12 +157,17 @@ def ensure_member(session: Session, *, tenant_id: str, source_channel: str,
 
 
 def add_identity(session: Session, member: Member, *, kind: str, value: str) -> None:
-    exists = session.scalar(select(MemberIdentity.id).where(
-        MemberIdentity.tenant_id == member.tenant_id, MemberIdentity.kind == kind,
-        MemberIdentity.value == value))
+    exists = session.scalar(
+        select(MemberIdentity.id).where(
+            MemberIdentity.tenant_id == member.tenant_id,
+            MemberIdentity.kind == kind,
+            MemberIdentity.value == value,
+        )
+    )
     if not exists:
-        session.add(MemberIdentity(tenant_id=member.tenant_id, member_id=member.id,
-                                   kind=kind, value=value))
+        session.add(
+            MemberIdentity(tenant_id=member.tenant_id, member_id=member.id, kind=kind, value=value)
+        )
         session.flush()
 
 
@@ -127,8 +185,14 @@ def _fill_missing_identity(session: Session, member: Member, *, phone, unionid) 
 
 
 def _taken(session: Session, member: Member, column, value) -> bool:
-    return session.scalar(select(Member.id).where(
-        Member.tenant_id == member.tenant_id, column == value, Member.id != member.id)) is not None
+    return (
+        session.scalar(
+            select(Member.id).where(
+                Member.tenant_id == member.tenant_id, column == value, Member.id != member.id
+            )
+        )
+        is not None
+    )
 
 
 def log_member_dependants(session: Session, *, tenant_id: str, member_ids, scopes) -> None:
@@ -139,8 +203,17 @@ def log_member_dependants(session: Session, *, tenant_id: str, member_ids, scope
     from guideapp.members.models import MemberNote, MemberTag, Order
     from guideapp.changelog import log_changes_from_select
 
-    for table, model in (("member_notes", MemberNote), ("member_tags", MemberTag),
-                         ("orders", Order)):
+    for table, model in (
+        ("member_notes", MemberNote),
+        ("member_tags", MemberTag),
+        ("orders", Order),
+    ):
         for scope in scopes:
-            log_changes_from_select(session, tenant_id=tenant_id, table=table, rows=select(
-                model.id, literal(scope, String)).where(model.member_id.in_(member_ids)))
+            log_changes_from_select(
+                session,
+                tenant_id=tenant_id,
+                table=table,
+                rows=select(model.id, literal(scope, String)).where(
+                    model.member_id.in_(member_ids)
+                ),
+            )

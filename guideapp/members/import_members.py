@@ -1,4 +1,5 @@
 """Members import, set-based: a batch resolved in two SELECTs and written in a few statements."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,9 +13,22 @@ from guideapp.members.models import TIERS, Binding, Member, PointsEntry
 from guideapp.changelog import log_changes, staff_scope, store_scope, tenant_scope
 
 # What an import reads of an existing member, and writes back whole (one executemany shape).
-MEMBER_COLUMNS = (Member.id, Member.phone, Member.phone_tail, Member.unionid, Member.name,
-                  Member.gender, Member.birthday, Member.birthday_mmdd, Member.tier, Member.stage,
-                  Member.guide_id, Member.store_id, Member.bound_at, Member.binding_locked_until)
+MEMBER_COLUMNS = (
+    Member.id,
+    Member.phone,
+    Member.phone_tail,
+    Member.unionid,
+    Member.name,
+    Member.gender,
+    Member.birthday,
+    Member.birthday_mmdd,
+    Member.tier,
+    Member.stage,
+    Member.guide_id,
+    Member.store_id,
+    Member.bound_at,
+    Member.binding_locked_until,
+)
 
 
 def scopes(tenant_id: str, member: dict) -> set[str]:
@@ -40,8 +54,9 @@ def existing_members(session: Session, run, column, values) -> dict[str, dict]:
     values = {v for v in values if v}
     if not values:
         return {}
-    stmt = select(*MEMBER_COLUMNS).where(Member.tenant_id == run.tenant_id,
-                                         one_of(session, column, values))
+    stmt = select(*MEMBER_COLUMNS).where(
+        Member.tenant_id == run.tenant_id, one_of(session, column, values)
+    )
     if not run.dry_run:
         stmt = stmt.with_for_update()  # the lock check and the write see the same binding
     return {getattr(row, column.key): row._asdict() for row in session.execute(stmt)}
@@ -50,12 +65,26 @@ def existing_members(session: Session, run, column, values) -> dict[str, dict]:
 def new_member(run, *, phone=None, unionid=None, **values) -> dict:
     """A complete members row (every column, so a batch inserts as one executemany)."""
     member = {
-        "id": new_id(), "tenant_id": run.tenant_id, "phone": phone,
-        "phone_tail": phone[-4:] if phone else None, "unionid": unionid, "name": "",
-        "gender": "unknown", "birthday": None, "birthday_mmdd": None, "tier": "normal",
-        "stage": "prospect", "source_channel": "import", "joined_at": run.now, "guide_id": None,
-        "store_id": None, "bound_at": None, "binding_locked_until": None, "state": "active",
-        "created_at": run.now, "updated_at": run.now,
+        "id": new_id(),
+        "tenant_id": run.tenant_id,
+        "phone": phone,
+        "phone_tail": phone[-4:] if phone else None,
+        "unionid": unionid,
+        "name": "",
+        "gender": "unknown",
+        "birthday": None,
+        "birthday_mmdd": None,
+        "tier": "normal",
+        "stage": "prospect",
+        "source_channel": "import",
+        "joined_at": run.now,
+        "guide_id": None,
+        "store_id": None,
+        "bound_at": None,
+        "binding_locked_until": None,
+        "state": "active",
+        "created_at": run.now,
+        "updated_at": run.now,
     }  # last_order_at, last_contact_at, merged_into_id: NULL
     member.update({k: v for k, v in values.items() if v is not None})
     if member["birthday"]:
@@ -79,8 +108,7 @@ class Plan:
 
 def apply(session: Session, run, batch: list[dict]) -> None:
     by_phone = existing_members(session, run, Member.phone, (r.get("phone") for r in batch))
-    by_unionid = existing_members(session, run, Member.unionid,
-                                  (r.get("unionid") for r in batch))
+    by_unionid = existing_members(session, run, Member.unionid, (r.get("unionid") for r in batch))
     plan = Plan()
     for record in batch:
         member = _match(run, record, by_phone, by_unionid)
@@ -99,34 +127,54 @@ def _match(run, record: dict, by_phone: dict, by_unionid: dict):
     phone_match = by_phone.get(record.get("phone"))
     unionid_match = by_unionid.get(record.get("unionid"))
     if phone_match and unionid_match and phone_match["id"] != unionid_match["id"]:
-        run.error(record["row"], "unionid", "This unionid belongs to another member than this "
-                                            "phone; merge the two members first.")
+        run.error(
+            record["row"],
+            "unionid",
+            "This unionid belongs to another member than this phone; merge the two members first.",
+        )
         return False
     member = phone_match or unionid_match
     if member is None:
         return None
     first = run.claimed.setdefault(member["id"], record["row"])
     if first != record["row"]:
-        run.error(record["row"], "phone" if phone_match else "unionid",
-                  f"Same member as row {first} (matched by phone or unionid); merge the rows.")
+        run.error(
+            record["row"],
+            "phone" if phone_match else "unionid",
+            f"Same member as row {first} (matched by phone or unionid); merge the rows.",
+        )
         return False
     return member
 
 
 def _plan_new(run, record: dict, plan: Plan) -> None:
     member = new_member(
-        run, phone=record.get("phone"), unionid=record.get("unionid"), name=record.get("name"),
-        gender=record.get("gender"), birthday=record.get("birthday"), tier=record.get("tier"),
-        source_channel=record.get("source_channel"), joined_at=record.get("joined_at"),
-        store_id=record.get("store_code"))
+        run,
+        phone=record.get("phone"),
+        unionid=record.get("unionid"),
+        name=record.get("name"),
+        gender=record.get("gender"),
+        birthday=record.get("birthday"),
+        tier=record.get("tier"),
+        source_channel=record.get("source_channel"),
+        joined_at=record.get("joined_at"),
+        store_id=record.get("store_code"),
+    )
     if record.get("guide_phone"):
         _bind(run, record, member, plan, existing=False)
     _stage(member)
     if record.get("points"):
-        plan.points.append({
-            "id": new_id(), "tenant_id": run.tenant_id, "member_id": member["id"],
-            "kind": "adjust", "points": record["points"], "reason": "opening balance (import)",
-            "created_at": run.now})
+        plan.points.append(
+            {
+                "id": new_id(),
+                "tenant_id": run.tenant_id,
+                "member_id": member["id"],
+                "kind": "adjust",
+                "points": record["points"],
+                "reason": "opening balance (import)",
+                "created_at": run.now,
+            }
+        )
     plan.creates.append(member)
     plan.touch(run, member)
 
@@ -170,19 +218,35 @@ def _bind(run, record: dict, member: dict, plan: Plan, *, existing: bool) -> boo
         return True
     locked = member["binding_locked_until"]
     if member["guide_id"] and locked and locked > run.now:
-        run.error(record["row"], "guide_phone",
-                  f"Bound to another guide until {locked.astimezone(run.tz):%Y-%m-%d} "
-                  "(导购会员锁); a store manager or HQ can transfer the member instead.")
+        run.error(
+            record["row"],
+            "guide_phone",
+            f"Bound to another guide until {locked.astimezone(run.tz):%Y-%m-%d} "
+            "(导购会员锁); a store manager or HQ can transfer the member instead.",
+        )
         return False
     if existing:
         plan.rebound.append(member["id"])
     until = run.now + timedelta(days=run.lock_days)
-    plan.bindings.append({
-        "id": new_id(), "tenant_id": run.tenant_id, "member_id": member["id"],
-        "guide_id": guide["id"], "store_id": guide["store_id"], "reason": "import",
-        "started_at": run.now, "locked_until": until, "by_staff_id": run.by_staff_id})
-    member.update(guide_id=guide["id"], store_id=guide["store_id"], bound_at=run.now,
-                  binding_locked_until=until)
+    plan.bindings.append(
+        {
+            "id": new_id(),
+            "tenant_id": run.tenant_id,
+            "member_id": member["id"],
+            "guide_id": guide["id"],
+            "store_id": guide["store_id"],
+            "reason": "import",
+            "started_at": run.now,
+            "locked_until": until,
+            "by_staff_id": run.by_staff_id,
+        }
+    )
+    member.update(
+        guide_id=guide["id"],
+        store_id=guide["store_id"],
+        bound_at=run.now,
+        binding_locked_until=until,
+    )
     return True
 
 
@@ -206,9 +270,11 @@ def _write(session: Session, run, plan: Plan) -> None:
     insert_rows(session, Member, plan.creates)
     if plan.rebound:
         session.execute(
-            update(Binding).where(Binding.member_id.in_(plan.rebound),
-                                  Binding.ended_at.is_(None)).values(ended_at=run.now),
-            execution_options={"synchronize_session": False})
+            update(Binding)
+            .where(Binding.member_id.in_(plan.rebound), Binding.ended_at.is_(None))
+            .values(ended_at=run.now),
+            execution_options={"synchronize_session": False},
+        )
     insert_rows(session, Binding, plan.bindings)
     insert_rows(session, PointsEntry, plan.points)
     if plan.updates:

@@ -1,4 +1,5 @@
 """Orders import, set-based: replays skipped, buyers become members, stages refreshed."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -10,7 +11,11 @@ from sqlalchemy.orm import Session
 
 from guideapp.db import new_id
 from guideapp.members.import_members import (
-    existing_members, insert_rows, new_member, one_of, scopes,
+    existing_members,
+    insert_rows,
+    new_member,
+    one_of,
+    scopes,
 )
 from guideapp.members.lifecycle import stage_for
 from guideapp.members.models import Member, Order, OrderRefund
@@ -34,9 +39,12 @@ def apply(session: Session, run, batch: list[dict]) -> None:
         if old is None:
             fresh.append(record)
         elif old["amount_fen"] != record["amount_fen"]:
-            run.error(record["row"], "amount" if "amount" in run.columns else "amount_fen",
-                      f"Order {record['order_no']} was recorded before with "
-                      f"{_yuan(old['amount_fen'])} yuan; check the amount or the order number.")
+            run.error(
+                record["row"],
+                "amount" if "amount" in run.columns else "amount_fen",
+                f"Order {record['order_no']} was recorded before with "
+                f"{_yuan(old['amount_fen'])} yuan; check the amount or the order number.",
+            )
         elif record["refund_amount"] > old["refunded_fen"]:
             plan.refunded.append((old, record["refund_amount"]))
         # else: recorded before exactly so; a replay is neither imported nor failed
@@ -58,10 +66,18 @@ def _recorded(session: Session, run, batch: list[dict]) -> dict:
         numbers[record["channel"]].add(record["order_no"])
     found = {}
     for channel, chunk in numbers.items():
-        stmt = select(Order.id, Order.channel, Order.order_no, Order.amount_fen,
-                      Order.refunded_fen, Order.member_id).where(
-            Order.tenant_id == run.tenant_id, Order.channel == channel,
-            one_of(session, Order.order_no, chunk))
+        stmt = select(
+            Order.id,
+            Order.channel,
+            Order.order_no,
+            Order.amount_fen,
+            Order.refunded_fen,
+            Order.member_id,
+        ).where(
+            Order.tenant_id == run.tenant_id,
+            Order.channel == channel,
+            one_of(session, Order.order_no, chunk),
+        )
         if not run.dry_run:
             stmt = stmt.with_for_update()
         found.update({(r.channel, r.order_no): r._asdict() for r in session.execute(stmt)})
@@ -70,28 +86,46 @@ def _recorded(session: Session, run, batch: list[dict]) -> dict:
 
 def _plan_orders(session: Session, run, fresh: list[dict], plan: Plan) -> None:
     by_phone = existing_members(session, run, Member.phone, (r.get("phone") for r in fresh))
-    by_unionid = existing_members(session, run, Member.unionid,
-                                  (r.get("unionid") for r in fresh))
+    by_unionid = existing_members(session, run, Member.unionid, (r.get("unionid") for r in fresh))
     for record in fresh:
         member = _buyer(run, record, by_phone, by_unionid, plan)
-        plan.orders.append({
-            "id": new_id(), "tenant_id": run.tenant_id, "member_id": member["id"],
-            "channel": record["channel"], "order_no": record["order_no"],
-            "store_id": record.get("store_code") or member["store_id"],
-            "guide_id": member["guide_id"],  # the guide bound then, as ingest_order does
-            "amount_fen": record["amount_fen"], "refunded_fen": record["refund_amount"],
-            "items": [], "ordered_at": record["ordered_at"], "created_at": run.now})
+        plan.orders.append(
+            {
+                "id": new_id(),
+                "tenant_id": run.tenant_id,
+                "member_id": member["id"],
+                "channel": record["channel"],
+                "order_no": record["order_no"],
+                "store_id": record.get("store_code") or member["store_id"],
+                "guide_id": member["guide_id"],  # the guide bound then, as ingest_order does
+                "amount_fen": record["amount_fen"],
+                "refunded_fen": record["refund_amount"],
+                "items": [],
+                "ordered_at": record["ordered_at"],
+                "created_at": run.now,
+            }
+        )
 
 
 def _buyer(run, record: dict, by_phone: dict, by_unionid: dict, plan: Plan) -> dict:
     """Payment is membership: the member by phone (which wins) or unionid, else a new one."""
     phone, unionid = record.get("phone"), record.get("unionid")
-    member = (by_phone.get(phone) or run.new_members.get(("phone", phone))
-              or by_unionid.get(unionid) or run.new_members.get(("unionid", unionid)))
+    member = (
+        by_phone.get(phone)
+        or run.new_members.get(("phone", phone))
+        or by_unionid.get(unionid)
+        or run.new_members.get(("unionid", unionid))
+    )
     if member is None:
-        member = new_member(run, phone=phone, unionid=unionid, name=record.get("name"),
-                            source_channel=record["channel"], joined_at=record["ordered_at"],
-                            stage="fan" if unionid else "prospect")
+        member = new_member(
+            run,
+            phone=phone,
+            unionid=unionid,
+            name=record.get("name"),
+            source_channel=record["channel"],
+            joined_at=record["ordered_at"],
+            stage="fan" if unionid else "prospect",
+        )
         plan.creates.append(member)
         plan.created.add(member["id"])
         for kind, value in (("phone", phone), ("unionid", unionid)):
@@ -104,14 +138,17 @@ def _buyer(run, record: dict, by_phone: dict, by_unionid: dict, plan: Plan) -> d
     return member
 
 
-def _learn(run, record: dict, member: dict, by_phone: dict, by_unionid: dict,
-           plan: Plan) -> None:
+def _learn(run, record: dict, member: dict, by_phone: dict, by_unionid: dict, plan: Plan) -> None:
     """identity._fill_missing_identity: take a phone or unionid nobody else has."""
     learned = False
     for kind, taken in (("phone", by_phone), ("unionid", by_unionid)):
         value = record.get(kind)
-        if value and not member[kind] and value not in taken \
-                and (kind, value) not in run.new_members:
+        if (
+            value
+            and not member[kind]
+            and value not in taken
+            and (kind, value) not in run.new_members
+        ):
             member[kind] = value
             run.new_members[kind, value] = member
             learned = True
@@ -124,28 +161,61 @@ def _learn(run, record: dict, member: dict, by_phone: dict, by_unionid: dict,
 def _write(session: Session, run, plan: Plan) -> None:
     insert_rows(session, Member, plan.creates)
     if plan.fills:
-        session.execute(update(Member), [
-            {"id": m["id"], "phone": m["phone"], "phone_tail": m["phone_tail"],
-             "unionid": m["unionid"], "updated_at": run.now} for m in plan.fills.values()])
+        session.execute(
+            update(Member),
+            [
+                {
+                    "id": m["id"],
+                    "phone": m["phone"],
+                    "phone_tail": m["phone_tail"],
+                    "unionid": m["unionid"],
+                    "updated_at": run.now,
+                }
+                for m in plan.fills.values()
+            ],
+        )
     insert_rows(session, Order, plan.orders)
     if plan.refunded:
-        session.execute(update(Order), [{"id": old["id"], "refunded_fen": total}
-                                        for old, total in plan.refunded])
-    refunds = [(o["id"], o["refunded_fen"], o["refunded_fen"]) for o in plan.orders
-               if o["refunded_fen"]]
+        session.execute(
+            update(Order),
+            [{"id": old["id"], "refunded_fen": total} for old, total in plan.refunded],
+        )
+    refunds = [
+        (o["id"], o["refunded_fen"], o["refunded_fen"]) for o in plan.orders if o["refunded_fen"]
+    ]
     refunds += [(old["id"], total - old["refunded_fen"], total) for old, total in plan.refunded]
     # refunds are events; a later export with a larger refund adds the difference
-    insert_rows(session, OrderRefund, [
-        {"id": new_id(), "tenant_id": run.tenant_id, "order_id": order_id,
-         "refund_no": f"import-{total}", "amount_fen": amount, "refunded_at": run.now,
-         "created_at": run.now} for order_id, amount, total in refunds])
+    insert_rows(
+        session,
+        OrderRefund,
+        [
+            {
+                "id": new_id(),
+                "tenant_id": run.tenant_id,
+                "order_id": order_id,
+                "refund_no": f"import-{total}",
+                "amount_fen": amount,
+                "refunded_at": run.now,
+                "created_at": run.now,
+            }
+            for order_id, amount, total in refunds
+        ],
+    )
     touched = [(o["id"], o["member_id"]) for o in plan.orders]
     touched += [(old["id"], old["member_id"]) for old, _ in plan.refunded]
     member_scopes = _refresh_members(session, run, {m for _, m in touched})
-    log_changes(session, tenant_id=run.tenant_id, table="members",
-                rows=[(m, s) for m, found in member_scopes.items() for s in found])
-    log_changes(session, tenant_id=run.tenant_id, table="orders",
-                rows=[(o, s) for o, m in touched for s in member_scopes[m]])
+    log_changes(
+        session,
+        tenant_id=run.tenant_id,
+        table="members",
+        rows=[(m, s) for m, found in member_scopes.items() for s in found],
+    )
+    log_changes(
+        session,
+        tenant_id=run.tenant_id,
+        table="orders",
+        rows=[(o, s) for o, m in touched for s in member_scopes[m]],
+    )
 
 
 def _refresh_members(session: Session, run, member_ids: set[str]) -> dict[str, set[str]]:
@@ -154,19 +224,37 @@ def _refresh_members(session: Session, run, member_ids: set[str]) -> dict[str, s
         return {}
     paid = Order.refunded_fen < Order.amount_fen
     since = run.now - timedelta(days=run.rules["regular_window_days"])
-    stmt = (select(Member.id, Member.stage, Member.unionid, Member.guide_id, Member.store_id,
-                   func.max(Order.ordered_at), func.sum(case((paid, 1), else_=0)),
-                   func.sum(case((paid & (Order.ordered_at >= since), 1), else_=0)))
-            .join(Order, Order.member_id == Member.id).where(one_of(session, Member.id, member_ids))
-            .group_by(Member.id, Member.stage, Member.unionid, Member.guide_id,
-                      Member.store_id))
+    stmt = (
+        select(
+            Member.id,
+            Member.stage,
+            Member.unionid,
+            Member.guide_id,
+            Member.store_id,
+            func.max(Order.ordered_at),
+            func.sum(case((paid, 1), else_=0)),
+            func.sum(case((paid & (Order.ordered_at >= since), 1), else_=0)),
+        )
+        .join(Order, Order.member_id == Member.id)
+        .where(one_of(session, Member.id, member_ids))
+        .group_by(Member.id, Member.stage, Member.unionid, Member.guide_id, Member.store_id)
+    )
     updates, found = [], {}
     for mid, stage, unionid, guide_id, store_id, last, total, recent in session.execute(stmt):
-        updates.append({"id": mid, "last_order_at": last, "updated_at": run.now,
-                        "stage": stage_for(orders_total=int(total or 0),
-                                           orders_in_window=int(recent or 0),
-                                           has_wechat=bool(unionid or guide_id),
-                                           current=stage, rules=run.rules)})
+        updates.append(
+            {
+                "id": mid,
+                "last_order_at": last,
+                "updated_at": run.now,
+                "stage": stage_for(
+                    orders_total=int(total or 0),
+                    orders_in_window=int(recent or 0),
+                    has_wechat=bool(unionid or guide_id),
+                    current=stage,
+                    rules=run.rules,
+                ),
+            }
+        )
         found[mid] = scopes(run.tenant_id, {"guide_id": guide_id, "store_id": store_id})
     session.execute(update(Member), updates)
     return found

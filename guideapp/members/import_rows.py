@@ -1,4 +1,5 @@
 """Import files (CSV / .xlsx) read into rows, and each cell parsed into a checked value."""
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,11 @@ def read_table(filename: str, content: bytes) -> tuple[list, Iterator[tuple[int,
     if not content or not content.strip():
         raise _file_error("The file is empty.")
     rows = _csv_rows(content) if suffix == ".csv" else _xlsx_rows(content)
-    numbered = ((number, cells) for number, cells in enumerate(rows, start=1)
-                if any(c not in (None, "") for c in cells))
+    numbered = (
+        (number, cells)
+        for number, cells in enumerate(rows, start=1)
+        if any(c not in (None, "") for c in cells)
+    )
     first = next(numbered, None)  # the header: the first row that is not blank
     if first is None:
         raise _file_error("The file is empty.")
@@ -110,8 +114,9 @@ _UNIONID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def unionid(raw, _ctx=None) -> str | None:
     value = text(raw)
     if value and not _UNIONID.match(value):
-        raise CellError(f"'{value[:70]}' is not a WeChat unionid "
-                        "(letters, digits, '-' and '_', at most 64).")
+        raise CellError(
+            f"'{value[:70]}' is not a WeChat unionid (letters, digits, '-' and '_', at most 64)."
+        )
     return value or None
 
 
@@ -121,11 +126,13 @@ def short_text(limit: int):
         if len(value) > limit:
             raise CellError(f"Longer than {limit} characters; shorten it.")
         return value or None
+
     return parse
 
 
 def choice(mapping: dict, hint: str):
     """A value from a fixed list, written in English or Chinese (case-insensitive)."""
+
     def parse(raw, _ctx=None) -> str | None:
         value = text(raw)
         if not value:
@@ -133,27 +140,61 @@ def choice(mapping: dict, hint: str):
         if value.lower() not in mapping:
             raise CellError(f"'{value}' is not one of: {hint}.")
         return mapping[value.lower()]
+
     return parse
 
 
-GENDERS = {"男": "male", "male": "male", "m": "male", "先生": "male",
-           "女": "female", "female": "female", "f": "female", "女士": "female",
-           "未知": "unknown", "保密": "unknown", "unknown": "unknown"}
-TIERS = {"normal": "normal", "普通": "normal", "普通会员": "normal", "silver": "silver",
-         "银卡": "silver", "gold": "gold", "金卡": "gold", "platinum": "platinum",
-         "白金": "platinum", "白金卡": "platinum"}
-CHANNEL_NAMES = {**{c: c for c in CHANNELS}, "门店": "pos", "线下门店": "pos", "天猫": "tmall",
-                 "京东": "jd", "抖音": "douyin", "品牌商城": "brand_mall", "官方商城": "brand_mall",
-                 "商城": "brand_mall", "小程序": "mini_program", "扫码": "store_scan",
-                 "门店扫码": "store_scan", "导入": "import"}
+GENDERS = {
+    "男": "male",
+    "male": "male",
+    "m": "male",
+    "先生": "male",
+    "女": "female",
+    "female": "female",
+    "f": "female",
+    "女士": "female",
+    "未知": "unknown",
+    "保密": "unknown",
+    "unknown": "unknown",
+}
+TIERS = {
+    "normal": "normal",
+    "普通": "normal",
+    "普通会员": "normal",
+    "silver": "silver",
+    "银卡": "silver",
+    "gold": "gold",
+    "金卡": "gold",
+    "platinum": "platinum",
+    "白金": "platinum",
+    "白金卡": "platinum",
+}
+CHANNEL_NAMES = {
+    **{c: c for c in CHANNELS},
+    "门店": "pos",
+    "线下门店": "pos",
+    "天猫": "tmall",
+    "京东": "jd",
+    "抖音": "douyin",
+    "品牌商城": "brand_mall",
+    "官方商城": "brand_mall",
+    "商城": "brand_mall",
+    "小程序": "mini_program",
+    "扫码": "store_scan",
+    "门店扫码": "store_scan",
+    "导入": "import",
+}
 gender = choice(GENDERS, "男, 女, 未知 (or male, female, unknown)")
 tier = choice(TIERS, "普通, 银卡, 金卡, 白金 (or normal, silver, gold, platinum)")
-channel = choice(CHANNEL_NAMES, "门店, 天猫, 京东, 抖音, 品牌商城, 小程序 "
-                 "(or " + ", ".join(CHANNELS) + ")")
+channel = choice(
+    CHANNEL_NAMES, "门店, 天猫, 京东, 抖音, 品牌商城, 小程序 (or " + ", ".join(CHANNELS) + ")"
+)
 
 # 2025-03-01, 2025/3/1 9:30, 2025.03.01 09:30:00, 2025年3月1日: one regex, no strptime loop
-_LOCAL = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
-                    r"(?:[ T]+(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
+_LOCAL = re.compile(
+    r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+    r"(?:[ T]+(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?"
+)
 
 
 def _excel_serial(raw) -> datetime:

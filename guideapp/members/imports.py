@@ -1,4 +1,5 @@
 """Bulk import of members and orders from CSV / Excel, with a row-by-row error report."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,16 +67,26 @@ class Run:
         self.failed.add(row)
 
     def report(self, kind: str) -> dict:
-        return {"kind": kind, "dry_run": self.dry_run, "rows": self.rows,
-                "imported": self.imported, "updated": self.updated, "failed": len(self.failed),
-                "errors": sorted(self.errors, key=lambda e: e["row"])}
+        return {
+            "kind": kind,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "imported": self.imported,
+            "updated": self.updated,
+            "failed": len(self.failed),
+            "errors": sorted(self.errors, key=lambda e: e["row"]),
+        }
 
 
 def _member_finish(record: dict, _run: Run) -> list[tuple[str, str]]:
     guide, store_id = record.get("guide_phone"), record.get("store_code")
     if guide and store_id and guide["store_id"] != store_id:
-        return [("store_code", "The guide works at another store; leave 门店编码 empty "
-                               "or give the guide's store.")]
+        return [
+            (
+                "store_code",
+                "The guide works at another store; leave 门店编码 empty or give the guide's store.",
+            )
+        ]
     return []
 
 
@@ -123,18 +134,37 @@ ORDERS = Spec(
         "name": (("姓名", "buyer_name", "name", "会员姓名", "买家姓名"), cells.short_text(60)),
         "refund_amount": (("退款金额", "refund_amount", "退款金额(元)"), cells.yuan),
     },
-    required=(("channel",), ("order_no",), ("amount", "amount_fen"), ("ordered_at",),
-              ("phone", "unionid")),
+    required=(
+        ("channel",),
+        ("order_no",),
+        ("amount", "amount_fen"),
+        ("ordered_at",),
+        ("phone", "unionid"),
+    ),
     finish=_order_finish,
-    keys=lambda r: [("order_no", (r.get("channel"), r.get("order_no")) if r.get("channel")
-                     and r.get("order_no") else None)],
+    keys=lambda r: [
+        (
+            "order_no",
+            (r.get("channel"), r.get("order_no"))
+            if r.get("channel") and r.get("order_no")
+            else None,
+        )
+    ],
     apply=import_orders.apply,
 )
 SPECS = {"members": MEMBERS, "orders": ORDERS}
 
 
-def run_import(session: Session, *, tenant_id: str, kind: str, filename: str, content: bytes,
-               dry_run: bool, by_staff_id: str | None = None) -> dict:
+def run_import(
+    session: Session,
+    *,
+    tenant_id: str,
+    kind: str,
+    filename: str,
+    content: bytes,
+    dry_run: bool,
+    by_staff_id: str | None = None,
+) -> dict:
     """Parse `content` (CSV or .xlsx by file name), validate each row, apply the good ones.
 
     Returns {"kind", "dry_run", "rows", "imported", "updated", "failed", "errors": [
@@ -152,7 +182,7 @@ def run_import(session: Session, *, tenant_id: str, kind: str, filename: str, co
         message = "The file has a header but no rows below it."
         raise InvalidInput(message, errors={"file": [message]})
     for start in range(0, len(records), BATCH):
-        spec.apply(session, run, records[start:start + BATCH])
+        spec.apply(session, run, records[start : start + BATCH])
     if not dry_run:
         session.expire_all()  # bulk UPDATEs bypass objects already loaded in the session
     return run.report(kind)
@@ -160,14 +190,22 @@ def run_import(session: Session, *, tenant_id: str, kind: str, filename: str, co
 
 def _start(session: Session, tenant_id: str, **options) -> Run:
     tenant = session.get(Tenant, tenant_id)
-    guides = session.execute(select(Staff.phone, Staff.id, Staff.store_id).where(
-        Staff.tenant_id == tenant_id, Staff.role == "guide", Staff.state == "active"))
+    guides = session.execute(
+        select(Staff.phone, Staff.id, Staff.store_id).where(
+            Staff.tenant_id == tenant_id, Staff.role == "guide", Staff.state == "active"
+        )
+    )
     stores = session.execute(select(Store.code, Store.id).where(Store.tenant_id == tenant_id))
-    return Run(tenant_id=tenant_id, tz=ZoneInfo(tenant.timezone or "Asia/Shanghai"),
-               now=utcnow(), lock_days=tenant.binding_lock_days,
-               rules=rules_for(session, tenant_id),
-               guides={p: {"id": i, "store_id": s} for p, i, s in guides},
-               stores=dict(stores.all()), **options)
+    return Run(
+        tenant_id=tenant_id,
+        tz=ZoneInfo(tenant.timezone or "Asia/Shanghai"),
+        now=utcnow(),
+        lock_days=tenant.binding_lock_days,
+        rules=rules_for(session, tenant_id),
+        guides={p: {"id": i, "store_id": s} for p, i, s in guides},
+        stores=dict(stores.all()),
+        **options,
+    )
 
 
 def label(spec: Spec, name: str) -> str:
@@ -177,20 +215,28 @@ def label(spec: Spec, name: str) -> str:
 
 def map_columns(spec: Spec, header: list) -> dict[str, int]:
     """Field -> column index; English and Chinese column names, any order, extras ignored."""
-    aliases = {cells.header_key(alias): name for name, (names, _) in spec.columns.items()
-               for alias in (*names, name)}
+    aliases = {
+        cells.header_key(alias): name
+        for name, (names, _) in spec.columns.items()
+        for alias in (*names, name)
+    }
     found: dict[str, int] = {}
     for index, title in enumerate(header):
         name = aliases.get(cells.header_key(title))
         if name is None:
             continue
         if name in found:
-            message = (f"Columns '{header[found[name]]}' and '{title}' both mean "
-                       f"{label(spec, name)}; keep one of them.")
+            message = (
+                f"Columns '{header[found[name]]}' and '{title}' both mean "
+                f"{label(spec, name)}; keep one of them."
+            )
             raise InvalidInput(message, errors={"file": [message]})
         found[name] = index
-    missing = [" or ".join(label(spec, n) for n in group) for group in spec.required
-               if not any(n in found for n in group)]
+    missing = [
+        " or ".join(label(spec, n) for n in group)
+        for group in spec.required
+        if not any(n in found for n in group)
+    ]
     if missing:
         message = f"Missing required columns: {'; '.join(missing)}."
         raise InvalidInput(message, errors={"file": [message]})
@@ -223,10 +269,13 @@ def _parse_row(spec: Spec, number: int, raw, run: Run) -> tuple[dict, set]:
             bad.add(name)
     for group in spec.required:
         if not bad.intersection(group) and all(record.get(n) is None for n in group):
-            run.error(number, group[0], f"Empty; every row needs "
-                                        f"{' or '.join(label(spec, n) for n in group)}.")
+            run.error(
+                number,
+                group[0],
+                f"Empty; every row needs {' or '.join(label(spec, n) for n in group)}.",
+            )
             bad.add(group[0])
-    for name, message in ([] if bad else spec.finish(record, run)):
+    for name, message in [] if bad else spec.finish(record, run):
         run.error(number, name, message)
         bad.add(name)
     return record, bad
@@ -239,8 +288,12 @@ def _repeats(spec: Spec, record: dict, seen: dict, run: Run) -> set:
         if key is None:
             continue
         if (name, key) in seen:
-            run.error(record["row"], name, f"Duplicate of row {seen[name, key]} (same {name}); "
-                                           "each person or order goes in one row.")
+            run.error(
+                record["row"],
+                name,
+                f"Duplicate of row {seen[name, key]} (same {name}); "
+                "each person or order goes in one row.",
+            )
             bad.add(name)
         else:
             seen[name, key] = record["row"]

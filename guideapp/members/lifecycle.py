@@ -1,4 +1,5 @@
 """Lifecycle stage (prospect -> fan -> customer -> regular -> ambassador) from HQ's rules."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -17,8 +18,9 @@ def rules_for(session: Session, tenant_id: str) -> dict:
     return {**DEFAULT_RULES, **stored}
 
 
-def stage_for(*, orders_total: int, orders_in_window: int, has_wechat: bool, current: str,
-              rules: dict) -> str:
+def stage_for(
+    *, orders_total: int, orders_in_window: int, has_wechat: bool, current: str, rules: dict
+) -> str:
     """Pure rule. Ambassador is granted by people, never computed away."""
     if current == "ambassador":
         return current
@@ -34,11 +36,16 @@ def recompute_stage(session: Session, member: Member, now: datetime) -> str:
     paid = (Order.member_id == member.id) & (Order.refunded_fen < Order.amount_fen)
     since = now - timedelta(days=rules["regular_window_days"])
     total = session.scalar(select(func.count()).select_from(Order).where(paid))
-    recent = session.scalar(select(func.count()).select_from(Order).where(
-        paid, Order.ordered_at >= since))
-    member.stage = stage_for(orders_total=total, orders_in_window=recent,
-                             has_wechat=bool(member.unionid or member.guide_id),
-                             current=member.stage, rules=rules)
+    recent = session.scalar(
+        select(func.count()).select_from(Order).where(paid, Order.ordered_at >= since)
+    )
+    member.stage = stage_for(
+        orders_total=total,
+        orders_in_window=recent,
+        has_wechat=bool(member.unionid or member.guide_id),
+        current=member.stage,
+        rules=rules,
+    )
     return member.stage
 
 

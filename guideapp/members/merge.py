@@ -1,4 +1,5 @@
 """Merging duplicate members: everything moves to the survivor, nothing is lost or doubled."""
+
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
@@ -11,7 +12,15 @@ from guideapp.errors import InvalidInput, InvalidState
 from guideapp.members.identity import log_member, member_scopes
 from guideapp.members.lifecycle import recompute_stage
 from guideapp.members.models import (
-    TIERS, Binding, Member, MemberIdentity, MemberMerge, MemberNote, MemberTag, Order, PointsEntry,
+    TIERS,
+    Binding,
+    Member,
+    MemberIdentity,
+    MemberMerge,
+    MemberNote,
+    MemberTag,
+    Order,
+    PointsEntry,
 )
 
 # Domains holding member-linked rows (task targets, commission ledger) move them here:
@@ -42,31 +51,44 @@ def merge_members(session: Session, *, actor: Actor, survivor_id: str, merged_id
         moved.update(hook(session, survivor=survivor, merged=merged) or {})
     recompute_stage(session, survivor, now)
     survivor.updated_at = now
-    session.add(MemberMerge(tenant_id=actor.tenant_id, survivor_id=survivor.id,
-                            merged_id=merged.id, by_staff_id=actor.staff_id, moved=moved))
+    session.add(
+        MemberMerge(
+            tenant_id=actor.tenant_id,
+            survivor_id=survivor.id,
+            merged_id=merged.id,
+            by_staff_id=actor.staff_id,
+            moved=moved,
+        )
+    )
     session.flush()
     log_member(session, merged, old_scopes=merged_scopes, deleted=True)
     log_member(session, survivor, old_scopes=merged_scopes)
-    for table, model in (("orders", Order), ("member_notes", MemberNote),
-                         ("member_tags", MemberTag)):
+    for table, model in (
+        ("orders", Order),
+        ("member_notes", MemberNote),
+        ("member_tags", MemberTag),
+    ):
         for row_id in session.scalars(select(model.id).where(model.member_id == survivor.id)):
             log_member(session, survivor, table=table, record_id=row_id, old_scopes=merged_scopes)
     return {"survivor_id": survivor.id, "merged_id": merged.id, "moved": moved}
 
 
 def _move(session: Session, model, merged: Member, survivor: Member) -> int:
-    result = session.execute(update(model).where(model.member_id == merged.id)
-                             .values(member_id=survivor.id))
+    result = session.execute(
+        update(model).where(model.member_id == merged.id).values(member_id=survivor.id)
+    )
     return result.rowcount
 
 
 def _move_tags(session: Session, merged: Member, survivor: Member) -> int:
     """Union of tags: the survivor keeps its own rows, gains the ones it lacked."""
     have = select(MemberTag.tag_id).where(MemberTag.member_id == survivor.id)
-    session.execute(delete(MemberTag).where(MemberTag.member_id == merged.id,
-                                            MemberTag.tag_id.in_(have)))
-    return session.execute(update(MemberTag).where(MemberTag.member_id == merged.id)
-                           .values(member_id=survivor.id)).rowcount
+    session.execute(
+        delete(MemberTag).where(MemberTag.member_id == merged.id, MemberTag.tag_id.in_(have))
+    )
+    return session.execute(
+        update(MemberTag).where(MemberTag.member_id == merged.id).values(member_id=survivor.id)
+    ).rowcount
 
 
 def _merge_bindings(session: Session, merged: Member, survivor: Member, now) -> int:
@@ -76,8 +98,11 @@ def _merge_bindings(session: Session, merged: Member, survivor: Member, now) -> 
         survivor.bound_at = merged.bound_at
         survivor.binding_locked_until = merged.binding_locked_until
     elif merged.guide_id is not None:
-        session.execute(update(Binding).where(Binding.member_id == merged.id,
-                                              Binding.ended_at.is_(None)).values(ended_at=now))
+        session.execute(
+            update(Binding)
+            .where(Binding.member_id == merged.id, Binding.ended_at.is_(None))
+            .values(ended_at=now)
+        )
     merged.guide_id = merged.store_id = merged.binding_locked_until = None
     return _move(session, Binding, merged, survivor)
 
@@ -96,6 +121,7 @@ def _carry_profile(session: Session, merged: Member, survivor: Member) -> None:
         survivor.birthday, survivor.birthday_mmdd = merged.birthday, merged.birthday_mmdd
     survivor.tier = max(survivor.tier, merged.tier, key=TIERS.index)
     survivor.joined_at = min(survivor.joined_at, merged.joined_at)
-    if merged.last_order_at and (not survivor.last_order_at
-                                 or merged.last_order_at > survivor.last_order_at):
+    if merged.last_order_at and (
+        not survivor.last_order_at or merged.last_order_at > survivor.last_order_at
+    ):
         survivor.last_order_at = merged.last_order_at

@@ -1,10 +1,19 @@
 """Members, their identities, bindings to guides, points, tags, notes and orders."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -32,8 +41,13 @@ class Member(Base):
         Index("ix_members_guide_phone_tail", "guide_id", "phone_tail"),
         Index("ix_members_guide_birthday", "guide_id", "birthday_mmdd"),
         # The store's unassigned pool, in id order, for guides' searches.
-        Index("ix_members_store_pool", "store_id", "id",
-              postgresql_where=text("guide_id IS NULL"), sqlite_where=text("guide_id IS NULL")),
+        Index(
+            "ix_members_store_pool",
+            "store_id",
+            "id",
+            postgresql_where=text("guide_id IS NULL"),
+            sqlite_where=text("guide_id IS NULL"),
+        ),
         Index("ix_members_tenant_birthday", "tenant_id", "birthday_mmdd"),
         Index("ix_members_tenant_joined_at", "tenant_id", "joined_at"),
         Index("ix_members_tenant_first_order", "tenant_id", "first_order_at"),
@@ -207,8 +221,9 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel", "order_no"),
-        CheckConstraint("amount_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= amount_fen",
-                        name="amounts"),
+        CheckConstraint(
+            "amount_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= amount_fen", name="amounts"
+        ),
         Index("ix_orders_member_id", "member_id", "ordered_at"),
     )
 

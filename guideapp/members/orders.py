@@ -1,4 +1,5 @@
 """Orders and refunds from every channel: idempotent by channel + number, refunds as events."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -18,27 +19,53 @@ REFUND_HOOKS: list = []
 
 def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order, bool]:
     """Record an order; a replay of the same channel + order_no returns the first one."""
-    existing = session.scalar(select(Order).where(
-        Order.tenant_id == tenant_id, Order.channel == data["channel"],
-        Order.order_no == data["order_no"]))
+    existing = session.scalar(
+        select(Order).where(
+            Order.tenant_id == tenant_id,
+            Order.channel == data["channel"],
+            Order.order_no == data["order_no"],
+        )
+    )
     if existing is not None:
         if existing.amount_fen != data["amount_fen"]:
-            raise Conflict("This order number was already recorded with another amount.",
-                           errors={"order_no": ["Recorded before with a different amount."]})
+            raise Conflict(
+                "This order number was already recorded with another amount.",
+                errors={"order_no": ["Recorded before with a different amount."]},
+            )
         return existing, False
     if not (data.get("phone") or data.get("unionid") or data.get("channel_customer_id")):
-        raise InvalidInput(errors={"phone": [
-            "Give the buyer's phone, unionid or channel_customer_id (payment is membership)."]})
-    identities = ({data["channel"]: data["channel_customer_id"]}
-                  if data.get("channel_customer_id") else None)
-    member, _ = ensure_member(session, tenant_id=tenant_id, source_channel=data["channel"],
-                              phone=data.get("phone"), unionid=data.get("unionid"),
-                              identities=identities, name=data.get("buyer_name") or "")
+        raise InvalidInput(
+            errors={
+                "phone": [
+                    "Give the buyer's phone, unionid or channel_customer_id"
+                    " (payment is membership)."
+                ]
+            }
+        )
+    identities = (
+        {data["channel"]: data["channel_customer_id"]} if data.get("channel_customer_id") else None
+    )
+    member, _ = ensure_member(
+        session,
+        tenant_id=tenant_id,
+        source_channel=data["channel"],
+        phone=data.get("phone"),
+        unionid=data.get("unionid"),
+        identities=identities,
+        name=data.get("buyer_name") or "",
+    )
     store_id = _store_id(session, tenant_id, data.get("store_code")) or member.store_id
-    order = Order(tenant_id=tenant_id, member_id=member.id, channel=data["channel"],
-                  order_no=data["order_no"], store_id=store_id, guide_id=member.guide_id,
-                  amount_fen=data["amount_fen"], items=data.get("items") or [],
-                  ordered_at=data["ordered_at"])
+    order = Order(
+        tenant_id=tenant_id,
+        member_id=member.id,
+        channel=data["channel"],
+        order_no=data["order_no"],
+        store_id=store_id,
+        guide_id=member.guide_id,
+        amount_fen=data["amount_fen"],
+        items=data.get("items") or [],
+        ordered_at=data["ordered_at"],
+    )
     session.add(order)
     session.flush()
     if member.last_order_at is None or order.ordered_at > member.last_order_at:
@@ -56,21 +83,34 @@ def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order
 
 def ingest_refund(session: Session, *, tenant_id: str, data: dict) -> tuple[OrderRefund, bool]:
     """A refund or partial refund of a recorded order; replays return the first record."""
-    order = session.scalar(select(Order).where(
-        Order.tenant_id == tenant_id, Order.channel == data["channel"],
-        Order.order_no == data["order_no"]).with_for_update())
+    order = session.scalar(
+        select(Order)
+        .where(
+            Order.tenant_id == tenant_id,
+            Order.channel == data["channel"],
+            Order.order_no == data["order_no"],
+        )
+        .with_for_update()
+    )
     if order is None:
         raise NotFound(f"No {data['channel']} order {data['order_no']} recorded.")
-    existing = session.scalar(select(OrderRefund).where(
-        OrderRefund.order_id == order.id, OrderRefund.refund_no == data["refund_no"]))
+    existing = session.scalar(
+        select(OrderRefund).where(
+            OrderRefund.order_id == order.id, OrderRefund.refund_no == data["refund_no"]
+        )
+    )
     if existing is not None:
         return existing, False
     if order.refunded_fen + data["amount_fen"] > order.amount_fen:
         left = order.amount_fen - order.refunded_fen
         raise InvalidInput(errors={"amount_fen": [f"At most {left} fen is left to refund."]})
-    refund = OrderRefund(tenant_id=tenant_id, order_id=order.id, refund_no=data["refund_no"],
-                         amount_fen=data["amount_fen"],
-                         refunded_at=data.get("refunded_at") or utcnow())
+    refund = OrderRefund(
+        tenant_id=tenant_id,
+        order_id=order.id,
+        refund_no=data["refund_no"],
+        amount_fen=data["amount_fen"],
+        refunded_at=data.get("refunded_at") or utcnow(),
+    )
     session.add(refund)
     order.refunded_fen += data["amount_fen"]
     session.flush()
@@ -84,17 +124,21 @@ def ingest_refund(session: Session, *, tenant_id: str, data: dict) -> tuple[Orde
 
 
 def spend_summary(session: Session, member_id: str) -> dict:
-    row = session.execute(select(
-        func.count(Order.id), func.coalesce(func.sum(Order.amount_fen - Order.refunded_fen), 0),
-    ).where(Order.member_id == member_id)).one()
+    row = session.execute(
+        select(
+            func.count(Order.id),
+            func.coalesce(func.sum(Order.amount_fen - Order.refunded_fen), 0),
+        ).where(Order.member_id == member_id)
+    ).one()
     return {"orders": row[0], "total_spend_fen": int(row[1])}
 
 
 def _store_id(session: Session, tenant_id: str, code: str | None) -> str | None:
     if not code:
         return None
-    store_id = session.scalar(select(Store.id).where(Store.tenant_id == tenant_id,
-                                                     Store.code == code))
+    store_id = session.scalar(
+        select(Store.id).where(Store.tenant_id == tenant_id, Store.code == code)
+    )
     if store_id is None:
         raise InvalidInput(errors={"store_code": [f"No store with code {code}."]})
     return store_id

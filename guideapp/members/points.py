@@ -1,4 +1,5 @@
 """Points ledger: entries are appended, never edited; the balance is their sum."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -12,12 +13,24 @@ SIGN = {"earn": 1, "spend": -1, "expire": -1}
 
 
 def balance(session: Session, member_id: str) -> int:
-    return int(session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
-        PointsEntry.member_id == member_id)))
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
+                PointsEntry.member_id == member_id
+            )
+        )
+    )
 
 
-def add_points(session: Session, *, member: Member, kind: str, points: int, reason: str = "",
-               order_id: str | None = None) -> PointsEntry:
+def add_points(
+    session: Session,
+    *,
+    member: Member,
+    kind: str,
+    points: int,
+    reason: str = "",
+    order_id: str | None = None,
+) -> PointsEntry:
     """`points` is a positive amount for earn/spend/expire, signed for adjust."""
     if kind in SIGN:
         if points <= 0:
@@ -25,8 +38,14 @@ def add_points(session: Session, *, member: Member, kind: str, points: int, reas
         points *= SIGN[kind]
     if points < 0 and balance(session, member.id) + points < 0:
         raise InvalidInput(errors={"points": ["The member does not have that many points."]})
-    entry = PointsEntry(tenant_id=member.tenant_id, member_id=member.id, kind=kind,
-                        points=points, reason=reason, order_id=order_id)
+    entry = PointsEntry(
+        tenant_id=member.tenant_id,
+        member_id=member.id,
+        kind=kind,
+        points=points,
+        reason=reason,
+        order_id=order_id,
+    )
     session.add(entry)
     session.flush()
     log_member(session, member)

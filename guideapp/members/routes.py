@@ -1,4 +1,5 @@
 """Member cards, search, notes, tags, binding, transfer, merge, points, orders and imports."""
+
 import marshmallow as ma
 from flask.views import MethodView
 
@@ -55,9 +56,14 @@ class MemberNotes(MethodView):
     @blp.response(201, s.NoteSchema)
     def post(self, data, member_id):
         """Write a follow-up note"""
-        return service.add_note(db_session(), actor=current_actor(), member_id=member_id,
-                                body=data["body"], noted_at=data.get("noted_at"),
-                                note_id=data.get("id"))
+        return service.add_note(
+            db_session(),
+            actor=current_actor(),
+            member_id=member_id,
+            body=data["body"],
+            noted_at=data.get("noted_at"),
+            note_id=data.get("id"),
+        )
 
 
 @blp.route("/members/<member_id>/tags")
@@ -66,8 +72,9 @@ class MemberTags(MethodView):
     @blp.response(200, s.TagGroupOnCardSchema(many=True))
     def post(self, data, member_id):
         """Tag a member (idempotent); returns the member's tags by group"""
-        return service.tag(db_session(), actor=current_actor(), member_id=member_id,
-                           tag_ids=data["tag_ids"])
+        return service.tag(
+            db_session(), actor=current_actor(), member_id=member_id, tag_ids=data["tag_ids"]
+        )
 
 
 @blp.route("/members/<member_id>/tags/<tag_id>")
@@ -84,8 +91,13 @@ class MemberQuestionnaire(MethodView):
     @blp.response(200, s.TagGroupOnCardSchema(many=True))
     def post(self, data, member_id):
         """Record questionnaire answers; the code book turns them into tags"""
-        return service.questionnaire(db_session(), actor=current_actor(), member_id=member_id,
-                                     name=data["questionnaire"], answers=data["answers"])
+        return service.questionnaire(
+            db_session(),
+            actor=current_actor(),
+            member_id=member_id,
+            name=data["questionnaire"],
+            answers=data["answers"],
+        )
 
 
 @blp.route("/members/<member_id>/binding")
@@ -95,8 +107,9 @@ class MemberBinding(MethodView):
     def post(self, data, member_id):
         """Bind to a guide (managers / HQ; a guide may claim from the store pool)"""
         actor = current_actor()
-        member = service.assign(db_session(), actor=actor, member_id=member_id,
-                                guide_id=data["guide_id"])
+        member = service.assign(
+            db_session(), actor=actor, member_id=member_id, guide_id=data["guide_id"]
+        )
         return service.present(actor, member)
 
 
@@ -107,10 +120,13 @@ class MemberTransfer(MethodView):
     def post(self, data):
         """Move members (all or listed) to another guide with their open tasks and future
         commissions"""
-        return service.transfer(db_session(), actor=current_actor(),
-                                from_guide_id=data["from_guide_id"],
-                                to_guide_id=data["to_guide_id"],
-                                member_ids=data.get("member_ids"))
+        return service.transfer(
+            db_session(),
+            actor=current_actor(),
+            from_guide_id=data["from_guide_id"],
+            to_guide_id=data["to_guide_id"],
+            member_ids=data.get("member_ids"),
+        )
 
 
 @blp.route("/members/<member_id>/merge")
@@ -119,8 +135,9 @@ class MemberMerge(MethodView):
     @blp.response(200, s.MergeResultSchema)
     def post(self, data, member_id):
         """Merge a duplicate into this member (HQ): everything moves, nothing doubles"""
-        return merge.merge_members(db_session(), actor=current_actor(), survivor_id=member_id,
-                                   merged_id=data["merged_id"])
+        return merge.merge_members(
+            db_session(), actor=current_actor(), survivor_id=member_id, merged_id=data["merged_id"]
+        )
 
 
 @blp.route("/members/<member_id>/points")
@@ -129,9 +146,14 @@ class MemberPoints(MethodView):
     @blp.response(201, s.PointsResultSchema)
     def post(self, data, member_id):
         """Earn, spend, expire or adjust points (HQ, store manager)"""
-        return service.adjust_points(db_session(), actor=current_actor(), member_id=member_id,
-                                     kind=data["kind"], amount=data["points"],
-                                     reason=data["reason"])
+        return service.adjust_points(
+            db_session(),
+            actor=current_actor(),
+            member_id=member_id,
+            kind=data["kind"],
+            amount=data["points"],
+            reason=data["reason"],
+        )
 
 
 @blp.route("/orders")
@@ -154,10 +176,14 @@ class Refunds(MethodView):
         """Record a refund or partial refund of an order (HQ integration)"""
         actor = current_actor()
         imports.require_hq(actor)
-        refund, created = orders.ingest_refund(db_session(), tenant_id=actor.tenant_id,
-                                               data=data)
-        return {"id": refund.id, "order_id": refund.order_id, "refund_no": refund.refund_no,
-                "amount_fen": refund.amount_fen, "created": created}
+        refund, created = orders.ingest_refund(db_session(), tenant_id=actor.tenant_id, data=data)
+        return {
+            "id": refund.id,
+            "order_id": refund.order_id,
+            "refund_no": refund.refund_no,
+            "amount_fen": refund.amount_fen,
+            "created": created,
+        }
 
 
 @blp.route("/tag-groups")
@@ -172,8 +198,9 @@ class TagGroups(MethodView):
     @blp.response(201, s.TagGroupSchema)
     def post(self, data):
         """Create a tag group (HQ; managers create store-level groups)"""
-        return tags.create_group(db_session(), actor=current_actor(), name=data["name"],
-                                 store_level=data["store_level"])
+        return tags.create_group(
+            db_session(), actor=current_actor(), name=data["name"], store_level=data["store_level"]
+        )
 
 
 @blp.route("/tag-groups/<group_id>/tags")
@@ -182,8 +209,13 @@ class GroupTags(MethodView):
     @blp.response(201, s.TagSchema)
     def post(self, data, group_id):
         """Add a tag to a group"""
-        return tags.create_tag(db_session(), actor=current_actor(), group_id=group_id,
-                               name=data["name"], code=data.get("code"))
+        return tags.create_tag(
+            db_session(),
+            actor=current_actor(),
+            group_id=group_id,
+            name=data["name"],
+            code=data.get("code"),
+        )
 
 
 @blp.route("/tags")
@@ -205,8 +237,9 @@ class QuestionnaireCodes(MethodView):
 
 
 class ImportArgsSchema(ma.Schema):
-    dry_run = ma.fields.Boolean(load_default=False,
-                                metadata={"description": "Validate and report, write nothing."})
+    dry_run = ma.fields.Boolean(
+        load_default=False, metadata={"description": "Validate and report, write nothing."}
+    )
 
 
 class ImportFileSchema(ma.Schema):
@@ -223,6 +256,12 @@ class Imports(MethodView):
         actor = current_actor()
         imports.require_hq(actor)
         upload = files["file"]
-        return imports.run_import(db_session(), tenant_id=actor.tenant_id, kind=kind,
-                                  filename=upload.filename or "", content=upload.read(),
-                                  dry_run=args["dry_run"], by_staff_id=actor.staff_id)
+        return imports.run_import(
+            db_session(),
+            tenant_id=actor.tenant_id,
+            kind=kind,
+            filename=upload.filename or "",
+            content=upload.read(),
+            dry_run=args["dry_run"],
+            by_staff_id=actor.staff_id,
+        )

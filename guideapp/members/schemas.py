@@ -1,4 +1,5 @@
 """Request and response shapes for members, cards, tags, notes, orders and imports."""
+
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema, UTCDateTime
@@ -31,16 +32,21 @@ class MemberSchema(Schema):
 
 
 class MemberSearchArgsSchema(CursorArgsSchema):
-    q = fields.String(validate=validate.Length(min=1, max=30),
-                      metadata={"description": "Part of the member's name."})
+    q = fields.String(
+        validate=validate.Length(min=1, max=30),
+        metadata={"description": "Part of the member's name."},
+    )
     phone_tail = fields.String(validate=validate.Regexp(r"^\d{4}$"))
     tag_id = _id()
     stage = fields.String(validate=validate.OneOf(STAGES))
     birthday_month = fields.Integer(validate=validate.Range(1, 12))
-    birthday_this_month = fields.Boolean(load_default=False,
-                                         metadata={"description": "In the tenant's time zone."})
-    silent_days = fields.Integer(validate=validate.Range(1, 3650),
-                                 metadata={"description": "No order nor contact for N days."})
+    birthday_this_month = fields.Boolean(
+        load_default=False, metadata={"description": "In the tenant's time zone."}
+    )
+    silent_days = fields.Integer(
+        validate=validate.Range(1, 3650),
+        metadata={"description": "No order nor contact for N days."},
+    )
     guide_id = _id()
     store_id = _id()
 
@@ -59,8 +65,9 @@ class OrderSchema(Schema):
     member_id = _id(dump_only=True)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     order_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount_fen = fields.Integer(required=True, strict=True,
-                                validate=validate.Range(min=0, max=10**12))
+    amount_fen = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=10**12)
+    )
     refunded_fen = fields.Integer(dump_only=True)
     items = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=500))
     ordered_at = UTCDateTime(required=True)
@@ -85,8 +92,9 @@ class RefundInSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     order_no = fields.String(required=True)
     refund_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    amount_fen = fields.Integer(required=True, strict=True,
-                                validate=validate.Range(min=1, max=10**12))
+    amount_fen = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=10**12)
+    )
     refunded_at = UTCDateTime(default_timezone=None)
 
 
@@ -99,13 +107,16 @@ class RefundResultSchema(Schema):
 
 
 class NoteSchema(Schema):
-    id = _id(validate=validate.Length(min=1, max=64),
-             metadata={"description": "Optional client id (offline-created notes)."})
+    id = _id(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Optional client id (offline-created notes)."},
+    )
     member_id = _id(dump_only=True)
     author_id = _id(dump_only=True)
     body = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    noted_at = UTCDateTime(allow_none=True,
-                                    metadata={"description": "When the guide wrote it (phone)."})
+    noted_at = UTCDateTime(
+        allow_none=True, metadata={"description": "When the guide wrote it (phone)."}
+    )
     created_at = fields.DateTime(dump_only=True)
 
 
@@ -127,8 +138,12 @@ class TagMemberSchema(Schema):
 
 class QuestionnaireSchema(Schema):
     questionnaire = fields.String(required=True, validate=validate.Length(min=1, max=60))
-    answers = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                          validate=validate.Length(min=1, max=100))
+    answers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        validate=validate.Length(min=1, max=100),
+    )
 
 
 class CareDateSchema(Schema):
@@ -163,8 +178,11 @@ class AssignSchema(Schema):
 class TransferSchema(Schema):
     from_guide_id = _id(required=True)
     to_guide_id = _id(required=True)
-    member_ids = fields.List(_id(), validate=validate.Length(min=1, max=100_000),
-                             metadata={"description": "Absent: all of the guide's members."})
+    member_ids = fields.List(
+        _id(),
+        validate=validate.Length(min=1, max=100_000),
+        metadata={"description": "Absent: all of the guide's members."},
+    )
 
 
 class TransferResultSchema(Schema):
@@ -184,7 +202,7 @@ class MergeResultSchema(Schema):
 
 class PointsSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(POINT_KINDS))
-    points = fields.Integer(required=True, strict=True, validate=validate.Range(-10**9, 10**9))
+    points = fields.Integer(required=True, strict=True, validate=validate.Range(-(10**9), 10**9))
     reason = fields.String(load_default="", validate=validate.Length(max=200))
 
 
@@ -217,8 +235,10 @@ class QuestionnaireCodeSchema(Schema):
 
 
 class LifecycleRulesSchema(Schema):
-    regular_min_orders = fields.Integer(validate=validate.Range(1, 1000), metadata={
-        "description": "Paid orders within the window that make a member 'regular'."})
+    regular_min_orders = fields.Integer(
+        validate=validate.Range(1, 1000),
+        metadata={"description": "Paid orders within the window that make a member 'regular'."},
+    )
     regular_window_days = fields.Integer(validate=validate.Range(1, 3650))
 
 

@@ -1,4 +1,5 @@
 """Member use cases for guides, managers and HQ: search, card, notes, tags, binding, points."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -32,8 +33,9 @@ VISIBLE_CACHE = "visible_members"
 def prefetch_visible(session: Session, *, actor: Actor, member_ids) -> None:
     """Check visibility of many members in one query (a sync push names hundreds)."""
     cache = session.info.setdefault(VISIBLE_CACHE, {})
-    for member in session.scalars(policy.scoped_select(actor, Member).where(
-            Member.id.in_(list(member_ids)))):
+    for member in session.scalars(
+        policy.scoped_select(actor, Member).where(Member.id.in_(list(member_ids)))
+    ):
         cache[(actor.staff_id, member.id)] = member
 
 
@@ -53,8 +55,11 @@ def get_member(session: Session, *, actor: Actor, member_id: str, action: str | 
 
 def present(actor: Actor, member: Member) -> dict:
     """The member as this caller may see it: phones masked unless it is their business."""
-    sees_phone = actor.is_hq or (actor.is_manager and member.store_id == actor.store_id) \
+    sees_phone = (
+        actor.is_hq
+        or (actor.is_manager and member.store_id == actor.store_id)
         or member.guide_id == actor.staff_id
+    )
     data = {c.key: getattr(member, c.key) for c in Member.__table__.columns}
     data["phone"] = member.phone if sees_phone else mask_phone(member.phone)
     data.pop("phone_tail")
@@ -62,9 +67,22 @@ def present(actor: Actor, member: Member) -> dict:
     return data
 
 
-def search(session: Session, *, actor: Actor, limit: int, cursor: str | None, q=None,
-           phone_tail=None, tag_id=None, stage=None, birthday_month=None,
-           birthday_this_month=False, silent_days=None, guide_id=None, store_id=None):
+def search(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    q=None,
+    phone_tail=None,
+    tag_id=None,
+    stage=None,
+    birthday_month=None,
+    birthday_this_month=False,
+    silent_days=None,
+    guide_id=None,
+    store_id=None,
+):
     stmt = policy.scoped_select(actor, Member).where(Member.state == "active")
     if guide_id:
         stmt = stmt.where(Member.guide_id == guide_id)
@@ -77,25 +95,36 @@ def search(session: Session, *, actor: Actor, limit: int, cursor: str | None, q=
     if stage:
         stmt = stmt.where(Member.stage == stage)
     if tag_id:
-        stmt = stmt.where(Member.id.in_(select(MemberTag.member_id)
-                                        .where(MemberTag.tag_id == tag_id)))
+        stmt = stmt.where(
+            Member.id.in_(select(MemberTag.member_id).where(MemberTag.tag_id == tag_id))
+        )
     if birthday_this_month:
         birthday_month = _today(session, actor.tenant_id).month
     if birthday_month:
         month = f"{birthday_month:02d}"
-        stmt = stmt.where(Member.birthday_mmdd >= month + "01",
-                          Member.birthday_mmdd <= month + "31")
+        stmt = stmt.where(
+            Member.birthday_mmdd >= month + "01", Member.birthday_mmdd <= month + "31"
+        )
     if silent_days is not None:
         cutoff = utcnow() - timedelta(days=silent_days)
-        stmt = stmt.where(func.coalesce(Member.last_order_at, Member.joined_at) < cutoff,
-                          or_(Member.last_contact_at.is_(None), Member.last_contact_at < cutoff))
+        stmt = stmt.where(
+            func.coalesce(Member.last_order_at, Member.joined_at) < cutoff,
+            or_(Member.last_contact_at.is_(None), Member.last_contact_at < cutoff),
+        )
     if actor.is_guide and not guide_id and not store_id:
         # The guide's read rule is an OR no index returns in id order: walk each side on
         # its own index (bound to me / the store's unassigned pool) and merge the pages.
-        page = paginate_branches(session, Member, stmt, [
-            Member.guide_id == actor.staff_id,
-            and_(Member.store_id == actor.store_id, Member.guide_id.is_(None))],
-            limit=limit, cursor=cursor)
+        page = paginate_branches(
+            session,
+            Member,
+            stmt,
+            [
+                Member.guide_id == actor.staff_id,
+                and_(Member.store_id == actor.store_id, Member.guide_id.is_(None)),
+            ],
+            limit=limit,
+            cursor=cursor,
+        )
     else:
         page = paginate(session, stmt, [Member.id], limit=limit, cursor=cursor)
     page["items"] = [present(actor, m) for m in page["items"]]
@@ -111,12 +140,20 @@ def card(session: Session, *, actor: Actor, member_id: str) -> dict:
         "points_balance": points.balance(session, member.id),
         **spend_summary(session, member.id),
         "tags": _tags_by_group(session, member.id),
-        "recent_orders": session.scalars(select(Order).where(Order.member_id == member.id)
-                                         .order_by(Order.ordered_at.desc()).limit(10)).all(),
+        "recent_orders": session.scalars(
+            select(Order)
+            .where(Order.member_id == member.id)
+            .order_by(Order.ordered_at.desc())
+            .limit(10)
+        ).all(),
         "bound_guide": {"id": guide.id, "name": guide.name} if guide else None,
         "bound_store": {"id": store.id, "name": store.name, "code": store.code} if store else None,
-        "notes": session.scalars(select(MemberNote).where(MemberNote.member_id == member.id)
-                                 .order_by(MemberNote.created_at.desc()).limit(20)).all(),
+        "notes": session.scalars(
+            select(MemberNote)
+            .where(MemberNote.member_id == member.id)
+            .order_by(MemberNote.created_at.desc())
+            .limit(20)
+        ).all(),
         "care_dates": care_dates(member, _today(session, member.tenant_id)),
         "open_tasks": [],
     }
@@ -128,12 +165,14 @@ def card(session: Session, *, actor: Actor, member_id: str) -> dict:
 def _tags_by_group(session: Session, member_id: str) -> list[dict]:
     rows = session.execute(
         select(TagGroup.id, TagGroup.name, Tag.id, Tag.name, MemberTag.source)
-        .join(Tag, Tag.id == MemberTag.tag_id).join(TagGroup, TagGroup.id == Tag.group_id)
-        .where(MemberTag.member_id == member_id).order_by(TagGroup.name, Tag.name)).all()
+        .join(Tag, Tag.id == MemberTag.tag_id)
+        .join(TagGroup, TagGroup.id == Tag.group_id)
+        .where(MemberTag.member_id == member_id)
+        .order_by(TagGroup.name, Tag.name)
+    ).all()
     groups: dict[str, dict] = {}
     for group_id, group_name, tag_id, tag_name, source in rows:
-        group = groups.setdefault(group_id, {"group_id": group_id, "group": group_name,
-                                             "tags": []})
+        group = groups.setdefault(group_id, {"group_id": group_id, "group": group_name, "tags": []})
         group["tags"].append({"id": tag_id, "name": tag_name, "source": source})
     return list(groups.values())
 
@@ -164,17 +203,29 @@ def _today(session: Session, tenant_id: str) -> date:
     return datetime.now(ZoneInfo(zone or "Asia/Shanghai")).date()
 
 
-def add_note(session: Session, *, actor: Actor, member_id: str, body: str,
-             noted_at: datetime | None = None, note_id: str | None = None,
-             known_new: bool = False) -> MemberNote:
+def add_note(
+    session: Session,
+    *,
+    actor: Actor,
+    member_id: str,
+    body: str,
+    noted_at: datetime | None = None,
+    note_id: str | None = None,
+    known_new: bool = False,
+) -> MemberNote:
     """`known_new`: the caller checked in bulk that `note_id` is not taken (sync push)."""
     member = get_member(session, actor=actor, member_id=member_id, action="note")
     if note_id and not known_new and (existing := session.get(MemberNote, note_id)) is not None:
         if existing.member_id != member.id or existing.author_id != actor.staff_id:
             raise InvalidInput(errors={"id": ["This note id belongs to another note."]})
         return existing  # a retried push: the note is there already
-    note = MemberNote(tenant_id=member.tenant_id, member_id=member.id, author_id=actor.staff_id,
-                      body=body, noted_at=noted_at)
+    note = MemberNote(
+        tenant_id=member.tenant_id,
+        member_id=member.id,
+        author_id=actor.staff_id,
+        body=body,
+        noted_at=noted_at,
+    )
     if note_id:
         note.id = note_id
     session.add(note)
@@ -190,8 +241,10 @@ def add_note(session: Session, *, actor: Actor, member_id: str, body: str,
 
 def tag(session: Session, *, actor: Actor, member_id: str, tag_ids: list[str]) -> list[dict]:
     member = get_member(session, actor=actor, member_id=member_id, action="tag")
-    found = {t.id: t for t in session.scalars(
-        policy.scoped_select(actor, Tag).where(Tag.id.in_(tag_ids)))}
+    found = {
+        t.id: t
+        for t in session.scalars(policy.scoped_select(actor, Tag).where(Tag.id.in_(tag_ids)))
+    }
     missing = [i for i in tag_ids if i not in found]
     if missing:
         raise InvalidInput(errors={"tag_ids": [f"Unknown tags: {', '.join(missing)}"]})
@@ -206,29 +259,37 @@ def untag(session: Session, *, actor: Actor, member_id: str, tag_id: str) -> Non
         raise InvalidInput(errors={"tag_id": ["The member does not have this tag."]})
 
 
-def register(session: Session, *, actor: Actor, data: dict,
-             member_id: str | None = None) -> Member:
+def register(session: Session, *, actor: Actor, data: dict, member_id: str | None = None) -> Member:
     """A guide registers a new member in store: the member is bound to them (a recruit).
 
     `member_id` is the phone's own id for a member registered offline."""
     phone = normalize_phone(data["phone"])
     if phone is None:
         raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
-    if resolve_member(session, tenant_id=actor.tenant_id, phone=phone,
-                      unionid=data.get("unionid")):
-        raise InvalidInput("This person is already a member; search by phone tail instead.",
-                           errors={"phone": ["Already a member."]})
+    if resolve_member(session, tenant_id=actor.tenant_id, phone=phone, unionid=data.get("unionid")):
+        raise InvalidInput(
+            "This person is already a member; search by phone tail instead.",
+            errors={"phone": ["Already a member."]},
+        )
     if session.scalar(select(Staff.id).where(Staff.phone == phone)):
         raise InvalidInput(errors={"phone": ["Staff cannot be recruited as members."]})
     guide = session.get(Staff, actor.staff_id)
     if not actor.is_guide:
         guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "", label="Guide")
-    member = create_member(session, tenant_id=actor.tenant_id, phone=phone,
-                           unionid=data.get("unionid"), name=data.get("name", ""),
-                           gender=data.get("gender", "unknown"), birthday=data.get("birthday"),
-                           source_channel="store_scan", member_id=member_id)
-    bindings.bind(session, member=member, guide=guide, reason="recruited",
-                  by_staff_id=actor.staff_id)
+    member = create_member(
+        session,
+        tenant_id=actor.tenant_id,
+        phone=phone,
+        unionid=data.get("unionid"),
+        name=data.get("name", ""),
+        gender=data.get("gender", "unknown"),
+        birthday=data.get("birthday"),
+        source_channel="store_scan",
+        member_id=member_id,
+    )
+    bindings.bind(
+        session, member=member, guide=guide, reason="recruited", by_staff_id=actor.staff_id
+    )
     for hook in RECRUIT_HOOKS:
         hook(session, member=member, guide=guide, source="registration")
     return member
@@ -242,44 +303,63 @@ def assign(session: Session, *, actor: Actor, member_id: str, guide_id: str) -> 
     if claiming and guide_id != actor.staff_id:
         raise InvalidInput(errors={"guide_id": ["Guides can only claim members for themselves."]})
     guide = policy.get_visible(session, actor, Staff, guide_id, label="Guide")
-    bindings.bind(session, member=member, guide=guide,
-                  reason="rebind" if member.guide_id else "assigned", by_staff_id=actor.staff_id)
+    bindings.bind(
+        session,
+        member=member,
+        guide=guide,
+        reason="rebind" if member.guide_id else "assigned",
+        by_staff_id=actor.staff_id,
+    )
     return member
 
 
-def transfer(session: Session, *, actor: Actor, from_guide_id: str, to_guide_id: str,
-             member_ids: list[str] | None) -> dict:
+def transfer(
+    session: Session,
+    *,
+    actor: Actor,
+    from_guide_id: str,
+    to_guide_id: str,
+    member_ids: list[str] | None,
+) -> dict:
     from_guide = policy.get_visible(session, actor, Staff, from_guide_id, label="Guide")
     to_guide = policy.get_visible(session, actor, Staff, to_guide_id, label="Guide")
     if not (actor.is_hq or actor.is_manager):
         policy.require_write(actor, Member(tenant_id=actor.tenant_id), "transfer")
-    return bindings.transfer_members(session, tenant_id=actor.tenant_id, from_guide=from_guide,
-                                     to_guide=to_guide, member_ids=member_ids,
-                                     by_staff_id=actor.staff_id)
+    return bindings.transfer_members(
+        session,
+        tenant_id=actor.tenant_id,
+        from_guide=from_guide,
+        to_guide=to_guide,
+        member_ids=member_ids,
+        by_staff_id=actor.staff_id,
+    )
 
 
-def adjust_points(session: Session, *, actor: Actor, member_id: str, kind: str, amount: int,
-                  reason: str):
+def adjust_points(
+    session: Session, *, actor: Actor, member_id: str, kind: str, amount: int, reason: str
+):
     member = get_member(session, actor=actor, member_id=member_id, action="points")
     points.add_points(session, member=member, kind=kind, points=amount, reason=reason)
     return {"member_id": member.id, "points_balance": points.balance(session, member.id)}
 
 
 def list_tag_groups(session: Session, *, actor: Actor, limit: int, cursor: str | None):
-    return paginate(session, policy.scoped_select(actor, TagGroup), [TagGroup.id],
-                    limit=limit, cursor=cursor)
+    return paginate(
+        session, policy.scoped_select(actor, TagGroup), [TagGroup.id], limit=limit, cursor=cursor
+    )
 
 
 def list_tags(session: Session, *, actor: Actor, limit: int, cursor: str | None):
-    return paginate(session, policy.scoped_select(actor, Tag), [Tag.id], limit=limit,
-                    cursor=cursor)
+    return paginate(session, policy.scoped_select(actor, Tag), [Tag.id], limit=limit, cursor=cursor)
 
 
-def questionnaire(session: Session, *, actor: Actor, member_id: str, name: str,
-                  answers: dict) -> list[dict]:
+def questionnaire(
+    session: Session, *, actor: Actor, member_id: str, name: str, answers: dict
+) -> list[dict]:
     member = get_member(session, actor=actor, member_id=member_id, action="tag")
-    tags.apply_questionnaire(session, actor=actor, member=member, questionnaire=name,
-                             answers=answers)
+    tags.apply_questionnaire(
+        session, actor=actor, member=member, questionnaire=name, answers=answers
+    )
     return _tags_by_group(session, member.id)
 
 
@@ -328,8 +408,9 @@ def delete_note(session: Session, *, actor: Actor, note_id: str) -> None:
     log_member(session, member, table="member_notes", record_id=note_id, deleted=True)
 
 
-def tag_with_id(session: Session, *, actor: Actor, member_id: str, tag_id: str,
-                record_id: str) -> None:
+def tag_with_id(
+    session: Session, *, actor: Actor, member_id: str, tag_id: str, record_id: str
+) -> None:
     member = get_member(session, actor=actor, member_id=member_id, action="tag")
     tag = policy.get_visible(session, actor, Tag, tag_id, label="Tag")
     tags.tag_member(session, actor=actor, member=member, tag=tag, record_id=record_id)

@@ -1,4 +1,5 @@
 """Tag groups and tags (HQ and store level), tagging members, questionnaire code books."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -17,45 +18,74 @@ def _tag_scopes(tenant_id: str, store_id: str | None) -> list[str]:
 
 
 def create_group(session: Session, *, actor: Actor, name: str, store_level: bool) -> TagGroup:
-    group = TagGroup(tenant_id=actor.tenant_id, name=name,
-                     store_id=actor.store_id if store_level else None)
+    group = TagGroup(
+        tenant_id=actor.tenant_id, name=name, store_id=actor.store_id if store_level else None
+    )
     policy.require_write(actor, group, "create")
     session.add(group)
     session.flush()
-    log_change(session, tenant_id=group.tenant_id, table="tag_groups", record_id=group.id,
-               scopes=_tag_scopes(group.tenant_id, group.store_id))
+    log_change(
+        session,
+        tenant_id=group.tenant_id,
+        table="tag_groups",
+        record_id=group.id,
+        scopes=_tag_scopes(group.tenant_id, group.store_id),
+    )
     return group
 
 
-def create_tag(session: Session, *, actor: Actor, group_id: str, name: str,
-               code: str | None) -> Tag:
+def create_tag(
+    session: Session, *, actor: Actor, group_id: str, name: str, code: str | None
+) -> Tag:
     group = policy.get_visible(session, actor, TagGroup, group_id, label="Tag group")
-    tag = Tag(tenant_id=actor.tenant_id, group_id=group.id, name=name, code=code,
-              store_id=group.store_id if group.store_id else (
-                  None if actor.is_hq else actor.store_id))
+    tag = Tag(
+        tenant_id=actor.tenant_id,
+        group_id=group.id,
+        name=name,
+        code=code,
+        store_id=group.store_id if group.store_id else (None if actor.is_hq else actor.store_id),
+    )
     policy.require_write(actor, tag, "create")
     if session.scalar(select(Tag.id).where(Tag.group_id == group.id, Tag.name == name)):
         raise Conflict(f"Tag {name} already exists in this group.", errors={"name": ["Taken."]})
     session.add(tag)
     session.flush()
-    log_change(session, tenant_id=tag.tenant_id, table="tags", record_id=tag.id,
-               scopes=_tag_scopes(tag.tenant_id, tag.store_id))
+    log_change(
+        session,
+        tenant_id=tag.tenant_id,
+        table="tags",
+        record_id=tag.id,
+        scopes=_tag_scopes(tag.tenant_id, tag.store_id),
+    )
     return tag
 
 
-def tag_member(session: Session, *, actor: Actor | None, member: Member, tag: Tag,
-               source: str = "manual", source_ref: str | None = None,
-               record_id: str | None = None) -> tuple[MemberTag, bool]:
+def tag_member(
+    session: Session,
+    *,
+    actor: Actor | None,
+    member: Member,
+    tag: Tag,
+    source: str = "manual",
+    source_ref: str | None = None,
+    record_id: str | None = None,
+) -> tuple[MemberTag, bool]:
     """Idempotent: a tag already on the member is returned, not added twice."""
     if tag.tenant_id != member.tenant_id:
         raise InvalidInput(errors={"tag_id": ["No such tag."]})
-    existing = session.scalar(select(MemberTag).where(
-        MemberTag.member_id == member.id, MemberTag.tag_id == tag.id))
+    existing = session.scalar(
+        select(MemberTag).where(MemberTag.member_id == member.id, MemberTag.tag_id == tag.id)
+    )
     if existing is not None:
         return existing, False
-    row = MemberTag(tenant_id=member.tenant_id, member_id=member.id, tag_id=tag.id,
-                    source=source, source_ref=source_ref,
-                    tagged_by=actor.staff_id if actor else None)
+    row = MemberTag(
+        tenant_id=member.tenant_id,
+        member_id=member.id,
+        tag_id=tag.id,
+        source=source,
+        source_ref=source_ref,
+        tagged_by=actor.staff_id if actor else None,
+    )
     if record_id:
         row.id = record_id
     session.add(row)
@@ -65,8 +95,9 @@ def tag_member(session: Session, *, actor: Actor | None, member: Member, tag: Ta
 
 
 def untag_member(session: Session, *, member: Member, tag_id: str) -> bool:
-    row = session.scalar(select(MemberTag).where(
-        MemberTag.member_id == member.id, MemberTag.tag_id == tag_id))
+    row = session.scalar(
+        select(MemberTag).where(MemberTag.member_id == member.id, MemberTag.tag_id == tag_id)
+    )
     if row is None:
         return False
     session.delete(row)
@@ -75,33 +106,59 @@ def untag_member(session: Session, *, member: Member, tag_id: str) -> bool:
     return True
 
 
-def apply_questionnaire(session: Session, *, actor: Actor | None, member: Member,
-                        questionnaire: str, answers: dict[str, str]) -> list[Tag]:
+def apply_questionnaire(
+    session: Session,
+    *,
+    actor: Actor | None,
+    member: Member,
+    questionnaire: str,
+    answers: dict[str, str],
+) -> list[Tag]:
     """Map each answer through the code book (e.g. question skin, answer '3' -> acne)."""
-    codes = session.execute(select(QuestionnaireCode.question, QuestionnaireCode.answer, Tag)
-                            .join(Tag, Tag.id == QuestionnaireCode.tag_id)
-                            .where(QuestionnaireCode.tenant_id == member.tenant_id,
-                                   QuestionnaireCode.questionnaire == questionnaire)).all()
+    codes = session.execute(
+        select(QuestionnaireCode.question, QuestionnaireCode.answer, Tag)
+        .join(Tag, Tag.id == QuestionnaireCode.tag_id)
+        .where(
+            QuestionnaireCode.tenant_id == member.tenant_id,
+            QuestionnaireCode.questionnaire == questionnaire,
+        )
+    ).all()
     book = {(q, a): tag for q, a, tag in codes}
-    unknown = {q: [f"Answer {a!r} is not in the code book."]
-               for q, a in answers.items() if (q, str(a)) not in book}
+    unknown = {
+        q: [f"Answer {a!r} is not in the code book."]
+        for q, a in answers.items()
+        if (q, str(a)) not in book
+    }
     if unknown:
-        raise InvalidInput("Some answers are not in the questionnaire's code book.",
-                           errors={"answers": unknown})
+        raise InvalidInput(
+            "Some answers are not in the questionnaire's code book.", errors={"answers": unknown}
+        )
     applied = []
     for question, answer in answers.items():
         tag = book[(question, str(answer))]
-        tag_member(session, actor=actor, member=member, tag=tag, source="questionnaire",
-                   source_ref=f"{questionnaire}:{question}={answer}")
+        tag_member(
+            session,
+            actor=actor,
+            member=member,
+            tag=tag,
+            source="questionnaire",
+            source_ref=f"{questionnaire}:{question}={answer}",
+        )
         applied.append(tag)
     return applied
 
 
-def add_code(session: Session, *, actor: Actor, questionnaire: str, question: str,
-             answer: str, tag_id: str) -> QuestionnaireCode:
+def add_code(
+    session: Session, *, actor: Actor, questionnaire: str, question: str, answer: str, tag_id: str
+) -> QuestionnaireCode:
     tag = policy.get_visible(session, actor, Tag, tag_id, label="Tag")
-    code = QuestionnaireCode(tenant_id=actor.tenant_id, questionnaire=questionnaire,
-                             question=question, answer=answer, tag_id=tag.id)
+    code = QuestionnaireCode(
+        tenant_id=actor.tenant_id,
+        questionnaire=questionnaire,
+        question=question,
+        answer=answer,
+        tag_id=tag.id,
+    )
     policy.require_write(actor, code, "create")
     session.add(code)
     session.flush()

@@ -1,4 +1,5 @@
 """Coordinates: stores are kept in GCJ-02; positions may arrive in WGS-84 (wx.getLocation)."""
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,9 @@ class _Box:
 
     def lower_bound_m(self, lat: float, lng: float, row: StoreRow) -> float:
         """Never more than the geodesic distance of a store inside the radius (Minkowski)."""
-        return math.hypot((row.lat - lat) * self.m_per_deg_lat,
-                          (row.lng - lng) * self.m_per_deg_lng)
+        return math.hypot(
+            (row.lat - lat) * self.m_per_deg_lat, (row.lng - lng) * self.m_per_deg_lng
+        )
 
 
 _Best = tuple[tuple[float, str, str], NearestStore]
@@ -91,7 +93,11 @@ def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 
 
 def nearest_open_store(
-    session, *, tenant_id: str, lat: float, lng: float,
+    session,
+    *,
+    tenant_id: str,
+    lat: float,
+    lng: float,
     max_radius_m: int = DEFAULT_MAX_RADIUS_M,
 ) -> NearestStore | None:
     """The nearest open store of the tenant whose service radius covers a GCJ-02 position.
@@ -113,7 +119,10 @@ def nearest_open_store(
 
 
 def nearest_open_store_brute_force(
-    stores: Iterable[StoreRow | tuple | Mapping], *, lat: float, lng: float,
+    stores: Iterable[StoreRow | tuple | Mapping],
+    *,
+    lat: float,
+    lng: float,
     max_radius_m: int = DEFAULT_MAX_RADIUS_M,
 ) -> NearestStore | None:
     """The reference: a plain geopy scan over every store given (one tenant's), same rules.
@@ -137,13 +146,15 @@ def candidate_select(*, tenant_id: str, lat: float, lng: float, radius_m: float)
     return _candidate_query(tenant_id, lat, lng, _bounding_box(lat, lng, radius_m))
 
 
-def _search(session, tenant_id: str, lat: float, lng: float, radius_m: int,
-            max_radius_m: int) -> NearestStore | None:
+def _search(
+    session, tenant_id: str, lat: float, lng: float, radius_m: int, max_radius_m: int
+) -> NearestStore | None:
     """The nearest covering store among those within radius_m (others may be missed)."""
     box = _bounding_box(lat, lng, radius_m)
     rows = [StoreRow(*row) for row in session.execute(_candidate_query(tenant_id, lat, lng, box))]
-    bounded = sorted(((box.lower_bound_m(lat, lng, row), row) for row in rows),
-                     key=lambda pair: pair[0])
+    bounded = sorted(
+        ((box.lower_bound_m(lat, lng, row), row) for row in rows), key=lambda pair: pair[0]
+    )
     best = None
     for bound, row in bounded:  # exact distances nearest-first until none can win
         if best is not None and bound > best[1].distance_m + _TIE_SLACK_M:
@@ -182,8 +193,14 @@ def _bounding_box(lat: float, lng: float, radius_m: float) -> _Box:
     dlng = radius_m / m_per_deg_lng + _EPSILON_DEG
     if lng - dlng < -180.0 or lng + dlng > 180.0:  # it would wrap the antimeridian
         return band
-    return _Box(min_lat=band.min_lat, max_lat=band.max_lat, m_per_deg_lat=_M_PER_DEG_LAT,
-                m_per_deg_lng=m_per_deg_lng, min_lng=lng - dlng, max_lng=lng + dlng)
+    return _Box(
+        min_lat=band.min_lat,
+        max_lat=band.max_lat,
+        m_per_deg_lat=_M_PER_DEG_LAT,
+        m_per_deg_lng=m_per_deg_lng,
+        min_lng=lng - dlng,
+        max_lng=lng + dlng,
+    )
 
 
 def _better(best: _Best | None, row: StoreRow, distance: float, max_radius_m: int) -> _Best | None:

@@ -1,4 +1,5 @@
 """Tenant -> brands -> regions -> stores -> staff."""
+
 from __future__ import annotations
 
 from datetime import datetime

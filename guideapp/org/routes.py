@@ -1,4 +1,5 @@
 """Stores, staff and regions for HQ and store managers."""
+
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint
@@ -45,8 +46,9 @@ class StoreById(MethodView):
     @blp.response(200, s.StoreSchema)
     def patch(self, data, store_id):
         """Edit a store (HQ: anything; its manager: phone, hours and QR links)"""
-        return service.update_store(db_session(), actor=current_actor(), store_id=store_id,
-                                    data=data)
+        return service.update_store(
+            db_session(), actor=current_actor(), store_id=store_id, data=data
+        )
 
 
 @blp.route("/stores/<store_id>/close")
@@ -54,8 +56,9 @@ class CloseStore(MethodView):
     @blp.response(200, s.StoreSchema)
     def post(self, store_id):
         """Close a store: routing stops sending customers there (HQ)"""
-        return service.set_store_state(db_session(), actor=current_actor(), store_id=store_id,
-                                       state="closed")
+        return service.set_store_state(
+            db_session(), actor=current_actor(), store_id=store_id, state="closed"
+        )
 
 
 @blp.route("/stores/<store_id>/reopen")
@@ -63,8 +66,9 @@ class ReopenStore(MethodView):
     @blp.response(200, s.StoreSchema)
     def post(self, store_id):
         """Reopen a closed store (HQ)"""
-        return service.set_store_state(db_session(), actor=current_actor(), store_id=store_id,
-                                       state="open")
+        return service.set_store_state(
+            db_session(), actor=current_actor(), store_id=store_id, state="open"
+        )
 
 
 @blp.route("/staff")
@@ -93,8 +97,9 @@ class StaffById(MethodView):
     @blp.response(200, s.StaffSchema)
     def patch(self, data, staff_id):
         """Edit a staff member (a new password ends their logins)"""
-        return service.update_staff(db_session(), actor=current_actor(), staff_id=staff_id,
-                                    data=data)
+        return service.update_staff(
+            db_session(), actor=current_actor(), staff_id=staff_id, data=data
+        )
 
 
 @blp.route("/staff/<staff_id>/leave")
@@ -103,5 +108,9 @@ class StaffLeaves(MethodView):
     @blp.response(200, s.StaffSchema)
     def post(self, data, staff_id):
         """Mark a staff member as left: tokens die at once; members may move to a successor"""
-        return service.mark_left(db_session(), actor=current_actor(), staff_id=staff_id,
-                                 transfer_to=(data or {}).get("transfer_to"))
+        return service.mark_left(
+            db_session(),
+            actor=current_actor(),
+            staff_id=staff_id,
+            transfer_to=(data or {}).get("transfer_to"),
+        )

@@ -1,4 +1,5 @@
 """Request and response shapes for tenants, regions, stores and staff."""
+
 import re
 
 import marshmallow as ma
@@ -19,9 +20,12 @@ def _validate_opening_hours(value: dict) -> None:
             raise ma.ValidationError(f"Unknown day {day!r}; use {', '.join(WEEKDAYS)}.")
         if span is None:
             continue  # closed that day
-        if (not isinstance(span, list) or len(span) != 2
-                or not all(isinstance(t, str) and _HHMM.match(t) for t in span)):
-            raise ma.ValidationError(f"{day}: give [\"HH:MM\", \"HH:MM\"] or null when closed.")
+        if (
+            not isinstance(span, list)
+            or len(span) != 2
+            or not all(isinstance(t, str) and _HHMM.match(t) for t in span)
+        ):
+            raise ma.ValidationError(f'{day}: give ["HH:MM", "HH:MM"] or null when closed.')
         if span[0] >= span[1]:
             raise ma.ValidationError(f"{day}: opening time must be before closing time.")
 
@@ -59,17 +63,21 @@ class StoreSchema(Schema):
     lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
     lng = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
     coord_system = fields.String(
-        load_default="gcj02", validate=validate.OneOf(COORD_SYSTEMS), load_only=True,
+        load_default="gcj02",
+        validate=validate.OneOf(COORD_SYSTEMS),
+        load_only=True,
         metadata={"description": "System of lat/lng as sent; stores are kept in GCJ-02."},
     )
     service_radius_m = fields.Integer(load_default=5000, validate=validate.Range(50, 100_000))
     state = fields.String(dump_only=True)
     opening_hours = fields.Dict(
-        load_default=dict, validate=_validate_opening_hours,
+        load_default=dict,
+        validate=_validate_opening_hours,
         metadata={"example": {"mon": ["10:00", "22:00"], "sun": None}},
     )
     tags = fields.List(
-        fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
+        fields.String(validate=validate.Length(min=1, max=40)),
+        load_default=list,
         validate=validate.Length(max=30),
     )
     wecom_contact_qr_url = fields.Url(allow_none=True, validate=validate.Length(max=500))
@@ -90,8 +98,9 @@ class StoreUpdateSchema(StoreSchema):
     coord_system = fields.String(validate=validate.OneOf(COORD_SYSTEMS), load_only=True)
     service_radius_m = fields.Integer(validate=validate.Range(50, 100_000))
     opening_hours = fields.Dict(validate=_validate_opening_hours)
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)),
-                       validate=validate.Length(max=30))
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=40)), validate=validate.Length(max=30)
+    )
 
 
 class StoreQueryArgsSchema(CursorArgsSchema):
@@ -111,7 +120,9 @@ class StaffSchema(Schema):
     left_at = fields.DateTime(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     password = fields.String(
-        load_only=True, required=True, validate=validate.Length(min=8, max=128),
+        load_only=True,
+        required=True,
+        validate=validate.Length(min=8, max=128),
         metadata={"description": "Initial password, at least 8 characters."},
     )
 
@@ -129,8 +140,11 @@ class StaffQueryArgsSchema(CursorArgsSchema):
 
 class LeaveSchema(Schema):
     transfer_to = fields.String(
-        metadata={"description": "A guide who takes over the members, open tasks and future "
-                                 "commissions of the one leaving."})
+        metadata={
+            "description": "A guide who takes over the members, open tasks and future "
+            "commissions of the one leaving."
+        }
+    )
 
 
 class MeSchema(Schema):

@@ -1,4 +1,5 @@
 """Organisation rules: stores and staff, created and changed through the policy layer."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -15,7 +16,11 @@ from guideapp.org.models import Region, Staff, Store, StoreTag, Tenant
 from guideapp.pagination import paginate
 from guideapp.phones import normalize_phone
 from guideapp.changelog import (
-    log_change, region_scope, staff_scope, store_scope, tenant_scope,
+    log_change,
+    region_scope,
+    staff_scope,
+    store_scope,
+    tenant_scope,
 )
 from guideapp.changelog import SyncCounter
 
@@ -32,8 +37,18 @@ def create_tenant(session: Session, *, slug: str, name: str, timezone: str) -> T
 
 # --- stores ---------------------------------------------------------------------
 
-def list_stores(session: Session, *, actor: Actor, limit: int, cursor: str | None,
-                city=None, region_id=None, state=None, tag=None):
+
+def list_stores(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    city=None,
+    region_id=None,
+    state=None,
+    tag=None,
+):
     stmt = policy.scoped_select(actor, Store)
     if city:
         stmt = stmt.where(Store.city == city)
@@ -125,16 +140,32 @@ def _ensure_code_free(session: Session, tenant_id: str, code: str) -> None:
 
 def _log_store(session: Session, store: Store, extra_scopes=()) -> None:
     log_change(
-        session, tenant_id=store.tenant_id, table="stores", record_id=store.id,
-        scopes=[tenant_scope(store.tenant_id), region_scope(store.region_id),
-                store_scope(store.id), *extra_scopes],
+        session,
+        tenant_id=store.tenant_id,
+        table="stores",
+        record_id=store.id,
+        scopes=[
+            tenant_scope(store.tenant_id),
+            region_scope(store.region_id),
+            store_scope(store.id),
+            *extra_scopes,
+        ],
     )
 
 
 # --- staff ----------------------------------------------------------------------
 
-def list_staff(session: Session, *, actor: Actor, limit: int, cursor: str | None,
-               store_id=None, role=None, state=None):
+
+def list_staff(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    store_id=None,
+    role=None,
+    state=None,
+):
     stmt = policy.scoped_select(actor, Staff)
     if store_id:
         stmt = stmt.where(Staff.store_id == store_id)
@@ -174,13 +205,19 @@ def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -
     session.flush()
     _log_staff(session, staff, extra_scopes=[store_scope(old_store)] if old_store else [])
     if staff.store_id != old_store:  # their phone must swap one store's data for another's
-        log_change(session, tenant_id=staff.tenant_id, table="_scope", record_id=staff.id,
-                   scopes=[staff_scope(staff.id)])
+        log_change(
+            session,
+            tenant_id=staff.tenant_id,
+            table="_scope",
+            record_id=staff.id,
+            scopes=[staff_scope(staff.id)],
+        )
     return staff
 
 
-def mark_left(session: Session, *, actor: Actor, staff_id: str,
-              transfer_to: str | None = None) -> Staff:
+def mark_left(
+    session: Session, *, actor: Actor, staff_id: str, transfer_to: str | None = None
+) -> Staff:
     """The guide leaves: their logins end at once; with `transfer_to`, their members, open
     tasks and future commissions move to that guide in the same transaction."""
     from guideapp.members.binding import transfer_members
@@ -198,11 +235,18 @@ def mark_left(session: Session, *, actor: Actor, staff_id: str,
     _log_staff(session, staff)
     if transfer_to:
         successor = session.scalar(
-            policy.scoped_select(actor, Staff).where(Staff.id == transfer_to))
+            policy.scoped_select(actor, Staff).where(Staff.id == transfer_to)
+        )
         if successor is None:
             raise InvalidInput(errors={"transfer_to": [f"No guide {transfer_to} you can see."]})
-        transfer_members(session, tenant_id=actor.tenant_id, from_guide=staff, to_guide=successor,
-                         member_ids=None, by_staff_id=actor.staff_id)
+        transfer_members(
+            session,
+            tenant_id=actor.tenant_id,
+            from_guide=staff,
+            to_guide=successor,
+            member_ids=None,
+            by_staff_id=actor.staff_id,
+        )
     return staff
 
 
@@ -213,8 +257,10 @@ def _apply_staff_fields(session: Session, actor: Actor, staff: Staff, data: dict
             raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
         clash = session.scalar(select(Staff.id).where(Staff.phone == phone, Staff.id != staff.id))
         if clash:
-            raise Conflict("This phone already logs in another staff member.",
-                           errors={"phone": ["Already used by a staff member."]})
+            raise Conflict(
+                "This phone already logs in another staff member.",
+                errors={"phone": ["Already used by a staff member."]},
+            )
         staff.phone = phone
     for field in ("name", "role"):
         if field in data:

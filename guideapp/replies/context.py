@@ -1,4 +1,5 @@
 """What each placeholder says about a member, fetched only for the fields a script uses."""
+
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
@@ -13,8 +14,9 @@ from guideapp.org.models import Staff, Store, Tenant
 from guideapp.replies import render
 
 
-def placeholder_values(session: Session, *, actor: Actor, member: Member,
-                       fields: list[str]) -> dict[str, str]:
+def placeholder_values(
+    session: Session, *, actor: Actor, member: Member, fields: list[str]
+) -> dict[str, str]:
     """Text per field; a value the member lacks (no order, no birthday) is empty text."""
     need = set(fields)
     values: dict[str, str] = {}
@@ -40,12 +42,19 @@ def placeholder_values(session: Session, *, actor: Actor, member: Member,
 
 
 def _last_order(session: Session, member: Member) -> dict[str, str]:
-    order = session.scalar(select(Order).where(Order.member_id == member.id)
-                           .order_by(Order.ordered_at.desc(), Order.id.desc()).limit(1))
+    order = session.scalar(
+        select(Order)
+        .where(Order.member_id == member.id)
+        .order_by(Order.ordered_at.desc(), Order.id.desc())
+        .limit(1)
+    )
     if order is None:
         return {}
     zone = session.scalar(select(Tenant.timezone).where(Tenant.id == member.tenant_id))
-    return {"member.last_order.product": render.product_names(order.items),
-            "member.last_order.date": render.full_date(order.ordered_at,
-                                                       ZoneInfo(zone or "Asia/Shanghai")),
-            "member.last_order.amount": render.yuan(order.amount_fen)}
+    return {
+        "member.last_order.product": render.product_names(order.items),
+        "member.last_order.date": render.full_date(
+            order.ordered_at, ZoneInfo(zone or "Asia/Shanghai")
+        ),
+        "member.last_order.amount": render.yuan(order.amount_fen),
+    }

@@ -1,4 +1,5 @@
 """Reply categories, quick replies and the member tags each reply applies to."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -19,7 +20,9 @@ class ReplyCategory(Base):
     __table_args__ = (
         CheckConstraint(
             "scene IN ('greeting', 'ice_breaking', 'product_advice', 'after_sales', "
-            "'win_back', 'custom')", name="scene"),
+            "'win_back', 'custom')",
+            name="scene",
+        ),
         Index("ix_reply_categories_tenant_id", "tenant_id", "scene"),
     )
 
@@ -43,7 +46,8 @@ class QuickReply(Base):
             "(level = 'hq' AND owner_store_id IS NULL AND owner_staff_id IS NULL) OR "
             "(level = 'store' AND owner_store_id IS NOT NULL AND owner_staff_id IS NULL) OR "
             "(level = 'personal' AND owner_store_id IS NULL AND owner_staff_id IS NOT NULL)",
-            name="owner"),
+            name="owner",
+        ),
         CheckConstraint("usage_count >= 0", name="usage_count"),
         Index("ix_quick_replies_tenant_usage", "tenant_id", "usage_count", "id"),
         Index("ix_quick_replies_owner_store_id", "owner_store_id"),
@@ -74,7 +78,8 @@ class QuickReplyTag(Base):
     __tablename__ = "quick_reply_tags"
     __table_args__ = (Index("ix_quick_reply_tags_tag_id", "tag_id", "reply_id"),)
 
-    reply_id: Mapped[str] = mapped_column(ForeignKey("quick_replies.id", ondelete="CASCADE"),
-                                          primary_key=True)
+    reply_id: Mapped[str] = mapped_column(
+        ForeignKey("quick_replies.id", ondelete="CASCADE"), primary_key=True
+    )
     tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))

@@ -1,4 +1,5 @@
 """Placeholder templates: parsed by string.Formatter, whitelisted fields, literal values."""
+
 from __future__ import annotations
 
 import string
@@ -19,10 +20,19 @@ FIELDS: dict[str, str] = {
     "store.address": "that store's address",
     "guide.name": "the sender's name",
 }
-TIER_LABELS = {"normal": "普通会员", "silver": "银卡会员", "gold": "金卡会员",
-               "platinum": "白金会员"}
-STAGE_LABELS = {"prospect": "潜客", "fan": "粉丝", "customer": "顾客", "regular": "熟客",
-                "ambassador": "大使"}
+TIER_LABELS = {
+    "normal": "普通会员",
+    "silver": "银卡会员",
+    "gold": "金卡会员",
+    "platinum": "白金会员",
+}
+STAGE_LABELS = {
+    "prospect": "潜客",
+    "fan": "粉丝",
+    "customer": "顾客",
+    "regular": "熟客",
+    "ambassador": "大使",
+}
 _FORMATTER = string.Formatter()
 
 
@@ -52,15 +62,21 @@ def parse(body: str) -> Template:
     try:
         pieces = list(_FORMATTER.parse(body))
     except ValueError as exc:
-        raise TemplateError([f"Braces do not match ({exc}); write {{{{ and }}}} for a "
-                             "literal brace."]) from None
+        raise TemplateError(
+            [f"Braces do not match ({exc}); write {{{{ and }}}} for a literal brace."]
+        ) from None
     parts, problems, unknown = [], [], []
     for literal, field, spec, conversion in pieces:
         if field is None:
             parts.append((literal, None))
             continue
-        shown = "{" + field + (f"!{conversion}" if conversion else "") + \
-            (f":{spec}" if spec else "") + "}"
+        shown = (
+            "{"
+            + field
+            + (f"!{conversion}" if conversion else "")
+            + (f":{spec}" if spec else "")
+            + "}"
+        )
         if conversion is not None:
             problems.append(f"{shown}: conversions like !r are not allowed.")
         elif spec:
@@ -69,8 +85,10 @@ def parse(body: str) -> Template:
             unknown.append(shown)
         parts.append((literal, field))
     if unknown:
-        problems.append(f"Unknown placeholders: {', '.join(dict.fromkeys(unknown))}. "
-                        f"Allowed: {', '.join('{' + f + '}' for f in FIELDS)}.")
+        problems.append(
+            f"Unknown placeholders: {', '.join(dict.fromkeys(unknown))}. "
+            f"Allowed: {', '.join('{' + f + '}' for f in FIELDS)}."
+        )
     if problems:
         raise TemplateError(problems, unknown=list(dict.fromkeys(unknown)))
     return Template(tuple(parts))
@@ -80,8 +98,9 @@ def compose(template: Template, values: dict[str, str]) -> str:
     """Literal text and values joined as they are: nothing in a value is read as a template.
 
     A field with no value (no last order, no birthday) is empty text."""
-    return "".join(literal + ((values.get(field) or "") if field else "")
-                   for literal, field in template.parts)
+    return "".join(
+        literal + ((values.get(field) or "") if field else "") for literal, field in template.parts
+    )
 
 
 def yuan(fen: int) -> str:

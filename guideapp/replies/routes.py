@@ -1,4 +1,5 @@
 """Quick replies: list, write with ETags, render for a member, categories, Excel import."""
+
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint
@@ -64,8 +65,9 @@ class RenderReply(MethodView):
     @blp.response(200, s.RenderedReplySchema)
     def post(self, data, reply_id):
         """The reply's text for a member, placeholders filled from the member card"""
-        return service.render_reply(db_session(), actor=current_actor(), reply_id=reply_id,
-                                    member_id=data["member_id"])
+        return service.render_reply(
+            db_session(), actor=current_actor(), reply_id=reply_id, member_id=data["member_id"]
+        )
 
 
 @blp.route("/quick-replies/import")
@@ -76,9 +78,13 @@ class ImportReplies(MethodView):
     def post(self, args, files):
         """Import HQ quick replies from .xlsx or CSV: 场景, 分类, 标题, 内容, 标签 (HQ)"""
         upload = files["file"]
-        return imports.import_replies(db_session(), actor=current_actor(),
-                                      filename=upload.filename or "", content=upload.read(),
-                                      dry_run=args["dry_run"])
+        return imports.import_replies(
+            db_session(),
+            actor=current_actor(),
+            filename=upload.filename or "",
+            content=upload.read(),
+            dry_run=args["dry_run"],
+        )
 
 
 @blp.route("/reply-categories")

@@ -1,4 +1,5 @@
 """Request and response shapes for quick replies, their categories, renders and imports."""
+
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema
@@ -7,15 +8,18 @@ from guideapp.replies import render
 from guideapp.replies.models import LEVELS, SCENES
 
 _PLACEHOLDERS = ", ".join("{" + name + "}" for name in render.FIELDS)
-BODY_HELP = (f"Text with placeholders: {_PLACEHOLDERS}. Write {{{{ and }}}} for literal braces. "
-             "No conversions (!r) or format specs (:...). A value the member lacks (no last "
-             "order, no birthday) renders as empty text.")
+BODY_HELP = (
+    f"Text with placeholders: {_PLACEHOLDERS}. Write {{{{ and }}}} for literal braces. "
+    "No conversions (!r) or format specs (:...). A value the member lacks (no last "
+    "order, no birthday) renders as empty text."
+)
 
 
 class ReplyCategorySchema(Schema):
     id = fields.String(dump_only=True)
-    store_id = fields.String(dump_only=True, allow_none=True,
-                             metadata={"description": "null: an HQ category."})
+    store_id = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "null: an HQ category."}
+    )
     scene = fields.String(required=True, validate=validate.OneOf(SCENES))
     name = fields.String(required=True, validate=validate.Length(min=1, max=60))
     position = fields.Integer(load_default=0, validate=validate.Range(0, 10000))
@@ -28,19 +32,32 @@ class ReplyCategoryArgsSchema(CursorArgsSchema):
 
 class QuickReplySchema(Schema):
     id = fields.String(dump_only=True)
-    level = fields.String(validate=validate.OneOf(LEVELS), metadata={
-        "description": "hq (HQ only), store (a manager's store), personal (the caller's own). "
-                       "Default by role: HQ hq, manager store, guide personal."})
+    level = fields.String(
+        validate=validate.OneOf(LEVELS),
+        metadata={
+            "description": "hq (HQ only), store (a manager's store), personal (the caller's own). "
+            "Default by role: HQ hq, manager store, guide personal."
+        },
+    )
     owner_store_id = fields.String(dump_only=True, allow_none=True)
     owner_staff_id = fields.String(dump_only=True, allow_none=True)
-    scene = fields.String(validate=validate.OneOf(SCENES),
-                          metadata={"description": "Required unless a category gives it."})
+    scene = fields.String(
+        validate=validate.OneOf(SCENES),
+        metadata={"description": "Required unless a category gives it."},
+    )
     category_id = fields.String(allow_none=True)
     title = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    body = fields.String(required=True, validate=validate.Length(min=1, max=5000),
-                         metadata={"description": BODY_HELP})
-    tag_ids = fields.List(fields.String(), load_default=list, validate=validate.Length(max=50),
-                          metadata={"description": "Member tags the reply is for; empty: all."})
+    body = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=5000),
+        metadata={"description": BODY_HELP},
+    )
+    tag_ids = fields.List(
+        fields.String(),
+        load_default=list,
+        validate=validate.Length(max=50),
+        metadata={"description": "Member tags the reply is for; empty: all."},
+    )
     placeholders = fields.Method("_placeholders", dump_only=True)
     usage_count = fields.Integer(dump_only=True)
     version = fields.Integer(dump_only=True)
@@ -62,8 +79,9 @@ class QuickReplyPatchSchema(Schema):
     scene = fields.String(validate=validate.OneOf(SCENES))
     category_id = fields.String(allow_none=True)
     title = fields.String(validate=validate.Length(min=1, max=120))
-    body = fields.String(validate=validate.Length(min=1, max=5000),
-                         metadata={"description": BODY_HELP})
+    body = fields.String(
+        validate=validate.Length(min=1, max=5000), metadata={"description": BODY_HELP}
+    )
     tag_ids = fields.List(fields.String(), validate=validate.Length(max=50))
 
 
@@ -87,10 +105,14 @@ class ReplyListArgsSchema(CursorArgsSchema):
     level = fields.String(validate=validate.OneOf(LEVELS))
     category_id = fields.String()
     tag_id = fields.String(metadata={"description": "Replies for this member tag."})
-    member_id = fields.String(metadata={
-        "description": "Replies for this member: tagged with one of their tags, or untagged."})
-    q = fields.String(validate=validate.Length(min=1, max=60),
-                      metadata={"description": "Part of the title."})
+    member_id = fields.String(
+        metadata={
+            "description": "Replies for this member: tagged with one of their tags, or untagged."
+        }
+    )
+    q = fields.String(
+        validate=validate.Length(min=1, max=60), metadata={"description": "Part of the title."}
+    )
 
 
 class RenderRequestSchema(Schema):
@@ -111,8 +133,9 @@ class RenderedReplySchema(Schema):
 
 
 class ReplyImportArgsSchema(Schema):
-    dry_run = fields.Boolean(load_default=False,
-                             metadata={"description": "Check every row, write nothing."})
+    dry_run = fields.Boolean(
+        load_default=False, metadata={"description": "Check every row, write nothing."}
+    )
 
 
 class ReplyImportFileSchema(Schema):

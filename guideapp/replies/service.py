@@ -1,4 +1,5 @@
 """Quick-reply use cases: list what applies to me, write by level, render for a member."""
+
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, or_, select, update
@@ -29,8 +30,14 @@ def reply_scopes(reply: QuickReply) -> list[str]:
 
 
 def log_reply(session: Session, reply: QuickReply, old_scopes=(), deleted=False) -> None:
-    log_change(session, tenant_id=reply.tenant_id, table="quick_replies", record_id=reply.id,
-               scopes={*old_scopes, *reply_scopes(reply)}, deleted=deleted)
+    log_change(
+        session,
+        tenant_id=reply.tenant_id,
+        table="quick_replies",
+        record_id=reply.id,
+        scopes={*old_scopes, *reply_scopes(reply)},
+        deleted=deleted,
+    )
 
 
 def check_body(body: str) -> render.Template:
@@ -42,8 +49,20 @@ def check_body(body: str) -> render.Template:
 
 # --- listing and reading -------------------------------------------------------------
 
-def list_replies(session: Session, *, actor: Actor, limit: int, cursor: str | None,
-                 scene=None, category_id=None, tag_id=None, member_id=None, level=None, q=None):
+
+def list_replies(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    scene=None,
+    category_id=None,
+    tag_id=None,
+    member_id=None,
+    level=None,
+    q=None,
+):
     """Most used first; HQ's, my store's and my own, narrowed by the filters given."""
     stmt = policy.scoped_select(actor, QuickReply)
     if scene:
@@ -55,25 +74,35 @@ def list_replies(session: Session, *, actor: Actor, limit: int, cursor: str | No
     if q:
         stmt = stmt.where(QuickReply.title.contains(q, autoescape=True))
     if tag_id:
-        stmt = stmt.where(QuickReply.id.in_(
-            select(QuickReplyTag.reply_id).where(QuickReplyTag.tag_id == tag_id)))
+        stmt = stmt.where(
+            QuickReply.id.in_(select(QuickReplyTag.reply_id).where(QuickReplyTag.tag_id == tag_id))
+        )
     if member_id:
         member = members.get_member(session, actor=actor, member_id=member_id)
-        tag_ids = list(session.scalars(select(MemberTag.tag_id).where(
-            MemberTag.member_id == member.id)))
+        tag_ids = list(
+            session.scalars(select(MemberTag.tag_id).where(MemberTag.member_id == member.id))
+        )
         for_tags = select(QuickReplyTag.reply_id).where(QuickReplyTag.tag_id.in_(tag_ids))
         stmt = stmt.where(or_(QuickReply.tagged.is_(False), QuickReply.id.in_(for_tags)))
-    return paginate(session, stmt, [QuickReply.usage_count, QuickReply.id], limit=limit,
-                    cursor=cursor, descending=True)
+    return paginate(
+        session,
+        stmt,
+        [QuickReply.usage_count, QuickReply.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
 
 
 def suggestion_summaries(session: Session, actor: Actor, reply_ids) -> dict[str, dict]:
     """What an inbox item shows of its suggested quick reply (placeholders left to render)."""
     if not reply_ids:
         return {}
-    rows = session.execute(policy.scoped_select(actor, QuickReply).with_only_columns(
-        QuickReply.id, QuickReply.scene, QuickReply.title, QuickReply.body).where(
-        QuickReply.id.in_(sorted(reply_ids))))
+    rows = session.execute(
+        policy.scoped_select(actor, QuickReply)
+        .with_only_columns(QuickReply.id, QuickReply.scene, QuickReply.title, QuickReply.body)
+        .where(QuickReply.id.in_(sorted(reply_ids)))
+    )
     return {row.id: row._asdict() for row in rows}
 
 
@@ -85,6 +114,7 @@ def get_reply(session: Session, *, actor: Actor, reply_id: str, action: str | No
 
 
 # --- writing ------------------------------------------------------------------------------
+
 
 def _owners(actor: Actor, level: str) -> dict:
     if level == "store":
@@ -101,8 +131,15 @@ def default_level(actor: Actor) -> str:
 def create_reply(session: Session, *, actor: Actor, data: dict) -> QuickReply:
     data = dict(data)
     level = data.pop("level", None) or default_level(actor)
-    reply = QuickReply(tenant_id=actor.tenant_id, level=level, created_by=actor.staff_id,
-                       usage_count=0, version=1, tag_ids=[], **_owners(actor, level))
+    reply = QuickReply(
+        tenant_id=actor.tenant_id,
+        level=level,
+        created_by=actor.staff_id,
+        usage_count=0,
+        version=1,
+        tag_ids=[],
+        **_owners(actor, level),
+    )
     policy.require_write(actor, reply, "create")
     _apply(session, actor, reply, data)
     session.add(reply)
@@ -147,13 +184,19 @@ def _apply(session: Session, actor: Actor, reply: QuickReply, data: dict) -> Non
     check_body(data["body"])
     category = None
     if data.get("category_id"):
-        category = policy.get_visible(session, actor, ReplyCategory, data["category_id"],
-                                      label="Reply category")
+        category = policy.get_visible(
+            session, actor, ReplyCategory, data["category_id"], label="Reply category"
+        )
         if reply.level == "hq" and category.store_id is not None:
             raise InvalidInput(errors={"category_id": ["HQ replies go in HQ categories."]})
         if data.get("scene") and data["scene"] != category.scene:
-            raise InvalidInput(errors={"category_id": [
-                f"The category belongs to scene {category.scene}, not {data['scene']}."]})
+            raise InvalidInput(
+                errors={
+                    "category_id": [
+                        f"The category belongs to scene {category.scene}, not {data['scene']}."
+                    ]
+                }
+            )
     scene = data.get("scene") or (category.scene if category else None)
     if not scene:
         raise InvalidInput(errors={"scene": ["Give a scene or a category."]})
@@ -174,12 +217,17 @@ def _apply(session: Session, actor: Actor, reply: QuickReply, data: dict) -> Non
 def _store_tags(session: Session, reply: QuickReply) -> None:
     session.execute(delete(QuickReplyTag).where(QuickReplyTag.reply_id == reply.id))
     if reply.tag_ids:
-        session.execute(insert(QuickReplyTag), [
-            {"reply_id": reply.id, "tag_id": t, "tenant_id": reply.tenant_id}
-            for t in reply.tag_ids])
+        session.execute(
+            insert(QuickReplyTag),
+            [
+                {"reply_id": reply.id, "tag_id": t, "tenant_id": reply.tenant_id}
+                for t in reply.tag_ids
+            ],
+        )
 
 
 # --- rendering ---------------------------------------------------------------------------
+
 
 def render_reply(session: Session, *, actor: Actor, reply_id: str, member_id: str) -> dict:
     """The reply's text for a member the caller can see; counts one use."""
@@ -188,19 +236,28 @@ def render_reply(session: Session, *, actor: Actor, reply_id: str, member_id: st
     template = check_body(reply.body)
     values = placeholder_values(session, actor=actor, member=member, fields=template.fields)
     session.execute(
-        update(QuickReply).where(QuickReply.id == reply.id)
+        update(QuickReply)
+        .where(QuickReply.id == reply.id)
         .values(usage_count=QuickReply.usage_count + 1),
-        execution_options={"synchronize_session": False})
-    return {"reply_id": reply.id, "member_id": member.id,
-            "text": render.compose(template, values),
-            "placeholders": [{"name": f, "value": values.get(f) or "",
-                              "missing": not values.get(f)} for f in template.fields]}
+        execution_options={"synchronize_session": False},
+    )
+    return {
+        "reply_id": reply.id,
+        "member_id": member.id,
+        "text": render.compose(template, values),
+        "placeholders": [
+            {"name": f, "value": values.get(f) or "", "missing": not values.get(f)}
+            for f in template.fields
+        ],
+    }
 
 
 # --- categories ------------------------------------------------------------------------
 
-def list_categories(session: Session, *, actor: Actor, limit: int, cursor: str | None,
-                    scene: str | None = None):
+
+def list_categories(
+    session: Session, *, actor: Actor, limit: int, cursor: str | None, scene: str | None = None
+):
     stmt = policy.scoped_select(actor, ReplyCategory)
     if scene:
         stmt = stmt.where(ReplyCategory.scene == scene)
@@ -212,8 +269,13 @@ def create_category(session: Session, *, actor: Actor, data: dict) -> ReplyCateg
     policy.require_write(actor, category, "create")
     session.add(category)
     session.flush()
-    log_change(session, tenant_id=category.tenant_id, table="reply_categories",
-               record_id=category.id, scopes=category_scopes(category))
+    log_change(
+        session,
+        tenant_id=category.tenant_id,
+        table="reply_categories",
+        record_id=category.id,
+        scopes=category_scopes(category),
+    )
     return category
 
 

@@ -1,4 +1,5 @@
 """Channel codes for HQ and store managers: create, list, read, update, switch off."""
+
 from __future__ import annotations
 
 import secrets
@@ -37,22 +38,31 @@ def present(code: ScanCode, base_url: str) -> dict:
     return data
 
 
-def create_code(session: Session, *, actor: Actor, data: dict, code: str | None = None,
-                created_by: str | None = None) -> ScanCode:
+def create_code(
+    session: Session,
+    *,
+    actor: Actor,
+    data: dict,
+    code: str | None = None,
+    created_by: str | None = None,
+) -> ScanCode:
     """HQ: any kind; a manager: store and guide codes of their own store."""
     data = dict(data)
     kind = data["kind"]
-    record = ScanCode(tenant_id=actor.tenant_id, kind=kind, channel=data["channel"],
-                      name=data.get("name", ""), created_by=created_by or actor.staff_id)
+    record = ScanCode(
+        tenant_id=actor.tenant_id,
+        kind=kind,
+        channel=data["channel"],
+        name=data.get("name", ""),
+        created_by=created_by or actor.staff_id,
+    )
     if kind == "guide":
-        guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "",
-                                   label="Guide")
+        guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "", label="Guide")
         if guide.role != "guide" or guide.state != "active":
             raise InvalidInput(errors={"guide_id": ["Not an active guide."]})
         record.guide_id, record.store_id = guide.id, guide.store_id
     elif kind == "store":
-        store = policy.get_visible(session, actor, Store, data.get("store_id") or "",
-                                   label="Store")
+        store = policy.get_visible(session, actor, Store, data.get("store_id") or "", label="Store")
         record.store_id = store.id
     elif data.get("store_id") or data.get("guide_id"):
         raise InvalidInput(errors={"store_id": ["LBS codes route to the nearest store."]})
@@ -91,8 +101,9 @@ def _visible_tags(session: Session, actor: Actor, tag_ids: list[str]) -> list[st
     wanted = list(dict.fromkeys(tag_ids))
     if not wanted:
         return []
-    found = session.scalar(select(func.count()).select_from(Tag).where(
-        policy.visible(actor, Tag), Tag.id.in_(wanted)))
+    found = session.scalar(
+        select(func.count()).select_from(Tag).where(policy.visible(actor, Tag), Tag.id.in_(wanted))
+    )
     if found != len(wanted):
         raise InvalidInput(errors={"tag_ids": ["Some tags do not exist or are not yours."]})
     return wanted
@@ -102,12 +113,31 @@ def get_code(session: Session, *, actor: Actor, code_id: str) -> ScanCode:
     return policy.get_visible(session, actor, ScanCode, code_id, label="Code")
 
 
-def list_codes(session: Session, *, actor: Actor, limit: int, cursor: str | None,
-               kind=None, channel=None, store_id=None, active=None):
+def list_codes(
+    session: Session,
+    *,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    kind=None,
+    channel=None,
+    store_id=None,
+    active=None,
+):
     stmt = policy.scoped_select(actor, ScanCode)
-    for column, value in ((ScanCode.kind, kind), (ScanCode.channel, channel),
-                          (ScanCode.store_id, store_id), (ScanCode.active, active)):
+    for column, value in (
+        (ScanCode.kind, kind),
+        (ScanCode.channel, channel),
+        (ScanCode.store_id, store_id),
+        (ScanCode.active, active),
+    ):
         if value is not None:
             stmt = stmt.where(column == value)
-    return paginate(session, stmt, [ScanCode.created_at, ScanCode.id], limit=limit,
-                    cursor=cursor, descending=True)
+    return paginate(
+        session,
+        stmt,
+        [ScanCode.created_at, ScanCode.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )

@@ -1,4 +1,5 @@
 """Atomic counters on both databases: rate-limit windows and the guides' round-robin."""
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,7 @@ def increment(session: Session, model, keys: dict, column: str) -> int:
     return session.execute(stmt.returning(counter)).scalar_one()
 
 
-def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int,
-        now: datetime) -> None:
+def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int, now: datetime) -> None:
     """Count one hit on every key; 429 with Retry-After when a key is over its limit.
 
     One multi-row upsert counts every key. Refused hits roll back with the request, so a key
@@ -41,9 +41,11 @@ def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int,
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     stmt = _insert(session)(ScanRateWindow).values(
-        [{"key": key, "window_start": start, "hits": 1} for key, _ in limits])
-    stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
-                                      set_={"hits": ScanRateWindow.hits + 1})
+        [{"key": key, "window_start": start, "hits": 1} for key, _ in limits]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key", "window_start"], set_={"hits": ScanRateWindow.hits + 1}
+    )
     counted = dict(session.execute(stmt.returning(ScanRateWindow.key, ScanRateWindow.hits)).all())
     if 1 in counted.values():  # a key's first hit in this window: drop every older window
         session.execute(delete(ScanRateWindow).where(ScanRateWindow.window_start < start))

@@ -1,18 +1,38 @@
 """Channel codes, the scans recorded against them, and the counters the scan endpoint keeps."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, CheckConstraint, Date, Float, ForeignKey, Index, Integer, String,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guideapp.db import Base, new_id, utcnow
 
 CODE_KINDS = ("lbs", "store", "guide")
-CHANNELS = ("poster", "receipt", "table_card", "package_card", "sms", "ai_call", "live_stream",
-            "moments", "community", "mini_program", "other")
+CHANNELS = (
+    "poster",
+    "receipt",
+    "table_card",
+    "package_card",
+    "sms",
+    "ai_call",
+    "live_stream",
+    "moments",
+    "community",
+    "mini_program",
+    "other",
+)
 RESOLUTIONS = ("nearest", "store", "guide", "fallback_store", "fallback_url", "none")
 
 

@@ -1,4 +1,5 @@
 """QR images of a code's URL (segno): PNG for print, SVG for posters of any size."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Channel codes, their QR images and statistics; the public scan endpoint."""
+
 from flask import Response, current_app, request
 from flask.views import MethodView
 
@@ -8,8 +9,12 @@ from guideapp.scans import codes, counters, qr, service, stats
 from guideapp.scans import schemas as s
 from guideapp.web import current_actor, db_session
 
-blp = Blueprint("scans", __name__, url_prefix="/api/v1",
-                description="Channel codes (LBS, store, guide) and scan routing")
+blp = Blueprint(
+    "scans",
+    __name__,
+    url_prefix="/api/v1",
+    description="Channel codes (LBS, store, guide) and scan routing",
+)
 
 
 def _base_url() -> str:
@@ -46,23 +51,26 @@ class CodeById(MethodView):
     @blp.response(200, s.CodeSchema)
     def patch(self, data, code_id):
         """Edit a code: channel, tags, validity, fallback; `active: false` switches it off"""
-        record = codes.update_code(db_session(), actor=current_actor(), code_id=code_id,
-                                   data=data)
+        record = codes.update_code(db_session(), actor=current_actor(), code_id=code_id, data=data)
         return codes.present(record, _base_url())
 
 
 def _qr(code_id: str, kind: str, mimetype: str) -> Response:
     record = codes.get_code(db_session(), actor=current_actor(), code_id=code_id)
     image = qr.qr_image(codes.code_url(record, _base_url()), kind)
-    return Response(image, mimetype=mimetype, headers={
-        "Content-Disposition": f'inline; filename="{record.code}.{kind}"',
-        "Cache-Control": "private, max-age=3600"})
+    return Response(
+        image,
+        mimetype=mimetype,
+        headers={
+            "Content-Disposition": f'inline; filename="{record.code}.{kind}"',
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 @blp.route("/codes/<code_id>/qr.png")
 class CodeQrPng(MethodView):
-    @blp.doc(responses={"200": {"description": "The QR code as PNG",
-                                "content": {"image/png": {}}}})
+    @blp.doc(responses={"200": {"description": "The QR code as PNG", "content": {"image/png": {}}}})
     def get(self, code_id):
         """The code's QR image (PNG)"""
         return _qr(code_id, "png", "image/png")
@@ -70,8 +78,9 @@ class CodeQrPng(MethodView):
 
 @blp.route("/codes/<code_id>/qr.svg")
 class CodeQrSvg(MethodView):
-    @blp.doc(responses={"200": {"description": "The QR code as SVG",
-                                "content": {"image/svg+xml": {}}}})
+    @blp.doc(
+        responses={"200": {"description": "The QR code as SVG", "content": {"image/svg+xml": {}}}}
+    )
     def get(self, code_id):
         """The code's QR image (SVG)"""
         return _qr(code_id, "svg", "image/svg+xml")
@@ -100,9 +109,15 @@ def _rate_limit(code: str, address: str) -> None:
     config = current_app.config
     session = current_app.extensions["guideapp"]["sessionmaker"]()
     try:
-        counters.hit(session, window_s=config["SCAN_RATE_WINDOW_SECONDS"], now=utcnow(), limits=[
-            (f"addr:{address}", config["SCAN_RATE_PER_ADDRESS"]),
-            (f"code:{code}", config["SCAN_RATE_PER_CODE"])])
+        counters.hit(
+            session,
+            window_s=config["SCAN_RATE_WINDOW_SECONDS"],
+            now=utcnow(),
+            limits=[
+                (f"addr:{address}", config["SCAN_RATE_PER_ADDRESS"]),
+                (f"code:{code}", config["SCAN_RATE_PER_CODE"]),
+            ],
+        )
         commit(session)
     finally:
         session.rollback()

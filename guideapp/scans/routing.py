@@ -1,4 +1,5 @@
 """Where a scan goes: the code's store or guide, the nearest open store, or the fallback."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,16 @@ from guideapp.org.models import Staff, Store
 from guideapp.scans.counters import next_turn
 from guideapp.scans.models import ScanCode
 
-_STORE_COLUMNS = (Store.id, Store.name, Store.address, Store.state, Store.lat, Store.lng,
-                  Store.wecom_contact_qr_url, Store.community_qr_url)
+_STORE_COLUMNS = (
+    Store.id,
+    Store.name,
+    Store.address,
+    Store.state,
+    Store.lat,
+    Store.lng,
+    Store.wecom_contact_qr_url,
+    Store.community_qr_url,
+)
 
 
 @dataclass
@@ -29,22 +38,27 @@ def resolve(session: Session, *, code: ScanCode, position: tuple[float, float] |
     if code.kind == "lbs":
         found = None
         if position is not None:
-            found = nearest_open_store(session, tenant_id=code.tenant_id, lat=position[0],
-                                       lng=position[1])
+            found = nearest_open_store(
+                session, tenant_id=code.tenant_id, lat=position[0], lng=position[1]
+            )
         if found is not None:
             return Destination("nearest", _store(session, found.store_id), found.distance_m)
         return _fallback(session, code, position)
     guide = None
     store_id = code.store_id
     if code.kind == "guide":
-        guide = session.execute(select(Staff.id, Staff.name, Staff.store_id).where(
-            Staff.id == code.guide_id, Staff.role == "guide", Staff.state == "active")).first()
+        guide = session.execute(
+            select(Staff.id, Staff.name, Staff.store_id).where(
+                Staff.id == code.guide_id, Staff.role == "guide", Staff.state == "active"
+            )
+        ).first()
         store_id = guide.store_id if guide is not None else code.store_id
     store = _store(session, store_id)
     if store is None or store.state != "open":
         return _fallback(session, code, position)
-    return Destination("guide" if guide is not None else "store", store,
-                       _distance(position, store), guide)
+    return Destination(
+        "guide" if guide is not None else "store", store, _distance(position, store), guide
+    )
 
 
 def _fallback(session: Session, code: ScanCode, position) -> Destination:
@@ -75,9 +89,15 @@ def choose_guide(session: Session, *, store_id: str, bound_guide_id: str | None)
     Turns come from one counter row per store (UPDATE ... RETURNING), so concurrent scans
     on several workers still hand guides out strictly in turn.
     """
-    guides = session.execute(select(Staff.id, Staff.name).where(
-        Staff.store_id == store_id, Staff.role == "guide", Staff.state == "active",
-    ).order_by(Staff.id)).all()
+    guides = session.execute(
+        select(Staff.id, Staff.name)
+        .where(
+            Staff.store_id == store_id,
+            Staff.role == "guide",
+            Staff.state == "active",
+        )
+        .order_by(Staff.id)
+    ).all()
     if not guides:
         return None
     for guide in guides:

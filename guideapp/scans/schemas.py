@@ -1,4 +1,5 @@
 """Request and response shapes for channel codes, the public scan and scan statistics."""
+
 from marshmallow import fields, validate, validates_schema, ValidationError
 from webargs.fields import DelimitedList
 
@@ -14,13 +15,17 @@ _url = dict(validate=validate.And(validate.Length(max=500), validate.URL()), all
 class CodeUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(max=120))
     channel = fields.String(validate=validate.OneOf(CHANNELS))
-    tag_ids = fields.List(fields.String(), validate=validate.Length(max=20),
-                          metadata={"description": "Tags written onto members who scan it."})
+    tag_ids = fields.List(
+        fields.String(),
+        validate=validate.Length(max=20),
+        metadata={"description": "Tags written onto members who scan it."},
+    )
     valid_from = UTCDateTime(allow_none=True)
     valid_until = UTCDateTime(allow_none=True)
-    fallback_store_id = fields.String(allow_none=True,
-                                      metadata={"description": "Where scans with no store "
-                                                "in range go (an open store)."})
+    fallback_store_id = fields.String(
+        allow_none=True,
+        metadata={"description": "Where scans with no store in range go (an open store)."},
+    )
     fallback_url = fields.String(**_url, metadata={"description": "Else, this page."})
     active = fields.Boolean(metadata={"description": "false switches the code off."})
 
@@ -50,12 +55,17 @@ class CodeQueryArgsSchema(CursorArgsSchema):
 
 class ScanRequestSchema(Schema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    lat = fields.Float(allow_nan=False, validate=validate.Range(-90, 90),
-                       metadata={"description": "Latitude; send lat and lng or neither."})
+    lat = fields.Float(
+        allow_nan=False,
+        validate=validate.Range(-90, 90),
+        metadata={"description": "Latitude; send lat and lng or neither."},
+    )
     lng = fields.Float(allow_nan=False, validate=validate.Range(-180, 180))
-    coord_system = fields.String(load_default="wgs84", validate=validate.OneOf(COORD_SYSTEMS),
-                                 metadata={"description": "wgs84 (wx.getLocation's default) "
-                                           "or gcj02."})
+    coord_system = fields.String(
+        load_default="wgs84",
+        validate=validate.OneOf(COORD_SYSTEMS),
+        metadata={"description": "wgs84 (wx.getLocation's default) or gcj02."},
+    )
     openid = fields.String(validate=validate.Length(min=1, max=100))
     unionid = fields.String(validate=validate.Length(min=1, max=64))
     phone = fields.String(validate=validate.Length(min=1, max=20))
@@ -92,14 +102,21 @@ class ScanAnswerSchema(Schema):
 
 
 class StatsArgsSchema(Schema):
-    group_by = DelimitedList(fields.String(validate=validate.OneOf(list(DIMENSIONS))),
-                             load_default=["code"],
-                             metadata={"description": "Comma-separated: code, channel, "
-                                       "store, guide, day."})
-    date_from = fields.Date(data_key="from", load_default=None,
-                            metadata={"description": "First local day (default: 30 days)."})
-    date_to = fields.Date(data_key="to", load_default=None,
-                          metadata={"description": "Last local day (default: today)."})
+    group_by = DelimitedList(
+        fields.String(validate=validate.OneOf(list(DIMENSIONS))),
+        load_default=["code"],
+        metadata={"description": "Comma-separated: code, channel, store, guide, day."},
+    )
+    date_from = fields.Date(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "First local day (default: 30 days)."},
+    )
+    date_to = fields.Date(
+        data_key="to",
+        load_default=None,
+        metadata={"description": "Last local day (default: today)."},
+    )
 
 
 class CodeStatsArgsSchema(Schema):

@@ -1,4 +1,5 @@
 """The public scan: route the consumer, write the code's tags, recruit, record the scan."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -36,35 +37,59 @@ class CodeNotYetValid(DomainError):
     keep_writes = True
 
 
-def scan(session: Session, *, code: str, lat: float | None = None, lng: float | None = None,
-         coord_system: str = "wgs84", openid: str | None = None, unionid: str | None = None,
-         phone: str | None = None, client_address: str | None = None,
-         now: datetime | None = None) -> dict:
+def scan(
+    session: Session,
+    *,
+    code: str,
+    lat: float | None = None,
+    lng: float | None = None,
+    coord_system: str = "wgs84",
+    openid: str | None = None,
+    unionid: str | None = None,
+    phone: str | None = None,
+    client_address: str | None = None,
+    now: datetime | None = None,
+) -> dict:
     """Resolve a scan to a store and guide; identify, tag and (when new) recruit the member."""
     now = now or utcnow()
-    found = session.execute(select(ScanCode, Tenant.timezone).join(
-        Tenant, Tenant.id == ScanCode.tenant_id).where(ScanCode.code == code)).first()
+    found = session.execute(
+        select(ScanCode, Tenant.timezone)
+        .join(Tenant, Tenant.id == ScanCode.tenant_id)
+        .where(ScanCode.code == code)
+    ).first()
     if found is None:
-        raise NotFound("Unknown code: check the QR code and scan again.",
-                       errors={"code": ["No such code."]})
+        raise NotFound(
+            "Unknown code: check the QR code and scan again.", errors={"code": ["No such code."]}
+        )
     record, zone = found
     position = None if lat is None else to_gcj02(lat, lng, coord_system)
-    row = Scan(id=new_id(), tenant_id=record.tenant_id, code_id=record.id,
-               channel=record.channel, lat=position and position[0],
-               lng=position and position[1], coord_system=coord_system if position else None,
-               client_address=client_address, scanned_at=now,
-               scanned_on=now.astimezone(ZoneInfo(zone)).date())
+    row = Scan(
+        id=new_id(),
+        tenant_id=record.tenant_id,
+        code_id=record.id,
+        channel=record.channel,
+        lat=position and position[0],
+        lng=position and position[1],
+        coord_system=coord_system if position else None,
+        client_address=client_address,
+        scanned_at=now,
+        scanned_on=now.astimezone(ZoneInfo(zone)).date(),
+    )
     _check_validity(session, record, row, now)
     if phone is not None and normalize_phone(phone) is None:
         raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
 
     destination = resolve(session, code=record, position=position)
-    member, created = _identify(session, record.tenant_id, phone=phone, unionid=unionid,
-                                openid=openid)
+    member, created = _identify(
+        session, record.tenant_id, phone=phone, unionid=unionid, openid=openid
+    )
     guide = destination.guide
     if guide is None and destination.store is not None:
-        guide = choose_guide(session, store_id=destination.store.id,
-                             bound_guide_id=member.guide_id if member else None)
+        guide = choose_guide(
+            session,
+            store_id=destination.store.id,
+            bound_guide_id=member.guide_id if member else None,
+        )
     bound = False
     if member is not None:
         bound = _bind(session, code=record, member=member, guide=guide, created=created, now=now)
@@ -87,8 +112,10 @@ def _check_validity(session: Session, record: ScanCode, row: Scan, now: datetime
     elif record.valid_until is not None and record.valid_until <= now:
         refusal = "expired", CodeGone(f"This code expired on {record.valid_until:%Y-%m-%d}.")
     elif record.valid_from is not None and record.valid_from > now:
-        refusal = "not_yet_valid", CodeNotYetValid(
-            f"This code is valid from {record.valid_from:%Y-%m-%d %H:%M} UTC.")
+        refusal = (
+            "not_yet_valid",
+            CodeNotYetValid(f"This code is valid from {record.valid_from:%Y-%m-%d %H:%M} UTC."),
+        )
     if refusal is not None:
         row.outcome = refusal[0]
         session.add(row)
@@ -105,18 +132,26 @@ def _identify(session: Session, tenant_id: str, *, phone, unionid, openid):
     identities = {"openid": openid} if openid else None
     try:
         with session.begin_nested():  # a burst of scans by one new person: one member
-            return ensure_member(session, tenant_id=tenant_id, source_channel="store_scan",
-                                 phone=phone, unionid=unionid, identities=identities)
+            return ensure_member(
+                session,
+                tenant_id=tenant_id,
+                source_channel="store_scan",
+                phone=phone,
+                unionid=unionid,
+                identities=identities,
+            )
     except IntegrityError:  # the rolled-back savepoint took its change-log notes with it
-        member = resolve_member(session, tenant_id=tenant_id, phone=phone, unionid=unionid,
-                                identities=identities)
+        member = resolve_member(
+            session, tenant_id=tenant_id, phone=phone, unionid=unionid, identities=identities
+        )
         if member is None:
             raise
         return member, False
 
 
-def _bind(session: Session, *, code: ScanCode, member: Member, guide, created: bool,
-          now: datetime) -> bool:
+def _bind(
+    session: Session, *, code: ScanCode, member: Member, guide, created: bool, now: datetime
+) -> bool:
     """Bind a new or unbound member to the guide; a running lock keeps the old binding.
 
     Only a guide's personal code takes over a member whose lock has run out. A member
@@ -139,22 +174,33 @@ def _bind(session: Session, *, code: ScanCode, member: Member, guide, created: b
 def _write_tags(session: Session, *, code: ScanCode, member: Member) -> None:
     if not code.tag_ids:
         return
-    tags = session.scalars(select(Tag).where(Tag.tenant_id == code.tenant_id,
-                                             Tag.id.in_(code.tag_ids))).all()
+    tags = session.scalars(
+        select(Tag).where(Tag.tenant_id == code.tenant_id, Tag.id.in_(code.tag_ids))
+    ).all()
     for tag in tags:
-        tag_member(session, actor=None, member=member, tag=tag, source="scan_channel",
-                   source_ref=code.code)
+        tag_member(
+            session, actor=None, member=member, tag=tag, source="scan_channel", source_ref=code.code
+        )
 
 
 def _answer(row: Scan, code: ScanCode, destination: Destination, guide) -> dict:
     store = destination.store
     return {
-        "scan_id": row.id, "code": code.code, "kind": code.kind, "channel": code.channel,
+        "scan_id": row.id,
+        "code": code.code,
+        "kind": code.kind,
+        "channel": code.channel,
         "resolution": destination.resolution,
-        "store": None if store is None else {
-            "id": store.id, "name": store.name, "address": store.address,
-            "distance_m": None if destination.distance_m is None
-            else round(destination.distance_m, 1)},
+        "store": None
+        if store is None
+        else {
+            "id": store.id,
+            "name": store.name,
+            "address": store.address,
+            "distance_m": None
+            if destination.distance_m is None
+            else round(destination.distance_m, 1),
+        },
         "guide": None if guide is None else {"id": guide.id, "name": guide.name},
         "wecom_contact_qr_url": store.wecom_contact_qr_url if store is not None else None,
         "community_qr_url": store.community_qr_url if store is not None else None,

@@ -1,1 +1,1 @@
-"""Offline-first sync: the change log, pull and push (design/SYNC.md)."""
+"""Offline-first sync for phones: pull and push over the change log (docs/sync.md)."""

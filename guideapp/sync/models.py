@@ -1,4 +1,5 @@
 """Offline edits the server did not apply, kept so nothing a guide did is lost."""
+
 from datetime import datetime
 
 from sqlalchemy import JSON, Index, String

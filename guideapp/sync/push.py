@@ -6,6 +6,7 @@ longer the guide's), the push is accepted, the attempt is kept in sync_rejection
 record is touched so the next pull corrects the phone. Records outside the guide's scope
 or refused by a rule come back in `experimentalRejectedIds` with a reason.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -21,8 +22,17 @@ from guideapp.sync.tables import BY_NAME
 
 OPERATIONS = ("created", "updated", "deleted")
 # Parents first: a note may name a member created offline in the same push.
-APPLY_ORDER = ("members", "member_tags", "member_notes", "tasks", "task_targets", "shares",
-               "tag_groups", "tags", "orders")
+APPLY_ORDER = (
+    "members",
+    "member_tags",
+    "member_notes",
+    "tasks",
+    "task_targets",
+    "shares",
+    "tag_groups",
+    "tags",
+    "orders",
+)
 
 
 class SyncConflict(Conflict):
@@ -62,8 +72,10 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
         appliers.finish(session)
     if not rejected:
         return {}
-    return {"experimentalRejectedIds": {t: sorted(ids) for t, ids in rejected.items()},
-            "rejected": rejected}
+    return {
+        "experimentalRejectedIds": {t: sorted(ids) for t, ids in rejected.items()},
+        "rejected": rejected,
+    }
 
 
 def _apply_all(session, actor, changes, server_wins, *, one_by_one: bool) -> dict:
@@ -73,8 +85,16 @@ def _apply_all(session, actor, changes, server_wins, *, one_by_one: bool) -> dic
             for record in changes[table_name].get(operation) or []:
                 record_id = record if operation == "deleted" else record["id"]
                 if (table_name, record_id) in server_wins:
-                    _keep_attempt(session, actor, table_name, record_id, operation, record,
-                                  server_wins[(table_name, record_id)], server_won=True)
+                    _keep_attempt(
+                        session,
+                        actor,
+                        table_name,
+                        record_id,
+                        operation,
+                        record,
+                        server_wins[(table_name, record_id)],
+                        server_won=True,
+                    )
                     continue
                 if not one_by_one:
                     appliers.apply(session, actor, table_name, operation, record)
@@ -82,8 +102,16 @@ def _apply_all(session, actor, changes, server_wins, *, one_by_one: bool) -> dic
                 reason = _apply_one(session, actor, table_name, operation, record)
                 if reason:
                     rejected.setdefault(table_name, {})[record_id] = reason
-                    _keep_attempt(session, actor, table_name, record_id, operation, record,
-                                  reason, server_won=False)
+                    _keep_attempt(
+                        session,
+                        actor,
+                        table_name,
+                        record_id,
+                        operation,
+                        record,
+                        reason,
+                        server_won=False,
+                    )
     return rejected
 
 
@@ -110,11 +138,16 @@ def _conflicts(session, actor, changes, last_pulled_at: int, skip) -> dict[str, 
         ids += list(ops.get("deleted") or [])
         ids = [i for i in ids if (table_name, i) not in skip]
         for i in range(0, len(ids), 900):
-            rows = session.scalars(select(ChangeLogEntry.record_id).where(
-                ChangeLogEntry.tenant_id == actor.tenant_id,
-                ChangeLogEntry.table_name == table_name,
-                ChangeLogEntry.record_id.in_(ids[i:i + 900]),
-                ChangeLogEntry.seq > last_pulled_at).distinct()).all()
+            rows = session.scalars(
+                select(ChangeLogEntry.record_id)
+                .where(
+                    ChangeLogEntry.tenant_id == actor.tenant_id,
+                    ChangeLogEntry.table_name == table_name,
+                    ChangeLogEntry.record_id.in_(ids[i : i + 900]),
+                    ChangeLogEntry.seq > last_pulled_at,
+                )
+                .distinct()
+            ).all()
             if rows:
                 found.setdefault(table_name, []).extend(rows)
     return {t: sorted(set(ids)) for t, ids in found.items()}
@@ -122,25 +155,41 @@ def _conflicts(session, actor, changes, last_pulled_at: int, skip) -> dict[str, 
 
 def _out_of_scope(session, actor, table_name: str, ids: list[str]) -> set[str]:
     table = BY_NAME[table_name]
-    present = set(session.scalars(select(table.model.id).where(
-        table.model.id.in_(ids), table.in_scope(actor))))
+    present = set(
+        session.scalars(
+            select(table.model.id).where(table.model.id.in_(ids), table.in_scope(actor))
+        )
+    )
     return set(ids) - present
 
 
-def _keep_attempt(session, actor, table_name, record_id, operation, record, reason, *,
-                  server_won: bool) -> None:
+def _keep_attempt(
+    session, actor, table_name, record_id, operation, record, reason, *, server_won: bool
+) -> None:
     payload = record if isinstance(record, dict) else {"id": record}
     appliers.touch(session, actor, table_name, record_id)
-    if session.scalar(select(SyncRejection.id).where(  # a re-sent attempt is kept once
-            SyncRejection.staff_id == actor.staff_id, SyncRejection.table_name == table_name,
+    if session.scalar(
+        select(SyncRejection.id).where(  # a re-sent attempt is kept once
+            SyncRejection.staff_id == actor.staff_id,
+            SyncRejection.table_name == table_name,
             SyncRejection.record_id == str(record_id)[:140],
-            SyncRejection.operation == operation, SyncRejection.reason == reason[:300])):
+            SyncRejection.operation == operation,
+            SyncRejection.reason == reason[:300],
+        )
+    ):
         return
-    session.add(SyncRejection(
-        tenant_id=actor.tenant_id, staff_id=actor.staff_id, table_name=table_name,
-        record_id=str(record_id)[:140], operation=operation, reason=reason[:300],
-        server_won=server_won, payload={k: v for k, v in payload.items()
-                                        if k not in ("_status", "_changed")}))
+    session.add(
+        SyncRejection(
+            tenant_id=actor.tenant_id,
+            staff_id=actor.staff_id,
+            table_name=table_name,
+            record_id=str(record_id)[:140],
+            operation=operation,
+            reason=reason[:300],
+            server_won=server_won,
+            payload={k: v for k, v in payload.items() if k not in ("_status", "_changed")},
+        )
+    )
 
 
 def _order(table_name: str) -> int:
@@ -161,12 +210,14 @@ def _check_shape(changes) -> None:
         for operation in ("created", "updated"):
             records = ops.get(operation) or []
             if not isinstance(records, list) or not all(
-                    isinstance(r, dict) and isinstance(r.get("id"), str)
-                    and 0 < len(r["id"]) <= 140 for r in records):
+                isinstance(r, dict) and isinstance(r.get("id"), str) and 0 < len(r["id"]) <= 140
+                for r in records
+            ):
                 errors[table_name] = [f"{operation}: records with a string id (1-140 chars)."]
         deleted = ops.get("deleted") or []
         if not isinstance(deleted, list) or not all(isinstance(i, str) for i in deleted):
             errors[table_name] = ["deleted: a list of string ids."]
     if errors:
-        raise InvalidInput("The changes are not in WatermelonDB's shape.",
-                           errors={"changes": errors})
+        raise InvalidInput(
+            "The changes are not in WatermelonDB's shape.", errors={"changes": errors}
+        )

@@ -1,4 +1,5 @@
 """WatermelonDB sync: pull and push (design/SYNC.md)."""
+
 from flask import request
 from flask.views import MethodView
 
@@ -31,10 +32,16 @@ class Push(MethodView):
     def post(self, args, body):
         """Apply my queued changes at once; retry with the same Idempotency-Key"""
         if not request.headers.get("Idempotency-Key"):
-            raise InvalidInput("Send an Idempotency-Key per push; reuse it when retrying.",
-                               errors={"Idempotency-Key": ["Required for sync pushes."]})
-        return push_service.push(db_session(), actor=current_actor(),
-                                 last_pulled_at=args["last_pulled_at"], changes=body["changes"])
+            raise InvalidInput(
+                "Send an Idempotency-Key per push; reuse it when retrying.",
+                errors={"Idempotency-Key": ["Required for sync pushes."]},
+            )
+        return push_service.push(
+            db_session(),
+            actor=current_actor(),
+            last_pulled_at=args["last_pulled_at"],
+            changes=body["changes"],
+        )
 
 
 @blp.route("/rejections")

@@ -1,4 +1,5 @@
 """Query and body shapes of the WatermelonDB sync endpoints."""
+
 import json
 
 import marshmallow as ma
@@ -40,8 +41,10 @@ class PullArgsSchema(ma.Schema):
     last_pulled_at = Cursor(load_default=None, metadata={"type": "integer", "nullable": True})
     schema_version = fields.Integer(load_default=1, validate=validate.Range(min=1))
     migration = MigrationField(load_default=None, metadata={"type": "string"})
-    page = fields.String(load_default=None, metadata={
-        "description": "next_page of the previous response while a full sync is paged."})
+    page = fields.String(
+        load_default=None,
+        metadata={"description": "next_page of the previous response while a full sync is paged."},
+    )
 
 
 class PushArgsSchema(ma.Schema):
@@ -49,8 +52,12 @@ class PushArgsSchema(ma.Schema):
 
 
 class PushBodySchema(Schema):
-    changes = fields.Dict(required=True, metadata={
-        "description": "WatermelonDB changes: {table: {created: [], updated: [], deleted: []}}"})
+    changes = fields.Dict(
+        required=True,
+        metadata={
+            "description": "WatermelonDB changes: {table: {created: [], updated: [], deleted: []}}"
+        },
+    )
 
 
 class PullResponseSchema(Schema):

@@ -4,6 +4,7 @@ Cursors are the tenant's commit-ordered change sequence (see changelog.py). A fi
 a cursor older than the kept change log, or a guide who moved store gets the whole scope,
 paged: every page carries the same `timestamp` and a `next_page` token until the last.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,9 +35,16 @@ def cursor_of(session: Session, tenant_id: str) -> SyncCounter:
     return session.scalar(select(SyncCounter).where(SyncCounter.tenant_id == tenant_id))
 
 
-def pull(session: Session, *, actor: Actor, last_pulled_at: int | None, schema_version: int,
-         migration: dict | None = None, page: str | None = None,
-         page_size: int = PAGE_SIZE) -> dict:
+def pull(
+    session: Session,
+    *,
+    actor: Actor,
+    last_pulled_at: int | None,
+    schema_version: int,
+    migration: dict | None = None,
+    page: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> dict:
     require_phone_user(actor)
     tables = tables_for(schema_version)
     if page:
@@ -58,14 +66,26 @@ def pull(session: Session, *, actor: Actor, last_pulled_at: int | None, schema_v
 
 def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> dict | None:
     """Changes since the cursor, or None when the guide's own scope moved (see _scope)."""
-    moved = and_(ChangeLogEntry.table_name == "_scope",
-                 ChangeLogEntry.scope == staff_scope(actor.staff_id))
-    in_scopes = or_(moved, *[and_(ChangeLogEntry.table_name == t.name,
-                                  ChangeLogEntry.scope.in_(t.scopes(actor))) for t in tables])
+    moved = and_(
+        ChangeLogEntry.table_name == "_scope", ChangeLogEntry.scope == staff_scope(actor.staff_id)
+    )
+    in_scopes = or_(
+        moved,
+        *[
+            and_(ChangeLogEntry.table_name == t.name, ChangeLogEntry.scope.in_(t.scopes(actor)))
+            for t in tables
+        ],
+    )
     rows = session.execute(
-        select(ChangeLogEntry.table_name, ChangeLogEntry.record_id).where(
-            ChangeLogEntry.tenant_id == actor.tenant_id, ChangeLogEntry.seq > last_pulled_at,
-            ChangeLogEntry.seq <= cursor, in_scopes).distinct()).all()
+        select(ChangeLogEntry.table_name, ChangeLogEntry.record_id)
+        .where(
+            ChangeLogEntry.tenant_id == actor.tenant_id,
+            ChangeLogEntry.seq > last_pulled_at,
+            ChangeLogEntry.seq <= cursor,
+            in_scopes,
+        )
+        .distinct()
+    ).all()
     changed: dict[str, set[str]] = {}
     for table_name, record_id in rows:
         changed.setdefault(table_name, set()).add(record_id)
@@ -77,9 +97,10 @@ def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> di
         ids = sorted(changed.get(table.name, ()))
         found = {}
         for i in range(0, len(ids), ID_CHUNK):
-            chunk = ids[i:i + ID_CHUNK]
-            for row in session.scalars(select(table.model).where(
-                    table.model.id.in_(chunk), table.in_scope(actor))):
+            chunk = ids[i : i + ID_CHUNK]
+            for row in session.scalars(
+                select(table.model).where(table.model.id.in_(chunk), table.in_scope(actor))
+            ):
                 found[row.id] = raw_record(table, row)
         # Echoes and creations alike go as 'updated' (clients set sendCreatedAsUpdated).
         changes[table.name]["updated"] = [found[i] for i in ids if i in found]
@@ -95,8 +116,9 @@ def _add_implied(session, changed: dict[str, set[str]], tables) -> None:
         if parent in changed and child in names:
             ids = sorted(changed[parent])
             for i in range(0, len(ids), ID_CHUNK):
-                changed.setdefault(child, set()).update(session.scalars(
-                    select(model.id).where(column.in_(ids[i:i + ID_CHUNK]))))
+                changed.setdefault(child, set()).update(
+                    session.scalars(select(model.id).where(column.in_(ids[i : i + ID_CHUNK])))
+                )
 
 
 def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:
@@ -116,9 +138,11 @@ def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:
         else:
             after = rows[-1].id
     done = table_index >= len(tables)
-    result = {"changes": changes, "timestamp": state["c"],
-              "next_page": None if done else _encode_page({**state, "t": table_index,
-                                                          "a": after})}
+    result = {
+        "changes": changes,
+        "timestamp": state["c"],
+        "next_page": None if done else _encode_page({**state, "t": table_index, "a": after}),
+    }
     if state.get("r"):
         result["experimentalStrategy"] = "replacement"
     return result
@@ -150,9 +174,13 @@ def _encode_page(state: dict) -> str:
 def _decode_page(token: str) -> dict:
     try:
         state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if (not isinstance(state, dict) or not isinstance(state.get("c"), int)
-                or not isinstance(state.get("t"), int) or state["t"] < 0
-                or not isinstance(state.get("a"), (str, type(None)))):
+        if (
+            not isinstance(state, dict)
+            or not isinstance(state.get("c"), int)
+            or not isinstance(state.get("t"), int)
+            or state["t"] < 0
+            or not isinstance(state.get("a"), (str, type(None)))
+        ):
             raise ValueError
         return state
     except ValueError as exc:
@@ -166,5 +194,11 @@ def list_rejections(session: Session, *, actor: Actor, limit: int, cursor: str |
     from guideapp.pagination import paginate
     from guideapp.sync.models import SyncRejection
 
-    return paginate(session, policy.scoped_select(actor, SyncRejection), [SyncRejection.id],
-                    limit=limit, cursor=cursor, descending=True)
+    return paginate(
+        session,
+        policy.scoped_select(actor, SyncRejection),
+        [SyncRejection.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )

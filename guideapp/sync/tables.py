@@ -1,4 +1,5 @@
 """What replicates to a phone: per table, its columns, its scopes and its sync filter."""
+
 from __future__ import annotations
 
 import json
@@ -48,14 +49,16 @@ def _shared(actor: Actor) -> list[str]:
 
 def members_on_phone(actor: Actor) -> ColumnElement[bool]:
     """A guide carries the cards of members bound to them; a manager the store's."""
-    owner = Member.guide_id == actor.staff_id if actor.is_guide else (
-        Member.store_id == actor.store_id)
+    owner = (
+        Member.guide_id == actor.staff_id if actor.is_guide else (Member.store_id == actor.store_id)
+    )
     return and_(owner, Member.state == "active")
 
 
 def _of_members(model):
     return lambda actor: model.member_id.in_(
-        select(Member.id).where(policy.visible(actor, Member), members_on_phone(actor)))
+        select(Member.id).where(policy.visible(actor, Member), members_on_phone(actor))
+    )
 
 
 def _tasks_on_phone(actor: Actor) -> ColumnElement[bool]:
@@ -63,48 +66,174 @@ def _tasks_on_phone(actor: Actor) -> ColumnElement[bool]:
 
 
 TABLES: tuple[SyncTable, ...] = (
-    SyncTable("tasks", Task, (
-        "id", "store_id", "assignee_id", "source", "campaign_id", "title", "brief", "starts_at",
-        "due_at", "suggested_material_id", "suggested_reply_id", "state", "result", "note",
-        "proof_url", "completed_at", "done_at_client", "updated_at"),
-        scopes=_store_and_own, extra_filter=_tasks_on_phone),
-    SyncTable("task_targets", TaskTarget, (
-        "id", "task_id", "member_id", "result", "note", "result_at", "done_at_client",
-        "updated_at"), scopes=_store_and_own,
-        extra_filter=lambda actor: TaskTarget.task_id.in_(select(Task.id).where(
-            policy.visible(actor, Task), _tasks_on_phone(actor)))),
-    SyncTable("members", Member, (
-        "id", "name", "phone", "unionid", "gender", "birthday", "tier", "stage",
-        "source_channel", "joined_at", "guide_id", "store_id", "binding_locked_until",
-        "first_order_at", "last_order_at", "last_contact_at", "updated_at"),
-        scopes=_own, extra_filter=members_on_phone),
-    SyncTable("member_tags", MemberTag, ("id", "member_id", "tag_id", "source", "created_at"),
-              scopes=_own, extra_filter=_of_members(MemberTag)),
+    SyncTable(
+        "tasks",
+        Task,
+        (
+            "id",
+            "store_id",
+            "assignee_id",
+            "source",
+            "campaign_id",
+            "title",
+            "brief",
+            "starts_at",
+            "due_at",
+            "suggested_material_id",
+            "suggested_reply_id",
+            "state",
+            "result",
+            "note",
+            "proof_url",
+            "completed_at",
+            "done_at_client",
+            "updated_at",
+        ),
+        scopes=_store_and_own,
+        extra_filter=_tasks_on_phone,
+    ),
+    SyncTable(
+        "task_targets",
+        TaskTarget,
+        (
+            "id",
+            "task_id",
+            "member_id",
+            "result",
+            "note",
+            "result_at",
+            "done_at_client",
+            "updated_at",
+        ),
+        scopes=_store_and_own,
+        extra_filter=lambda actor: TaskTarget.task_id.in_(
+            select(Task.id).where(policy.visible(actor, Task), _tasks_on_phone(actor))
+        ),
+    ),
+    SyncTable(
+        "members",
+        Member,
+        (
+            "id",
+            "name",
+            "phone",
+            "unionid",
+            "gender",
+            "birthday",
+            "tier",
+            "stage",
+            "source_channel",
+            "joined_at",
+            "guide_id",
+            "store_id",
+            "binding_locked_until",
+            "first_order_at",
+            "last_order_at",
+            "last_contact_at",
+            "updated_at",
+        ),
+        scopes=_own,
+        extra_filter=members_on_phone,
+    ),
+    SyncTable(
+        "member_tags",
+        MemberTag,
+        ("id", "member_id", "tag_id", "source", "created_at"),
+        scopes=_own,
+        extra_filter=_of_members(MemberTag),
+    ),
     SyncTable("tag_groups", TagGroup, ("id", "name", "store_id", "updated_at"), scopes=_shared),
-    SyncTable("tags", Tag, ("id", "group_id", "store_id", "name", "code", "updated_at"),
-              scopes=_shared),
-    SyncTable("member_notes", MemberNote, (
-        "id", "member_id", "author_id", "body", "noted_at", "created_at", "updated_at"),
-        scopes=_own, extra_filter=_of_members(MemberNote)),
-    SyncTable("orders", Order, (
-        "id", "member_id", "channel", "order_no", "store_id", "amount_fen", "refunded_fen",
-        "items", "ordered_at"), scopes=_own, extra_filter=_of_members(Order)),
-    SyncTable("quick_replies", QuickReply, (
-        "id", "level", "owner_store_id", "owner_staff_id", "scene", "category_id", "title",
-        "body", "tag_ids", "usage_count", "version", "updated_at"), since_version=2,
-        scopes=_shared),
-    SyncTable("reply_categories", ReplyCategory, (
-        "id", "store_id", "scene", "name", "position", "updated_at"), since_version=2,
-        scopes=_shared),
-    SyncTable("materials", Material, (
-        "id", "kind", "title", "body", "url", "cover_url", "upload_id", "category_id", "tags",
-        "level", "valid_from", "valid_to", "updated_at"), since_version=2, scopes=_shared,
-        extra_filter=lambda actor: currently_valid(utcnow())),
-    SyncTable("material_categories", MaterialCategory, (
-        "id", "parent_id", "name", "position", "updated_at"), since_version=2, scopes=_shared),
+    SyncTable(
+        "tags", Tag, ("id", "group_id", "store_id", "name", "code", "updated_at"), scopes=_shared
+    ),
+    SyncTable(
+        "member_notes",
+        MemberNote,
+        ("id", "member_id", "author_id", "body", "noted_at", "created_at", "updated_at"),
+        scopes=_own,
+        extra_filter=_of_members(MemberNote),
+    ),
+    SyncTable(
+        "orders",
+        Order,
+        (
+            "id",
+            "member_id",
+            "channel",
+            "order_no",
+            "store_id",
+            "amount_fen",
+            "refunded_fen",
+            "items",
+            "ordered_at",
+        ),
+        scopes=_own,
+        extra_filter=_of_members(Order),
+    ),
+    SyncTable(
+        "quick_replies",
+        QuickReply,
+        (
+            "id",
+            "level",
+            "owner_store_id",
+            "owner_staff_id",
+            "scene",
+            "category_id",
+            "title",
+            "body",
+            "tag_ids",
+            "usage_count",
+            "version",
+            "updated_at",
+        ),
+        since_version=2,
+        scopes=_shared,
+    ),
+    SyncTable(
+        "reply_categories",
+        ReplyCategory,
+        ("id", "store_id", "scene", "name", "position", "updated_at"),
+        since_version=2,
+        scopes=_shared,
+    ),
+    SyncTable(
+        "materials",
+        Material,
+        (
+            "id",
+            "kind",
+            "title",
+            "body",
+            "url",
+            "cover_url",
+            "upload_id",
+            "category_id",
+            "tags",
+            "level",
+            "valid_from",
+            "valid_to",
+            "updated_at",
+        ),
+        since_version=2,
+        scopes=_shared,
+        extra_filter=lambda actor: currently_valid(utcnow()),
+    ),
+    SyncTable(
+        "material_categories",
+        MaterialCategory,
+        ("id", "parent_id", "name", "position", "updated_at"),
+        since_version=2,
+        scopes=_shared,
+    ),
     # Push-only events: phones send shares, never receive them.
-    SyncTable("shares", Share, ("id", "material_id", "member_id", "channel", "shared_at"),
-              since_version=2, extra_filter=lambda actor: false()),
+    SyncTable(
+        "shares",
+        Share,
+        ("id", "material_id", "member_id", "channel", "shared_at"),
+        since_version=2,
+        extra_filter=lambda actor: false(),
+    ),
 )
 BY_NAME = {table.name: table for table in TABLES}
 CURRENT_SCHEMA_VERSION = max(table.since_version for table in TABLES)

@@ -1,4 +1,5 @@
 """Set-based task generation: campaign fan-out and the shared INSERT ... SELECT builders."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,9 +16,24 @@ from guideapp.tasks.models import Campaign, Task, TaskTarget
 from guideapp.tasks.targeting import has_segment, segment_filter, target_stores
 
 TASK_COLUMNS = [
-    "id", "tenant_id", "store_id", "assignee_id", "source", "campaign_id", "sop_rule_id",
-    "calendar_item_id", "dedupe_key", "title", "brief", "starts_at", "due_at",
-    "suggested_material_id", "suggested_reply_id", "state", "created_by", "created_at",
+    "id",
+    "tenant_id",
+    "store_id",
+    "assignee_id",
+    "source",
+    "campaign_id",
+    "sop_rule_id",
+    "calendar_item_id",
+    "dedupe_key",
+    "title",
+    "brief",
+    "starts_at",
+    "due_at",
+    "suggested_material_id",
+    "suggested_reply_id",
+    "state",
+    "created_by",
+    "created_at",
     "updated_at",
 ]
 TARGET_COLUMNS = ["id", "tenant_id", "task_id", "member_id", "updated_at"]
@@ -31,24 +47,52 @@ def _time(value: datetime):
     return literal(value, UTCDateTime())
 
 
-def task_row_select(*, tenant_id: str, source: str, key_prefix: str, id_prefix: str,
-                    store_id, assignee_id, owner_id, title: str, brief: str, starts_at,
-                    due_at, material_id=None, reply_id=None, campaign_id=None, sop_rule_id=None,
-                    calendar_item_id=None, created_by=None, now=None) -> list:
+def task_row_select(
+    *,
+    tenant_id: str,
+    source: str,
+    key_prefix: str,
+    id_prefix: str,
+    store_id,
+    assignee_id,
+    owner_id,
+    title: str,
+    brief: str,
+    starts_at,
+    due_at,
+    material_id=None,
+    reply_id=None,
+    campaign_id=None,
+    sop_rule_id=None,
+    calendar_item_id=None,
+    created_by=None,
+    now=None,
+) -> list:
     """The SELECT list of a generated task, in TASK_COLUMNS order.
 
     `owner_id` (a column: guide or store id) makes both the id and the dedupe key unique.
     """
     now = now or utcnow()
     return [
-        literal(id_prefix, String) + owner_id, literal(tenant_id, String), store_id,
-        assignee_id if assignee_id is not None else null(), literal(source, String),
-        _text(campaign_id), _text(sop_rule_id), _text(calendar_item_id),
-        literal(key_prefix, String) + owner_id, literal(title, String), literal(brief, String),
+        literal(id_prefix, String) + owner_id,
+        literal(tenant_id, String),
+        store_id,
+        assignee_id if assignee_id is not None else null(),
+        literal(source, String),
+        _text(campaign_id),
+        _text(sop_rule_id),
+        _text(calendar_item_id),
+        literal(key_prefix, String) + owner_id,
+        literal(title, String),
+        literal(brief, String),
         starts_at if not isinstance(starts_at, datetime) else _time(starts_at),
         due_at if not isinstance(due_at, datetime) else _time(due_at),
-        _text(material_id), _text(reply_id), literal("open", String), _text(created_by),
-        _time(now), _time(now),
+        _text(material_id),
+        _text(reply_id),
+        literal("open", String),
+        _text(created_by),
+        _time(now),
+        _time(now),
     ]
 
 
@@ -58,9 +102,11 @@ def log_generated(session: Session, tenant_id: str, where: ColumnElement[bool]) 
     cost no rows here."""
     store_rows = select(Task.id, scope_column(STORE, Task.store_id)).where(where)
     guide_rows = select(Task.id, scope_column(STAFF, Task.assignee_id)).where(
-        where, Task.assignee_id.is_not(None))
-    log_changes_from_select(session, tenant_id=tenant_id, table="tasks",
-                            rows=union_all(store_rows, guide_rows))
+        where, Task.assignee_id.is_not(None)
+    )
+    log_changes_from_select(
+        session, tenant_id=tenant_id, table="tasks", rows=union_all(store_rows, guide_rows)
+    )
 
 
 def publish_campaign(session: Session, campaign: Campaign) -> dict:
@@ -77,28 +123,46 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
     stores = target_stores(tenant_id, campaign.target)
     segmented = has_segment(campaign.segment)
     per_guide = campaign.distribution == "auto"
-    common = dict(tenant_id=tenant_id, source="campaign", title=campaign.title,
-                  brief=campaign.brief, starts_at=campaign.starts_at, due_at=campaign.due_at,
-                  material_id=campaign.suggested_material_id,
-                  reply_id=campaign.suggested_reply_id, campaign_id=campaign.id,
-                  created_by=campaign.created_by, now=now,
-                  key_prefix=f"campaign:{campaign.id}:", id_prefix=campaign.id)
+    common = dict(
+        tenant_id=tenant_id,
+        source="campaign",
+        title=campaign.title,
+        brief=campaign.brief,
+        starts_at=campaign.starts_at,
+        due_at=campaign.due_at,
+        material_id=campaign.suggested_material_id,
+        reply_id=campaign.suggested_reply_id,
+        campaign_id=campaign.id,
+        created_by=campaign.created_by,
+        now=now,
+        key_prefix=f"campaign:{campaign.id}:",
+        id_prefix=campaign.id,
+    )
     segment = and_(Member.tenant_id == tenant_id, segment_filter(campaign.segment, now))
     if per_guide:
         owner, member_owner = Staff.id, Member.guide_id
-        owners = select(Staff.id).where(Staff.tenant_id == tenant_id, Staff.role == "guide",
-                                        Staff.state == "active", Staff.store_id.in_(stores))
-        task_rows = select(*task_row_select(store_id=Staff.store_id, assignee_id=Staff.id,
-                                            owner_id=Staff.id, **common))
+        owners = select(Staff.id).where(
+            Staff.tenant_id == tenant_id,
+            Staff.role == "guide",
+            Staff.state == "active",
+            Staff.store_id.in_(stores),
+        )
+        task_rows = select(
+            *task_row_select(
+                store_id=Staff.store_id, assignee_id=Staff.id, owner_id=Staff.id, **common
+            )
+        )
     else:
         owner, member_owner, owners = Store.id, Member.store_id, stores
-        task_rows = select(*task_row_select(store_id=Store.id, assignee_id=None,
-                                            owner_id=Store.id, **common))
+        task_rows = select(
+            *task_row_select(store_id=Store.id, assignee_id=None, owner_id=Store.id, **common)
+        )
     task_rows = task_rows.where(owner.in_(owners))
     if segmented:  # no task for an owner none of whose members is in the segment
         # Grouped, the segment is one scan hashed against the owners, not a probe per owner.
-        owners_in_segment = select(member_owner.label("owner")).where(segment).group_by(
-            member_owner).subquery()
+        owners_in_segment = (
+            select(member_owner.label("owner")).where(segment).group_by(member_owner).subquery()
+        )
         task_rows = task_rows.join(owners_in_segment, owners_in_segment.c.owner == owner)
     tasks = insert_from_select(session, Task, TASK_COLUMNS, task_rows.order_by(owner))
     targets = 0
@@ -106,8 +170,11 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
         task_id = literal(campaign.id, String) + member_owner
         # In primary-key order: the index pages fill in sequence instead of at random.
         target_id = (task_id + Member.id).label("id")
-        rows = select(target_id, literal(tenant_id, String), task_id, Member.id,
-                      _time(now)).where(segment, member_owner.in_(owners)).order_by(target_id)
+        rows = (
+            select(target_id, literal(tenant_id, String), task_id, Member.id, _time(now))
+            .where(segment, member_owner.in_(owners))
+            .order_by(target_id)
+        )
         targets = insert_from_select(session, TaskTarget, TARGET_COLUMNS, rows)
     log_generated(session, tenant_id, Task.campaign_id == campaign.id)
     return {"tasks": tasks, "targets": targets}
@@ -115,10 +182,13 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
 
 def cancel_open_tasks(session: Session, *, tenant_id: str, where) -> int:
     """Cancel open tasks matching `where`, set-based; phones drop them at their next pull."""
-    cancelled = session.execute(update(Task).where(
-        Task.tenant_id == tenant_id, Task.state == "open", where).values(
-        state="cancelled", updated_at=utcnow())).rowcount
+    cancelled = session.execute(
+        update(Task)
+        .where(Task.tenant_id == tenant_id, Task.state == "open", where)
+        .values(state="cancelled", updated_at=utcnow())
+    ).rowcount
     if cancelled:
-        log_generated(session, tenant_id, and_(Task.tenant_id == tenant_id,
-                                               Task.state == "cancelled", where))
+        log_generated(
+            session, tenant_id, and_(Task.tenant_id == tenant_id, Task.state == "cancelled", where)
+        )
     return cancelled

@@ -1,4 +1,5 @@
 """The guide's inbox: today / overdue / upcoming / done, with what the phone shows embedded."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -38,8 +39,15 @@ def bucket_filter(bucket: str, now: datetime):
     }[bucket]
 
 
-def inbox(session: Session, *, actor: Actor, bucket: str, limit: int, cursor: str | None,
-          now: datetime | None = None):
+def inbox(
+    session: Session,
+    *,
+    actor: Actor,
+    bucket: str,
+    limit: int,
+    cursor: str | None,
+    now: datetime | None = None,
+):
     now = now or utcnow()
     scoped = policy.scoped_select(actor, Task)
     if actor.is_guide:  # the inbox proper; managers see their whole store
@@ -47,23 +55,31 @@ def inbox(session: Session, *, actor: Actor, bucket: str, limit: int, cursor: st
     counts = _counts(session, actor, now)
     stmt = scoped.where(bucket_filter(bucket, now))
     if bucket == "done":
-        page = paginate(session, stmt, [Task.completed_at, Task.id], limit=limit, cursor=cursor,
-                        descending=True)
+        page = paginate(
+            session, stmt, [Task.completed_at, Task.id], limit=limit, cursor=cursor, descending=True
+        )
     else:
         page = paginate(session, stmt, [Task.due_at, Task.id], limit=limit, cursor=cursor)
     claimable = []
     if actor.is_guide and bucket == "today" and cursor is None:
-        claimable = session.scalars(policy.scoped_select(actor, Task).where(
-            Task.assignee_id.is_(None), bucket_filter("today", now))
-            .order_by(Task.due_at, Task.id).limit(20)).all()
-    return {"counts": counts, "items": embed(session, actor, page["items"]),
-            "claimable": embed(session, actor, claimable), "next_cursor": page["next_cursor"]}
+        claimable = session.scalars(
+            policy.scoped_select(actor, Task)
+            .where(Task.assignee_id.is_(None), bucket_filter("today", now))
+            .order_by(Task.due_at, Task.id)
+            .limit(20)
+        ).all()
+    return {
+        "counts": counts,
+        "items": embed(session, actor, page["items"]),
+        "claimable": embed(session, actor, claimable),
+        "next_cursor": page["next_cursor"],
+    }
 
 
 def _counts(session, actor, now) -> dict:
-    stmt = policy.scoped_select(actor, Task).with_only_columns(*[
-        func.coalesce(func.sum(case((bucket_filter(b, now), 1), else_=0)), 0)
-        for b in BUCKETS])
+    stmt = policy.scoped_select(actor, Task).with_only_columns(
+        *[func.coalesce(func.sum(case((bucket_filter(b, now), 1), else_=0)), 0) for b in BUCKETS]
+    )
     if actor.is_guide:
         stmt = stmt.where(Task.assignee_id == actor.staff_id)
     return dict(zip(BUCKETS, (int(v) for v in session.execute(stmt).one()), strict=True))
@@ -76,28 +92,53 @@ def embed(session: Session, actor: Actor, tasks: list[Task]) -> list[dict]:
     ids = [t.id for t in tasks]
     counts = progress(session, ids)
     targets = session.execute(
-        select(TaskTarget, Member).join(Member, Member.id == TaskTarget.member_id)
-        .where(TaskTarget.task_id.in_(ids)).order_by(TaskTarget.task_id, TaskTarget.id)).all()
+        select(TaskTarget, Member)
+        .join(Member, Member.id == TaskTarget.member_id)
+        .where(TaskTarget.task_id.in_(ids))
+        .order_by(TaskTarget.task_id, TaskTarget.id)
+    ).all()
     by_task: dict[str, list] = {}
     for target, member in targets:
         rows = by_task.setdefault(target.task_id, [])
         if len(rows) < EMBEDDED_TARGETS:
             card = present(actor, member)
-            rows.append({"member_id": member.id, "result": target.result, "note": target.note,
-                         "result_at": target.result_at,
-                         "member": {k: card[k] for k in ("name", "phone", "stage", "tier",
-                                                          "birthday", "last_order_at")}})
+            rows.append(
+                {
+                    "member_id": member.id,
+                    "result": target.result,
+                    "note": target.note,
+                    "result_at": target.result_at,
+                    "member": {
+                        k: card[k]
+                        for k in ("name", "phone", "stage", "tier", "birthday", "last_order_at")
+                    },
+                }
+            )
     suggestions: dict[str, dict] = {}
     for provider in SUGGESTION_EMBEDS:
         for task_id, extra in provider(session, actor, tasks).items():
             suggestions.setdefault(task_id, {}).update(extra)
-    return [{"task": t, "progress": counts[t.id], "targets": by_task.get(t.id, []),
-             "suggested": suggestions.get(t.id, {})} for t in tasks]
+    return [
+        {
+            "task": t,
+            "progress": counts[t.id],
+            "targets": by_task.get(t.id, []),
+            "suggested": suggestions.get(t.id, {}),
+        }
+        for t in tasks
+    ]
 
 
-def cached_inbox(open_session: Callable[[], Session], *, actor: Actor, bucket: str,
-                 limit: int, cursor: str | None, cache: PageCache,
-                 render: Callable[[dict], bytes]) -> CachedPage:
+def cached_inbox(
+    open_session: Callable[[], Session],
+    *,
+    actor: Actor,
+    bucket: str,
+    limit: int,
+    cursor: str | None,
+    cache: PageCache,
+    render: Callable[[dict], bytes],
+) -> CachedPage:
     """The inbox page as rendered bytes with an ETag, from `cache` while still current.
 
     The version is read before the page, so a page is never older than its stamp. A kept
@@ -112,8 +153,7 @@ def cached_inbox(open_session: Callable[[], Session], *, actor: Actor, bucket: s
     if found is not None:
         return found
     session = open_session()
-    body = render(inbox(session, actor=actor, bucket=bucket, limit=limit, cursor=cursor,
-                        now=now))
+    body = render(inbox(session, actor=actor, bucket=bucket, limit=limit, cursor=cursor, now=now))
     entry = page(version, _next_change_at(session, actor, now), body)
     cache.put(key, entry)
     return entry
@@ -122,9 +162,16 @@ def cached_inbox(open_session: Callable[[], Session], *, actor: Actor, bucket: s
 def inbox_version(session: Session, actor: Actor) -> int:
     """The newest change-log sequence in any scope the actor's phone follows (a request
     reads it with the login check: Blueprint.versioned_read, Actor.change_version)."""
-    return session.scalar(select(newest_change_seq(
-        literal(actor.tenant_id), literal(actor.staff_id), literal(actor.store_id, String),
-        literal(actor.region_id, String))))
+    return session.scalar(
+        select(
+            newest_change_seq(
+                literal(actor.tenant_id),
+                literal(actor.staff_id),
+                literal(actor.store_id, String),
+                literal(actor.region_id, String),
+            )
+        )
+    )
 
 
 def _next_change_at(session: Session, actor: Actor, now: datetime) -> datetime:

@@ -6,6 +6,7 @@ SYNC.md) and with the next moment a task of theirs opens or falls due. A request
 that sequence (one indexed query); when it and the clock still match the stamp, the stored
 bytes are the answer, with the same ETag, so a phone that sends If-None-Match gets a 304.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,17 +28,23 @@ class CachedPage:
 
 
 def page(version: int, valid_until: datetime, body: bytes) -> CachedPage:
-    return CachedPage(version=version, valid_until=valid_until, body=body,
-                      etag=hashlib.blake2b(body, digest_size=12).hexdigest())
+    return CachedPage(
+        version=version,
+        valid_until=valid_until,
+        body=body,
+        etag=hashlib.blake2b(body, digest_size=12).hexdigest(),
+    )
 
 
 class PageCache:
     """A least-recently-used store bounded in bytes; max_bytes=0 keeps nothing."""
 
     def __init__(self, max_bytes: int):
-        self._pages: LRUCache | None = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda p: len(p.body) + ENTRY_OVERHEAD
-        ) if max_bytes > 0 else None
+        self._pages: LRUCache | None = (
+            LRUCache(maxsize=max_bytes, getsizeof=lambda p: len(p.body) + ENTRY_OVERHEAD)
+            if max_bytes > 0
+            else None
+        )
         self._lock = threading.Lock()
 
     def get(self, key: tuple, *, version: int, now: datetime) -> CachedPage | None:

@@ -1,10 +1,18 @@
 """Campaigns, tasks and their member targets, SOP rules, calendar items, scheduler runs."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from sqlalchemy import (
-    JSON, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint,
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 

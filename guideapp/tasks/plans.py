@@ -1,4 +1,5 @@
 """HQ's plans: SOP rules and the marketing calendar (the scheduler turns them into tasks)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -28,8 +29,9 @@ def set_rule_active(session: Session, *, actor: Actor, rule_id: str, active: boo
 
 
 def list_rules(session: Session, *, actor: Actor, limit: int, cursor: str | None):
-    return paginate(session, policy.scoped_select(actor, SopRule), [SopRule.id], limit=limit,
-                    cursor=cursor)
+    return paginate(
+        session, policy.scoped_select(actor, SopRule), [SopRule.id], limit=limit, cursor=cursor
+    )
 
 
 def plan_day(session: Session, *, actor: Actor, data: dict) -> CalendarItem:
@@ -40,10 +42,10 @@ def plan_day(session: Session, *, actor: Actor, data: dict) -> CalendarItem:
     return item
 
 
-def calendar(session: Session, *, actor: Actor, start: date, end: date, limit: int,
-             cursor: str | None):
+def calendar(
+    session: Session, *, actor: Actor, start: date, end: date, limit: int, cursor: str | None
+):
     if end < start or (end - start).days > 366:
         raise InvalidInput(errors={"end": ["Give an end on or after start, within a year."]})
     stmt = policy.scoped_select(actor, CalendarItem).where(CalendarItem.day.between(start, end))
-    return paginate(session, stmt, [CalendarItem.day, CalendarItem.id], limit=limit,
-                    cursor=cursor)
+    return paginate(session, stmt, [CalendarItem.day, CalendarItem.id], limit=limit, cursor=cursor)

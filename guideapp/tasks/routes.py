@@ -1,4 +1,5 @@
 """Inbox, tasks, campaigns, SOP rules, the marketing calendar and dashboards."""
+
 import marshmallow as ma
 from flask.views import MethodView
 
@@ -22,8 +23,13 @@ class Inbox(MethodView):
 
         Send the last ETag back in If-None-Match: an unchanged inbox answers 304, no body.
         """
-        page = inbox.cached_inbox(db_session, actor=current_actor(), **args,
-                                  cache=extension("inbox_cache"), render=_render_inbox)
+        page = inbox.cached_inbox(
+            db_session,
+            actor=current_actor(),
+            **args,
+            cache=extension("inbox_cache"),
+            render=_render_inbox,
+        )
         return conditional_json(page.body, page.etag)
 
 
@@ -59,8 +65,9 @@ class AssignTask(MethodView):
     @blp.response(200, s.TaskSchema)
     def post(self, data, task_id):
         """Assign to a guide (manager), or claim a store task (guide: their own id)"""
-        return service.assign(db_session(), actor=current_actor(), task_id=task_id,
-                              guide_id=data["guide_id"])
+        return service.assign(
+            db_session(), actor=current_actor(), task_id=task_id, guide_id=data["guide_id"]
+        )
 
 
 @blp.route("/tasks/<task_id>/targets/<member_id>/result")
@@ -69,9 +76,15 @@ class TargetResult(MethodView):
     @blp.response(200, s.TargetOutSchema)
     def post(self, data, task_id, member_id):
         """Record what happened with one member of the task"""
-        return service.record_result(db_session(), actor=current_actor(), task_id=task_id,
-                                     member_id=member_id, result=data["result"],
-                                     note=data.get("note"), done_at=data.get("done_at"))
+        return service.record_result(
+            db_session(),
+            actor=current_actor(),
+            task_id=task_id,
+            member_id=member_id,
+            result=data["result"],
+            note=data.get("note"),
+            done_at=data.get("done_at"),
+        )
 
 
 @blp.route("/tasks/<task_id>/complete")
@@ -80,9 +93,15 @@ class CompleteTask(MethodView):
     @blp.response(200, s.TaskSchema)
     def post(self, data, task_id):
         """Complete a task with a result, a note and optionally proof"""
-        return service.complete(db_session(), actor=current_actor(), task_id=task_id,
-                                result=data["result"], note=data.get("note"),
-                                proof_url=data.get("proof_url"), done_at=data.get("done_at"))
+        return service.complete(
+            db_session(),
+            actor=current_actor(),
+            task_id=task_id,
+            result=data["result"],
+            note=data.get("note"),
+            proof_url=data.get("proof_url"),
+            done_at=data.get("done_at"),
+        )
 
 
 @blp.route("/tasks/<task_id>/cancel")
@@ -129,8 +148,7 @@ class CancelCampaign(MethodView):
     @blp.response(200, s.FanoutResultSchema)
     def post(self, campaign_id):
         """Cancel: open tasks leave the inboxes (and the phones at their next sync)"""
-        return service.cancel_campaign(db_session(), actor=current_actor(),
-                                       campaign_id=campaign_id)
+        return service.cancel_campaign(db_session(), actor=current_actor(), campaign_id=campaign_id)
 
 
 @blp.route("/sop-rules")
@@ -158,8 +176,9 @@ class SopRuleActive(MethodView):
     @blp.response(200, s.SopRuleSchema)
     def post(self, data, rule_id):
         """Switch an SOP rule on or off"""
-        return plans.set_rule_active(db_session(), actor=current_actor(), rule_id=rule_id,
-                                     active=data["active"])
+        return plans.set_rule_active(
+            db_session(), actor=current_actor(), rule_id=rule_id, active=data["active"]
+        )
 
 
 @blp.route("/calendar")
@@ -178,8 +197,9 @@ class Calendar(MethodView):
 
 
 class DashboardArgsSchema(ma.Schema):
-    group_by = ma.fields.String(load_default="store",
-                                validate=ma.validate.OneOf(dashboard.GROUPINGS))
+    group_by = ma.fields.String(
+        load_default="store", validate=ma.validate.OneOf(dashboard.GROUPINGS)
+    )
     campaign_id = ma.fields.String()
     conversion_days = ma.fields.Integer(load_default=7, validate=ma.validate.Range(1, 90))
 

@@ -5,6 +5,7 @@ run's day through today (catching up after downtime, at most MAX_CATCH_UP_DAYS),
 every generated task has a deterministic id and unique dedupe key, so a repeated or
 concurrent tick inserts nothing twice (INSERT ... ON CONFLICT DO NOTHING).
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -17,7 +18,10 @@ from guideapp.db import UTCDateTime, insert_ignoring_duplicates, utcnow
 from guideapp.members.models import Member, PointsEntry
 from guideapp.org.models import Store, Tenant
 from guideapp.tasks.fanout import (
-    TARGET_COLUMNS, TASK_COLUMNS, log_generated, task_row_select,
+    TARGET_COLUMNS,
+    TASK_COLUMNS,
+    log_generated,
+    task_row_select,
 )
 from guideapp.tasks.models import CalendarItem, SchedulerRun, SopRule, Task, TaskTarget
 from guideapp.tasks.targeting import target_stores
@@ -33,14 +37,17 @@ def tick(session: Session, *, tenant_id: str, now: datetime | None = None) -> Sc
     tenant = session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
     zone = ZoneInfo(tenant.timezone)
     today = now.astimezone(zone).date()
-    last, last_started = session.execute(select(
-        func.max(SchedulerRun.through_day), func.max(SchedulerRun.started_at)).where(
-        SchedulerRun.tenant_id == tenant_id)).one()
+    last, last_started = session.execute(
+        select(func.max(SchedulerRun.through_day), func.max(SchedulerRun.started_at)).where(
+            SchedulerRun.tenant_id == tenant_id
+        )
+    ).one()
     first = max(last or today, today - timedelta(days=MAX_CATCH_UP_DAYS))
     run = SchedulerRun(tenant_id=tenant_id, started_at=now, from_day=first, through_day=today)
     created = {"sop_tasks": 0, "calendar_tasks": 0}
-    rules = session.scalars(select(SopRule).where(SopRule.tenant_id == tenant_id,
-                                                  SopRule.active.is_(True))).all()
+    rules = session.scalars(
+        select(SopRule).where(SopRule.tenant_id == tenant_id, SopRule.active.is_(True))
+    ).all()
     day = first
     while day <= today:
         for rule in rules:
@@ -87,55 +94,101 @@ def trigger_condition(rule: SopRule, anchor: date, zone: ZoneInfo):
         silent_since = anchor - timedelta(days=int(rule.params["silent_days"]))
         start, end = _day_range(silent_since, zone)
         last_seen = func.coalesce(Member.last_order_at, Member.joined_at)
-        return and_(last_seen >= literal(start, UTCDateTime()),
-                    last_seen < literal(end, UTCDateTime()),
-                    or_(Member.last_contact_at.is_(None),
-                        Member.last_contact_at < literal(start, UTCDateTime())))
+        return and_(
+            last_seen >= literal(start, UTCDateTime()),
+            last_seen < literal(end, UTCDateTime()),
+            or_(
+                Member.last_contact_at.is_(None),
+                Member.last_contact_at < literal(start, UTCDateTime()),
+            ),
+        )
     if rule.trigger == "points_expiring":
-        return Member.id.in_(select(PointsEntry.member_id).where(
-            PointsEntry.tenant_id == rule.tenant_id, PointsEntry.kind == "earn",
-            _in_day(PointsEntry.expires_at, anchor, zone)))
+        return Member.id.in_(
+            select(PointsEntry.member_id).where(
+                PointsEntry.tenant_id == rule.tenant_id,
+                PointsEntry.kind == "earn",
+                _in_day(PointsEntry.expires_at, anchor, zone),
+            )
+        )
     raise ValueError(f"unknown trigger {rule.trigger}")
 
 
 def _sop_step(session, rule: SopRule, index: int, step: dict, day: date, zone, now) -> int:
     anchor = day - timedelta(days=step["days"])
     stamp = f"{index:02d}{anchor:%Y%m%d}"
-    who = and_(Member.tenant_id == rule.tenant_id, Member.state == "active",
-               Member.guide_id.is_not(None), trigger_condition(rule, anchor, zone))
+    who = and_(
+        Member.tenant_id == rule.tenant_id,
+        Member.state == "active",
+        Member.guide_id.is_not(None),
+        trigger_condition(rule, anchor, zone),
+    )
     id_prefix = f"{rule.id}{stamp}"
-    rows = select(*task_row_select(
-        tenant_id=rule.tenant_id, source="sop", key_prefix=f"sop:{rule.id}:{stamp}:",
-        id_prefix=id_prefix, store_id=Member.store_id, assignee_id=Member.guide_id,
-        owner_id=Member.id, title=step["title"], brief=step.get("brief", ""),
-        starts_at=local_time(day, rule.window_start, zone),
-        due_at=local_time(day + timedelta(days=step.get("due_days", 1) - 1), rule.window_end,
-                          zone),
-        material_id=rule.suggested_material_id, reply_id=rule.suggested_reply_id,
-        sop_rule_id=rule.id, now=now)).where(who)
+    rows = select(
+        *task_row_select(
+            tenant_id=rule.tenant_id,
+            source="sop",
+            key_prefix=f"sop:{rule.id}:{stamp}:",
+            id_prefix=id_prefix,
+            store_id=Member.store_id,
+            assignee_id=Member.guide_id,
+            owner_id=Member.id,
+            title=step["title"],
+            brief=step.get("brief", ""),
+            starts_at=local_time(day, rule.window_start, zone),
+            due_at=local_time(
+                day + timedelta(days=step.get("due_days", 1) - 1), rule.window_end, zone
+            ),
+            material_id=rule.suggested_material_id,
+            reply_id=rule.suggested_reply_id,
+            sop_rule_id=rule.id,
+            now=now,
+        )
+    ).where(who)
     created = insert_ignoring_duplicates(session, Task, TASK_COLUMNS, rows)
     if created:
         task_id = literal(id_prefix, String) + Member.id
-        insert_ignoring_duplicates(session, TaskTarget, TARGET_COLUMNS, select(
-            task_id + Member.id, literal(rule.tenant_id, String), task_id, Member.id,
-            literal(now, UTCDateTime())).where(who))
+        insert_ignoring_duplicates(
+            session,
+            TaskTarget,
+            TARGET_COLUMNS,
+            select(
+                task_id + Member.id,
+                literal(rule.tenant_id, String),
+                task_id,
+                Member.id,
+                literal(now, UTCDateTime()),
+            ).where(who),
+        )
         log_generated(session, rule.tenant_id, Task.id.in_(select(task_id).where(who)))
     return created
 
 
 def _calendar_day(session, tenant_id: str, day: date, zone, now) -> int:
     created = 0
-    items = session.scalars(select(CalendarItem).where(CalendarItem.tenant_id == tenant_id,
-                                                       CalendarItem.day == day)).all()
+    items = session.scalars(
+        select(CalendarItem).where(CalendarItem.tenant_id == tenant_id, CalendarItem.day == day)
+    ).all()
     for item in items:
-        rows = select(*task_row_select(
-            tenant_id=tenant_id, source="calendar", key_prefix=f"calendar:{item.id}:",
-            id_prefix=item.id, store_id=Store.id, assignee_id=None, owner_id=Store.id,
-            title=item.title, brief=_calendar_brief(item),
-            starts_at=local_time(day, CALENDAR_WINDOW[0], zone),
-            due_at=local_time(day, CALENDAR_WINDOW[1], zone), material_id=item.material_id,
-            reply_id=item.reply_id, calendar_item_id=item.id, created_by=item.created_by,
-            now=now)).where(Store.id.in_(target_stores(tenant_id, item.target)))
+        rows = select(
+            *task_row_select(
+                tenant_id=tenant_id,
+                source="calendar",
+                key_prefix=f"calendar:{item.id}:",
+                id_prefix=item.id,
+                store_id=Store.id,
+                assignee_id=None,
+                owner_id=Store.id,
+                title=item.title,
+                brief=_calendar_brief(item),
+                starts_at=local_time(day, CALENDAR_WINDOW[0], zone),
+                due_at=local_time(day, CALENDAR_WINDOW[1], zone),
+                material_id=item.material_id,
+                reply_id=item.reply_id,
+                calendar_item_id=item.id,
+                created_by=item.created_by,
+                now=now,
+            )
+        ).where(Store.id.in_(target_stores(tenant_id, item.target)))
         inserted = insert_ignoring_duplicates(session, Task, TASK_COLUMNS, rows)
         if inserted:
             log_generated(session, tenant_id, Task.calendar_item_id == item.id)
@@ -144,8 +197,10 @@ def _calendar_day(session, tenant_id: str, day: date, zone, now) -> int:
 
 
 def _calendar_brief(item: CalendarItem) -> str:
-    extras = [f"优惠券: {item.coupon}" if item.coupon else "",
-              f"社群: {item.community_groups}" if item.community_groups else ""]
+    extras = [
+        f"优惠券: {item.coupon}" if item.coupon else "",
+        f"社群: {item.community_groups}" if item.community_groups else "",
+    ]
     return "\n".join([item.brief, *[e for e in extras if e]]).strip()
 
 

@@ -1,4 +1,5 @@
 """Request and response shapes for campaigns, tasks, the inbox, SOP rules and the calendar."""
+
 import re
 
 import marshmallow as ma
@@ -42,10 +43,14 @@ class CampaignSchema(Schema):
     suggested_reply_id = fields.String(allow_none=True)
     target = fields.Nested(TargetSchema, required=True)
     segment = fields.Nested(SegmentSchema, load_default=dict)
-    distribution = fields.String(load_default="manager",
-                                 validate=validate.OneOf(["manager", "auto"]),
-                                 metadata={"description": "manager: one task per store to "
-                                           "assign; auto: one per guide for their members."})
+    distribution = fields.String(
+        load_default="manager",
+        validate=validate.OneOf(["manager", "auto"]),
+        metadata={
+            "description": "manager: one task per store to "
+            "assign; auto: one per guide for their members."
+        },
+    )
     state = fields.String(dump_only=True)
     published_at = fields.DateTime(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
@@ -87,23 +92,30 @@ class StoreTaskSchema(Schema):
     starts_at = UTCDateTime(**_when)
     due_at = UTCDateTime(**_when)
     store_id = fields.String(metadata={"description": "HQ only; managers write for their store."})
-    assignee_ids = fields.List(fields.String(), validate=validate.Length(max=100),
-                               metadata={"description": "Absent: any guide may claim it."})
+    assignee_ids = fields.List(
+        fields.String(),
+        validate=validate.Length(max=100),
+        metadata={"description": "Absent: any guide may claim it."},
+    )
     member_ids = fields.List(fields.String(), validate=validate.Length(max=500))
     suggested_material_id = fields.String(allow_none=True)
     suggested_reply_id = fields.String(allow_none=True)
 
 
 class AssignTaskSchema(Schema):
-    guide_id = fields.String(required=True, allow_none=True,
-                             metadata={"description": "null hands the task back to the store."})
+    guide_id = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "null hands the task back to the store."},
+    )
 
 
 class TargetResultSchema(Schema):
     result = fields.String(required=True, validate=validate.OneOf(TARGET_RESULTS))
     note = fields.String(allow_none=True, validate=validate.Length(max=2000))
-    done_at = UTCDateTime(allow_none=True,
-                                   metadata={"description": "Phone time: kept as a fact only."})
+    done_at = UTCDateTime(
+        allow_none=True, metadata={"description": "Phone time: kept as a fact only."}
+    )
 
 
 class TargetOutSchema(Schema):
@@ -156,8 +168,12 @@ class SuggestedReplySchema(Schema):
     id = fields.String()
     scene = fields.String()
     title = fields.String()
-    body = fields.String(metadata={"description": "With placeholders; POST /quick-replies/"
-                                                  "{id}/render fills them for a member."})
+    body = fields.String(
+        metadata={
+            "description": "With placeholders; POST /quick-replies/"
+            "{id}/render fills them for a member."
+        }
+    )
 
 
 class SuggestedSchema(Schema):
@@ -191,16 +207,20 @@ class InboxSchema(Schema):
 class InboxArgsSchema(CursorArgsSchema):
     keep_parsed = True  # depends on the query string alone (extensions.ArgumentsParser)
 
-    bucket = fields.String(load_default="today",
-                           validate=validate.OneOf(["today", "overdue", "upcoming", "done"]))
+    bucket = fields.String(
+        load_default="today", validate=validate.OneOf(["today", "overdue", "upcoming", "done"])
+    )
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class SopStepSchema(Schema):
-    days = fields.Integer(required=True, validate=validate.Range(-366, 3650),
-                          metadata={"description": "Offset from the trigger day (371: 3, 7, 30)."})
+    days = fields.Integer(
+        required=True,
+        validate=validate.Range(-366, 3650),
+        metadata={"description": "Offset from the trigger day (371: 3, 7, 30)."},
+    )
     title = fields.String(required=True, validate=validate.Length(min=1, max=120))
     brief = fields.String(load_default="", validate=validate.Length(max=2000))
     due_days = fields.Integer(load_default=1, validate=validate.Range(1, 60))
@@ -211,8 +231,9 @@ class SopRuleSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     trigger = fields.String(required=True, validate=validate.OneOf(SOP_TRIGGERS))
     params = fields.Dict(load_default=dict, metadata={"example": {"silent_days": 60}})
-    steps = fields.List(fields.Nested(SopStepSchema), required=True,
-                        validate=validate.Length(min=1, max=20))
+    steps = fields.List(
+        fields.Nested(SopStepSchema), required=True, validate=validate.Length(min=1, max=20)
+    )
     window_start = fields.String(load_default="10:00", validate=validate.Regexp(_HHMM))
     window_end = fields.String(load_default="21:00", validate=validate.Regexp(_HHMM))
     suggested_material_id = fields.String(allow_none=True)
@@ -224,7 +245,8 @@ class SopRuleSchema(Schema):
         if data.get("window_start", "10:00") >= data.get("window_end", "21:00"):
             raise ma.ValidationError("window_start must be before window_end.", "window_end")
         if data.get("trigger") == "silent" and not isinstance(
-                (data.get("params") or {}).get("silent_days"), int):
+            (data.get("params") or {}).get("silent_days"), int
+        ):
             raise ma.ValidationError("Give params.silent_days (an integer).", "params")
 
 

@@ -1,4 +1,5 @@
 """Task use cases: campaigns, store tasks, assignment, claiming, results, completion."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -32,13 +33,20 @@ def log_task(session: Session, task: Task, old_scopes=(), with_targets=False) ->
     scopes = {*old_scopes, *task_scopes(task)}
     log_change(session, tenant_id=task.tenant_id, table="tasks", record_id=task.id, scopes=scopes)
     if with_targets:
-        for target_id in session.scalars(select(TaskTarget.id).where(
-                TaskTarget.task_id == task.id)):
-            log_change(session, tenant_id=task.tenant_id, table="task_targets",
-                       record_id=target_id, scopes=scopes)
+        for target_id in session.scalars(
+            select(TaskTarget.id).where(TaskTarget.task_id == task.id)
+        ):
+            log_change(
+                session,
+                tenant_id=task.tenant_id,
+                table="task_targets",
+                record_id=target_id,
+                scopes=scopes,
+            )
 
 
 # --- campaigns -------------------------------------------------------------------
+
 
 def create_campaign(session: Session, *, actor: Actor, data: dict) -> Campaign:
     _check_window(data["starts_at"], data["due_at"])
@@ -50,8 +58,9 @@ def create_campaign(session: Session, *, actor: Actor, data: dict) -> Campaign:
 
 
 def list_campaigns(session: Session, *, actor: Actor, limit: int, cursor: str | None):
-    return paginate(session, policy.scoped_select(actor, Campaign), [Campaign.id],
-                    limit=limit, cursor=cursor)
+    return paginate(
+        session, policy.scoped_select(actor, Campaign), [Campaign.id], limit=limit, cursor=cursor
+    )
 
 
 def get_campaign(session: Session, *, actor: Actor, campaign_id: str) -> Campaign:
@@ -60,8 +69,9 @@ def get_campaign(session: Session, *, actor: Actor, campaign_id: str) -> Campaig
 
 def publish(session: Session, *, actor: Actor, campaign_id: str) -> dict:
     # Locked: a second publish of the same campaign waits, then finds it published.
-    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "publish",
-                                   for_update=True)
+    campaign = policy.get_writable(
+        session, actor, Campaign, campaign_id, "publish", for_update=True
+    )
     if campaign.state != "draft":
         raise InvalidState(f"Campaign is {campaign.state}; only drafts can be published.")
     counts = fanout.publish_campaign(session, campaign)
@@ -71,19 +81,19 @@ def publish(session: Session, *, actor: Actor, campaign_id: str) -> dict:
 
 
 def cancel_campaign(session: Session, *, actor: Actor, campaign_id: str) -> dict:
-    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "cancel",
-                                   for_update=True)
+    campaign = policy.get_writable(session, actor, Campaign, campaign_id, "cancel", for_update=True)
     if campaign.state == "cancelled":
         raise InvalidState("Campaign is already cancelled.")
-    cancelled = fanout.cancel_open_tasks(session, tenant_id=campaign.tenant_id,
-                                         where=Task.campaign_id == campaign.id)
+    cancelled = fanout.cancel_open_tasks(
+        session, tenant_id=campaign.tenant_id, where=Task.campaign_id == campaign.id
+    )
     campaign.state, campaign.cancelled_at = "cancelled", utcnow()
     session.flush()
-    return {"campaign_id": campaign.id, "state": campaign.state, "tasks": cancelled,
-            "targets": 0}
+    return {"campaign_id": campaign.id, "state": campaign.state, "tasks": cancelled, "targets": 0}
 
 
 # --- store tasks ---------------------------------------------------------------------
+
 
 def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Task]:
     """A manager's task: one per named guide, or one claimable by any guide of the store."""
@@ -93,9 +103,14 @@ def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Tas
         raise InvalidInput(errors={"store_id": ["HQ must name the store."]})
     assignees = [None]
     if data.get("assignee_ids"):
-        guides = session.scalars(policy.scoped_select(actor, Staff).where(
-            Staff.id.in_(data["assignee_ids"]), Staff.store_id == store_id,
-            Staff.role == "guide", Staff.state == "active")).all()
+        guides = session.scalars(
+            policy.scoped_select(actor, Staff).where(
+                Staff.id.in_(data["assignee_ids"]),
+                Staff.store_id == store_id,
+                Staff.role == "guide",
+                Staff.state == "active",
+            )
+        ).all()
         if len(guides) != len(set(data["assignee_ids"])):
             raise InvalidInput(errors={"assignee_ids": ["Only active guides of the store."]})
         assignees = [g.id for g in guides]
@@ -104,18 +119,32 @@ def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Tas
     group = new_id()
     tasks = []
     for assignee in assignees:
-        task = Task(tenant_id=actor.tenant_id, store_id=store_id, assignee_id=assignee,
-                    source="store", dedupe_key=f"store:{group}:{assignee or 'store'}",
-                    title=data["title"], brief=data.get("brief", ""),
-                    starts_at=data["starts_at"], due_at=data["due_at"],
-                    suggested_material_id=data.get("suggested_material_id"),
-                    suggested_reply_id=data.get("suggested_reply_id"), created_by=actor.staff_id)
+        task = Task(
+            tenant_id=actor.tenant_id,
+            store_id=store_id,
+            assignee_id=assignee,
+            source="store",
+            dedupe_key=f"store:{group}:{assignee or 'store'}",
+            title=data["title"],
+            brief=data.get("brief", ""),
+            starts_at=data["starts_at"],
+            due_at=data["due_at"],
+            suggested_material_id=data.get("suggested_material_id"),
+            suggested_reply_id=data.get("suggested_reply_id"),
+            created_by=actor.staff_id,
+        )
         policy.require_write(actor, task, "create")
         session.add(task)
         session.flush()
         for member in members:
-            session.add(TaskTarget(id=task.id + member.id, tenant_id=task.tenant_id,
-                                   task_id=task.id, member_id=member.id))
+            session.add(
+                TaskTarget(
+                    id=task.id + member.id,
+                    tenant_id=task.tenant_id,
+                    task_id=task.id,
+                    member_id=member.id,
+                )
+            )
         session.flush()
         log_task(session, task, with_targets=True)
         tasks.append(task)
@@ -125,8 +154,11 @@ def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Tas
 def _visible_members(session, actor, member_ids, store_id) -> list[Member]:
     if not member_ids:
         return []
-    members = session.scalars(policy.scoped_select(actor, Member).where(
-        Member.id.in_(member_ids), Member.store_id == store_id)).all()
+    members = session.scalars(
+        policy.scoped_select(actor, Member).where(
+            Member.id.in_(member_ids), Member.store_id == store_id
+        )
+    ).all()
     if len(members) != len(member_ids):
         raise InvalidInput(errors={"member_ids": ["Only members of the store can be named."]})
     return members
@@ -158,26 +190,48 @@ def assign(session: Session, *, actor: Actor, task_id: str, guide_id: str | None
     return task
 
 
-def record_result(session: Session, *, actor: Actor, task_id: str, member_id: str,
-                  result: str, note: str | None, done_at: datetime | None) -> TaskTarget:
+def record_result(
+    session: Session,
+    *,
+    actor: Actor,
+    task_id: str,
+    member_id: str,
+    result: str,
+    note: str | None,
+    done_at: datetime | None,
+) -> TaskTarget:
     task = get_task(session, actor=actor, task_id=task_id, action="result")
     _require_open(task)
-    target = session.scalar(select(TaskTarget).where(TaskTarget.task_id == task.id,
-                                                     TaskTarget.member_id == member_id))
+    target = session.scalar(
+        select(TaskTarget).where(TaskTarget.task_id == task.id, TaskTarget.member_id == member_id)
+    )
     if target is None:
         raise InvalidInput(errors={"member_id": ["This member is not a target of the task."]})
     target.result, target.note, target.done_at_client = result, note, done_at
     target.result_at, target.result_by, target.updated_at = utcnow(), actor.staff_id, utcnow()
     session.flush()
-    log_change(session, tenant_id=task.tenant_id, table="task_targets", record_id=target.id,
-               scopes=task_scopes(task))
+    log_change(
+        session,
+        tenant_id=task.tenant_id,
+        table="task_targets",
+        record_id=target.id,
+        scopes=task_scopes(task),
+    )
     for hook in RESULT_HOOKS:
         hook(session, task=task, target=target)
     return target
 
 
-def complete(session: Session, *, actor: Actor, task_id: str, result: str, note: str | None,
-             proof_url: str | None, done_at: datetime | None) -> Task:
+def complete(
+    session: Session,
+    *,
+    actor: Actor,
+    task_id: str,
+    result: str,
+    note: str | None,
+    proof_url: str | None,
+    done_at: datetime | None,
+) -> Task:
     task = get_task(session, actor=actor, task_id=task_id, action="complete")
     _require_open(task)
     now = utcnow()
@@ -200,9 +254,11 @@ def cancel(session: Session, *, actor: Actor, task_id: str) -> Task:
 
 def progress(session: Session, task_ids: list[str]) -> dict[str, dict]:
     """Targets and answered targets per task, in one grouped query."""
-    rows = session.execute(select(
-        TaskTarget.task_id, func.count(), func.count(TaskTarget.result)).where(
-        TaskTarget.task_id.in_(task_ids)).group_by(TaskTarget.task_id)).all()
+    rows = session.execute(
+        select(TaskTarget.task_id, func.count(), func.count(TaskTarget.result))
+        .where(TaskTarget.task_id.in_(task_ids))
+        .group_by(TaskTarget.task_id)
+    ).all()
     found = {task_id: {"targets": total, "answered": answered} for task_id, total, answered in rows}
     return {i: found.get(i, {"targets": 0, "answered": 0}) for i in task_ids}
 

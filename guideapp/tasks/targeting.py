@@ -1,4 +1,5 @@
 """Which stores a campaign or calendar item reaches, and which members a segment names."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -18,8 +19,13 @@ def target_stores(tenant_id: str, target: dict) -> Select:
     if target.get("region_ids"):
         clauses.append(Store.region_id.in_(target["region_ids"]))
     if target.get("store_tags"):
-        clauses.append(Store.id.in_(select(StoreTag.store_id).where(
-            StoreTag.tenant_id == tenant_id, StoreTag.tag.in_(target["store_tags"]))))
+        clauses.append(
+            Store.id.in_(
+                select(StoreTag.store_id).where(
+                    StoreTag.tenant_id == tenant_id, StoreTag.tag.in_(target["store_tags"])
+                )
+            )
+        )
     if target.get("store_ids"):
         clauses.append(Store.id.in_(target["store_ids"]))
     return stmt.where(or_(*clauses) if clauses else false())
@@ -29,8 +35,11 @@ def segment_filter(segment: dict, now: datetime) -> ColumnElement[bool]:
     """Members matched by every given criterion (tags: any of them)."""
     clauses = [Member.state == "active"]
     if segment.get("tag_ids"):
-        clauses.append(Member.id.in_(select(MemberTag.member_id).where(
-            MemberTag.tag_id.in_(segment["tag_ids"]))))
+        clauses.append(
+            Member.id.in_(
+                select(MemberTag.member_id).where(MemberTag.tag_id.in_(segment["tag_ids"]))
+            )
+        )
     if segment.get("stages"):
         clauses.append(Member.stage.in_(segment["stages"]))
     if segment.get("tiers"):
@@ -47,5 +56,7 @@ def segment_filter(segment: dict, now: datetime) -> ColumnElement[bool]:
 
 
 def has_segment(segment: dict | None) -> bool:
-    return bool(segment) and any(segment.get(k) for k in (
-        "tag_ids", "stages", "tiers", "birthday_month", "silent_days", "member_ids"))
+    return bool(segment) and any(
+        segment.get(k)
+        for k in ("tag_ids", "stages", "tiers", "birthday_month", "silent_days", "member_ids")
+    )

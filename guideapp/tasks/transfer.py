@@ -1,4 +1,5 @@
 """Open tasks follow their members: on transfer and on merge (hooks registered in wiring)."""
+
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
@@ -10,15 +11,24 @@ from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.service import log_task, task_scopes
 
 
-def move_open_tasks(session: Session, *, tenant_id: str, member_ids: list[str], from_guide,
-                    to_guide, now, whole_book: bool = False) -> None:
+def move_open_tasks(
+    session: Session,
+    *,
+    tenant_id: str,
+    member_ids: list[str],
+    from_guide,
+    to_guide,
+    now,
+    whole_book: bool = False,
+) -> None:
     """Tasks naming only moved members change hands; mixed ones split off a sibling task.
 
     With `whole_book` (the guide handed over everything) their other open tasks move too.
     """
     moved = set(member_ids)
-    open_tasks = select(Task).where(Task.tenant_id == tenant_id, Task.state == "open",
-                                    Task.assignee_id == from_guide.id)
+    open_tasks = select(Task).where(
+        Task.tenant_id == tenant_id, Task.state == "open", Task.assignee_id == from_guide.id
+    )
     for task in session.scalars(open_tasks).all():
         targets = session.scalars(select(TaskTarget).where(TaskTarget.task_id == task.id)).all()
         mine = [t for t in targets if t.member_id in moved]
@@ -37,22 +47,37 @@ def _reassign(session: Session, task: Task, to_guide) -> None:
 
 def _split(session: Session, task: Task, targets: list[TaskTarget], to_guide) -> None:
     key = f"{task.dedupe_key}:to:{to_guide.id}"
-    sibling = session.scalar(select(Task).where(Task.tenant_id == task.tenant_id,
-                                                Task.dedupe_key == key))
+    sibling = session.scalar(
+        select(Task).where(Task.tenant_id == task.tenant_id, Task.dedupe_key == key)
+    )
     if sibling is None:
         columns = {c.key: getattr(task, c.key) for c in Task.__table__.columns}
-        columns.update(id=new_id(), dedupe_key=key, assignee_id=to_guide.id,
-                       store_id=to_guide.store_id, created_at=utcnow(), updated_at=utcnow())
+        columns.update(
+            id=new_id(),
+            dedupe_key=key,
+            assignee_id=to_guide.id,
+            store_id=to_guide.store_id,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
         sibling = Task(**columns)
         session.add(sibling)
         session.flush()
     old = task_scopes(task)
-    session.execute(update(TaskTarget).where(TaskTarget.id.in_([t.id for t in targets]))
-                    .values(task_id=sibling.id, updated_at=utcnow()))
+    session.execute(
+        update(TaskTarget)
+        .where(TaskTarget.id.in_([t.id for t in targets]))
+        .values(task_id=sibling.id, updated_at=utcnow())
+    )
     session.flush()
     for target in targets:
-        log_change(session, tenant_id=task.tenant_id, table="task_targets", record_id=target.id,
-                   scopes={*old, *task_scopes(sibling)})
+        log_change(
+            session,
+            tenant_id=task.tenant_id,
+            table="task_targets",
+            record_id=target.id,
+            scopes={*old, *task_scopes(sibling)},
+        )
     log_task(session, task)
     log_task(session, sibling)
 
@@ -60,10 +85,14 @@ def _split(session: Session, task: Task, targets: list[TaskTarget], to_guide) ->
 def merge_targets(session: Session, *, survivor, merged) -> dict:
     """Targets of the merged member now name the survivor; a task naming both keeps one."""
     both = select(TaskTarget.task_id).where(TaskTarget.member_id == survivor.id)
-    dropped = session.execute(delete(TaskTarget).where(
-        TaskTarget.member_id == merged.id, TaskTarget.task_id.in_(both))).rowcount
-    moved = session.execute(update(TaskTarget).where(TaskTarget.member_id == merged.id)
-                            .values(member_id=survivor.id, updated_at=utcnow())).rowcount
+    dropped = session.execute(
+        delete(TaskTarget).where(TaskTarget.member_id == merged.id, TaskTarget.task_id.in_(both))
+    ).rowcount
+    moved = session.execute(
+        update(TaskTarget)
+        .where(TaskTarget.member_id == merged.id)
+        .values(member_id=survivor.id, updated_at=utcnow())
+    ).rowcount
     return {"task_targets": moved, "task_targets_deduplicated": dropped}
 
 
@@ -73,6 +102,18 @@ def open_tasks_section(session: Session, actor, member) -> dict:
         select(Task.id, Task.title, Task.due_at, Task.assignee_id, TaskTarget.result)
         .join(TaskTarget, TaskTarget.task_id == Task.id)
         .where(TaskTarget.member_id == member.id, Task.state == "open")
-        .order_by(Task.due_at).limit(20)).all()
-    return {"open_tasks": [{"task_id": r.id, "title": r.title, "due_at": r.due_at.isoformat(),
-                            "assignee_id": r.assignee_id, "result": r.result} for r in rows]}
+        .order_by(Task.due_at)
+        .limit(20)
+    ).all()
+    return {
+        "open_tasks": [
+            {
+                "task_id": r.id,
+                "title": r.title,
+                "due_at": r.due_at.isoformat(),
+                "assignee_id": r.assignee_id,
+                "result": r.result,
+            }
+            for r in rows
+        ]
+    }
