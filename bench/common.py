@@ -7,11 +7,8 @@ import os
 import platform
 import statistics
 import time
-import uuid
-from contextlib import contextmanager
-from typing import Iterator
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RESULT_PREFIX = "RESULT "
@@ -22,22 +19,11 @@ def postgres_url() -> str:
     return os.environ.get("GUIDEAPP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 
 
-@contextmanager
-def scratch_postgres(prefix: str) -> Iterator[str]:
-    """CREATE DATABASE <prefix>_<random> next to postgres_url(); yield its URL; drop it after."""
-    base = make_url(postgres_url())
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+def scratch_postgres(prefix: str):
+    """A brand-new database next to postgres_url(), dropped afterwards; yields its URL."""
+    from guideapp.migrations import scratch_postgres_database
+
+    return scratch_postgres_database(postgres_url(), prefix)
 
 
 def migrate(url: str) -> None:

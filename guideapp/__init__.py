@@ -49,13 +49,8 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     init_request_lifecycle(app)
 
     from guideapp.cli import register_cli
-    from guideapp.tasks.cli import scheduler_cli
 
     register_cli(app)
-    app.cli.add_command(scheduler_cli)
-    from guideapp.commissions.cli import commissions_cli
-
-    app.cli.add_command(commissions_cli)
     return app
 
 

@@ -14,7 +14,6 @@ from guideapp.db import commit
 from guideapp.errors import error_payload
 
 log = logging.getLogger("guideapp.request")
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def db_session():

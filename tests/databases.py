@@ -7,7 +7,9 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
+
+from guideapp.migrations import scratch_postgres_database
 
 POSTGRES_URL = os.environ.get("GUIDEAPP_TEST_POSTGRES_URL")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -41,16 +43,8 @@ def scratch_database(backend: str, tmp_path_factory):
         yield f"sqlite:///{path}"
         return
     base = make_url(require_postgres_url())
-    name = f"{base.database}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(require_postgres_url(), base.database) as url:
+        yield url
 
 
 def run_in_threads(target, count: int) -> None:

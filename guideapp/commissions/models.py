@@ -22,9 +22,6 @@ RULE_KINDS = ("recruit_bounty", "tier_bonus", "order_percent")
 RULE_SCOPES = ("tenant", "region", "store", "campaign")
 ORDER_BASES = ("first", "binding")
 EARNING_KINDS = ("bounty", "order", "tier")
-ENTRY_KINDS = (*EARNING_KINDS, "clawback", "reversal")
-RECRUIT_STATES = ("counted", "duplicate", "staff")
-SETTLEMENT_STATES = ("draft", "approved")
 
 
 class CommissionRule(Base):
@@ -81,7 +78,7 @@ class CommissionRecruit(Base):
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
     source: Mapped[str] = mapped_column(String(20))
     campaign_id: Mapped[str | None] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10))  # counted, duplicate, staff
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM in the tenant's zone
     recruited_at: Mapped[datetime]
 
@@ -113,7 +110,7 @@ class CommissionEntry(Base):
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
     member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
     rule_id: Mapped[str] = mapped_column(ForeignKey("commission_rules.id"))
-    kind: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(10))  # EARNING_KINDS, clawback, reversal
     source_type: Mapped[str] = mapped_column(String(10))  # recruit, order, refund, tier, merge
     source_id: Mapped[str] = mapped_column(String(120))
     reverses_id: Mapped[str | None] = mapped_column(ForeignKey("commission_entries.id"))
@@ -136,7 +133,7 @@ class CommissionSettlement(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     month: Mapped[str] = mapped_column(String(7))
-    state: Mapped[str] = mapped_column(String(10), default="draft")
+    state: Mapped[str] = mapped_column(String(10), default="draft")  # draft, approved
     entries: Mapped[int] = mapped_column(BigInteger, default=0)
     earned_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     clawed_back_fen: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -24,7 +24,6 @@ CHANNELS = ("pos", "tmall", "jd", "douyin", "brand_mall", "mini_program", "store
 STAGES = ("prospect", "fan", "customer", "regular", "ambassador")
 TIERS = ("normal", "silver", "gold", "platinum")
 GENDERS = ("female", "male", "unknown")
-TAG_SOURCES = ("manual", "questionnaire", "scan_channel", "purchase_rule", "import")
 POINT_KINDS = ("earn", "spend", "expire", "adjust")
 
 
@@ -193,6 +192,7 @@ class MemberTag(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
     tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"))
+    # manual, questionnaire, scan_channel, purchase_rule, import
     source: Mapped[str] = mapped_column(String(20), default="manual")
     source_ref: Mapped[str | None] = mapped_column(String(100))
     tagged_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))

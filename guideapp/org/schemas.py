@@ -38,12 +38,6 @@ class TenantSchema(Schema):
     binding_lock_days = fields.Integer()
 
 
-class BrandSchema(Schema):
-    id = fields.String(dump_only=True)
-    code = fields.String()
-    name = fields.String()
-
-
 class RegionSchema(Schema):
     id = fields.String(dump_only=True)
     brand_id = fields.String()

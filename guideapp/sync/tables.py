@@ -236,7 +236,6 @@ TABLES: tuple[SyncTable, ...] = (
     ),
 )
 BY_NAME = {table.name: table for table in TABLES}
-CURRENT_SCHEMA_VERSION = max(table.since_version for table in TABLES)
 
 
 def tables_for(schema_version: int) -> list[SyncTable]:

@@ -18,8 +18,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from guideapp.db import Base, new_id, utcnow
 
-TASK_STATES = ("open", "done", "cancelled")
-TASK_SOURCES = ("campaign", "sop", "store", "calendar")
 TASK_RESULTS = ("done", "unreachable", "declined")
 TARGET_RESULTS = ("done", "unreachable", "declined", "converted")
 SOP_TRIGGERS = ("member_joined", "first_order", "birthday", "silent", "points_expiring")
@@ -68,7 +66,7 @@ class Task(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))  # NULL: claimable
-    source: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(10))  # campaign, sop, store, calendar
     campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"))
     sop_rule_id: Mapped[str | None] = mapped_column(String(32))
     calendar_item_id: Mapped[str | None] = mapped_column(String(32))
@@ -79,7 +77,7 @@ class Task(Base):
     due_at: Mapped[datetime]
     suggested_material_id: Mapped[str | None] = mapped_column(String(64))
     suggested_reply_id: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(10), default="open")
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open, done, cancelled
     result: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
     proof_url: Mapped[str | None] = mapped_column(String(500))

@@ -1,4 +1,5 @@
-"""Flask commands: database migrations, the demo tenant and bulk imports."""
+"""Flask commands (top floor, a way in like the routes): migrations, the demo tenant, bulk
+imports; the scheduler and settlement groups live beside this module."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from alembic import command
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from guideapp.cli.common import cli_session as _session
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import transaction
 from guideapp.migrations import alembic_config
@@ -16,25 +18,6 @@ from guideapp.migrations import alembic_config
 db_cli = AppGroup("db", help="Database schema (alembic migrations).")
 demo_cli = AppGroup("demo", help="The demo tenant.")
 import_cli = AppGroup("import", help="Bulk import of members and orders (CSV / .xlsx).")
-
-
-def _session():
-    return current_app.extensions["guideapp"]["sessionmaker"]()
-
-
-def tenants_to_run(slug: str | None) -> list[tuple[str, str]]:
-    """(id, slug) of the one tenant named by --tenant, or of every tenant; jobs then run
-    one transaction per tenant."""
-    from sqlalchemy import select
-
-    from guideapp.org.models import Tenant
-
-    with _session() as session:
-        query = select(Tenant.id, Tenant.slug).order_by(Tenant.slug)
-        tenants = session.execute(query.where(Tenant.slug == slug) if slug else query).all()
-    if slug and not tenants:
-        raise click.BadParameter(f"no tenant {slug!r}", param_hint="--tenant")
-    return tenants
 
 
 @db_cli.command("upgrade")
@@ -148,6 +131,8 @@ import_orders = _import_command("orders")
 
 
 def register_cli(app: Flask) -> None:
-    app.cli.add_command(db_cli)
-    app.cli.add_command(demo_cli)
-    app.cli.add_command(import_cli)
+    from guideapp.cli.commissions import commissions_cli
+    from guideapp.cli.scheduler import scheduler_cli
+
+    for group in (db_cli, demo_cli, import_cli, scheduler_cli, commissions_cli):
+        app.cli.add_command(group)

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from guideapp.cli import tenants_to_run
+from guideapp.cli.common import tenants_to_run
 from guideapp.db import transaction
 from guideapp.tasks.scheduler import tick
 
@@ -29,6 +29,7 @@ def scheduler_tick(slug: str | None, now: datetime | None):
     for tenant_id, tenant_slug in tenants_to_run(slug):
         with maker() as session, transaction(session):  # one tenant, one transaction
             run = tick(session, tenant_id=tenant_id, now=now)
-            click.echo(
-                f"{tenant_slug}: days {run.from_day}..{run.through_day} created {run.created}"
+            made = ", ".join(
+                f"{count} {kind.replace('_', ' ')}" for kind, count in run.created.items()
             )
+            click.echo(f"{tenant_slug}: days {run.from_day}..{run.through_day}: created {made}")

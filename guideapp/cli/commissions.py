@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from guideapp.commissions.settlement import close_month
-from guideapp.cli import tenants_to_run
+from guideapp.cli.common import tenants_to_run
 from guideapp.db import transaction
 from guideapp.errors import DomainError
 
