@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from guideapp.auth.passwords import hash_password
+from guideapp.passwords import hash_password
 from guideapp.db import make_engine, transaction
 from guideapp.org.service import create_tenant
 

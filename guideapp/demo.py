@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.passwords import hash_password
+from guideapp.passwords import hash_password
 from guideapp.commissions.demo import load_commission_rules
 from guideapp.db import new_id
 from guideapp.materials.demo import load_materials

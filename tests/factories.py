@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from guideapp.auth.passwords import hash_password
+from guideapp.passwords import hash_password
 from guideapp.demo import DEMO_PASSWORD
 from guideapp.org.models import Brand, Region, Staff, Store
 from guideapp.members.binding import bind

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from guideapp.auth.models import AuthSession, LoginAttempt
-from guideapp.auth.passwords import verify_password
+from guideapp.passwords import verify_password
 from guideapp.auth.scope import Actor
 from guideapp.auth.tokens import (
     hash_refresh_token,

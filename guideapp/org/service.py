@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
-from guideapp.auth.passwords import hash_password
+from guideapp.passwords import hash_password
 from guideapp.auth.scope import Actor
 from guideapp.auth.service import revoke_all_sessions
 from guideapp.db import utcnow
