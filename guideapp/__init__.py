@@ -21,16 +21,17 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     config = config or Config()
     app = Flask(__name__)
     app.config.from_object(config)
-    app.json.ensure_ascii = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  (DefaultJSONProvider)
     configure_logging(app.config["LOG_LEVEL"])
 
-    engine = make_engine(app.config["DATABASE_URL"]) if bind is None else None
-    sessionmaker = (
-        make_sessionmaker(engine)
-        if bind is None
-        else make_sessionmaker(bind, join_transaction_mode="create_savepoint")
-    )
-    autocommit_sessionmaker = make_autocommit_sessionmaker(engine) if bind is None else sessionmaker
+    engine = None
+    if bind is None:
+        engine = make_engine(app.config["DATABASE_URL"])
+        sessionmaker = make_sessionmaker(engine)
+        autocommit_sessionmaker = make_autocommit_sessionmaker(engine)
+    else:
+        sessionmaker = make_sessionmaker(bind, join_transaction_mode="create_savepoint")
+        autocommit_sessionmaker = sessionmaker
     app.extensions["guideapp"] = {
         "engine": engine,
         "sessionmaker": sessionmaker,

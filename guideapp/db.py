@@ -226,12 +226,11 @@ def _greatest_sqlite(element, compiler, **kw):
 
 def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows) -> int:
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING, for generated rows with unique keys."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(model).from_select(columns, rows).on_conflict_do_nothing()
-    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model).from_select(columns, rows).on_conflict_do_nothing()
+    return _rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
 
 
 def insert_from_select(session: Session, model, columns: list[str], rows) -> int:
@@ -239,7 +238,12 @@ def insert_from_select(session: Session, model, columns: list[str], rows) -> int
     from sqlalchemy import insert
 
     stmt = insert(model).from_select(columns, rows)
-    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+    return _rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
+
+
+def _rowcount(result) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched (a CursorResult; typed as Result by the ORM)."""
+    return result.rowcount
 
 
 def bulk_work_memory(session: Session, megabytes: int = 256) -> None:
