@@ -21,7 +21,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     config = config or Config()
     app = Flask(__name__)
     app.config.from_object(config)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  (DefaultJSONProvider)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     configure_logging(app.config["LOG_LEVEL"])
 
     engine = None
