@@ -11,14 +11,16 @@ from guideapp.logs import configure_logging
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
 from guideapp import wiring  # noqa: F401  (cross-domain hooks)
+from guideapp.access import register_access_rules
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
-    """config -> database -> API -> blueprints -> request lifecycle -> CLI.
+    """config -> access rules -> database -> API -> blueprints -> request lifecycle -> CLI.
 
     `bind` lets tests hand in one connection so every request joins their transaction.
     """
     config = config or Config()
+    register_access_rules()
     app = Flask(__name__)
     app.config.from_object(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from guideapp import create_app
+from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT, Config
 from guideapp.db import make_engine, transaction
 from guideapp.demo import DEMO_PASSWORD, load_demo
@@ -19,6 +20,9 @@ from tests.databases import backends, scratch_database
 from tests.factories import make_rival_tenant
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
+
+# Services called without an app (the demo loader, the session fixture) ask the policy too.
+register_access_rules()
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Rule 1: a transaction that commits late is never skipped by a pull in between (PostgreSQL)."""
+"""Cursors: a commit's change-log rows carry the sequence number it took from the counter,
+so a pull from the cursor before it returns the change (both backends); and a transaction
+that commits late is never skipped by a pull in between (rule 1, PostgreSQL)."""
 
 import threading
 import time
@@ -15,9 +17,102 @@ from guideapp.members import service as members
 from guideapp.migrations import alembic_config
 from guideapp.org.models import Staff
 from guideapp.sync import service as sync
-from guideapp.changelog import stamp_pending_changes
-from tests.conftest import FIXTURES, GUIDE, MANAGER
+from guideapp.changelog import ChangeLogEntry, SyncCounter, stamp_pending_changes
+from guideapp.members.models import Member, MemberTag
+from guideapp.tasks.models import Task
+from tests.conftest import FIXTURES, GUIDE, HQ, MANAGER
 from tests.databases import POSTGRES_URL, scratch_database
+from tests.factories import member_of, staff_by_phone, store_by_code
+from tests.sync_phone import Phone
+
+COLLEAGUE = "13913775684"  # another guide of SH001
+
+
+# Each case: (whose phone pulls, prepare(api, session) -> write() -> (table, record ids)).
+# Notes are stamped row by row (log_change); a transfer's tags and a campaign's tasks are
+# stamped by INSERT ... SELECT (log_changes_from_select): both paths are covered.
+def _a_note(api, session):
+    member = member_of(session, GUIDE)
+
+    def write():
+        url = f"/api/v1/members/{member.id}/notes"
+        return "member_notes", [api.post(GUIDE, url, json={"body": "游标"}).get_json()["id"]]
+
+    return write
+
+
+def _a_transfer_of_tagged_members(api, session):
+    me, other = staff_by_phone(session, GUIDE), staff_by_phone(session, COLLEAGUE)
+    moving = session.scalars(
+        select(Member.id)
+        .where(Member.guide_id == me.id, Member.id.in_(select(MemberTag.member_id)))
+        .order_by(Member.id)
+        .limit(2)
+    ).all()
+    tags = session.scalars(select(MemberTag.id).where(MemberTag.member_id.in_(moving))).all()
+    assert moving and tags
+
+    def write():
+        body = {"from_guide_id": me.id, "to_guide_id": other.id, "member_ids": moving}
+        assert api.post(MANAGER, "/api/v1/members/transfer", json=body).status_code == 200
+        return "member_tags", tags
+
+    return write
+
+
+def _a_published_campaign(api, session):
+    body = {
+        "title": "游标回访",
+        "starts_at": "2026-01-01T00:00:00Z",
+        "due_at": "2030-01-01T00:00:00Z",
+        "target": {"store_ids": [store_by_code(session, "SH001").id]},
+        "segment": {"stages": ["customer", "regular"]},
+        "distribution": "auto",
+    }
+    campaign_id = api.post(HQ, "/api/v1/campaigns", json=body).get_json()["id"]
+    guide_id = staff_by_phone(session, GUIDE).id
+
+    def write():
+        assert api.post(HQ, f"/api/v1/campaigns/{campaign_id}/publish").status_code == 200
+        session.expire_all()
+        made = select(Task.id).where(Task.campaign_id == campaign_id, Task.assignee_id == guide_id)
+        return "tasks", session.scalars(made).all()
+
+    return write
+
+
+CASES = {
+    "note": (GUIDE, _a_note),
+    "transfer": (COLLEAGUE, _a_transfer_of_tagged_members),
+    "campaign": (GUIDE, _a_published_campaign),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_commit_logs_at_its_sequence_and_the_next_pull_returns_it(api, session, case):
+    puller, prepare = CASES[case]
+    write = prepare(api, session)
+    phone = Phone(api, puller)
+    phone.pull()
+    before = phone.cursor
+    tenant_id = staff_by_phone(session, puller).tenant_id
+    table, ids = write()
+    assert ids
+    session.expire_all()
+    counter = session.scalar(select(SyncCounter.value).where(SyncCounter.tenant_id == tenant_id))
+    assert counter == before + 1  # one commit, one sequence number
+    stamped = session.scalars(
+        select(ChangeLogEntry.seq).where(
+            ChangeLogEntry.tenant_id == tenant_id,
+            ChangeLogEntry.table_name == table,
+            ChangeLogEntry.record_id.in_(ids),
+            ChangeLogEntry.seq > before,
+        )
+    ).all()
+    assert stamped and set(stamped) == {counter}, (before, sorted(set(stamped)))
+    changes = phone.pull()
+    assert phone.cursor == counter
+    assert set(ids) <= {r["id"] for r in changes[table]["updated"]}
 
 
 @pytest.mark.skipif(

@@ -1,16 +1,22 @@
 """Who may see and change what, decided here and nowhere else (deny by default).
 
 Every domain registers, per model, a read rule (a SQL filter added to the query, so
-invisible rows are never loaded) and a write rule (actor, record, action) -> bool.
-A model with no rule is invisible to everyone. Records outside the read rule are 404,
-not 403, so ids from another store or tenant cannot be probed.
+invisible rows are never loaded) and a write rule (actor, record, action) -> bool, plus
+named decisions that are not about one model's rows (who sees a full phone, who feeds
+orders). A model with no rule is invisible to everyone; a decision nobody registered is
+refused. Records outside the read rule are 404, not 403, so ids from another store or
+tenant cannot be probed.
+
+This module is a leaf: it imports no domain. The domains' rules live in each domain's
+`access.py` and are registered by `guideapp.access.register_access_rules()`, called from
+create_app (and so from the CLI) and from the tests.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import ColumnElement, Select, and_, false, select
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
@@ -18,25 +24,62 @@ from guideapp.errors import Forbidden, NotFound
 
 ReadRule = Callable[[Actor], ColumnElement[bool]]
 WriteRule = Callable[[Actor, object, str], bool]
+Decision = Callable[..., bool]
 
 _read_rules: dict[type, ReadRule] = {}
 _write_rules: dict[type, WriteRule] = {}
+_decisions: dict[str, tuple[Decision, str]] = {}
 
 
-def read_rule(model: type) -> Callable[[ReadRule], ReadRule]:
-    def register(rule: ReadRule) -> ReadRule:
-        _read_rules[model] = rule
-        return rule
-
-    return register
+# --- registration (called by each domain's access.register()) -------------------------
 
 
-def write_rule(model: type) -> Callable[[WriteRule], WriteRule]:
-    def register(rule: WriteRule) -> WriteRule:
-        _write_rules[model] = rule
-        return rule
+def register_rules(
+    model: type, *, read: ReadRule | None = None, write: WriteRule | None = None
+) -> None:
+    """The read and/or write rule of `model`; registering again replaces (idempotent)."""
+    if read is not None:
+        _read_rules[model] = read
+    if write is not None:
+        _write_rules[model] = write
 
-    return register
+
+def register_decision(name: str, decision: Decision, *, refusal: str) -> None:
+    """A named yes/no question, `decision(actor, *args)`; `refusal` is the 403 message."""
+    _decisions[name] = (decision, refusal)
+
+
+def registered_models() -> set[type]:
+    return set(_read_rules) | set(_write_rules)
+
+
+# Rule shapes more than one domain uses.
+
+
+def whole_tenant(actor: Actor) -> ColumnElement[bool]:
+    return true()
+
+
+def hq_reads(actor: Actor) -> ColumnElement[bool]:
+    return true() if actor.is_hq else false()
+
+
+def hq_writes(actor: Actor, record: object, action: str) -> bool:
+    return actor.is_hq
+
+
+def store_or_hq_level(model: type) -> ReadRule:
+    """HQ sees every row; staff the tenant-level rows (no store) and their own store's."""
+
+    def rule(actor: Actor) -> ColumnElement[bool]:
+        if actor.is_hq:
+            return true()
+        return or_(model.store_id.is_(None), model.store_id == actor.store_id)
+
+    return rule
+
+
+# --- questions ----------------------------------------------------------------------------
 
 
 def visible(actor: Actor, model: type) -> ColumnElement[bool]:
@@ -44,8 +87,7 @@ def visible(actor: Actor, model: type) -> ColumnElement[bool]:
     rule = _read_rules.get(model)
     if rule is None:
         return false()
-    tenant_column = model.id if model.__name__ == "Tenant" else model.tenant_id
-    return and_(tenant_column == actor.tenant_id, rule(actor))
+    return and_(in_tenant(actor, model), rule(actor))
 
 
 def scoped_select(actor: Actor, model: type) -> Select:
@@ -93,6 +135,37 @@ def get_writable(
     return record
 
 
+def in_tenant(actor: Actor, model: type) -> ColumnElement[bool]:
+    """The tenant fence alone, without the read rule."""
+    tenant_column = model.id if model.__name__ == "Tenant" else model.tenant_id
+    return tenant_column == actor.tenant_id
+
+
+def get_in_tenant(session: Session, actor: Actor, model: type, record_ids) -> dict:
+    """id -> record behind the tenant fence only, in one query. For the few callers that
+    must know of records the actor can no longer read (the sync push's "server wins": a
+    task handed to another guide since the phone's last pull)."""
+    wanted = {i for i in record_ids if isinstance(i, str)}
+    if not wanted:
+        return {}
+    return {
+        r.id: r
+        for r in session.scalars(select(model).where(model.id.in_(wanted), in_tenant(actor, model)))
+    }
+
+
+def allows(actor: Actor, name: str, *args) -> bool:
+    """The named decision for this actor (and its arguments); unknown names are refused."""
+    found = _decisions.get(name)
+    return bool(found and found[0](actor, *args))
+
+
+def require(actor: Actor, name: str, *args) -> None:
+    if not allows(actor, name, *args):
+        found = _decisions.get(name)
+        raise Forbidden(found[1] if found else f"Your role ({actor.role}) may not {name}.")
+
+
 def record_tenant(record: object) -> str | None:
     if type(record).__name__ == "Tenant":
         return record.id
@@ -101,7 +174,3 @@ def record_tenant(record: object) -> str | None:
 
 def _label(record: object) -> str:
     return type(record).__name__.lower()
-
-
-# The rules themselves live with the policy so they can be read in one sitting.
-from guideapp.auth import rules  # noqa: E402,F401

@@ -10,9 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
-from guideapp.errors import Forbidden, InvalidInput
+from guideapp.errors import InvalidInput
 from guideapp.members import import_members, import_orders
 from guideapp.members import import_rows as cells
 from guideapp.members.lifecycle import rules_for
@@ -20,11 +19,6 @@ from guideapp.org.models import Staff, Store, Tenant
 
 IMPORT_KINDS = ("members", "orders")
 BATCH = 5000  # rows resolved and written per set-based round trip
-
-
-def require_hq(actor: Actor) -> None:
-    if not actor.is_hq:
-        raise Forbidden("Only HQ feeds orders and imports into the system.")
 
 
 @dataclass

@@ -4,7 +4,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint
-from guideapp.members import imports, lifecycle, merge, orders, service, tags
+from guideapp.members import feeds, lifecycle, merge, service, tags
 from guideapp.members import schemas as s
 from guideapp.pagination import CursorArgsSchema
 from guideapp.web import current_actor, db_session
@@ -162,9 +162,7 @@ class Orders(MethodView):
     @blp.response(200, s.OrderResultSchema)
     def post(self, data):
         """Ingest an order from any channel (HQ integration); replays are harmless"""
-        actor = current_actor()
-        imports.require_hq(actor)
-        order, created = orders.ingest_order(db_session(), tenant_id=actor.tenant_id, data=data)
+        order, created = feeds.feed_order(db_session(), actor=current_actor(), data=data)
         return {"order": order, "created": created}
 
 
@@ -174,9 +172,7 @@ class Refunds(MethodView):
     @blp.response(200, s.RefundResultSchema)
     def post(self, data):
         """Record a refund or partial refund of an order (HQ integration)"""
-        actor = current_actor()
-        imports.require_hq(actor)
-        refund, created = orders.ingest_refund(db_session(), tenant_id=actor.tenant_id, data=data)
+        refund, created = feeds.feed_refund(db_session(), actor=current_actor(), data=data)
         return {
             "id": refund.id,
             "order_id": refund.order_id,
@@ -253,15 +249,12 @@ class Imports(MethodView):
     @blp.response(200, s.ImportReportSchema)
     def post(self, args, files, kind):
         """Import members or orders from a CSV or .xlsx file (HQ); bad rows are reported"""
-        actor = current_actor()
-        imports.require_hq(actor)
         upload = files["file"]
-        return imports.run_import(
+        return feeds.import_file(
             db_session(),
-            tenant_id=actor.tenant_id,
+            actor=current_actor(),
             kind=kind,
             filename=upload.filename or "",
             content=upload.read(),
             dry_run=args["dry_run"],
-            by_staff_id=actor.staff_id,
         )

@@ -13,6 +13,7 @@ from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
 from guideapp.members import binding as bindings
+from guideapp.members.access import SEE_PHONE
 from guideapp.members import points, tags
 from guideapp.members.identity import create_member, follow_merges, log_member, resolve_member
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
@@ -55,13 +56,9 @@ def get_member(session: Session, *, actor: Actor, member_id: str, action: str | 
 
 def present(actor: Actor, member: Member) -> dict:
     """The member as this caller may see it: phones masked unless it is their business."""
-    sees_phone = (
-        actor.is_hq
-        or (actor.is_manager and member.store_id == actor.store_id)
-        or member.guide_id == actor.staff_id
-    )
     data = {c.key: getattr(member, c.key) for c in Member.__table__.columns}
-    data["phone"] = member.phone if sees_phone else mask_phone(member.phone)
+    if not policy.allows(actor, SEE_PHONE, member):
+        data["phone"] = mask_phone(member.phone)
     data.pop("phone_tail")
     data.pop("birthday_mmdd")
     return data

@@ -11,6 +11,7 @@ from guideapp.auth.scope import Actor
 from guideapp.auth.service import revoke_all_sessions
 from guideapp.db import utcnow
 from guideapp.errors import Conflict, InvalidInput, InvalidState
+from guideapp.org.access import STORE_PROFILE_FIELDS_FOR_MANAGERS
 from guideapp.org.geo import to_gcj02
 from guideapp.org.models import Region, Staff, Store, StoreTag, Tenant
 from guideapp.pagination import paginate
@@ -83,7 +84,7 @@ def create_store(session: Session, *, actor: Actor, data: dict) -> Store:
 def update_store(session: Session, *, actor: Actor, store_id: str, data: dict) -> Store:
     store = get_store(session, actor=actor, store_id=store_id)
     data = dict(data)
-    manager_fields = set(data) <= _manager_store_fields()
+    manager_fields = set(data) <= STORE_PROFILE_FIELDS_FOR_MANAGERS
     policy.require_write(actor, store, "update_profile" if manager_fields else "update")
     old_region = store.region_id
     if "region_id" in data:
@@ -117,12 +118,6 @@ def set_store_state(session: Session, *, actor: Actor, store_id: str, state: str
     session.flush()
     _log_store(session, store)
     return store
-
-
-def _manager_store_fields() -> set[str]:
-    from guideapp.auth.rules import STORE_PROFILE_FIELDS_FOR_MANAGERS
-
-    return STORE_PROFILE_FIELDS_FOR_MANAGERS
 
 
 def _region(session: Session, actor: Actor, region_id: str) -> Region:

@@ -38,20 +38,20 @@ def server_wins(
     A member counts only if they left this guide after the phone's last pull; a member
     who never was theirs is out of scope, refused per record instead."""
     found = {}
-    for record in (changes.get("tasks") or {}).get("updated") or []:
-        task = session.get(Task, record["id"])
-        if task is not None and task.tenant_id == actor.tenant_id:
-            reason = _task_gone(actor, task)
-            if reason:
-                found[("tasks", task.id)] = reason
-    for record in (changes.get("task_targets") or {}).get("updated") or []:
-        target = session.get(TaskTarget, record["id"])
-        task = session.get(Task, target.task_id) if target is not None else None
-        if task is not None and task.tenant_id == actor.tenant_id:
-            reason = _task_gone(actor, task)
-            if reason:
-                found[("task_targets", target.id)] = reason
-    owners = _members_named(session, changes)
+    # Tasks the guide may no longer read still answer "server wins": the tenant fence only.
+    task_ids = [r["id"] for r in (changes.get("tasks") or {}).get("updated") or []]
+    target_ids = [r["id"] for r in (changes.get("task_targets") or {}).get("updated") or []]
+    targets = policy.get_in_tenant(session, actor, TaskTarget, target_ids)
+    known = policy.get_in_tenant(
+        session, actor, Task, [*task_ids, *(t.task_id for t in targets.values())]
+    )
+    named = [("tasks", i, i) for i in task_ids]
+    named += [("task_targets", t.id, t.task_id) for t in targets.values()]
+    for table, record_id, task_id in named:
+        reason = _task_gone(actor, known[task_id]) if task_id in known else None
+        if reason:
+            found[(table, record_id)] = reason
+    owners = _members_named(session, actor, changes)
     for table in ("members", "member_notes", "member_tags"):
         for operation in ("created", "updated", "deleted"):
             for record in (changes.get(table) or {}).get(operation) or []:
@@ -59,7 +59,6 @@ def server_wins(
                 member = owners.get((table, record_id))
                 if (
                     member is not None
-                    and member.tenant_id == actor.tenant_id
                     and actor.is_guide
                     and member.guide_id != actor.staff_id
                     and _left_since(session, actor, member.id, last_pulled_at)
@@ -102,7 +101,7 @@ def _task_gone(actor: Actor, task: Task) -> str | None:
     return None
 
 
-def _members_named(session, changes) -> dict[tuple[str, str], Member]:
+def _members_named(session, actor, changes) -> dict[tuple[str, str], Member]:
     """(table, record id) -> the member the pushed record belongs to, in a few queries."""
     wanted: dict[tuple[str, str], str] = {}
     for table, model in (("member_notes", MemberNote), ("member_tags", MemberTag)):
@@ -123,10 +122,7 @@ def _members_named(session, changes) -> dict[tuple[str, str], Member]:
         ops.get("deleted") or []
     ):
         wanted[("members", record_id)] = record_id
-    ids = set(wanted.values())
-    loaded = (
-        {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(ids)))} if ids else {}
-    )
+    loaded = policy.get_in_tenant(session, actor, Member, set(wanted.values()))
     return {key: loaded[mid] for key, mid in wanted.items() if mid in loaded}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from guideapp.auth import policy
 from guideapp.db import new_id, utcnow
 from guideapp.changelog import log_change
 from guideapp.tasks.models import Task, TaskTarget
@@ -97,11 +98,15 @@ def merge_targets(session: Session, *, survivor, merged) -> dict:
 
 
 def open_tasks_section(session: Session, actor, member) -> dict:
-    """The card's 'open tasks for this member'."""
+    """The card's 'open tasks for this member', those the task read rule lets the actor see."""
     rows = session.execute(
         select(Task.id, Task.title, Task.due_at, Task.assignee_id, TaskTarget.result)
         .join(TaskTarget, TaskTarget.task_id == Task.id)
-        .where(TaskTarget.member_id == member.id, Task.state == "open")
+        .where(
+            TaskTarget.member_id == member.id,
+            Task.state == "open",
+            policy.visible(actor, Task),
+        )
         .order_by(Task.due_at)
         .limit(20)
     ).all()

@@ -1,0 +1,23 @@
+"""Every domain's access rules, registered with the policy in one visible place.
+
+`guideapp.auth.policy` imports no domain: each domain keeps its rules in its own
+`access.py` with a `register()`, and this function calls them all. create_app calls it
+(and so every `flask ...` command), the tests' conftest calls it; calling it again
+changes nothing. Until it has run the policy denies everything.
+"""
+
+from __future__ import annotations
+
+
+def register_access_rules() -> None:
+    from guideapp.commissions import access as commissions
+    from guideapp.materials import access as materials
+    from guideapp.members import access as members
+    from guideapp.org import access as org
+    from guideapp.replies import access as replies
+    from guideapp.scans import access as scans
+    from guideapp.sync import access as sync
+    from guideapp.tasks import access as tasks
+
+    for domain in (org, members, tasks, materials, replies, scans, commissions, sync):
+        domain.register()
