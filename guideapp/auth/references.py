@@ -63,9 +63,14 @@ def resolve_id(
 
 
 def unknown(field: str, ids: list[str], what: str) -> InvalidInput:
-    """The one refusal for ids that are unknown, not the caller's, or not of the right kind."""
+    """The one refusal for ids that are unknown, not the caller's, or not of the right kind.
+    A dotted field ("target.store_ids") nests as marshmallow nests a field of a nested schema."""
     shown = ", ".join(str(i) for i in ids[:SHOWN]) + (" …" if len(ids) > SHOWN else "")
-    return InvalidInput(errors={field: [f"No {what} you can use: {shown}."]})
+    *outer, name = field.split(".")
+    errors: dict = {name: [f"No {what} you can use: {shown}."]}
+    for part in reversed(outer):
+        errors = {part: errors}
+    return InvalidInput(errors=errors)
 
 
 def _label(model: type) -> str:
