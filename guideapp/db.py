@@ -9,7 +9,16 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
@@ -64,6 +73,19 @@ BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
+
+
+def tenant_key() -> UniqueConstraint:
+    """(tenant_id, id) is unique: what a tenant_fk of another table points at."""
+    return UniqueConstraint("tenant_id", "id")
+
+
+def tenant_fk(column: str, parent: str, **kwargs) -> ForeignKeyConstraint:
+    """`column` names a row of `parent` of the same tenant, and the database says so:
+    (column, tenant_id) -> parent (id, tenant_id). A NULL `column` names nothing."""
+    return ForeignKeyConstraint(
+        [column, "tenant_id"], [f"{parent}.id", f"{parent}.tenant_id"], **kwargs
+    )
 
 
 def _json(value) -> str:

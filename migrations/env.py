@@ -37,10 +37,23 @@ def run_migrations_online() -> None:
         return
     engine = make_engine(_url())
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # batch mode drops and copies tables that others refer to
+            _sqlite_foreign_keys(connection, on=False)
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise RuntimeError("the migration left rows whose foreign keys point nowhere")
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=True)
     engine.dispose()
+
+
+def _sqlite_foreign_keys(connection, *, on: bool) -> None:
+    """SQLite ignores this PRAGMA inside a transaction: set it on the driver's connection
+    before SQLAlchemy begins one."""
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 if context.is_offline_mode():

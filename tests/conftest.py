@@ -17,7 +17,7 @@ from guideapp.db import make_engine, transaction
 from guideapp.demo import DEMO_PASSWORD, load_demo
 from guideapp.migrations import alembic_config
 from tests.databases import backends, scratch_database
-from tests.factories import make_rival_tenant
+from tests.factories import make_pool_members, make_rival_tenant
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
 
@@ -40,6 +40,7 @@ def database(request, tmp_path_factory):
         with Session(engine) as session, transaction(session):
             load_demo(session, FIXTURES)
             make_rival_tenant(session)
+            make_pool_members(session)
         yield Database(request.param, url, engine)
         engine.dispose()
 

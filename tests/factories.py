@@ -8,7 +8,7 @@ from guideapp.passwords import hash_password
 from guideapp.demo import DEMO_PASSWORD
 from guideapp.org.models import Brand, Region, Staff, Store
 from guideapp.members.binding import bind
-from guideapp.members.identity import create_member
+from guideapp.members.identity import create_member, log_member
 from guideapp.members.models import Member, Tag, TagGroup
 from guideapp.org.service import create_tenant
 
@@ -71,6 +71,44 @@ def make_rival_tenant(session) -> dict:
     session.add(Tag(tenant_id=tenant.id, group_id=group.id, name="拿铁"))
     session.flush()
     return {"tenant": tenant, "store": store, "member": member, "tag_group": group}
+
+
+POOL_STORES = {"stride": ("SH001", "SH002", "BJ001"), "rival": ("SH001",)}
+
+
+def make_pool_members(session) -> list[Member]:
+    """Unassigned (pool) members, guide_id NULL, two in each of several stores of both
+    tenants: the demo guide's own store (SH001) and stores the guide must not reach."""
+    from datetime import datetime, timezone
+
+    joined = datetime(2025, 6, 1, 2, 0, tzinfo=timezone.utc)
+    made = []
+    for number, (slug, code) in enumerate(
+        (slug, code) for slug, codes in POOL_STORES.items() for code in codes for _ in range(2)
+    ):
+        store = store_by_code(session, code, slug)
+        member = create_member(
+            session,
+            tenant_id=store.tenant_id,
+            phone=f"166000000{number:02d}",
+            name=f"待分配{code}",
+            source_channel="pos",
+            joined_at=joined,
+        )
+        member.store_id = store.id
+        session.flush()
+        log_member(session, member)  # now in its store's scope: the store's phones pull it
+        made.append(member)
+    return made
+
+
+def pool_members(session, code: str, tenant_slug: str = "stride") -> list[Member]:
+    store = store_by_code(session, code, tenant_slug)
+    return session.scalars(
+        select(Member)
+        .where(Member.store_id == store.id, Member.guide_id.is_(None))
+        .order_by(Member.id)
+    ).all()
 
 
 def staff_by_phone(session, phone: str) -> Staff:

@@ -415,7 +415,7 @@ def test_each_render_counts_one_use_and_leaves_the_etag_alone(api, session):
     member = member_of(session, GUIDE)
     for _ in range(3):
         assert _render(api, GUIDE, reply["id"], member.id).status_code == 200
-    assert _render(api, GUIDE, reply["id"], member_of(session, OTHER_GUIDE).id).status_code == 404
+    assert _render(api, GUIDE, reply["id"], member_of(session, OTHER_GUIDE).id).status_code == 422
     assert _render(api, GUIDE, "nope", member.id).status_code == 404
     got = api.get(HQ, f"{URL}/{reply['id']}")
     assert got.get_json()["usage_count"] == 3 and got.headers["ETag"] == etag

@@ -9,9 +9,10 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from guideapp.auth import policy
+from guideapp.db import new_id
 from guideapp.auth.scope import Actor
 from guideapp.materials.models import Material, StoredUpload
 from guideapp.members.models import Member, Tag, TagGroup
@@ -398,3 +399,277 @@ def test_policy_property_visible_iff_same_tenant_and_in_role_scope(session, data
     for record in (target, member):
         if not same_tenant(record):
             assert not policy.can_write(actor, record, "update")
+
+
+# --- ids in request bodies ---------------------------------------------------------------
+# Every POST / PATCH that takes an id in its body: another store's or tenant's id gets the
+# same 4xx (422 naming the field) as a made-up id, and nothing is written.
+
+LATER = {"starts_at": "2031-01-01T02:00:00+00:00", "due_at": "2031-01-03T02:00:00+00:00"}
+CAMPAIGN = {"title": "c", **LATER, "target": {"all": True}}
+CALENDAR = {"day": "2031-01-01", "title": "c", "target": {"all": True}}
+SOP = {"name": "r", "trigger": "member_joined", "steps": [{"days": 3, "title": "t"}]}
+STAFF = {"name": "新人", "phone": "13911110000", "role": "guide", "password": "password-2026"}
+TASK = {"title": "t", **LATER}
+MATERIAL = {"kind": "text", "title": "t", "body": "b", "target": {"all": True}}
+REPLY = {"title": "t", "body": "您好", "scene": "greeting"}
+CODE = {"kind": "lbs", "channel": "receipt"}
+RULE = {"name": "r", "kind": "recruit_bounty", "amount_fen": 100, "scope": "store"}
+
+
+def _own(session, what):
+    """Records of the caller's own reach that a path names."""
+    sh = store_by_code(session, "SH001")
+    if what == "sh_task":
+        return make_task(session, sh).id
+    if what == "sh_member":
+        return member_of(session, GUIDE).id
+    if what == "colleague":
+        return staff_by_phone(session, COLLEAGUE).id
+    if what == "material":
+        actor = Actor.for_staff(staff_by_phone(session, HQ))
+        from guideapp.materials.service import create_material
+
+        return create_material(session, actor=actor, data=dict(MATERIAL)).id
+    if what == "reply":
+        record = QuickReply(
+            tenant_id=sh.tenant_id, level="hq", scene="greeting", title="t", body="b", tag_ids=[]
+        )
+        session.add(record)
+        session.flush()
+        return record.id
+    if what == "code":
+        return make_code(session, author_phone=HQ, kind="lbs").id
+    raise KeyError(what)
+
+
+def _foreign_body_ids(session, caller, kind):
+    """Ids of `kind` outside the caller's reach: another store's and another tenant's."""
+    from guideapp.materials.models import MaterialCategory
+    from guideapp.replies.models import ReplyCategory
+    from tests.factories import pool_members
+
+    bj, rival = store_by_code(session, "BJ001"), store_by_code(session, "SH001", "rival")
+    hq = caller == HQ
+    if kind == "store":
+        return [rival.id] if hq else [bj.id, rival.id]
+    if kind == "region":
+        return [rival.region_id]
+    if kind == "guide":
+        rival_guide = staff_by_phone(session, RIVAL_GUIDE).id
+        return [rival_guide] if hq else [staff_by_phone(session, OTHER_GUIDE).id, rival_guide]
+    if kind == "member":
+        theirs = [member_of(session, RIVAL_GUIDE).id, pool_members(session, "SH001", "rival")[0].id]
+        if not hq:
+            theirs += [member_of(session, OTHER_GUIDE).id, pool_members(session, "BJ001")[0].id]
+        if caller == GUIDE:
+            theirs += [member_of(session, COLLEAGUE).id]
+        return theirs
+    if kind == "tag":
+        bj_group = TagGroup(tenant_id=bj.tenant_id, store_id=bj.id, name=f"北京{caller}")
+        session.add(bj_group)
+        session.flush()
+        bj_tag = Tag(tenant_id=bj.tenant_id, group_id=bj_group.id, store_id=bj.id, name="x")
+        session.add(bj_tag)
+        session.flush()
+        rival_tag = session.scalar(
+            select(Tag.id).where(Tag.group_id == tag_group_of(session, "rival").id)
+        )
+        return [rival_tag] if hq else [rival_tag, bj_tag.id]
+    if kind in ("material", "upload"):
+        return _foreign_materials(session, caller, kind)
+    if kind == "reply":
+        return _foreign_replies(session, caller, bj, rival)
+    if kind == "material_category":
+        category = MaterialCategory(tenant_id=rival.tenant_id, name="对手")
+        session.add(category)
+        session.flush()
+        return [category.id]
+    if kind == "reply_category":
+        theirs = [ReplyCategory(tenant_id=rival.tenant_id, scene="greeting", name="对手")]
+        if not hq:
+            theirs.append(
+                ReplyCategory(tenant_id=bj.tenant_id, store_id=bj.id, scene="greeting", name="北")
+            )
+        session.add_all(theirs)
+        session.flush()
+        return [c.id for c in theirs]
+    raise KeyError(kind)
+
+
+def _put(body, field, value):
+    """The body with `value` at the dotted `field` (a list where the field takes ids)."""
+    body = json_copy(body)
+    *outer, name = field.split(".")
+    at = body
+    for part in outer:
+        at = at.setdefault(part, {})
+        at.pop("all", None)
+    at[name] = [value] if name.endswith("_ids") else value
+    return body
+
+
+def json_copy(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+# (caller, method, path (own record in {}), base body, field, kind of id)
+BODY_ID_CASES = [
+    (HQ, "POST", "/api/v1/tasks", TASK, "store_id", "store"),
+    (MANAGER, "POST", "/api/v1/tasks", TASK, "store_id", "store"),
+    (MANAGER, "POST", "/api/v1/tasks", TASK, "assignee_ids", "guide"),
+    (MANAGER, "POST", "/api/v1/tasks", TASK, "member_ids", "member"),
+    (MANAGER, "POST", "/api/v1/tasks", TASK, "suggested_material_id", "material"),
+    (MANAGER, "POST", "/api/v1/tasks", TASK, "suggested_reply_id", "reply"),
+    (MANAGER, "POST", "/api/v1/tasks/{sh_task}/assign", {}, "guide_id", "guide"),
+    (HQ, "POST", "/api/v1/tasks/{sh_task}/assign", {}, "guide_id", "guide"),
+    (HQ, "POST", "/api/v1/campaigns", CAMPAIGN, "target.store_ids", "store"),
+    (HQ, "POST", "/api/v1/campaigns", CAMPAIGN, "target.region_ids", "region"),
+    (HQ, "POST", "/api/v1/campaigns", CAMPAIGN, "segment.tag_ids", "tag"),
+    (HQ, "POST", "/api/v1/campaigns", CAMPAIGN, "suggested_material_id", "material"),
+    (HQ, "POST", "/api/v1/campaigns", CAMPAIGN, "suggested_reply_id", "reply"),
+    (HQ, "POST", "/api/v1/calendar", CALENDAR, "target.store_ids", "store"),
+    (HQ, "POST", "/api/v1/calendar", CALENDAR, "material_id", "material"),
+    (HQ, "POST", "/api/v1/calendar", CALENDAR, "reply_id", "reply"),
+    (HQ, "POST", "/api/v1/sop-rules", SOP, "suggested_material_id", "material"),
+    (HQ, "POST", "/api/v1/sop-rules", SOP, "suggested_reply_id", "reply"),
+    (MANAGER, "POST", "/api/v1/members", {"phone": "13511110000"}, "guide_id", "guide"),
+    (HQ, "POST", "/api/v1/members", {"phone": "13511110000"}, "guide_id", "guide"),
+    (MANAGER, "POST", "/api/v1/members/{sh_member}/binding", {}, "guide_id", "guide"),
+    (MANAGER, "POST", "/api/v1/members/{sh_member}/tags", {}, "tag_ids", "tag"),
+    (GUIDE, "POST", "/api/v1/members/{sh_member}/tags", {}, "tag_ids", "tag"),
+    (HQ, "POST", "/api/v1/members/{sh_member}/merge", {}, "merged_id", "member"),
+    (
+        MANAGER,
+        "POST",
+        "/api/v1/members/transfer",
+        {"from_guide_id": "{colleague}"},
+        "to_guide_id",
+        "guide",
+    ),
+    (
+        MANAGER,
+        "POST",
+        "/api/v1/members/transfer",
+        {"to_guide_id": "{colleague}"},
+        "from_guide_id",
+        "guide",
+    ),
+    (
+        MANAGER,
+        "POST",
+        "/api/v1/questionnaire-codes",
+        {"questionnaire": "q", "question": "q", "answer": "a"},
+        "tag_id",
+        "tag",
+    ),
+    (
+        HQ,
+        "POST",
+        "/api/v1/questionnaire-codes",
+        {"questionnaire": "q", "question": "q", "answer": "a"},
+        "tag_id",
+        "tag",
+    ),
+    (HQ, "POST", "/api/v1/staff", STAFF, "store_id", "store"),
+    (MANAGER, "POST", "/api/v1/staff", STAFF, "store_id", "store"),
+    (HQ, "PATCH", "/api/v1/staff/{colleague}", {}, "store_id", "store"),
+    (MANAGER, "POST", "/api/v1/staff/{colleague}/leave", {}, "transfer_to", "guide"),
+    (HQ, "POST", "/api/v1/codes", {**CODE, "kind": "store"}, "store_id", "store"),
+    (MANAGER, "POST", "/api/v1/codes", {**CODE, "kind": "store"}, "store_id", "store"),
+    (HQ, "POST", "/api/v1/codes", {**CODE, "kind": "guide"}, "guide_id", "guide"),
+    (MANAGER, "POST", "/api/v1/codes", {**CODE, "kind": "guide"}, "guide_id", "guide"),
+    (HQ, "POST", "/api/v1/codes", CODE, "fallback_store_id", "store"),
+    (HQ, "POST", "/api/v1/codes", CODE, "tag_ids", "tag"),
+    (HQ, "PATCH", "/api/v1/codes/{code}", {}, "tag_ids", "tag"),
+    (HQ, "POST", "/api/v1/materials", MATERIAL, "target.store_ids", "store"),
+    (HQ, "POST", "/api/v1/materials", MATERIAL, "target.region_ids", "region"),
+    (HQ, "POST", "/api/v1/materials", {**MATERIAL, "kind": "image"}, "upload_id", "upload"),
+    (HQ, "POST", "/api/v1/materials", MATERIAL, "category_id", "material_category"),
+    (HQ, "POST", "/api/v1/material-categories", {"name": "c"}, "parent_id", "material_category"),
+    (
+        GUIDE,
+        "POST",
+        "/api/v1/materials/{material}/shares",
+        {"channel": "member"},
+        "member_id",
+        "member",
+    ),
+    (MANAGER, "POST", "/api/v1/quick-replies", REPLY, "category_id", "reply_category"),
+    (MANAGER, "POST", "/api/v1/quick-replies", REPLY, "tag_ids", "tag"),
+    (GUIDE, "POST", "/api/v1/quick-replies/{reply}/render", {}, "member_id", "member"),
+    (MANAGER, "POST", "/api/v1/quick-replies/{reply}/render", {}, "member_id", "member"),
+    (HQ, "POST", "/api/v1/commissions/rules", RULE, "scope_id", "store"),
+]
+
+
+def _row_counts(session):
+    from guideapp.models import metadata
+
+    session.expire_all()
+    return {
+        table.name: session.scalar(select(func.count()).select_from(table))
+        for table in metadata.sorted_tables
+        if table.name not in {"login_attempts", "auth_sessions", "idempotent_requests"}
+    }
+
+
+@pytest.mark.parametrize(
+    "caller,method,path,base,field,kind",
+    BODY_ID_CASES,
+    ids=[f"{c[0][-1]}-{c[1]}-{c[2]}-{c[4]}" for c in BODY_ID_CASES],
+)
+def test_foreign_ids_in_bodies_are_refused_like_unknown_ones(
+    api, session, caller, method, path, base, field, kind
+):
+    api.headers(caller)  # log in before counting rows
+    own = {name: _own(session, name) for name in ("sh_task", "sh_member", "colleague")}
+    if "{material}" in path:
+        own["material"] = _own(session, "material")
+    if "{reply}" in path:
+        own["reply"] = _own(session, "reply")
+    if "{code}" in path:
+        own["code"] = _own(session, "code")
+    url = path.format(**own)
+    base = {k: v.format(**own) if isinstance(v, str) else v for k, v in base.items()}
+    foreign = _foreign_body_ids(session, caller, kind)
+    assert foreign
+    before = _row_counts(session)
+    answers = {}
+    for record_id in [new_id(), *foreign]:
+        response = api.client.open(
+            url, method=method, json=_put(base, field, record_id), headers=api.headers(caller)
+        )
+        payload = response.get_json()
+        errors = payload.get("errors") or {}
+        errors = errors.get("json", errors)
+        answers[record_id] = (response.status_code, _shape(errors))
+        assert response.status_code == 422, (record_id, payload)
+        assert field.split(".")[0] in errors, payload
+    made_up = answers.pop(next(iter(answers)))
+    assert set(answers.values()) == {made_up}
+    assert _row_counts(session) == before
+
+
+def _shape(errors):
+    """The field names of an error payload, nested, without the messages (which name ids)."""
+    if isinstance(errors, dict):
+        return tuple(sorted((k, _shape(v)) for k, v in errors.items()))
+    return ()
+
+
+@pytest.mark.parametrize("caller", [GUIDE, MANAGER, RIVAL_GUIDE])
+def test_the_unassigned_pool_is_the_own_stores_only(api, session, caller):
+    """Pool members (no guide) of several stores in both tenants: a guide and a manager
+    reach their own store's pool, nobody else's."""
+    from tests.factories import POOL_STORES, pool_members
+
+    me = staff_by_phone(session, caller)
+    for slug, codes in POOL_STORES.items():
+        for code in codes:
+            for member in pool_members(session, code, slug):
+                card = api.get(caller, f"/api/v1/members/{member.id}/card")
+                expected = 200 if member.store_id == me.store_id else 404
+                assert card.status_code == expected, (caller, slug, code)

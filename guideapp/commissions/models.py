@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
 RULE_KINDS = ("recruit_bounty", "tier_bonus", "order_percent")
 RULE_SCOPES = ("tenant", "region", "store", "campaign")
@@ -29,6 +29,8 @@ class CommissionRule(Base):
 
     __tablename__ = "commission_rules"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("created_by", "staff"),
         UniqueConstraint("tenant_id", "rule_key", "version"),
         CheckConstraint("kind IN ('recruit_bounty', 'tier_bonus', 'order_percent')", name="kind"),
         CheckConstraint("scope IN ('tenant', 'region', 'store', 'campaign')", name="scope"),
@@ -54,7 +56,7 @@ class CommissionRule(Base):
     active: Mapped[bool] = mapped_column(default=True)
     effective_from: Mapped[datetime]
     effective_until: Mapped[datetime | None]
-    created_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -63,6 +65,9 @@ class CommissionRecruit(Base):
 
     __tablename__ = "commission_recruits"
     __table_args__ = (
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("member_id", "members"),
         UniqueConstraint("tenant_id", "member_id"),
         CheckConstraint("state IN ('counted', 'duplicate', 'staff')", name="state"),
         Index("ix_commission_recruits_person", "tenant_id", "person_id"),
@@ -72,10 +77,10 @@ class CommissionRecruit(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
     person_id: Mapped[str] = mapped_column(String(32))
-    guide_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
-    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
+    guide_id: Mapped[str] = mapped_column(String(32))
+    store_id: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(20))
     campaign_id: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(10))  # counted, duplicate, staff
@@ -88,6 +93,12 @@ class CommissionEntry(Base):
 
     __tablename__ = "commission_entries"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("member_id", "members"),
+        tenant_fk("reverses_id", "commission_entries"),
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("rule_id", "commission_rules"),
         UniqueConstraint("tenant_id", "source_type", "source_id", "rule_id", "kind"),
         CheckConstraint("kind IN ('bounty', 'order', 'tier', 'clawback', 'reversal')", name="kind"),
         CheckConstraint(
@@ -106,14 +117,14 @@ class CommissionEntry(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    guide_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
-    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
-    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
-    rule_id: Mapped[str] = mapped_column(ForeignKey("commission_rules.id"))
+    guide_id: Mapped[str] = mapped_column(String(32))
+    store_id: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[str | None] = mapped_column(String(32))
+    rule_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(10))  # EARNING_KINDS, clawback, reversal
     source_type: Mapped[str] = mapped_column(String(10))  # recruit, order, refund, tier, merge
     source_id: Mapped[str] = mapped_column(String(120))
-    reverses_id: Mapped[str | None] = mapped_column(ForeignKey("commission_entries.id"))
+    reverses_id: Mapped[str | None] = mapped_column(String(32))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     basis_fen: Mapped[int | None] = mapped_column(BigInteger)  # the order or refund amount
     event_at: Mapped[datetime]
@@ -126,6 +137,9 @@ class CommissionSettlement(Base):
 
     __tablename__ = "commission_settlements"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("closed_by", "staff"),
+        tenant_fk("approved_by", "staff"),
         UniqueConstraint("tenant_id", "month"),
         CheckConstraint("state IN ('draft', 'approved')", name="state"),
     )
@@ -139,9 +153,9 @@ class CommissionSettlement(Base):
     clawed_back_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     net_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     closed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    closed_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    closed_by: Mapped[str | None] = mapped_column(String(32))
     approved_at: Mapped[datetime | None]
-    approved_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    approved_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class CommissionStatement(Base):
@@ -149,18 +163,18 @@ class CommissionStatement(Base):
 
     __tablename__ = "commission_statements"
     __table_args__ = (
+        tenant_fk("store_id", "stores"),
+        tenant_fk("settlement_id", "commission_settlements"),
         CheckConstraint("level IN ('guide', 'store')", name="level"),
         Index("ix_commission_statements_store", "store_id", "settlement_id"),
     )
 
-    settlement_id: Mapped[str] = mapped_column(
-        ForeignKey("commission_settlements.id"), primary_key=True
-    )
+    settlement_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     level: Mapped[str] = mapped_column(String(5), primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # guide or store id
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     month: Mapped[str] = mapped_column(String(7))
-    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
+    store_id: Mapped[str] = mapped_column(String(32))
     entries: Mapped[int] = mapped_column(BigInteger)
     earned_fen: Mapped[int] = mapped_column(BigInteger)
     clawed_back_fen: Mapped[int] = mapped_column(BigInteger)

@@ -10,6 +10,7 @@ from sqlalchemy import String, cast, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id, resolve_ids
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
@@ -93,18 +94,9 @@ def audiences_for(session: Session, actor: Actor, material: Material) -> list[st
         ("region_ids", Region, region_scope),
         ("store_ids", Store, store_scope),
     ):
-        ids = list(dict.fromkeys(target.get(field) or []))
-        found = (
-            set(
-                session.scalars(
-                    select(model.id).where(model.tenant_id == material.tenant_id, model.id.in_(ids))
-                )
-            )
-            if ids
-            else set()
+        ids = resolve_ids(
+            session, actor, model, target.get(field), field=f"target.{field}", load=False
         )
-        if found != set(ids):
-            raise InvalidInput(errors={"target": [f"Unknown {field}: {sorted(set(ids) - found)}"]})
         scopes += [scope(i) for i in ids]
     if not scopes:
         raise InvalidInput(errors={"target": ["Name the audience: all, region_ids or store_ids."]})
@@ -218,7 +210,7 @@ def record_share(
     if share_id and (existing := session.get(Share, share_id)) is not None:
         return existing  # a retried push of the same share counts once
     if member_id is not None:
-        policy.get_visible(session, actor, Member, member_id, label="Member")
+        resolve_id(session, actor, Member, member_id, field="member_id")
     elif channel == "member":
         raise InvalidInput(errors={"member_id": ["Name the member the material went to."]})
     zone = ZoneInfo(session.scalar(select(Tenant.timezone).where(Tenant.id == actor.tenant_id)))
@@ -244,10 +236,9 @@ def record_share(
 def create_category(
     session: Session, *, actor: Actor, name: str, parent_id: str | None
 ) -> MaterialCategory:
-    if parent_id:
-        policy.get_visible(session, actor, MaterialCategory, parent_id, label="Category")
     category = MaterialCategory(tenant_id=actor.tenant_id, name=name, parent_id=parent_id)
     policy.require_write(actor, category, "create")
+    resolve_id(session, actor, MaterialCategory, parent_id, field="parent_id", what="category")
     session.add(category)
     session.flush()
     log_change(
@@ -315,10 +306,9 @@ def _set_audiences(session: Session, material: Material, scopes: list[str], old:
 
 
 def _check_content(session: Session, actor: Actor, material: Material) -> None:
-    if material.upload_id:
-        get_upload(session, actor=actor, upload_id=material.upload_id)
-    if material.category_id:
-        policy.get_visible(session, actor, MaterialCategory, material.category_id, label="Category")
+    resolve_id(session, actor, StoredUpload, material.upload_id, field="upload_id", what="file")
+    category_id = material.category_id
+    resolve_id(session, actor, MaterialCategory, category_id, field="category_id", what="category")
     if material.kind in NEEDS_FILE_OR_URL and not (material.upload_id or material.url):
         raise InvalidInput(errors={"upload_id": [f"A {material.kind} needs a file or a url."]})
     if material.kind in NEEDS_URL and not material.url:

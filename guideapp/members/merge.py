@@ -6,6 +6,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput, InvalidState
@@ -30,7 +31,8 @@ MERGE_HOOKS: list = []
 
 def merge_members(session: Session, *, actor: Actor, survivor_id: str, merged_id: str) -> dict:
     survivor = policy.get_writable(session, actor, Member, survivor_id, "merge")
-    merged = policy.get_writable(session, actor, Member, merged_id, "merge")
+    merged = resolve_id(session, actor, Member, merged_id, field="merged_id")
+    policy.require_write(actor, merged, "merge")
     if survivor.id == merged.id:
         raise InvalidInput(errors={"merged_id": ["A member cannot be merged into itself."]})
     if survivor.state != "active" or merged.state != "active":

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
 CHANNELS = ("pos", "tmall", "jd", "douyin", "brand_mall", "mini_program", "store_scan", "import")
 STAGES = ("prospect", "fan", "customer", "regular", "ambassador")
@@ -32,6 +32,10 @@ class Member(Base):
 
     __tablename__ = "members"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("merged_into_id", "members"),
+        tenant_fk("store_id", "stores"),
         UniqueConstraint("tenant_id", "phone"),
         UniqueConstraint("tenant_id", "unionid"),
         CheckConstraint("state IN ('active', 'merged')", name="state"),
@@ -66,15 +70,15 @@ class Member(Base):
     stage: Mapped[str] = mapped_column(String(20), default="prospect")
     source_channel: Mapped[str] = mapped_column(String(20), default="store_scan")
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
-    guide_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    guide_id: Mapped[str | None] = mapped_column(String(32))
+    store_id: Mapped[str | None] = mapped_column(String(32))
     bound_at: Mapped[datetime | None]
     binding_locked_until: Mapped[datetime | None]
     first_order_at: Mapped[datetime | None]
     last_order_at: Mapped[datetime | None]
     last_contact_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(10), default="active")
-    merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    merged_into_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -84,13 +88,14 @@ class MemberIdentity(Base):
 
     __tablename__ = "member_identities"
     __table_args__ = (
+        tenant_fk("member_id", "members"),
         UniqueConstraint("tenant_id", "kind", "value"),
         Index("ix_member_identities_member_id", "member_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(30))  # openid, tmall, jd, douyin, brand_mall, pos
     value: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -101,20 +106,24 @@ class Binding(Base):
 
     __tablename__ = "bindings"
     __table_args__ = (
+        tenant_fk("by_staff_id", "staff"),
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("member_id", "members"),
+        tenant_fk("store_id", "stores"),
         Index("ix_bindings_member_id", "member_id", "started_at"),
         Index("ix_bindings_guide_id", "guide_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    guide_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
-    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
+    guide_id: Mapped[str] = mapped_column(String(32))
+    store_id: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(20))  # recruited, rebind, transfer, merge, import
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    by_staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    by_staff_id: Mapped[str | None] = mapped_column(String(32))
     transfer_id: Mapped[str | None] = mapped_column(String(32))
 
 
@@ -123,13 +132,14 @@ class PointsEntry(Base):
 
     __tablename__ = "points_entries"
     __table_args__ = (
+        tenant_fk("member_id", "members"),
         CheckConstraint("kind IN ('earn', 'spend', 'expire', 'adjust')", name="kind"),
         Index("ix_points_entries_member_id", "member_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(10))
     points: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200), default="")
@@ -140,11 +150,15 @@ class PointsEntry(Base):
 
 class TagGroup(Base):
     __tablename__ = "tag_groups"
-    __table_args__ = (Index("ix_tag_groups_tenant_id", "tenant_id"),)
+    __table_args__ = (
+        Index("ix_tag_groups_tenant_id", "tenant_id"),
+        tenant_key(),
+        tenant_fk("store_id", "stores"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))  # NULL: HQ group
+    store_id: Mapped[str | None] = mapped_column(String(32))  # NULL: HQ group
     name: Mapped[str] = mapped_column(String(60))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -154,14 +168,17 @@ class Tag(Base):
 
     __tablename__ = "tags"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("group_id", "tag_groups"),
         UniqueConstraint("group_id", "name"),
         Index("ix_tags_tenant_id", "tenant_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    group_id: Mapped[str] = mapped_column(ForeignKey("tag_groups.id"))
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    group_id: Mapped[str] = mapped_column(String(32))
+    store_id: Mapped[str | None] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(60))
     code: Mapped[str | None] = mapped_column(String(20))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -171,31 +188,37 @@ class QuestionnaireCode(Base):
     """Code book: answer `answer` to `question` of `questionnaire` means tag `tag_id`."""
 
     __tablename__ = "questionnaire_codes"
-    __table_args__ = (UniqueConstraint("tenant_id", "questionnaire", "question", "answer"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "questionnaire", "question", "answer"),
+        tenant_fk("tag_id", "tags"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     questionnaire: Mapped[str] = mapped_column(String(60))
     question: Mapped[str] = mapped_column(String(60))
     answer: Mapped[str] = mapped_column(String(60))
-    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"))
+    tag_id: Mapped[str] = mapped_column(String(32))
 
 
 class MemberTag(Base):
     __tablename__ = "member_tags"
     __table_args__ = (
+        tenant_fk("tag_id", "tags"),
+        tenant_fk("member_id", "members"),
+        tenant_fk("tagged_by", "staff"),
         UniqueConstraint("member_id", "tag_id"),
         Index("ix_member_tags_tag_id", "tag_id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
+    tag_id: Mapped[str] = mapped_column(String(32))
     # manual, questionnaire, scan_channel, purchase_rule, import
     source: Mapped[str] = mapped_column(String(20), default="manual")
     source_ref: Mapped[str | None] = mapped_column(String(100))
-    tagged_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    tagged_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -203,12 +226,16 @@ class MemberNote(Base):
     """A guide's follow-up note. `noted_at` is the phone's time, kept only as a fact."""
 
     __tablename__ = "member_notes"
-    __table_args__ = (Index("ix_member_notes_member_id", "member_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_member_notes_member_id", "member_id", "created_at"),
+        tenant_fk("member_id", "members"),
+        tenant_fk("author_id", "staff"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    author_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
+    author_id: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
     noted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -220,6 +247,10 @@ class Order(Base):
 
     __tablename__ = "orders"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("member_id", "members"),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("guide_id", "staff"),
         UniqueConstraint("tenant_id", "channel", "order_no"),
         CheckConstraint(
             "amount_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= amount_fen", name="amounts"
@@ -229,11 +260,11 @@ class Order(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(20))
     order_no: Mapped[str] = mapped_column(String(64))
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
-    guide_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))  # bound guide then
+    store_id: Mapped[str | None] = mapped_column(String(32))
+    guide_id: Mapped[str | None] = mapped_column(String(32))  # bound guide then
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     items: Mapped[list] = mapped_column(JSON, default=list)
@@ -245,11 +276,14 @@ class OrderRefund(Base):
     """A refund or partial refund, its own event, unique per order + refund number."""
 
     __tablename__ = "order_refunds"
-    __table_args__ = (UniqueConstraint("order_id", "refund_no"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "refund_no"),
+        tenant_fk("order_id", "orders"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    order_id: Mapped[str] = mapped_column(String(32))
     refund_no: Mapped[str] = mapped_column(String(64))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     refunded_at: Mapped[datetime]
@@ -260,11 +294,16 @@ class MemberMerge(Base):
     """Audit of a merge: which member went into which, and what moved."""
 
     __tablename__ = "member_merges"
+    __table_args__ = (
+        tenant_fk("survivor_id", "members"),
+        tenant_fk("by_staff_id", "staff"),
+        tenant_fk("merged_id", "members"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    survivor_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    merged_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    by_staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    survivor_id: Mapped[str] = mapped_column(String(32))
+    merged_id: Mapped[str] = mapped_column(String(32))
+    by_staff_id: Mapped[str] = mapped_column(String(32))
     moved: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id, resolve_ids
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
@@ -40,15 +41,26 @@ def prefetch_visible(session: Session, *, actor: Actor, member_ids) -> None:
         cache[(actor.staff_id, member.id)] = member
 
 
-def get_member(session: Session, *, actor: Actor, member_id: str, action: str | None = None):
-    """A visible member; a merged-away id resolves to its survivor."""
+def get_member(
+    session: Session,
+    *,
+    actor: Actor,
+    member_id: str,
+    action: str | None = None,
+    field: str | None = None,
+):
+    """A visible member; a merged-away id resolves to its survivor. With `field`, the id came
+    in a body: an unknown or invisible one is a 422 naming that field, not a 404."""
     member = session.info.get(VISIBLE_CACHE, {}).get((actor.staff_id, member_id))
     if member is None:
         member = session.get(Member, member_id)
         if member is not None and member.merged_into_id:
             member = follow_merges(session, member)
             member_id = member.id
-        member = policy.get_visible(session, actor, Member, member_id, label="Member")
+        if field:
+            member = resolve_id(session, actor, Member, member_id, field=field)
+        else:
+            member = policy.get_visible(session, actor, Member, member_id, label="Member")
     if action:
         policy.require_write(actor, member, action)
     return member
@@ -238,15 +250,8 @@ def add_note(
 
 def tag(session: Session, *, actor: Actor, member_id: str, tag_ids: list[str]) -> list[dict]:
     member = get_member(session, actor=actor, member_id=member_id, action="tag")
-    found = {
-        t.id: t
-        for t in session.scalars(policy.scoped_select(actor, Tag).where(Tag.id.in_(tag_ids)))
-    }
-    missing = [i for i in tag_ids if i not in found]
-    if missing:
-        raise InvalidInput(errors={"tag_ids": [f"Unknown tags: {', '.join(missing)}"]})
-    for tag_id in dict.fromkeys(tag_ids):
-        tags.tag_member(session, actor=actor, member=member, tag=found[tag_id])
+    for found in resolve_ids(session, actor, Tag, tag_ids, field="tag_ids"):
+        tags.tag_member(session, actor=actor, member=member, tag=found)
     return _tags_by_group(session, member.id)
 
 
@@ -272,7 +277,9 @@ def register(session: Session, *, actor: Actor, data: dict, member_id: str | Non
         raise InvalidInput(errors={"phone": ["Staff cannot be recruited as members."]})
     guide = session.get(Staff, actor.staff_id)
     if not actor.is_guide:
-        guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "", label="Guide")
+        if not data.get("guide_id"):
+            raise InvalidInput(errors={"guide_id": ["Name the guide the member is bound to."]})
+        guide = _guide(session, actor, data["guide_id"], field="guide_id")
     member = create_member(
         session,
         tenant_id=actor.tenant_id,
@@ -299,7 +306,7 @@ def assign(session: Session, *, actor: Actor, member_id: str, guide_id: str) -> 
     policy.require_write(actor, member, "claim" if claiming else "bind")
     if claiming and guide_id != actor.staff_id:
         raise InvalidInput(errors={"guide_id": ["Guides can only claim members for themselves."]})
-    guide = policy.get_visible(session, actor, Staff, guide_id, label="Guide")
+    guide = _guide(session, actor, guide_id, field="guide_id")
     bindings.bind(
         session,
         member=member,
@@ -318,10 +325,10 @@ def transfer(
     to_guide_id: str,
     member_ids: list[str] | None,
 ) -> dict:
-    from_guide = policy.get_visible(session, actor, Staff, from_guide_id, label="Guide")
-    to_guide = policy.get_visible(session, actor, Staff, to_guide_id, label="Guide")
     if not (actor.is_hq or actor.is_manager):
         policy.require_write(actor, Member(tenant_id=actor.tenant_id), "transfer")
+    from_guide = resolve_id(session, actor, Staff, from_guide_id, field="from_guide_id")
+    to_guide = _guide(session, actor, to_guide_id, field="to_guide_id")
     return bindings.transfer_members(
         session,
         tenant_id=actor.tenant_id,
@@ -330,6 +337,11 @@ def transfer(
         member_ids=member_ids,
         by_staff_id=actor.staff_id,
     )
+
+
+def _guide(session: Session, actor: Actor, guide_id: str, *, field: str) -> Staff:
+    active_guide = [Staff.role == "guide", Staff.state == "active"]
+    return resolve_id(session, actor, Staff, guide_id, field=field, where=active_guide)
 
 
 def adjust_points(

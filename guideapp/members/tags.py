@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id
 from guideapp.auth.scope import Actor
 from guideapp.errors import Conflict, InvalidInput
 from guideapp.members.identity import log_member
@@ -22,6 +23,7 @@ def create_group(session: Session, *, actor: Actor, name: str, store_level: bool
         tenant_id=actor.tenant_id, name=name, store_id=actor.store_id if store_level else None
     )
     policy.require_write(actor, group, "create")
+    _ensure_group_name_free(session, group)
     session.add(group)
     session.flush()
     log_change(
@@ -32,6 +34,22 @@ def create_group(session: Session, *, actor: Actor, name: str, store_level: bool
         scopes=_tag_scopes(group.tenant_id, group.store_id),
     )
     return group
+
+
+def _ensure_group_name_free(session: Session, group: TagGroup) -> None:
+    """A name is taken by an HQ group, or by a group of the same store: one card, one heading."""
+    levels = TagGroup.store_id.is_(None)
+    if group.store_id:
+        levels = or_(levels, TagGroup.store_id == group.store_id)
+    taken = session.scalar(
+        select(TagGroup.id).where(
+            TagGroup.tenant_id == group.tenant_id, TagGroup.name == group.name, levels
+        )
+    )
+    if taken:
+        raise Conflict(
+            f"Tag group {group.name} already exists.", errors={"name": ["Already used."]}
+        )
 
 
 def create_tag(
@@ -151,7 +169,7 @@ def apply_questionnaire(
 def add_code(
     session: Session, *, actor: Actor, questionnaire: str, question: str, answer: str, tag_id: str
 ) -> QuestionnaireCode:
-    tag = policy.get_visible(session, actor, Tag, tag_id, label="Tag")
+    tag = resolve_id(session, actor, Tag, tag_id, field="tag_id")
     code = QuestionnaireCode(
         tenant_id=actor.tenant_id,
         questionnaire=questionnaire,

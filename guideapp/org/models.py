@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
 ROLES = ("hq_admin", "store_manager", "guide")
 STAFF_STATES = ("active", "left")
@@ -32,7 +32,10 @@ class Tenant(Base):
 
 class Brand(Base):
     __tablename__ = "brands"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        tenant_key(),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -42,11 +45,15 @@ class Brand(Base):
 
 class Region(Base):
     __tablename__ = "regions"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        tenant_key(),
+        tenant_fk("brand_id", "brands"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id"))
+    brand_id: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(120))
 
@@ -56,6 +63,9 @@ class Store(Base):
 
     __tablename__ = "stores"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("region_id", "regions"),
+        tenant_fk("brand_id", "brands"),
         UniqueConstraint("tenant_id", "code"),
         CheckConstraint("state IN ('open', 'closed')", name="state"),
         CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coords"),
@@ -66,8 +76,8 @@ class Store(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id"))
-    region_id: Mapped[str] = mapped_column(ForeignKey("regions.id"))
+    brand_id: Mapped[str] = mapped_column(String(32))
+    region_id: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(120))
     city: Mapped[str] = mapped_column(String(60))
@@ -83,10 +93,17 @@ class Store(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # Joined on the id alone (the keys also carry tenant_id): assigning a relationship sets
+    # the id column, never the row's own tenant_id.
     tag_rows: Mapped[list[StoreTag]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="StoreTag.tag"
+        primaryjoin="Store.id == foreign(StoreTag.store_id)",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="StoreTag.tag",
     )
-    region: Mapped[Region] = relationship(lazy="joined")
+    region: Mapped[Region] = relationship(
+        primaryjoin="Region.id == foreign(Store.region_id)", lazy="joined"
+    )
 
     @property
     def tags(self) -> list[str]:
@@ -97,9 +114,12 @@ class StoreTag(Base):
     """Store tags in their own rows so campaigns can target them with one indexed join."""
 
     __tablename__ = "store_tags"
-    __table_args__ = (Index("ix_store_tags_tenant_tag", "tenant_id", "tag"),)
+    __table_args__ = (
+        Index("ix_store_tags_tenant_tag", "tenant_id", "tag"),
+        tenant_fk("store_id", "stores"),
+    )
 
-    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tag: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
 
@@ -109,6 +129,8 @@ class Staff(Base):
 
     __tablename__ = "staff"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("store_id", "stores"),
         CheckConstraint("role IN ('hq_admin', 'store_manager', 'guide')", name="role"),
         CheckConstraint("state IN ('active', 'left')", name="state"),
         CheckConstraint("role = 'hq_admin' OR store_id IS NOT NULL", name="store_staff_have_store"),
@@ -118,7 +140,7 @@ class Staff(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    store_id: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(60))
     phone: Mapped[str] = mapped_column(String(20), unique=True)
@@ -128,4 +150,6 @@ class Staff(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    store: Mapped[Store | None] = relationship(lazy="joined")
+    store: Mapped[Store | None] = relationship(
+        primaryjoin="Store.id == foreign(Staff.store_id)", lazy="joined"
+    )

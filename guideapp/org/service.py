@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id
 from guideapp.passwords import hash_password
 from guideapp.auth.scope import Actor
 from guideapp.auth.service import revoke_all_sessions
@@ -121,10 +122,7 @@ def set_store_state(session: Session, *, actor: Actor, store_id: str, state: str
 
 
 def _region(session: Session, actor: Actor, region_id: str) -> Region:
-    region = session.scalar(policy.scoped_select(actor, Region).where(Region.id == region_id))
-    if region is None:
-        raise InvalidInput(errors={"region_id": [f"No region {region_id} in your tenant."]})
-    return region
+    return resolve_id(session, actor, Region, region_id, field="region_id")
 
 
 def _ensure_code_free(session: Session, tenant_id: str, code: str) -> None:
@@ -177,10 +175,17 @@ def get_staff(session: Session, *, actor: Actor, staff_id: str) -> Staff:
 
 def create_staff(session: Session, *, actor: Actor, data: dict) -> Staff:
     data = dict(data)
+    # Authorised before the phone is looked up (login phones are unique across tenants, so
+    # the check must not answer a caller who may not hire): the role first (a guide hires
+    # nobody), then the store id (422 unless the caller's), then the phone.
+    draft = Staff(tenant_id=actor.tenant_id, role=data["role"], store_id=actor.store_id)
+    policy.require_write(actor, draft, "create")
     staff = Staff(tenant_id=actor.tenant_id, state="active")
+    phone = data.pop("phone")
     _apply_staff_fields(session, actor, staff, data)
-    staff.password_hash = hash_password(data["password"])
     policy.require_write(actor, staff, "create")
+    _apply_staff_fields(session, actor, staff, {"phone": phone})
+    staff.password_hash = hash_password(data["password"])
     session.add(staff)
     session.flush()
     _log_staff(session, staff)
@@ -229,11 +234,15 @@ def mark_left(
     session.flush()
     _log_staff(session, staff)
     if transfer_to:
-        successor = session.scalar(
-            policy.scoped_select(actor, Staff).where(Staff.id == transfer_to)
+        successor = resolve_id(
+            session,
+            actor,
+            Staff,
+            transfer_to,
+            field="transfer_to",
+            what="active guide",
+            where=[Staff.role == "guide", Staff.state == "active"],
         )
-        if successor is None:
-            raise InvalidInput(errors={"transfer_to": [f"No guide {transfer_to} you can see."]})
         transfer_members(
             session,
             tenant_id=actor.tenant_id,
@@ -251,10 +260,10 @@ def _apply_staff_fields(session: Session, actor: Actor, staff: Staff, data: dict
         if phone is None:
             raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
         clash = session.scalar(select(Staff.id).where(Staff.phone == phone, Staff.id != staff.id))
-        if clash:
+        if clash:  # the same words whoever (in whichever tenant) has it
             raise Conflict(
-                "This phone already logs in another staff member.",
-                errors={"phone": ["Already used by a staff member."]},
+                "This phone cannot be used for a login.",
+                errors={"phone": ["Choose another phone."]},
             )
         staff.phone = phone
     for field in ("name", "role"):
@@ -262,10 +271,7 @@ def _apply_staff_fields(session: Session, actor: Actor, staff: Staff, data: dict
             setattr(staff, field, data[field])
     if "store_id" in data:
         store_id = data["store_id"]
-        if store_id is not None:
-            store = session.scalar(policy.scoped_select(actor, Store).where(Store.id == store_id))
-            if store is None:
-                raise InvalidInput(errors={"store_id": [f"No store {store_id} you can see."]})
+        store = resolve_id(session, actor, Store, store_id, field="store_id")
         staff.store_id = store_id
         staff.store = None if store_id is None else store
     if staff.role != "hq_admin" and staff.store_id is None:

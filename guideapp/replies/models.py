@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
 SCENES = ("greeting", "ice_breaking", "product_advice", "after_sales", "win_back", "custom")
 LEVELS = ("hq", "store", "personal")
@@ -18,6 +18,8 @@ class ReplyCategory(Base):
 
     __tablename__ = "reply_categories"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("store_id", "stores"),
         CheckConstraint(
             "scene IN ('greeting', 'ice_breaking', 'product_advice', 'after_sales', "
             "'win_back', 'custom')",
@@ -28,7 +30,7 @@ class ReplyCategory(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    store_id: Mapped[str | None] = mapped_column(String(32))
     scene: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(60))
     position: Mapped[int] = mapped_column(default=0)
@@ -41,6 +43,11 @@ class QuickReply(Base):
 
     __tablename__ = "quick_replies"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("owner_staff_id", "staff"),
+        tenant_fk("owner_store_id", "stores"),
+        tenant_fk("category_id", "reply_categories"),
+        tenant_fk("created_by", "staff"),
         CheckConstraint("level IN ('hq', 'store', 'personal')", name="level"),
         CheckConstraint(
             "(level = 'hq' AND owner_store_id IS NULL AND owner_staff_id IS NULL) OR "
@@ -57,17 +64,17 @@ class QuickReply(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     level: Mapped[str] = mapped_column(String(10))
-    owner_store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
-    owner_staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    owner_store_id: Mapped[str | None] = mapped_column(String(32))
+    owner_staff_id: Mapped[str | None] = mapped_column(String(32))
     scene: Mapped[str] = mapped_column(String(20))
-    category_id: Mapped[str | None] = mapped_column(ForeignKey("reply_categories.id"))
+    category_id: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(120))
     body: Mapped[str] = mapped_column(Text)
     tag_ids: Mapped[list] = mapped_column(JSON, default=list)  # mirrors quick_reply_tags
     tagged: Mapped[bool] = mapped_column(default=False)  # tag_ids not empty: an indexable flag
     usage_count: Mapped[int] = mapped_column(default=0)
     version: Mapped[int] = mapped_column(default=1)
-    created_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -76,10 +83,12 @@ class QuickReplyTag(Base):
     """Reply x member tag, so "replies for this member's tags" is one indexed join."""
 
     __tablename__ = "quick_reply_tags"
-    __table_args__ = (Index("ix_quick_reply_tags_tag_id", "tag_id", "reply_id"),)
-
-    reply_id: Mapped[str] = mapped_column(
-        ForeignKey("quick_replies.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        Index("ix_quick_reply_tags_tag_id", "tag_id", "reply_id"),
+        tenant_fk("tag_id", "tags"),
+        tenant_fk("reply_id", "quick_replies", ondelete="CASCADE"),
     )
-    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id"), primary_key=True)
+
+    reply_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))

@@ -6,6 +6,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id, resolve_ids
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import Forbidden, InvalidInput
@@ -184,8 +185,8 @@ def _apply(session: Session, actor: Actor, reply: QuickReply, data: dict) -> Non
     check_body(data["body"])
     category = None
     if data.get("category_id"):
-        category = policy.get_visible(
-            session, actor, ReplyCategory, data["category_id"], label="Reply category"
+        category = resolve_id(
+            session, actor, ReplyCategory, data["category_id"], field="category_id"
         )
         if reply.level == "hq" and category.store_id is not None:
             raise InvalidInput(errors={"category_id": ["HQ replies go in HQ categories."]})
@@ -200,15 +201,10 @@ def _apply(session: Session, actor: Actor, reply: QuickReply, data: dict) -> Non
     scene = data.get("scene") or (category.scene if category else None)
     if not scene:
         raise InvalidInput(errors={"scene": ["Give a scene or a category."]})
-    tag_ids = list(dict.fromkeys(data.get("tag_ids") or []))
-    if tag_ids:
-        tags = policy.scoped_select(actor, Tag).where(Tag.id.in_(tag_ids))
-        if reply.level == "hq":
-            tags = tags.where(Tag.store_id.is_(None))
-        found = set(session.scalars(tags.with_only_columns(Tag.id)))
-        missing = [t for t in tag_ids if t not in found]
-        if missing:
-            raise InvalidInput(errors={"tag_ids": [f"Unknown tags: {', '.join(missing)}."]})
+    hq_tags = [Tag.store_id.is_(None)] if reply.level == "hq" else []
+    tag_ids = resolve_ids(
+        session, actor, Tag, data.get("tag_ids"), field="tag_ids", where=hq_tags, load=False
+    )
     reply.scene, reply.category_id, reply.tag_ids = scene, data.get("category_id"), tag_ids
     reply.tagged = bool(tag_ids)
     reply.title, reply.body = data["title"], data["body"]
@@ -232,7 +228,7 @@ def _store_tags(session: Session, reply: QuickReply) -> None:
 def render_reply(session: Session, *, actor: Actor, reply_id: str, member_id: str) -> dict:
     """The reply's text for a member the caller can see; counts one use."""
     reply = get_reply(session, actor=actor, reply_id=reply_id)
-    member = members.get_member(session, actor=actor, member_id=member_id)
+    member = members.get_member(session, actor=actor, member_id=member_id, field="member_id")
     template = check_body(reply.body)
     values = placeholder_values(session, actor=actor, member=member, fields=template.fields)
     session.execute(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id, resolve_ids
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
@@ -57,13 +58,10 @@ def create_code(
         created_by=created_by or actor.staff_id,
     )
     if kind == "guide":
-        guide = policy.get_visible(session, actor, Staff, data.get("guide_id") or "", label="Guide")
-        if guide.role != "guide" or guide.state != "active":
-            raise InvalidInput(errors={"guide_id": ["Not an active guide."]})
+        guide = _required(session, actor, Staff, data, "guide_id", what="active guide")
         record.guide_id, record.store_id = guide.id, guide.store_id
     elif kind == "store":
-        store = policy.get_visible(session, actor, Store, data.get("store_id") or "", label="Store")
-        record.store_id = store.id
+        record.store_id = _required(session, actor, Store, data, "store_id").id
     elif data.get("store_id") or data.get("guide_id"):
         raise InvalidInput(errors={"store_id": ["LBS codes route to the nearest store."]})
     policy.require_write(actor, record, "create")
@@ -90,23 +88,22 @@ def _apply(session: Session, actor: Actor, record: ScanCode, data: dict) -> None
         record.tag_ids = _visible_tags(session, actor, data["tag_ids"])
     if "fallback_store_id" in data:
         store_id = data["fallback_store_id"]
-        if store_id is not None:
-            store_id = policy.get_visible(session, actor, Store, store_id, label="Store").id
+        resolve_id(session, actor, Store, store_id, field="fallback_store_id")
         record.fallback_store_id = store_id
     if record.valid_from and record.valid_until and record.valid_until <= record.valid_from:
         raise InvalidInput(errors={"valid_until": ["Must be after valid_from."]})
 
 
 def _visible_tags(session: Session, actor: Actor, tag_ids: list[str]) -> list[str]:
-    wanted = list(dict.fromkeys(tag_ids))
-    if not wanted:
-        return []
-    found = session.scalar(
-        select(func.count()).select_from(Tag).where(policy.visible(actor, Tag), Tag.id.in_(wanted))
-    )
-    if found != len(wanted):
-        raise InvalidInput(errors={"tag_ids": ["Some tags do not exist or are not yours."]})
-    return wanted
+    return resolve_ids(session, actor, Tag, tag_ids, field="tag_ids", what="tag", load=False)
+
+
+def _required(session: Session, actor: Actor, model: type, data: dict, field: str, **kw):
+    if not data.get(field):
+        raise InvalidInput(errors={field: [f"A {data['kind']} code names its {field[:-3]}."]})
+    if model is Staff:
+        kw["where"] = [Staff.role == "guide", Staff.state == "active"]
+    return resolve_id(session, actor, model, data[field], field=field, **kw)
 
 
 def get_code(session: Session, *, actor: Actor, code_id: str) -> ScanCode:

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
 CODE_KINDS = ("lbs", "store", "guide")
 CHANNELS = (
@@ -41,6 +41,11 @@ class ScanCode(Base):
 
     __tablename__ = "scan_codes"
     __table_args__ = (
+        tenant_key(),
+        tenant_fk("fallback_store_id", "stores"),
+        tenant_fk("created_by", "staff"),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("guide_id", "staff"),
         CheckConstraint("kind IN ('lbs', 'store', 'guide')", name="kind"),
         CheckConstraint("kind = 'lbs' OR store_id IS NOT NULL", name="store_codes_have_store"),
         CheckConstraint("kind <> 'guide' OR guide_id IS NOT NULL", name="guide_codes_have_guide"),
@@ -55,15 +60,15 @@ class ScanCode(Base):
     kind: Mapped[str] = mapped_column(String(10))
     channel: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(120), default="")
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
-    guide_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    store_id: Mapped[str | None] = mapped_column(String(32))
+    guide_id: Mapped[str | None] = mapped_column(String(32))
     tag_ids: Mapped[list] = mapped_column(JSON, default=list)
     valid_from: Mapped[datetime | None]
     valid_until: Mapped[datetime | None]
-    fallback_store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
+    fallback_store_id: Mapped[str | None] = mapped_column(String(32))
     fallback_url: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(default=True)
-    created_by: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -73,6 +78,10 @@ class Scan(Base):
 
     __tablename__ = "scans"
     __table_args__ = (
+        tenant_fk("code_id", "scan_codes"),
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("member_id", "members"),
         Index("ix_scans_tenant_day", "tenant_id", "scanned_on"),
         Index("ix_scans_code_day", "code_id", "scanned_on"),
         Index("ix_scans_store_day", "store_id", "scanned_on"),
@@ -81,16 +90,16 @@ class Scan(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    code_id: Mapped[str] = mapped_column(ForeignKey("scan_codes.id"))
+    code_id: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(20))  # a RESOLUTION, or expired / not_yet_valid
     lat: Mapped[float | None] = mapped_column(Float)  # GCJ-02
     lng: Mapped[float | None] = mapped_column(Float)
     coord_system: Mapped[str | None] = mapped_column(String(10))  # as the page sent it
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))
-    guide_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    store_id: Mapped[str | None] = mapped_column(String(32))
+    guide_id: Mapped[str | None] = mapped_column(String(32))
     distance_m: Mapped[float | None] = mapped_column(Float)
-    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[str | None] = mapped_column(String(32))
     member_created: Mapped[bool] = mapped_column(default=False)
     bound: Mapped[bool] = mapped_column(default=False)  # this scan bound the member to a guide
     client_address: Mapped[str | None] = mapped_column(String(64))

@@ -11,11 +11,13 @@ from guideapp.auth.scope import Actor
 from guideapp.errors import InvalidInput
 from guideapp.pagination import paginate
 from guideapp.tasks.models import CalendarItem, SopRule
+from guideapp.tasks.references import check_suggestions, check_target
 
 
 def create_rule(session: Session, *, actor: Actor, data: dict) -> SopRule:
     rule = SopRule(tenant_id=actor.tenant_id, created_by=actor.staff_id, **data)
     policy.require_write(actor, rule, "create")
+    check_suggestions(session, actor, data)
     session.add(rule)
     session.flush()
     return rule
@@ -37,6 +39,8 @@ def list_rules(session: Session, *, actor: Actor, limit: int, cursor: str | None
 def plan_day(session: Session, *, actor: Actor, data: dict) -> CalendarItem:
     item = CalendarItem(tenant_id=actor.tenant_id, created_by=actor.staff_id, **data)
     policy.require_write(actor, item, "create")
+    check_target(session, actor, data["target"])
+    check_suggestions(session, actor, data, material_field="material_id", reply_field="reply_id")
     session.add(item)
     session.flush()
     return item

@@ -226,11 +226,21 @@ class SopStepSchema(Schema):
     due_days = fields.Integer(load_default=1, validate=validate.Range(1, 60))
 
 
+class SopParamsSchema(Schema):
+    silent_days = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, 3650),
+        metadata={"description": "The silent trigger only: days without an order."},
+    )
+
+
 class SopRuleSchema(Schema):
     id = fields.String(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     trigger = fields.String(required=True, validate=validate.OneOf(SOP_TRIGGERS))
-    params = fields.Dict(load_default=dict, metadata={"example": {"silent_days": 60}})
+    params = fields.Nested(
+        SopParamsSchema, load_default=dict, metadata={"example": {"silent_days": 60}}
+    )
     steps = fields.List(
         fields.Nested(SopStepSchema), required=True, validate=validate.Length(min=1, max=20)
     )
@@ -244,10 +254,11 @@ class SopRuleSchema(Schema):
     def _window(self, data, **kwargs):
         if data.get("window_start", "10:00") >= data.get("window_end", "21:00"):
             raise ma.ValidationError("window_start must be before window_end.", "window_end")
-        if data.get("trigger") == "silent" and not isinstance(
-            (data.get("params") or {}).get("silent_days"), int
-        ):
+        silent_days = (data.get("params") or {}).get("silent_days")
+        if data.get("trigger") == "silent" and silent_days is None:
             raise ma.ValidationError("Give params.silent_days (an integer).", "params")
+        if data.get("trigger") != "silent" and silent_days is not None:
+            raise ma.ValidationError("silent_days is for the silent trigger only.", "params")
 
 
 class CalendarItemSchema(Schema):

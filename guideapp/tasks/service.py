@@ -8,14 +8,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
+from guideapp.auth.references import resolve_id, resolve_ids
 from guideapp.auth.scope import Actor
 from guideapp.db import new_id, utcnow
 from guideapp.errors import InvalidInput, InvalidState
 from guideapp.members.models import Member
-from guideapp.org.models import Staff
+from guideapp.org.models import Staff, Store
 from guideapp.pagination import paginate
 from guideapp.changelog import log_change, staff_scope, store_scope
 from guideapp.tasks import fanout
+from guideapp.tasks.references import check_segment, check_suggestions, check_target
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 
 # Commissions / dashboards listen to results: fn(session, task=..., target=...).
@@ -52,6 +54,9 @@ def create_campaign(session: Session, *, actor: Actor, data: dict) -> Campaign:
     _check_window(data["starts_at"], data["due_at"])
     campaign = Campaign(tenant_id=actor.tenant_id, created_by=actor.staff_id, **data)
     policy.require_write(actor, campaign, "create")
+    check_target(session, actor, data["target"])
+    check_segment(session, actor, data.get("segment") or {})
+    check_suggestions(session, actor, data)
     session.add(campaign)
     session.flush()
     return campaign
@@ -98,24 +103,31 @@ def cancel_campaign(session: Session, *, actor: Actor, campaign_id: str) -> dict
 def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Task]:
     """A manager's task: one per named guide, or one claimable by any guide of the store."""
     _check_window(data["starts_at"], data["due_at"])
-    store_id = actor.store_id if not actor.is_hq else data.get("store_id")
+    store_id = data.get("store_id") or (None if actor.is_hq else actor.store_id)
     if not store_id:
         raise InvalidInput(errors={"store_id": ["HQ must name the store."]})
-    assignees = [None]
-    if data.get("assignee_ids"):
-        guides = session.scalars(
-            policy.scoped_select(actor, Staff).where(
-                Staff.id.in_(data["assignee_ids"]),
-                Staff.store_id == store_id,
-                Staff.role == "guide",
-                Staff.state == "active",
-            )
-        ).all()
-        if len(guides) != len(set(data["assignee_ids"])):
-            raise InvalidInput(errors={"assignee_ids": ["Only active guides of the store."]})
-        assignees = [g.id for g in guides]
-    member_ids = list(dict.fromkeys(data.get("member_ids") or []))
-    members = _visible_members(session, actor, member_ids, store_id)
+    resolve_id(session, actor, Store, store_id, field="store_id")
+    policy.require_write(actor, Task(tenant_id=actor.tenant_id, store_id=store_id), "create")
+    check_suggestions(session, actor, data)
+    assignees = resolve_ids(
+        session,
+        actor,
+        Staff,
+        data.get("assignee_ids"),
+        field="assignee_ids",
+        what="active guide of the store",
+        where=[Staff.store_id == store_id, Staff.role == "guide", Staff.state == "active"],
+        load=False,
+    ) or [None]
+    members = resolve_ids(
+        session,
+        actor,
+        Member,
+        data.get("member_ids"),
+        field="member_ids",
+        what="member of the store",
+        where=[Member.store_id == store_id],
+    )
     group = new_id()
     tasks = []
     for assignee in assignees:
@@ -151,19 +163,6 @@ def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Tas
     return tasks
 
 
-def _visible_members(session, actor, member_ids, store_id) -> list[Member]:
-    if not member_ids:
-        return []
-    members = session.scalars(
-        policy.scoped_select(actor, Member).where(
-            Member.id.in_(member_ids), Member.store_id == store_id
-        )
-    ).all()
-    if len(members) != len(member_ids):
-        raise InvalidInput(errors={"member_ids": ["Only members of the store can be named."]})
-    return members
-
-
 def get_task(session: Session, *, actor: Actor, task_id: str, action: str | None = None):
     task = policy.get_visible(session, actor, Task, task_id, label="Task")
     if action:
@@ -179,10 +178,15 @@ def assign(session: Session, *, actor: Actor, task_id: str, guide_id: str | None
     if claiming and guide_id != actor.staff_id:
         raise InvalidInput(errors={"guide_id": ["Guides can only claim tasks for themselves."]})
     _require_open(task)
-    if guide_id is not None:
-        guide = policy.get_visible(session, actor, Staff, guide_id, label="Guide")
-        if guide.role != "guide" or guide.state != "active" or guide.store_id != task.store_id:
-            raise InvalidInput(errors={"guide_id": ["An active guide of the task's store."]})
+    resolve_id(
+        session,
+        actor,
+        Staff,
+        guide_id,
+        field="guide_id",
+        what="active guide of the task's store",
+        where=[Staff.role == "guide", Staff.state == "active", Staff.store_id == task.store_id],
+    )
     old = task_scopes(task)
     task.assignee_id, task.updated_at = guide_id, utcnow()
     session.flush()
