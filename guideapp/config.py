@@ -35,6 +35,14 @@ class Config:
     SCAN_RATE_PER_ADDRESS = _env_int("GUIDEAPP_SCAN_RATE_PER_ADDRESS", 60)
     UPLOAD_DIR = os.environ.get("GUIDEAPP_UPLOAD_DIR", str(PROJECT_ROOT / "instance" / "uploads"))
     MAX_CONTENT_LENGTH = 110 * 1024 * 1024  # the largest upload (video) plus headroom
+    # Times of facts (orders, refunds, joins; guideapp/moments.py): at most this far ahead of
+    # the server's clock, and never before the floor (YYYY-MM-DD, UTC).
+    MAX_CLOCK_SKEW_MINUTES = _env_int("GUIDEAPP_MAX_CLOCK_SKEW_MINUTES", 5)
+    EARLIEST_FACT_DATE = os.environ.get("GUIDEAPP_EARLIEST_FACT_DATE", "2000-01-01")
+    # Member / order imports (members/import_rows.py): rows below the header, and what an
+    # .xlsx may inflate to (its zip's declared uncompressed sizes, checked before reading).
+    IMPORT_MAX_ROWS = _env_int("GUIDEAPP_IMPORT_MAX_ROWS", 200_000)
+    IMPORT_MAX_XLSX_MB = _env_int("GUIDEAPP_IMPORT_MAX_XLSX_MB", 100)
 
     # flask-smorest / OpenAPI
     API_TITLE = "guideapp"

@@ -63,6 +63,11 @@ class InvalidState(DomainError):
     default_message = "This cannot be done in the record's current state."
 
 
+class TooLarge(DomainError):
+    status = 413
+    default_message = "Too large; send less at once."
+
+
 class TooManyRequests(DomainError):
     status = 429
     default_message = "Too many attempts; wait and try again."

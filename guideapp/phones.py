@@ -2,6 +2,8 @@
 
 import re
 
+from guideapp.errors import InvalidInput
+
 _NOISE = re.compile(r"[\s\-()]")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
@@ -14,6 +16,17 @@ def normalize_phone(raw: str) -> str | None:
             digits = digits[len(prefix) :]
             break
     return digits if _MOBILE.match(digits) else None
+
+
+NOT_A_MOBILE = "Not a mainland mobile number (11 digits)."
+
+
+def require_phone(raw, field: str = "phone") -> str:
+    """The normal form of `raw`, or a 422 naming `field` (members, orders and scans alike)."""
+    phone = normalize_phone(raw) if isinstance(raw, str) else None
+    if phone is None:
+        raise InvalidInput(errors={field: [NOT_A_MOBILE]})
+    return phone
 
 
 def mask_phone(phone: str | None) -> str | None:

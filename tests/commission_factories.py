@@ -170,6 +170,7 @@ def refund(session, world: World, the_order, *, amount: int, at: datetime, refun
             "amount_fen": amount,
             "refunded_at": at,
         },
+        now=at,  # recorded when it happened: its clawback lands in that month (if open)
     )[0]
 
 

@@ -81,10 +81,12 @@ class Sim:
                 "phone": member.phone if member else self.phones[a],
             }
             self.orders.append(data)
-            row = ingest_order(s, tenant_id=w.tenant_id, data=data)[0]
+            row = ingest_order(s, tenant_id=w.tenant_id, data=data, now=self.now)[0]
             self.members.setdefault(a, row.member_id)  # payment is membership
         elif op == "replay_order" and self.orders:
-            ingest_order(s, tenant_id=w.tenant_id, data=self.orders[a % len(self.orders)])
+            ingest_order(
+                s, tenant_id=w.tenant_id, data=self.orders[a % len(self.orders)], now=self.now
+            )
         elif op == "refund" and self.orders:
             data = self.orders[a % len(self.orders)]
             row = s.scalar(
@@ -102,9 +104,11 @@ class Sim:
                     "refunded_at": self.now,
                 }
                 self.refunds.append(refund)
-                ingest_refund(s, tenant_id=w.tenant_id, data=refund)
+                ingest_refund(s, tenant_id=w.tenant_id, data=refund, now=self.now)
         elif op == "replay_refund" and self.refunds:
-            ingest_refund(s, tenant_id=w.tenant_id, data=self.refunds[a % len(self.refunds)])
+            ingest_refund(
+                s, tenant_id=w.tenant_id, data=self.refunds[a % len(self.refunds)], now=self.now
+            )
         elif op == "merge":
             survivor, merged = self.member(a), self.member(b)
             if survivor and merged and survivor.id != merged.id:

@@ -114,8 +114,9 @@ def test_settle_a_month_statements_approve_and_export(api, session):
     sheet = load_workbook(io.BytesIO(workbook.data)).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[1][0] == "月份" and rows[-1][0] == "合计"
-    assert rows[-1][8] == settled["net_fen"]
-    assert any(r[1] == guide.id and r[8] == mine["net_fen"] for r in rows[2:-1])
+    net = rows[1].index("实得(分)")
+    assert rows[-1][net] == settled["net_fen"]
+    assert any(r[1] == guide.id and r[net] == mine["net_fen"] for r in rows[2:-1])
     text = api.get(HQ, f"{url}/export?format=csv&level=store").data.decode("utf-8-sig")
     lines = list(csv.reader(io.StringIO(text)))
     assert lines[0][:3] == ["月份", "门店ID", "门店"] and len(lines) == len(stores) + 1

@@ -351,3 +351,183 @@ def test_yuan_to_fen_with_decimal(raw, fen):
 def test_bad_amounts(raw):
     with pytest.raises(import_rows.CellError):
         import_rows.yuan(raw)
+
+
+# --- every row accounted for; fill or overwrite (issue 14) ------------------------------
+
+
+def accounted(report) -> bool:
+    """imported + updated + unchanged + failed == rows, and every unchanged row says why."""
+    total = report["imported"] + report["updated"] + report["unchanged"] + report["failed"]
+    noted = {n["row"] for n in report["notes"]}
+    failed = {e["row"] for e in report["errors"]}
+    return (
+        total == report["rows"]
+        and len(failed) == report["failed"]
+        and (report["unchanged"] <= len(noted - failed))
+    )
+
+
+def test_every_row_is_imported_updated_unchanged_or_failed(api, session):
+    named = member_of(session, GUIDE)
+    content = csv_bytes(
+        "phone,name,unionid,tier",
+        f"{EXISTING},,oFilled0002,",  # fills the unionid: updated
+        f"{named.phone},别的名字,,normal",  # fill-blanks keeps the name: unchanged, and why
+    )
+    report = upload(api, "members", content, "members.csv").get_json()
+    assert (report["rows"], report["imported"], report["updated"], report["unchanged"]) == (
+        2,
+        0,
+        1,
+        1,
+    )
+    assert report["failed"] == 0 and accounted(report)
+    notes = {(n["row"], n["field"]) for n in report["notes"]}
+    assert (3, "name") in notes
+    message = next(n["message"] for n in report["notes"] if n["row"] == 3)
+    assert "overwrite" in message and named.name in message
+    for kind, content, name in (
+        ("members", MEMBERS_CSV, "members.csv"),
+        ("orders", ORDERS_CSV, "orders.csv"),
+    ):
+        for _ in range(2):  # the second time every good row is a replay: unchanged, noted
+            again = upload(api, kind, content, name).get_json()
+            assert accounted(again), again
+    assert again["unchanged"] == 3 and {n["row"] for n in again["notes"]} == {2, 3, 4}
+
+
+def test_overwrite_replaces_values_but_never_identities_nor_blanks(api, session):
+    do_import(
+        session,
+        "members",
+        csv_bytes("phone,name,unionid,tier,birthday", "13512396001,甲,oOwn0001,gold,1990-01-01"),
+    )
+    content = csv_bytes("phone,name,unionid,tier,birthday", "13512396001,乙,oOther0001,silver,")
+    kept = upload(api, "members", content, "members.csv").get_json()
+    assert (kept["mode"], kept["updated"], kept["unchanged"]) == ("fill", 0, 1)
+    assert {n["field"] for n in kept["notes"]} == {"name", "tier", "unionid"}
+    overwrite = api.client.post(
+        "/api/v1/imports/members?mode=overwrite",
+        data={"file": (io.BytesIO(content), "members.csv")},
+        headers=api.headers(HQ),
+        content_type="multipart/form-data",
+    ).get_json()
+    assert (overwrite["mode"], overwrite["updated"], overwrite["unchanged"]) == ("overwrite", 1, 0)
+    assert accounted(overwrite) and {n["field"] for n in overwrite["notes"]} == {"unionid"}
+    member = member_by_phone(session, "13512396001")
+    session.refresh(member)
+    assert (member.name, member.tier) == ("乙", "silver")  # replaced; a tier may fall
+    assert member.unionid == "oOwn0001"  # an identity is never replaced
+    assert member.birthday == date(1990, 1, 1)  # an empty cell blanks nothing
+    orders = api.client.post(
+        "/api/v1/imports/orders?mode=overwrite",
+        data={"file": (io.BytesIO(ORDERS_CSV), "orders.csv")},
+        headers=api.headers(HQ),
+        content_type="multipart/form-data",
+    )
+    assert orders.status_code == 422 and "mode" in orders.get_json()["errors"]
+
+
+def test_an_imported_order_names_a_nameless_buyer_and_homes_a_new_one(api, session):
+    do_import(session, "members", csv_bytes("phone", "13512393001"))  # no name, no store
+    content = csv_bytes(
+        "渠道,订单号,金额,下单时间,门店编码,手机号,姓名",
+        "pos,IMP-1,10,2025-08-01,SH001,13512393001,赵六",
+        "pos,IMP-2,10,2025-08-01,SH001,13512393002,钱七",
+    )
+    report = upload(api, "orders", content, "orders.csv").get_json()
+    assert (report["imported"], report["failed"]) == (2, 0), report
+    sh001 = session.scalar(select(Order.store_id).where(Order.order_no == "IMP-1"))
+    for phone, name in (("13512393001", "赵六"), ("13512393002", "钱七")):
+        member = member_by_phone(session, phone)
+        assert (member.name, member.store_id, member.guide_id) == (name, sh001, None)
+        assert api.get(MANAGER, f"/api/v1/members/{member.id}/card").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "when", ["1900-01-01", "0001-01-01 00:00", "2030-01-01 10:00", "9999-12-31 23:59"]
+)
+def test_imported_orders_dated_in_the_future_or_long_ago_are_failed_rows(session, when):
+    report = do_import(
+        session,
+        "orders",
+        csv_bytes("渠道,订单号,金额,下单时间,手机号", f"pos,OLD-1,10,{when},13512394001"),
+    )
+    assert (report["imported"], report["failed"]) == (0, 1) and accounted(report)
+    assert errors_by_row(report) == {(2, "ordered_at")}
+    assert member_by_phone(session, "13512394001") is None
+
+
+# --- bounded files: rows and what an .xlsx inflates to ----------------------------------
+
+
+@pytest.fixture
+def small_api(database, connection):
+    from guideapp import create_app
+    from tests.conftest import ApiClient, make_config
+
+    config = make_config(database, IMPORT_MAX_ROWS=3, IMPORT_MAX_XLSX_MB=1)
+    return ApiClient(create_app(config, bind=connection).test_client())
+
+
+def inflating_xlsx(megabytes: int, rows: int = 1) -> bytes:
+    """A valid members workbook whose sheet is padded with whitespace: it compresses ~1000:1,
+    like the 310 KB file that inflated to 300 MB."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["phone", "name"])
+    for i in range(rows):
+        book.active.append([f"135124{i:05d}", "膨胀"])
+    plain = io.BytesIO()
+    book.save(plain)
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(plain.getvalue())) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
+    ):
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename != "xl/worksheets/sheet1.xml":
+                dst.writestr(info, data)
+                continue
+            head, tail = data.split(b"<sheetData>")
+            with dst.open(info.filename, "w", force_zip64=True) as sheet:
+                sheet.write(head + b"<sheetData>")
+                for _ in range(megabytes):
+                    sheet.write(b" " * (1 << 20))
+                sheet.write(tail)
+    return out.getvalue()
+
+
+_BOMB = {}
+
+
+def test_an_xlsx_that_inflates_past_the_limit_is_413_before_it_is_read(api, small_api, session):
+    members = count(session, Member)
+    small = inflating_xlsx(3)
+    assert len(small) < 50_000
+    refused = upload(small_api, "members", small, "members.xlsx")
+    assert refused.status_code == 413, refused.get_json()
+    assert "file" in refused.get_json()["errors"] and "MB" in refused.get_json()["message"]
+    assert upload(api, "members", small, "members.xlsx").status_code == 200  # default: 100 MB
+    if "bomb" not in _BOMB:
+        _BOMB["bomb"] = inflating_xlsx(300)  # 310 KB on disk, 300 MB inflated
+    assert len(_BOMB["bomb"]) < 400_000
+    bomb = upload(api, "members", _BOMB["bomb"], "members.xlsx")
+    assert bomb.status_code == 413, bomb.get_json()
+    assert count(session, Member) == members + 1  # only the small one's row
+
+
+def test_a_file_with_too_many_rows_is_413_and_writes_nothing(small_api, session):
+    members = count(session, Member)
+    content = csv_bytes("phone", *(f"135123950{i:02d}" for i in range(4)))
+    refused = upload(small_api, "members", content, "members.csv")
+    assert refused.status_code == 413 and "3 rows" in refused.get_json()["message"]
+    workbook = upload(small_api, "members", inflating_xlsx(0, rows=4), "members.xlsx")
+    assert workbook.status_code == 413
+    fits = upload(small_api, "members", csv_bytes("phone", "13512395100"), "members.csv")
+    assert fits.status_code == 200 and count(session, Member) == members + 1

@@ -70,8 +70,15 @@ def _import_command(kind: str):
         help="Slug of the brand group to import into.",
     )
     @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
-    def command_(file: Path, tenant_slug: str, dry_run: bool):
-        report = _run_import(kind, file, tenant_slug, dry_run)
+    @click.option(
+        "--mode",
+        type=click.Choice(["fill", "overwrite"]),
+        default="fill",
+        show_default=True,
+        help="fill: only fill what members lack; overwrite: filled cells replace values.",
+    )
+    def command_(file: Path, tenant_slug: str, dry_run: bool, mode: str):
+        report = _run_import(kind, file, tenant_slug, dry_run, mode)
         _echo_report(report, file)
         if report["failed"]:
             raise SystemExit(1)
@@ -80,10 +87,11 @@ def _import_command(kind: str):
     return import_cli.command(kind)(command_)
 
 
-def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool) -> dict:
+def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool, mode: str) -> dict:
     from sqlalchemy import select
 
-    from guideapp.errors import InvalidInput
+    from guideapp.errors import DomainError
+    from guideapp.members.import_rows import Limits
     from guideapp.members.imports import run_import
     from guideapp.org.models import Tenant
 
@@ -97,6 +105,11 @@ def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool) -> dict:
             filename=file.name,
             content=file.read_bytes(),
             dry_run=dry_run,
+            mode=mode,
+            limits=Limits(
+                max_rows=current_app.config["IMPORT_MAX_ROWS"],
+                max_xlsx_bytes=current_app.config["IMPORT_MAX_XLSX_MB"] * 1024 * 1024,
+            ),
         )
         try:
             if dry_run:
@@ -105,7 +118,7 @@ def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool) -> dict:
             else:
                 with transaction(session):
                     report = run_import(session, **options)
-        except InvalidInput as exc:
+        except DomainError as exc:
             details = "; ".join(m for ms in (exc.errors or {}).values() for m in ms)
             raise click.ClickException(details or exc.message) from exc
     return report
@@ -116,7 +129,8 @@ def _echo_report(report: dict, file: Path, limit: int = 50) -> None:
     click.echo(f"{report['kind']} import of {file.name} ({mode})")
     click.echo(
         f"  rows {report['rows']}  imported {report['imported']}  "
-        f"updated {report['updated']}  failed {report['failed']}"
+        f"updated {report['updated']}  unchanged {report['unchanged']}  "
+        f"failed {report['failed']}"
     )
     errors = report["errors"]
     if errors:
@@ -124,6 +138,12 @@ def _echo_report(report: dict, file: Path, limit: int = 50) -> None:
         click.echo(f"errors ({shown}):")
         for error in errors[:limit]:
             click.echo(f"  row {error['row']:>6}  {error['field']:<15} {error['message']}")
+    notes = report["notes"]
+    if notes:
+        shown = f"first {limit} of {len(notes)}" if len(notes) > limit else len(notes)
+        click.echo(f"notes ({shown}):")
+        for note in notes[:limit]:
+            click.echo(f"  row {note['row']:>6}  {note['field'] or '':<15} {note['message']}")
 
 
 import_members = _import_command("members")

@@ -183,7 +183,10 @@ def _within_binding(member: Member, order: Order) -> bool:
 def on_refund(
     session: Session, *, order: Order, refund: OrderRefund, member: Member, **_ignored
 ) -> None:
-    """Claw back each earning of the order in proportion to what is refunded by now."""
+    """Claw back each earning of the order in proportion to what is refunded by now.
+
+    The clawback lands in the (open) month in which the refund is recorded, whatever date the
+    refund carries: a late-reported refund reduces the month being paid, never a settled one."""
     earnings = session.scalars(
         select(CommissionEntry).where(
             CommissionEntry.tenant_id == order.tenant_id,
@@ -194,7 +197,9 @@ def on_refund(
     ).all()
     if not earnings:
         return
-    ev = ledger.event(session, order.tenant_id, refund.refunded_at)
+    ev = ledger.event(
+        session, order.tenant_id, refund.refunded_at, booked_at=refund.created_at or utcnow()
+    )
     for entry in earnings:
         clawed, remaining = ledger.remaining_of(session, entry)
         due = maths.clawback_due(

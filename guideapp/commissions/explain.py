@@ -18,9 +18,17 @@ def percent_text(rate_bp: int | None) -> str:
     return f"{whole}%" if not rest else f"{whole}.{rest:02d}".rstrip("0") + "%"
 
 
+def member_label(name: str | None, phone_tail: str | None) -> str:
+    """How a guide recognises the member: the name, else the phone's last four digits
+    (members recruited by a scan have no name until an order brings one)."""
+    if name and name.strip():
+        return name.strip()
+    return f"新会员 (尾号{phone_tail})" if phone_tail else "新会员 (未留姓名)"
+
+
 def sentence(entry: CommissionEntry, rule: CommissionRule | None, member_name: str) -> str:
     amount = yuan(abs(entry.amount_fen))
-    who = member_name or "会员"
+    who = member_name or member_label(None, None)
     if entry.kind == "bounty":
         return f"招募会员 {who} 奖励 {amount}"
     if entry.kind == "order":
@@ -51,7 +59,12 @@ def describe(session: Session, entries: list[CommissionEntry]) -> list[dict]:
         else {}
     )
     names = (
-        dict(session.execute(select(Member.id, Member.name).where(Member.id.in_(member_ids))).all())
+        {
+            mid: member_label(name, tail)
+            for mid, name, tail in session.execute(
+                select(Member.id, Member.name, Member.phone_tail).where(Member.id.in_(member_ids))
+            )
+        }
         if member_ids
         else {}
     )

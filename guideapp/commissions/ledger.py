@@ -50,11 +50,14 @@ def month_lock(session: Session, tenant_id: str, *, exclusive: bool) -> None:
     session.execute(text(f"SELECT {lock}(:key)"), {"key": key})
 
 
-def event(session: Session, tenant_id: str, at: datetime) -> Event:
-    """Take the shared month lock and date the event in the tenant's months."""
+def event(session: Session, tenant_id: str, at: datetime, *, booked_at=None) -> Event:
+    """Take the shared month lock and date the event in the tenant's months.
+
+    `booked_at` (a correction such as a clawback: when it is recorded) puts the entry in
+    that month rather than the event's; either way a settled month is never written to."""
     month_lock(session, tenant_id, exclusive=False)
     zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
-    month = maths.month_of(at, zone)
+    month = maths.month_of(booked_at or at, zone)
     closed = set(
         session.scalars(
             select(CommissionSettlement.month).where(

@@ -204,7 +204,12 @@ def present(session: Session, rows) -> list[dict]:
         else {}
     )
     guides = (
-        dict(session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(guide_ids))).all())
+        {
+            sid: (name, phone)
+            for sid, name, phone in session.execute(
+                select(Staff.id, Staff.name, Staff.phone).where(Staff.id.in_(guide_ids))
+            )
+        }
         if guide_ids
         else {}
     )
@@ -213,7 +218,12 @@ def present(session: Session, rows) -> list[dict]:
             "month": r.month,
             "level": r.level,
             "subject_id": r.subject_id,
-            "name": guides.get(r.subject_id) if r.level == "guide" else stores.get(r.subject_id),
+            "name": guides.get(r.subject_id, (None,))[0]
+            if r.level == "guide"
+            else stores.get(r.subject_id),
+            "guide_phone": guides.get(r.subject_id, (None, None))[1]
+            if r.level == "guide"
+            else None,
             "store_id": r.store_id,
             "store_name": stores.get(r.store_id),
             "entries": r.entries,

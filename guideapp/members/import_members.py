@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ARRAY, any_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +24,8 @@ MEMBER_COLUMNS = (
     Member.birthday_mmdd,
     Member.tier,
     Member.stage,
+    Member.source_channel,
+    Member.joined_at,
     Member.guide_id,
     Member.store_id,
     Member.bound_at,
@@ -116,6 +118,7 @@ def apply(session: Session, run, batch: list[dict]) -> None:
             _plan_new(run, record, plan)
         elif member is not False:
             _plan_update(run, record, member, plan)
+        # else: reported as failed by _match
     run.imported += len(plan.creates)
     run.updated += len(plan.updates)
     if not run.dry_run:
@@ -180,35 +183,116 @@ def _plan_new(run, record: dict, plan: Plan) -> None:
 
 
 def _plan_update(run, record: dict, member: dict, plan: Plan) -> None:
+    """An existing member: updated, or unchanged with the reasons noted."""
     new = dict(member)
-    _fill(record, new)
+    kept = _fill(run, record, new)
     if record.get("guide_phone"):
         if not _bind(run, record, new, plan, existing=True):
-            return
-    elif record.get("store_code") and not new["guide_id"] and not new["store_id"]:
-        new["store_id"] = record["store_code"]  # into the store's pool
+            return  # failed: reported by _bind
+    elif record.get("store_code") and record["store_code"] != new["store_id"]:
+        if not new["guide_id"] and (not new["store_id"] or run.mode == "overwrite"):
+            new["store_id"] = record["store_code"]  # into the store's pool
+        else:
+            kept.append(("store_code", _kept_store(run, new)))
+    if record.get("points"):
+        kept.append(("points", POINTS_NOTE))
     _stage(new)
-    if new != member:  # an unchanged member is a replay: neither imported nor updated
+    if new != member:
         new["updated_at"] = run.now
         plan.updates.append(new)
         plan.touch(run, new, old=member)
+        for name, message in kept:
+            run.note(record["row"], name, message)
+    else:  # a replay, or only values the mode keeps
+        run.same(record["row"], kept or [(None, NOTHING_NEW)])
 
 
-def _fill(record: dict, member: dict) -> None:
-    """Learn what the member lacks; what they have stays (an import never blanks data)."""
-    if record.get("name") and not member["name"]:
-        member["name"] = record["name"]
-    if record.get("unionid") and not member["unionid"]:
-        member["unionid"] = record["unionid"]  # free: no member matched it
-    if record.get("phone") and not member["phone"]:
-        member["phone"], member["phone_tail"] = record["phone"], record["phone"][-4:]
-    if record.get("gender") not in (None, "unknown") and member["gender"] == "unknown":
-        member["gender"] = record["gender"]
-    if record.get("birthday") and member["birthday"] is None:
-        member["birthday"] = record["birthday"]
-        member["birthday_mmdd"] = record["birthday"].strftime("%m%d")
-    if record.get("tier") and TIERS.index(record["tier"]) > TIERS.index(member["tier"]):
-        member["tier"] = record["tier"]  # tiers only rise here, as in a merge
+NOTHING_NEW = "Nothing new: the member already has every value in this row."
+POINTS_NOTE = (
+    "积分 opens the balance of a new member only; this member's balance stays "
+    "(adjust it on the member card)."
+)
+LABELS = {
+    "name": "姓名/name",
+    "gender": "性别/gender",
+    "birthday": "生日/birthday",
+    "tier": "会员等级/tier",
+    "joined_at": "入会时间/joined_at",
+    "source_channel": "来源渠道/source_channel",
+    "unionid": "unionid",
+    "phone": "手机号/phone",
+}
+# fill: when the member's value counts as blank (tiers only rise, as in a merge)
+BLANK = {
+    "name": lambda old, new: not (old or "").strip(),
+    "gender": lambda old, new: old == "unknown",
+    "birthday": lambda old, new: old is None,
+    "tier": lambda old, new: TIERS.index(new) > TIERS.index(old),
+    "joined_at": lambda old, new: False,
+    "source_channel": lambda old, new: False,
+}
+
+
+def _fill(run, record: dict, member: dict) -> list[tuple[str, str]]:
+    """Take the row's values into `member` as the run's mode says; an empty cell never blanks
+    anything. Returns (field, why) for each value that differs and was kept."""
+    kept = []
+    for name, blank in BLANK.items():
+        value = record.get(name)
+        if value is None or value == member[name] or (name == "gender" and value == "unknown"):
+            continue
+        if run.mode == "overwrite" or blank(member[name], value):
+            member[name] = value
+        else:
+            kept.append((name, _kept(run, name, member[name], value)))
+    member["birthday_mmdd"] = member["birthday"].strftime("%m%d") if member["birthday"] else None
+    for name in ("unionid", "phone"):  # identities: learned, never replaced
+        value = record.get(name)
+        if value and not member[name]:
+            member[name] = value  # free: no member matched it
+        elif value and value != member[name]:
+            kept.append(
+                (
+                    name,
+                    f"{LABELS[name]} stays {member[name]} (the file says {value}): an import "
+                    "never replaces a phone or unionid; merge the two members instead.",
+                )
+            )
+    if member["phone"]:
+        member["phone_tail"] = member["phone"][-4:]
+    return kept
+
+
+def _kept(run, name: str, old, new) -> str:
+    if name == "tier":
+        return (
+            f"{LABELS[name]} stays {old} (the file says {new}): with mode=fill tiers only rise;"
+            " import with mode=overwrite to set it."
+        )
+    return (
+        f"{LABELS[name]} stays {_shown(run, old)} (the file says {_shown(run, new)}): "
+        "mode=fill only fills blanks; import with mode=overwrite to replace it."
+    )
+
+
+def _kept_store(run, member: dict) -> str:
+    if member["guide_id"]:
+        return (
+            "门店编码/store_code not applied: the member is bound to a guide of their store; "
+            "give 导购手机号 to rebind, or transfer the member."
+        )
+    return (
+        "门店编码/store_code not applied: the member is already in another store's pool; "
+        "import with mode=overwrite to move them."
+    )
+
+
+def _shown(run, value) -> str:
+    if isinstance(value, datetime):
+        return f"{value.astimezone(run.tz):%Y-%m-%d %H:%M}"
+    if isinstance(value, date):
+        return f"{value:%Y-%m-%d}"
+    return f"'{value}'"
 
 
 def _bind(run, record: dict, member: dict, plan: Plan, *, existing: bool) -> bool:

@@ -19,14 +19,15 @@ from guideapp.members.import_members import (
 )
 from guideapp.members.lifecycle import stage_for
 from guideapp.members.models import Member, Order, OrderRefund
-from guideapp.changelog import log_changes
+from guideapp.changelog import log_changes, tenant_scope
 
 
 @dataclass
 class Plan:
     creates: list = field(default_factory=list)  # buyers who become members
     created: set = field(default_factory=set)  # their ids
-    fills: dict = field(default_factory=dict)  # member id -> member learning a phone/unionid
+    fills: dict = field(default_factory=dict)  # member id -> member learning from the order
+    homed: set = field(default_factory=set)  # existing members who get the order's store
     orders: list = field(default_factory=list)
     refunded: list = field(default_factory=list)  # (recorded order, new refunded total)
 
@@ -47,7 +48,23 @@ def apply(session: Session, run, batch: list[dict]) -> None:
             )
         elif record["refund_amount"] > old["refunded_fen"]:
             plan.refunded.append((old, record["refund_amount"]))
-        # else: recorded before exactly so; a replay is neither imported nor failed
+        elif record["refund_amount"] < old["refunded_fen"]:
+            run.same(
+                record["row"],
+                [
+                    (
+                        "refund_amount",
+                        f"Order {record['order_no']} has {_yuan(old['refunded_fen'])} yuan "
+                        f"refunded already, more than this row's {_yuan(record['refund_amount'])}"
+                        "; refunds only add up, so the order stays as it is.",
+                    )
+                ],
+            )
+        else:
+            run.same(
+                record["row"],
+                [(None, f"Order {record['order_no']} was recorded before exactly so.")],
+            )
     _plan_orders(session, run, fresh, plan)
     run.imported += len(plan.orders)
     run.updated += len(plan.refunded)
@@ -125,6 +142,7 @@ def _buyer(run, record: dict, by_phone: dict, by_unionid: dict, plan: Plan) -> d
             source_channel=record["channel"],
             joined_at=record["ordered_at"],
             stage="fan" if unionid else "prospect",
+            store_id=record.get("store_code"),  # orders.learn_from_order: the store's pool
         )
         plan.creates.append(member)
         plan.created.add(member["id"])
@@ -139,8 +157,16 @@ def _buyer(run, record: dict, by_phone: dict, by_unionid: dict, plan: Plan) -> d
 
 
 def _learn(run, record: dict, member: dict, by_phone: dict, by_unionid: dict, plan: Plan) -> None:
-    """identity._fill_missing_identity: take a phone or unionid nobody else has."""
+    """identity._fill_missing_identity: take a phone or unionid nobody else has; and as
+    orders.learn_from_order, a name when the member has none and the order's store when the
+    member has no guide and no store."""
     learned = False
+    if record.get("name") and not (member["name"] or "").strip():
+        member["name"], learned = record["name"], True
+    if record.get("store_code") and not member["store_id"] and not member["guide_id"]:
+        member["store_id"], learned = record["store_code"], True
+        if member["id"] not in plan.created:
+            plan.homed.add(member["id"])
     for kind, taken in (("phone", by_phone), ("unionid", by_unionid)):
         value = record.get(kind)
         if (
@@ -169,6 +195,8 @@ def _write(session: Session, run, plan: Plan) -> None:
                     "phone": m["phone"],
                     "phone_tail": m["phone_tail"],
                     "unionid": m["unionid"],
+                    "name": m["name"],
+                    "store_id": m["store_id"],
                     "updated_at": run.now,
                 }
                 for m in plan.fills.values()
@@ -204,6 +232,8 @@ def _write(session: Session, run, plan: Plan) -> None:
     touched = [(o["id"], o["member_id"]) for o in plan.orders]
     touched += [(old["id"], old["member_id"]) for old, _ in plan.refunded]
     member_scopes = _refresh_members(session, run, {m for _, m in touched})
+    for member_id in plan.homed:  # logged where they were too: they moved
+        member_scopes[member_id] = member_scopes[member_id] | {tenant_scope(run.tenant_id)}
     log_changes(
         session,
         tenant_id=run.tenant_id,

@@ -6,7 +6,8 @@ import csv
 import io
 import re
 import zipfile
-from datetime import date, datetime, time, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePath
 from typing import Iterator, Sequence
@@ -15,8 +16,10 @@ from openpyxl import load_workbook
 from openpyxl.utils.datetime import from_excel
 from openpyxl.utils.exceptions import InvalidFileException
 
-from guideapp.errors import InvalidInput
+from guideapp.config import Config
+from guideapp.errors import InvalidInput, TooLarge
 from guideapp.members.models import CHANNELS
+from guideapp.moments import fact_time_problem
 from guideapp.phones import normalize_phone
 
 ACCEPTED = "Upload a .csv file (UTF-8, UTF-8 with BOM or GBK) or an Excel .xlsx file."
@@ -27,18 +30,38 @@ class CellError(ValueError):
     """A cell that cannot be used; the message tells the person what to write instead."""
 
 
-def read_table(filename: str, content: bytes) -> tuple[list, Iterator[tuple[int, Sequence]]]:
-    """The header row and an iterator of (row number, cells) below it; blank rows skipped."""
+@dataclass(frozen=True)
+class Limits:
+    """What one import may hold: rows (blank ones included) and, for .xlsx, what its zip
+    says it inflates to (checked before anything is decompressed); columns past
+    `max_columns` are not read. Defaults: GUIDEAPP_IMPORT_MAX_ROWS / _MAX_XLSX_MB."""
+
+    max_rows: int = Config.IMPORT_MAX_ROWS
+    max_xlsx_bytes: int = Config.IMPORT_MAX_XLSX_MB * 1024 * 1024
+    max_columns: int = 200
+
+
+def read_table(
+    filename: str, content: bytes, limits: Limits | None = None
+) -> tuple[list, Iterator[tuple[int, Sequence]]]:
+    """The header row and an iterator of (row number, cells) below it; blank rows skipped.
+
+    A file over `limits` is a 413 (raised before reading an .xlsx, or while iterating)."""
     suffix = PurePath(filename or "").suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         message = f"Unsupported file type '{suffix or filename or '(no name)'}'. {ACCEPTED}"
         raise InvalidInput(message, errors={"file": [message]})
     if not content or not content.strip():
         raise _file_error("The file is empty.")
-    rows = _csv_rows(content) if suffix == ".csv" else _xlsx_rows(content)
+    limits = limits or Limits()
+    if suffix == ".csv":
+        rows = _csv_rows(content)
+    else:
+        _check_inflated_size(content, limits.max_xlsx_bytes)
+        rows = _xlsx_rows(content, limits.max_columns)
     numbered = (
         (number, cells)
-        for number, cells in enumerate(rows, start=1)
+        for number, cells in enumerate(_at_most(rows, limits.max_rows + 1), start=1)
         if any(c not in (None, "") for c in cells)
     )
     first = next(numbered, None)  # the header: the first row that is not blank
@@ -49,6 +72,37 @@ def read_table(filename: str, content: bytes) -> tuple[list, Iterator[tuple[int,
 
 def _file_error(message: str) -> InvalidInput:
     return InvalidInput(message, errors={"file": [message]})
+
+
+def _too_large(message: str) -> TooLarge:
+    return TooLarge(message, errors={"file": [message]})
+
+
+def _at_most(rows, limit: int):
+    """The rows (header included), or a 413 once there are more than `limit`."""
+    for count, row in enumerate(rows, start=1):
+        if count > limit:
+            raise _too_large(
+                f"The file has more than {limit - 1:,} rows below the header (blank rows"
+                " count); split it into smaller files."
+            )
+        yield row
+
+
+def _check_inflated_size(content: bytes, limit: int) -> None:
+    """A zip names the uncompressed size of every member, and Python's zipfile never
+    inflates a member past it (it fails the CRC check instead), so the sum bounds what
+    reading the workbook can decompress: a 300 KB file that inflates to 300 MB stops here."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _file_error(f"Not a readable Excel .xlsx workbook ({exc}). " + ACCEPTED) from exc
+    if inflated > limit:
+        raise _too_large(
+            f"This workbook inflates to {inflated / 2**20:,.0f} MB, more than the "
+            f"{limit / 2**20:,.0f} MB an import reads; save it as CSV or split it."
+        )
 
 
 def _csv_rows(content: bytes):
@@ -68,13 +122,21 @@ def _csv_rows(content: bytes):
         raise _file_error(f"The CSV cannot be read ({exc}); check its quotes.") from exc
 
 
-def _xlsx_rows(content: bytes):
+_XLSX_ERRORS = (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError)
+
+
+def _xlsx_rows(content: bytes, max_columns: int):
+    """Streamed (read-only mode): rows are parsed as they are read, never held as a sheet."""
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except _XLSX_ERRORS as exc:
         raise _file_error(f"Not a readable Excel .xlsx workbook ({exc}). " + ACCEPTED) from exc
     try:
-        yield from book.worksheets[0].iter_rows(values_only=True)
+        if not book.worksheets:
+            raise _file_error("The workbook has no worksheet. " + ACCEPTED)
+        yield from book.worksheets[0].iter_rows(values_only=True, max_col=max_columns)
+    except _XLSX_ERRORS as exc:  # e.g. a member that does not inflate to its declared size
+        raise _file_error(f"Not a readable Excel .xlsx workbook ({exc}). " + ACCEPTED) from exc
     finally:
         book.close()
 
@@ -217,9 +279,13 @@ def moment(raw, ctx) -> datetime | None:
     if raw in (None, ""):
         return None
     value = _local_datetime(raw, "YYYY-MM-DD HH:MM:SS or YYYY/MM/DD HH:MM")
-    value = (value if value.tzinfo else value.replace(tzinfo=ctx.tz)).astimezone(timezone.utc)
-    if value > ctx.now + timedelta(days=1):
-        raise CellError(f"{value.astimezone(ctx.tz):%Y-%m-%d %H:%M} is in the future.")
+    try:
+        value = (value if value.tzinfo else value.replace(tzinfo=ctx.tz)).astimezone(timezone.utc)
+    except OverflowError:
+        raise CellError(f"'{text(raw)}' is not a date we can take; check the year.") from None
+    problem = fact_time_problem(value, now=ctx.now)  # the rule REST and sync apply
+    if problem:
+        raise CellError(problem)
     return value
 
 

@@ -18,6 +18,10 @@ from guideapp.members.lifecycle import rules_for
 from guideapp.org.models import Staff, Store, Tenant
 
 IMPORT_KINDS = ("members", "orders")
+# fill: an import only fills what a member lacks (the default); overwrite: a filled cell
+# replaces the member's value. Empty cells never blank anything; phone and unionid are
+# identities and only ever learned, never replaced (merge members for that).
+MODES = ("fill", "overwrite")
 BATCH = 5000  # rows resolved and written per set-based round trip
 
 
@@ -47,12 +51,15 @@ class Run:
     stores: dict
     dry_run: bool
     by_staff_id: str | None
+    mode: str = "fill"
     columns: dict = field(default_factory=dict)
     rows: int = 0
     imported: int = 0
     updated: int = 0
+    unchanged: int = 0
     errors: list = field(default_factory=list)
     failed: set = field(default_factory=set)
+    notes: list = field(default_factory=list)  # why a row changed nothing, or kept a value
     claimed: dict = field(default_factory=dict)  # member id -> the first row that changed it
     new_members: dict = field(default_factory=dict)  # ('phone'|'unionid', value) -> member
 
@@ -60,15 +67,28 @@ class Run:
         self.errors.append({"row": row, "field": name, "message": message})
         self.failed.add(row)
 
+    def note(self, row: int, name: str | None, message: str) -> None:
+        self.notes.append({"row": row, "field": name, "message": message})
+
+    def same(self, row: int, why: list[tuple[str | None, str]]) -> None:
+        """A row that changes nothing, and why (one note per reason)."""
+        self.unchanged += 1
+        for name, message in why:
+            self.note(row, name, message)
+
     def report(self, kind: str) -> dict:
+        """imported + updated + unchanged + failed == rows: every row is accounted for."""
         return {
             "kind": kind,
             "dry_run": self.dry_run,
+            "mode": self.mode,
             "rows": self.rows,
             "imported": self.imported,
             "updated": self.updated,
+            "unchanged": self.unchanged,
             "failed": len(self.failed),
             "errors": sorted(self.errors, key=lambda e: e["row"]),
+            "notes": sorted(self.notes, key=lambda e: e["row"]),
         }
 
 
@@ -158,18 +178,29 @@ def run_import(
     content: bytes,
     dry_run: bool,
     by_staff_id: str | None = None,
+    mode: str = "fill",
+    limits: cells.Limits | None = None,
 ) -> dict:
     """Parse `content` (CSV or .xlsx by file name), validate each row, apply the good ones.
 
-    Returns {"kind", "dry_run", "rows", "imported", "updated", "failed", "errors": [
-    {"row": 3, "field": "phone", "message": "..."}]}. A dry run writes nothing.
+    Returns {"kind", "dry_run", "mode", "rows", "imported", "updated", "unchanged",
+    "failed", "errors": [{"row": 3, "field": "phone", "message": "..."}], "notes": [...]}:
+    every row is counted once, a failed row has errors, an unchanged row a note saying why.
+    A dry run writes nothing. A file over `limits` is a 413.
     """
     spec = SPECS.get(kind)
     if spec is None:
         message = f"Unknown import kind '{kind}'; use one of: {', '.join(IMPORT_KINDS)}."
         raise InvalidInput(message, errors={"kind": [message]})
-    header, rows = cells.read_table(filename, content)
-    run = _start(session, tenant_id, dry_run=dry_run, by_staff_id=by_staff_id)
+    if mode not in MODES or (kind == "orders" and mode != "fill"):
+        message = (
+            "Orders are facts: an orders import records them, with no mode."
+            if mode in MODES
+            else f"Unknown mode '{mode}'; use one of: {', '.join(MODES)}."
+        )
+        raise InvalidInput(message, errors={"mode": [message]})
+    header, rows = cells.read_table(filename, content, limits or cells.Limits())
+    run = _start(session, tenant_id, dry_run=dry_run, by_staff_id=by_staff_id, mode=mode)
     run.columns = map_columns(spec, header)
     records = check_rows(spec, rows, run)
     if not run.rows:

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guideapp.db import utcnow
 from guideapp.errors import Conflict, InvalidInput, NotFound
-from guideapp.members.identity import ensure_member, log_member
+from guideapp.members.identity import ensure_member, log_member, member_scopes
 from guideapp.members.lifecycle import recompute_stage
 from guideapp.members.models import Member, Order, OrderRefund
+from guideapp.moments import check_fact_time
 from guideapp.org.models import Store
+from guideapp.phones import require_phone
 
 # Other domains (commissions) react to orders and refunds: fn(session, order=..., ...).
 ORDER_HOOKS: list = []
 REFUND_HOOKS: list = []
 
 
-def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order, bool]:
-    """Record an order; a replay of the same channel + order_no returns the first one."""
+def ingest_order(
+    session: Session, *, tenant_id: str, data: dict, now: datetime | None = None
+) -> tuple[Order, bool]:
+    """Record an order; a replay of the same channel + order_no returns the first one.
+
+    `now` is the server's clock (tests and replays of old feeds may set it)."""
+    now = now or utcnow()
     existing = session.scalar(
         select(Order).where(
             Order.tenant_id == tenant_id,
@@ -33,7 +42,9 @@ def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order
                 errors={"order_no": ["Recorded before with a different amount."]},
             )
         return existing, False
-    if not (data.get("phone") or data.get("unionid") or data.get("channel_customer_id")):
+    check_fact_time("ordered_at", data["ordered_at"], now=now)
+    phone = require_phone(data["phone"]) if data.get("phone") else None
+    if not (phone or data.get("unionid") or data.get("channel_customer_id")):
         raise InvalidInput(
             errors={
                 "phone": [
@@ -49,12 +60,14 @@ def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order
         session,
         tenant_id=tenant_id,
         source_channel=data["channel"],
-        phone=data.get("phone"),
+        phone=phone,
         unionid=data.get("unionid"),
         identities=identities,
         name=data.get("buyer_name") or "",
     )
     store_id = _store_id(session, tenant_id, data.get("store_code")) or member.store_id
+    old_scopes = member_scopes(member)
+    learn_from_order(member, buyer_name=data.get("buyer_name"), store_id=store_id)
     order = Order(
         tenant_id=tenant_id,
         member_id=member.id,
@@ -72,17 +85,23 @@ def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order
         member.last_order_at = order.ordered_at
     if member.first_order_at is None or order.ordered_at < member.first_order_at:
         member.first_order_at = order.ordered_at
-    recompute_stage(session, member, utcnow())
+    recompute_stage(session, member, now)
     session.flush()
-    log_member(session, member)
+    log_member(session, member, old_scopes=old_scopes)
     log_member(session, member, table="orders", record_id=order.id)
     for hook in ORDER_HOOKS:
         hook(session, order=order, member=member)
     return order, True
 
 
-def ingest_refund(session: Session, *, tenant_id: str, data: dict) -> tuple[OrderRefund, bool]:
-    """A refund or partial refund of a recorded order; replays return the first record."""
+def ingest_refund(
+    session: Session, *, tenant_id: str, data: dict, now: datetime | None = None
+) -> tuple[OrderRefund, bool]:
+    """A refund or partial refund of a recorded order; replays return the first record.
+
+    A refund is dated `refunded_at` (never before its order, never ahead of the clock) and
+    recorded `now`: its clawback lands in the month it is recorded (commissions.events)."""
+    now = now or utcnow()
     order = session.scalar(
         select(Order)
         .where(
@@ -100,7 +119,18 @@ def ingest_refund(session: Session, *, tenant_id: str, data: dict) -> tuple[Orde
         )
     )
     if existing is not None:
+        if existing.amount_fen != data["amount_fen"]:
+            raise Conflict(
+                "This refund number was already recorded with another amount.",
+                errors={"refund_no": ["Recorded before with a different amount."]},
+            )
         return existing, False
+    if data.get("refunded_at") is not None:
+        refunded_at = check_fact_time(
+            "refunded_at", data["refunded_at"], now=now, after=order.ordered_at, after_what="order"
+        )
+    else:  # now; an order stamped a little ahead (clock skew) is not refunded before it
+        refunded_at = max(now, order.ordered_at)
     if order.refunded_fen + data["amount_fen"] > order.amount_fen:
         left = order.amount_fen - order.refunded_fen
         raise InvalidInput(errors={"amount_fen": [f"At most {left} fen is left to refund."]})
@@ -109,18 +139,29 @@ def ingest_refund(session: Session, *, tenant_id: str, data: dict) -> tuple[Orde
         order_id=order.id,
         refund_no=data["refund_no"],
         amount_fen=data["amount_fen"],
-        refunded_at=data.get("refunded_at") or utcnow(),
+        refunded_at=refunded_at,
+        created_at=now,
     )
     session.add(refund)
     order.refunded_fen += data["amount_fen"]
     session.flush()
     member = session.get(Member, order.member_id)
-    recompute_stage(session, member, utcnow())
+    recompute_stage(session, member, now)
     log_member(session, member)
     log_member(session, member, table="orders", record_id=order.id)
     for hook in REFUND_HOOKS:
         hook(session, order=order, refund=refund, member=member)
     return refund, True
+
+
+def learn_from_order(member: Member, *, buyer_name: str | None, store_id: str | None) -> None:
+    """What an order tells about its buyer: a name when the member has none (recruited by a
+    scan), and the order's store as home when the member has no guide and no store yet (so
+    that store's manager finds them in its pool)."""
+    if buyer_name and not (member.name or "").strip():
+        member.name = buyer_name
+    if store_id and member.store_id is None and member.guide_id is None:
+        member.store_id = store_id
 
 
 def spend_summary(session: Session, member_id: str) -> dict:

@@ -1,10 +1,11 @@
 """Member cards, search, notes, tags, binding, transfer, merge, points, orders and imports."""
 
 import marshmallow as ma
+from flask import current_app
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint
-from guideapp.members import feeds, lifecycle, merge, service, tags
+from guideapp.members import feeds, import_rows, imports, lifecycle, merge, service, tags
 from guideapp.members import schemas as s
 from guideapp.pagination import CursorArgsSchema
 from guideapp.web import current_actor, db_session
@@ -236,6 +237,15 @@ class ImportArgsSchema(ma.Schema):
     dry_run = ma.fields.Boolean(
         load_default=False, metadata={"description": "Validate and report, write nothing."}
     )
+    mode = ma.fields.String(
+        load_default="fill",
+        validate=ma.validate.OneOf(imports.MODES),
+        metadata={
+            "description": "Members: `fill` (default) only fills what a member lacks; "
+            "`overwrite` lets filled cells replace the member's values. Empty cells never "
+            "blank anything; phones and unionids are never replaced. Orders: `fill` only."
+        },
+    )
 
 
 class ImportFileSchema(ma.Schema):
@@ -248,8 +258,14 @@ class Imports(MethodView):
     @blp.arguments(ImportFileSchema, location="files")
     @blp.response(200, s.ImportReportSchema)
     def post(self, args, files, kind):
-        """Import members or orders from a CSV or .xlsx file (HQ); bad rows are reported"""
+        """Import members or orders from a CSV or .xlsx file (HQ); every row is reported
+
+        imported + updated + unchanged + failed = rows; failed rows have `errors`, unchanged
+        rows (and values a row kept) have `notes` saying why. A file with more rows than
+        GUIDEAPP_IMPORT_MAX_ROWS, or an .xlsx inflating past GUIDEAPP_IMPORT_MAX_XLSX_MB, is
+        a 413 and nothing is written."""
         upload = files["file"]
+        config = current_app.config
         return feeds.import_file(
             db_session(),
             actor=current_actor(),
@@ -257,4 +273,9 @@ class Imports(MethodView):
             filename=upload.filename or "",
             content=upload.read(),
             dry_run=args["dry_run"],
+            mode=args["mode"],
+            limits=import_rows.Limits(
+                max_rows=config["IMPORT_MAX_ROWS"],
+                max_xlsx_bytes=config["IMPORT_MAX_XLSX_MB"] * 1024 * 1024,
+            ),
         )

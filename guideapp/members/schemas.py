@@ -248,14 +248,26 @@ class ImportErrorSchema(Schema):
     message = fields.String()
 
 
+class ImportNoteSchema(Schema):
+    row = fields.Integer(metadata={"description": "1-based row number in the file, header = 1."})
+    field = fields.String(allow_none=True, metadata={"description": "null: the whole row."})
+    message = fields.String()
+
+
 class ImportReportSchema(Schema):
     kind = fields.String()
     dry_run = fields.Boolean()
-    rows = fields.Integer()
+    mode = fields.String(metadata={"description": "fill or overwrite"})
+    rows = fields.Integer(metadata={"description": "imported + updated + unchanged + failed"})
     imported = fields.Integer()
     updated = fields.Integer()
-    failed = fields.Integer()
+    unchanged = fields.Integer(metadata={"description": "Rows that changed nothing; see notes."})
+    failed = fields.Integer(metadata={"description": "Rows refused; see errors."})
     errors = fields.List(fields.Nested(ImportErrorSchema))
+    notes = fields.List(
+        fields.Nested(ImportNoteSchema),
+        metadata={"description": "Why a row changed nothing, or which of its values were kept."},
+    )
 
 
 MemberPageSchema = page_schema(MemberSchema, "MemberPage")
