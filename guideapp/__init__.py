@@ -10,11 +10,11 @@ from guideapp.extensions import Api
 from guideapp.logs import configure_logging
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
-from guideapp import wiring  # noqa: F401  (cross-domain hooks)
+from guideapp.wiring import connect_reactions
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
-    """config -> database -> API -> blueprints -> request lifecycle -> CLI.
+    """config -> reactions -> database -> API -> blueprints -> request lifecycle -> CLI.
 
     `bind` lets tests hand in one connection so every request joins their transaction.
     """
@@ -23,6 +23,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     app.config.from_object(config)
     app.json.ensure_ascii = False
     configure_logging(app.config["LOG_LEVEL"])
+    connect_reactions()  # cross-domain signals -> receivers (guideapp/wiring.py)
 
     engine = make_engine(app.config["DATABASE_URL"]) if bind is None else None
     sessionmaker = (

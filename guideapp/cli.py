@@ -148,6 +148,9 @@ import_orders = _import_command("orders")
 
 
 def register_cli(app: Flask) -> None:
+    from guideapp.wiring import connect_reactions
+
+    connect_reactions()  # commands run services: their reactions must be connected
     app.cli.add_command(db_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(import_cli)

@@ -10,11 +10,8 @@ from guideapp.errors import Conflict, InvalidInput, NotFound
 from guideapp.members.identity import ensure_member, log_member
 from guideapp.members.lifecycle import recompute_stage
 from guideapp.members.models import Member, Order, OrderRefund
+from guideapp.members.signals import orders_recorded, refunds_recorded
 from guideapp.org.models import Store
-
-# Other domains (commissions) react to orders and refunds: fn(session, order=..., ...).
-ORDER_HOOKS: list = []
-REFUND_HOOKS: list = []
 
 
 def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order, bool]:
@@ -76,8 +73,7 @@ def ingest_order(session: Session, *, tenant_id: str, data: dict) -> tuple[Order
     session.flush()
     log_member(session, member)
     log_member(session, member, table="orders", record_id=order.id)
-    for hook in ORDER_HOOKS:
-        hook(session, order=order, member=member)
+    orders_recorded.send(session, tenant_id=tenant_id, order_ids=[order.id])
     return order, True
 
 
@@ -118,8 +114,7 @@ def ingest_refund(session: Session, *, tenant_id: str, data: dict) -> tuple[Orde
     recompute_stage(session, member, utcnow())
     log_member(session, member)
     log_member(session, member, table="orders", record_id=order.id)
-    for hook in REFUND_HOOKS:
-        hook(session, order=order, refund=refund, member=member)
+    refunds_recorded.send(session, tenant_id=tenant_id, refund_ids=[refund.id])
     return refund, True
 
 

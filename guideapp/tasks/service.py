@@ -18,9 +18,6 @@ from guideapp.changelog import log_change, staff_scope, store_scope
 from guideapp.tasks import fanout
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 
-# Commissions / dashboards listen to results: fn(session, task=..., target=...).
-RESULT_HOOKS: list = []
-
 
 def task_scopes(task: Task) -> list[str]:
     scopes = [store_scope(task.store_id)]
@@ -217,8 +214,6 @@ def record_result(
         record_id=target.id,
         scopes=task_scopes(task),
     )
-    for hook in RESULT_HOOKS:
-        hook(session, task=task, target=target)
     return target
 
 
