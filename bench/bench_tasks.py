@@ -22,10 +22,12 @@ from guideapp.org.models import Staff
 from guideapp.tasks import plans, service
 from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.scheduler import tick
+from guideapp.wiring import connect_reactions
 
 
 def main(argv=None) -> int:
     args = _args(argv)
+    connect_reactions()  # the tick runs without an app: materials react to it as in production
     members, stores = (100_000, 400) if args.quick else (1_000_000, 4000)
     with scratch_postgres("bench_tasks") as url:
         migrate(url)

@@ -10,12 +10,12 @@ from guideapp.extensions import Api
 from guideapp.logs import configure_logging
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
-from guideapp import wiring  # noqa: F401  (cross-domain hooks)
 from guideapp.access import register_access_rules
+from guideapp.wiring import connect_reactions
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
-    """config -> access rules -> database -> API -> blueprints -> request lifecycle -> CLI.
+    """config -> access rules and reactions -> database -> API -> blueprints -> lifecycle -> CLI.
 
     `bind` lets tests hand in one connection so every request joins their transaction.
     """
@@ -25,6 +25,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     app.config.from_object(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     configure_logging(app.config["LOG_LEVEL"])
+    connect_reactions()  # cross-domain signals -> receivers (guideapp/wiring.py)
 
     engine = None
     if bind is None:

@@ -1,20 +1,57 @@
-"""Cross-domain reactions, wired once: domains publish hook lists, this module fills them."""
+"""Cross-domain reactions, all in one place: which domain reacts to which signal.
 
-from guideapp.members import binding, merge, service
-from guideapp.tasks import inbox, scheduler, transfer
+Domains declare the signals they send (`guideapp/<domain>/signals.py`, blinker) and know
+nothing of who listens; `connect_reactions()` connects the receivers. It is called by
+`create_app` (web, `flask --app wsgi ...` commands), by `guideapp.cli.register_cli`, and
+by whatever runs services without an app (tests/conftest.py, bench/). Importing this
+module connects nothing.
+
+| signal (sender: the session)           | receivers                                          |
+|----------------------------------------|----------------------------------------------------|
+| members.member_recruited               | commissions.events.on_recruit                      |
+| members.members_transferred            | tasks.transfer.move_open_tasks                     |
+| members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
+|                                        | commissions.events.on_merge                        |
+| members.orders_recorded                | commissions.events.on_orders_recorded              |
+| members.refunds_recorded               | commissions.events.on_refunds_recorded             |
+| members.member_card_requested -> dict  | tasks.transfer.open_tasks_section                  |
+| tasks.scheduler_ticked                 | materials.service.log_validity_edges               |
+| tasks.inbox_suggestions_requested      | suggested_content (materials + replies, below)     |
+
+"-> value": the sender collects the receivers' return values from `send()`.
+"""
+
+from __future__ import annotations
 
 
-def _tasks_follow_members(session, *, member_ids, whole_book=False, **kwargs):
-    transfer.move_open_tasks(session, member_ids=member_ids, whole_book=whole_book, **kwargs)
+def connect_reactions() -> None:
+    """Connect every cross-domain receiver. Idempotent: connecting again changes nothing
+    (blinker keys receivers by identity; they are module-level functions, held strongly)."""
+    from guideapp.commissions import events as commissions
+    from guideapp.materials.service import log_validity_edges
+    from guideapp.members import signals as members
+    from guideapp.tasks import signals as tasks
+    from guideapp.tasks import transfer
+
+    for signal, receiver in (
+        (members.member_recruited, commissions.on_recruit),
+        (members.members_transferred, transfer.move_open_tasks),
+        (members.members_merged, transfer.merge_targets),
+        (members.members_merged, commissions.on_merge),
+        (members.orders_recorded, commissions.on_orders_recorded),
+        (members.refunds_recorded, commissions.on_refunds_recorded),
+        (members.member_card_requested, transfer.open_tasks_section),
+        (tasks.scheduler_ticked, log_validity_edges),
+        (tasks.inbox_suggestions_requested, suggested_content),
+    ):
+        signal.connect(receiver, weak=False)
 
 
-binding.TRANSFER_HOOKS.append(_tasks_follow_members)
-merge.MERGE_HOOKS.append(transfer.merge_targets)
-service.CARD_SECTIONS.append(transfer.open_tasks_section)
+def suggested_content(session, *, actor, tasks) -> dict:
+    """Inbox items carry their suggested material and quick reply: one call on the phone.
 
-
-def _suggested_content(session, actor, tasks):
-    """Inbox items carry their suggested material and quick reply: one call on the phone."""
+    Lives here, not in a domain: it joins two content domains (materials, replies) for a
+    third (tasks)."""
     from guideapp.materials.service import suggestion_summaries as materials
     from guideapp.replies.service import suggestion_summaries as replies
 
@@ -32,28 +69,3 @@ def _suggested_content(session, actor, tasks):
         for t in tasks
         if t.suggested_material_id or t.suggested_reply_id
     }
-
-
-inbox.SUGGESTION_EMBEDS.append(_suggested_content)
-
-
-def _materials_reach_phones_on_time(session, *, tenant_id, since, now):
-    from guideapp.materials.service import log_validity_edges
-
-    log_validity_edges(session, tenant_id=tenant_id, since=since, now=now)
-
-
-scheduler.TICK_HOOKS.append(_materials_reach_phones_on_time)
-
-
-def _commissions_listen():
-    from guideapp.commissions import events
-    from guideapp.members import orders
-
-    service.RECRUIT_HOOKS.append(events.on_recruit)
-    orders.ORDER_HOOKS.append(events.on_order)
-    orders.REFUND_HOOKS.append(events.on_refund)
-    merge.MERGE_HOOKS.append(events.on_merge)
-
-
-_commissions_listen()

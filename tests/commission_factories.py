@@ -16,10 +16,10 @@ from guideapp.commissions.models import (
 )
 from guideapp.commissions.settlement import close_month
 from guideapp.db import new_id
-from guideapp.members import service as members_service
 from guideapp.members.binding import bind
 from guideapp.members.identity import create_member
 from guideapp.members.orders import ingest_order, ingest_refund
+from guideapp.members.signals import member_recruited
 from guideapp.org.models import Brand, Region, Staff, Store
 from guideapp.org.service import create_tenant
 from tests.factories import password_hash
@@ -128,7 +128,7 @@ def recruit(
     name: str = "张三",
     **hook_kwargs,
 ):
-    """What registration (or a scan) does: a member bound to the guide, then the hooks."""
+    """What registration (or a scan) does: a member bound to the guide, then the signal."""
     member = create_member(
         session,
         tenant_id=guide.tenant_id,
@@ -139,8 +139,7 @@ def recruit(
         joined_at=at,
     )
     bind(session, member=member, guide=guide, reason="recruited", now=at)
-    for hook in members_service.RECRUIT_HOOKS:
-        hook(session, member=member, guide=guide, source="registration", **hook_kwargs)
+    member_recruited.send(session, member=member, guide=guide, source="registration", **hook_kwargs)
     return member
 
 

@@ -16,6 +16,7 @@ from guideapp.config import PROJECT_ROOT, Config
 from guideapp.db import make_engine, transaction
 from guideapp.demo import DEMO_PASSWORD, load_demo
 from guideapp.migrations import alembic_config
+from guideapp.wiring import connect_reactions
 from tests.databases import backends, scratch_database
 from tests.factories import make_pool_members, make_rival_tenant
 
@@ -30,6 +31,12 @@ class Database:
     backend: str
     url: str
     engine: Engine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reactions():
+    """Services called without an app (the `session` fixture) react as in production."""
+    connect_reactions()
 
 
 @pytest.fixture(scope="session", params=backends())

@@ -12,6 +12,7 @@ from guideapp.commissions.models import CommissionRecruit, CommissionStatement
 from guideapp.members.binding import transfer_members
 from guideapp.members.merge import merge_members
 from guideapp.members.orders import ingest_order, ingest_refund
+from guideapp.members.signals import orders_recorded
 from guideapp.errors import InvalidState
 from tests.commission_factories import (
     close,
@@ -161,7 +162,7 @@ def test_replayed_order_earns_once(session, world):
     member = recruit(session, world.guides[0], at=NOV)
     first = order(session, world, member, amount=10000, at=NOV, order_no="O-1")
     order(session, world, member, amount=10000, at=NOV, order_no="O-1")
-    events.on_order(session, order=first, member=member)  # even a duplicated hook call
+    orders_recorded.send(session, tenant_id=world.tenant_id, order_ids=[first.id])  # re-sent
     assert [e.amount_fen for e in entries(session, world)] == [500]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from guideapp import create_app
 from guideapp.db import utcnow
-from guideapp.members import service as members_service
+from guideapp.members.signals import member_recruited
 from guideapp.members.models import Binding, Member, MemberTag, Tag
 from guideapp.org.geo import StoreRow, distance_m, nearest_open_store_brute_force
 from guideapp.org.models import Staff, Store, Tenant
@@ -202,13 +202,20 @@ def test_a_known_member_gets_the_codes_tags(api, session):
     assert session.scalars(select(Scan.member_id).where(Scan.member_id == member.id)).all()
 
 
-def test_a_new_person_is_recruited_to_the_routed_guide(api, session, monkeypatch):
+@pytest.fixture
+def recruits():
+    """What `member_recruited` announces during the test: (member id, guide id, source)."""
     heard = []
-    monkeypatch.setattr(
-        members_service,
-        "RECRUIT_HOOKS",
-        [lambda s, **kw: heard.append((kw["member"].id, kw["guide"].id, kw["source"]))],
-    )
+
+    def listen(session, **kw):
+        heard.append((kw["member"].id, kw["guide"].id, kw["source"]))
+
+    with member_recruited.connected_to(listen):
+        yield heard
+
+
+def test_a_new_person_is_recruited_to_the_routed_guide(api, session, recruits):
+    heard = recruits
     answer = scan(
         api, lat=GCJ02[0], lng=GCJ02[1], coord_system="gcj02", phone="13612340002", openid="o-new-1"
     ).get_json()
@@ -224,9 +231,8 @@ def test_a_new_person_is_recruited_to_the_routed_guide(api, session, monkeypatch
     assert len(heard) == 1 and count(session, Member, Member.phone == "13612340002") == 1
 
 
-def test_a_locked_binding_is_kept_and_the_scan_recorded(api, session, monkeypatch):
-    heard = []
-    monkeypatch.setattr(members_service, "RECRUIT_HOOKS", [lambda s, **kw: heard.append(kw)])
+def test_a_locked_binding_is_kept_and_the_scan_recorded(api, session, recruits):
+    heard = recruits
     member = member_of(session, OTHER_GUIDE)  # bound in Beijing
     member.binding_locked_until = utcnow() + timedelta(days=30)
     session.flush()
@@ -252,9 +258,8 @@ def test_a_locked_binding_is_kept_and_the_scan_recorded(api, session, monkeypatc
     assert member.guide_id == staff_by_phone(session, GUIDE).id and heard == []
 
 
-def test_staff_scanning_a_code_are_not_recruited(api, session, monkeypatch):
-    heard = []
-    monkeypatch.setattr(members_service, "RECRUIT_HOOKS", [lambda s, **kw: heard.append(kw)])
+def test_staff_scanning_a_code_are_not_recruited(api, session, recruits):
+    heard = recruits
     before = count(session, Member)
     for phone in (GUIDE, "+86 138-0000-0001"):
         answer = scan(api, GUIDE_CODE, phone=phone).get_json()

@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, select
 
-from guideapp.members.models import MemberNote
+from guideapp.members.models import Member, MemberNote, Order
 from guideapp.sync import service as sync_service
 from guideapp.changelog import SyncCounter
 from guideapp.sync.models import SyncRejection
@@ -308,3 +308,49 @@ def test_a_published_campaign_reaches_the_phone_with_its_targets(api, session):
     gone = phone.pull()
     assert task_ids <= set(gone["tasks"]["deleted"])  # (colleagues' ids too: harmless)
     assert {t["id"] for t in targets} <= set(gone["task_targets"]["deleted"])
+
+
+def test_task_targets_follow_a_merge_to_the_phone(api, session):
+    """B merged into A: a phone holding tasks that name B gets their targets naming A, and
+    a target made redundant (the task named both) as deleted; B's orders follow A too."""
+    me = staff_by_phone(session, GUIDE)
+    survivor_id, merged_id = session.scalars(
+        select(Member.id)
+        .where(Member.guide_id == me.id, Member.id.in_(select(Order.member_id)))
+        .order_by(Member.id)
+        .limit(2)
+    ).all()
+    merged_orders = set(session.scalars(select(Order.id).where(Order.member_id == merged_id)))
+
+    def store_task(member_ids):
+        body = {
+            "title": "回访",
+            "starts_at": "2026-01-01T00:00:00Z",
+            "due_at": "2030-01-01T00:00:00Z",
+            "assignee_ids": [me.id],
+            "member_ids": member_ids,
+        }
+        created = api.post(MANAGER, "/api/v1/tasks", json=body)
+        assert created.status_code == 201, created.get_json()
+        return created.get_json()[0]["id"]
+
+    only_b, both = store_task([merged_id]), store_task([survivor_id, merged_id])
+    phone = Phone(api, GUIDE)
+    phone.pull()
+    targets = phone.tables["task_targets"]
+    (moving,) = [i for i, t in targets.items() if t["task_id"] == only_b]
+    (redundant,) = [
+        i for i, t in targets.items() if t["task_id"] == both and t["member_id"] == merged_id
+    ]
+    merged = api.post(HQ, f"/api/v1/members/{survivor_id}/merge", json={"merged_id": merged_id})
+    assert merged.status_code == 200, merged.get_json()
+    changes = phone.pull()
+    updated = {t["id"]: t for t in changes["task_targets"]["updated"]}
+    assert updated[moving]["member_id"] == survivor_id
+    assert redundant in changes["task_targets"]["deleted"]
+    orders = {o["id"]: o["member_id"] for o in changes["orders"]["updated"]}
+    assert merged_orders and all(orders[o] == survivor_id for o in merged_orders)
+    mine = [t for t in phone.tables["task_targets"].values() if t["task_id"] in (only_b, both)]
+    assert sorted((t["task_id"], t["member_id"]) for t in mine) == sorted(
+        [(only_b, survivor_id), (both, survivor_id)]
+    )

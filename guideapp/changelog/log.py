@@ -37,11 +37,16 @@ def log_change(
 
 
 def log_changes(
-    session: Session, *, tenant_id: str, table: str, rows: Iterable[tuple[str, str]]
+    session: Session,
+    *,
+    tenant_id: str,
+    table: str,
+    rows: Iterable[tuple[str, str]],
+    deleted: bool = False,
 ) -> None:
     """Bulk form for set-based jobs: rows of (record_id, scope)."""
     session.info.setdefault(NOTES, []).extend(
-        (tenant_id, table, record_id, scope, False) for record_id, scope in rows
+        (tenant_id, table, record_id, scope, deleted) for record_id, scope in rows
     )
 
 

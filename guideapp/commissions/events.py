@@ -1,4 +1,5 @@
-"""Hook handlers: recruits, orders, refunds and merges become ledger entries (wired in wiring.py).
+"""Receivers of the members signals: recruits, orders, refunds and merges become ledger entries
+(connected in guideapp/wiring.py).
 
 Attribution is the member's guide at the event (orders carry it as `orders.guide_id`), so a
 transfer moves future earnings and never touches past entries.
@@ -6,12 +7,20 @@ transfer moves future earnings and never touches past entries.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from guideapp.commissions import ledger
 from guideapp.commissions import rules as maths
-from guideapp.commissions.models import CommissionEntry, CommissionRecruit, CommissionRule
+from guideapp.commissions.models import (
+    EARNING_KINDS,
+    CommissionEntry,
+    CommissionRecruit,
+    CommissionRule,
+)
 from guideapp.db import utcnow
 from guideapp.members.models import Member, Order, OrderRefund
 from guideapp.org.models import Staff, Store
@@ -130,96 +139,348 @@ def pay_tiers(
                 )
 
 
-def on_order(session: Session, *, order: Order, member: Member, **_ignored) -> None:
-    """A bound member's order earns its guide (then) a percentage under each rule in force."""
-    if order.guide_id is None:
+BATCH = 1000  # ids per IN list: a batch of any size costs a fixed number of statements each
+
+
+def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list, **_ignored) -> None:
+    """New orders of bound members earn their guide (then) a percentage under each rule in
+    force. POST /orders sends one order, an import a batch: the same rules, computed in a
+    fixed number of statements per BATCH orders, applied in the order they were recorded
+    (monthly caps, first orders)."""
+    orders = _rows(
+        session,
+        select(
+            Order.id,
+            Order.member_id,
+            Order.guide_id,
+            Order.amount_fen,
+            Order.ordered_at,
+        ).where(Order.tenant_id == tenant_id),
+        Order.id,
+        order_ids,
+    )
+    position = {order_id: i for i, order_id in enumerate(dict.fromkeys(order_ids))}
+    orders.sort(key=lambda o: position[o.id])
+    guides = {
+        g.id: g
+        for g in _rows(
+            session,
+            select(Staff.id, Staff.store_id, Store.region_id)
+            .join(Store, Store.id == Staff.store_id)
+            .where(Staff.role == "guide"),
+            Staff.id,
+            {o.guide_id for o in orders if o.guide_id},
+        )
+    }
+    earning = [o for o in orders if o.guide_id in guides]
+    if not earning:
         return
-    guide = session.get(Staff, order.guide_id)
-    if guide is None or guide.role != "guide" or guide.store_id is None:
-        return
-    person = ledger.resolve(session, member)
-    if ledger.is_staff_phone(session, member.phone, person.phone):
-        return
-    ev = ledger.event(session, order.tenant_id, order.ordered_at)
-    store = session.get(Store, guide.store_id)
-    campaign_id = session.scalar(
-        select(CommissionRecruit.campaign_id).where(
-            CommissionRecruit.tenant_id == order.tenant_id,
-            CommissionRecruit.person_id == person.id,
-            CommissionRecruit.state == "counted",
+    members = _people(session, {o.member_id for o in earning})
+    staff_phones = set(
+        _rows(
+            session,
+            select(Staff.phone),
+            Staff.phone,
+            {p for m in members.values() for p in (m.phone, m.person.phone) if p},
+            scalars=True,
         )
     )
-    first = None
-    for rule in ledger.applicable_rules(
-        session, ev=ev, kind="order_percent", store=store, campaign_id=campaign_id
-    ):
-        if rule.order_basis == "first":
-            first = ledger.is_first_order(session, order) if first is None else first
-            if not first:
-                continue
-        elif not _within_binding(person, order):
-            continue
-        ledger.earn(
+    earning = [
+        o
+        for o in earning
+        if members[o.member_id].phone not in staff_phones
+        and members[o.member_id].person.phone not in staff_phones
+    ]
+    if not earning:
+        return
+    persons = {members[o.member_id].person.id for o in earning}
+    campaigns = dict(
+        _rows(
             session,
-            ev,
-            rule=rule,
-            guide=guide,
-            kind="order",
-            amount_fen=maths.percent_of(order.amount_fen, rule.rate_bp or 0),
-            source_type="order",
-            source_id=order.id,
-            member_id=person.id,
-            basis_fen=order.amount_fen,
+            select(CommissionRecruit.person_id, CommissionRecruit.campaign_id).where(
+                CommissionRecruit.tenant_id == tenant_id, CommissionRecruit.state == "counted"
+            ),
+            CommissionRecruit.person_id,
+            persons,
         )
+    )
+    versions = session.scalars(
+        select(CommissionRule).where(
+            CommissionRule.tenant_id == tenant_id, CommissionRule.kind == "order_percent"
+        )
+    ).all()
+    firsts = _first_orders(session, orders, {o.member_id for o in earning}, versions)
+    paid = _pairs(
+        _rows(
+            session,
+            select(CommissionEntry.source_id, CommissionEntry.rule_id).where(
+                CommissionEntry.tenant_id == tenant_id,
+                CommissionEntry.source_type == "order",
+                CommissionEntry.kind == "order",
+            ),
+            CommissionEntry.source_id,
+            {o.id for o in earning},
+        )
+    )
+    evs = ledger.events(session, tenant_id, {o.ordered_at for o in earning})
+    due = []  # (event, rule, guide, order, person id, amount) in the order they pay
+    for order in earning:
+        guide, person = guides[order.guide_id], members[order.member_id].person
+        ev = evs[order.ordered_at]
+        for rule in ledger.rules_in_force(
+            versions,
+            at=ev.at,
+            store_id=guide.store_id,
+            region_id=guide.region_id,
+            campaign_id=campaigns.get(person.id),
+        ):
+            if (order.id, rule.id) in paid:
+                continue  # a replayed announcement earns nothing twice
+            if rule.order_basis == "first":
+                if order.id not in firsts:
+                    continue
+            elif not _within_binding(person, order):
+                continue
+            amount = maths.percent_of(order.amount_fen, rule.rate_bp or 0)
+            due.append((ev, rule, guide, order, person.id, amount))
+    used = _used_under_caps(session, tenant_id, due)
+    rows = []
+    for ev, rule, guide, order, person_id, amount in due:
+        if rule.cap_fen is not None:
+            key = (rule.rule_key, guide.id, ev.accounting_month)
+            amount = maths.capped(amount, rule.cap_fen, used.get(key, 0))
+            used[key] = used.get(key, 0) + max(amount, 0)
+        if amount > 0:
+            rows.append(
+                ledger.entry_row(
+                    ev,
+                    guide_id=guide.id,
+                    store_id=guide.store_id,
+                    member_id=person_id,
+                    rule_id=rule.id,
+                    kind="order",
+                    source_type="order",
+                    source_id=order.id,
+                    amount_fen=amount,
+                    basis_fen=order.amount_fen,
+                )
+            )
+    ledger.write_many(session, rows)
 
 
-def _within_binding(member: Member, order: Order) -> bool:
+def _within_binding(member, order) -> bool:
     """The order falls in the binding (lock) period of the member's current binding."""
     if member.bound_at is None or order.ordered_at < member.bound_at:
         return False
     return member.binding_locked_until is None or order.ordered_at < member.binding_locked_until
 
 
-def on_refund(
-    session: Session, *, order: Order, refund: OrderRefund, member: Member, **_ignored
-) -> None:
-    """Claw back each earning of the order in proportion to what is refunded by now.
+@dataclass
+class _Buyer:
+    id: str
+    phone: str | None
+    merged_into_id: str | None
+    bound_at: datetime | None
+    binding_locked_until: datetime | None
+    person: "_Buyer | None" = None  # the member a chain of merges ends at (itself if none)
 
-    The clawback lands in the (open) month in which the refund is recorded, whatever date the
-    refund carries: a late-reported refund reduces the month being paid, never a settled one."""
-    earnings = session.scalars(
-        select(CommissionEntry).where(
-            CommissionEntry.tenant_id == order.tenant_id,
-            CommissionEntry.source_type == "order",
-            CommissionEntry.source_id == order.id,
-            CommissionEntry.kind == "order",
-        )
-    ).all()
-    if not earnings:
-        return
-    ev = ledger.event(
-        session, order.tenant_id, refund.refunded_at, booked_at=refund.created_at or utcnow()
+
+def _people(session: Session, member_ids: set) -> dict[str, _Buyer]:
+    """Members by id, each with the person it resolves to through merges (ledger.resolve)."""
+    columns = select(
+        Member.id, Member.phone, Member.merged_into_id, Member.bound_at, Member.binding_locked_until
     )
-    for entry in earnings:
-        clawed, remaining = ledger.remaining_of(session, entry)
-        due = maths.clawback_due(
-            earned_fen=entry.amount_fen,
-            order_fen=order.amount_fen,
-            refunded_fen=order.refunded_fen,
-            clawed_fen=clawed,
-            remaining_fen=remaining,
+    found: dict[str, _Buyer] = {}
+    wanted, asked = set(member_ids), set()
+    while wanted:  # one statement per level of merges
+        asked |= wanted
+        for row in _rows(session, columns, Member.id, wanted):
+            found[row.id] = _Buyer(*row)
+        wanted = {m.merged_into_id for m in found.values() if m.merged_into_id} - asked
+    for member in found.values():
+        person, seen = member, set()
+        while person.merged_into_id in found and person.id not in seen:
+            seen.add(person.id)
+            person = found[person.merged_into_id]
+        member.person = person
+    return {i: found[i] for i in member_ids if i in found}
+
+
+def _first_orders(session: Session, orders: list, member_ids: set, versions: list) -> set:
+    """Ids of the orders that were their member's first when recorded: no order of the member
+    before this announcement, and the first of the announced ones (merges moved every order to
+    the survivor, so a person's orders are its member's)."""
+    if not any(v.order_basis == "first" for v in versions):
+        return set()
+    totals = dict(
+        _rows(
+            session,
+            select(Order.member_id, func.count(Order.id)).group_by(Order.member_id),
+            Order.member_id,
+            member_ids,
         )
-        if due:
-            ledger.reverse(
-                session,
-                ev,
-                entry,
-                kind="clawback",
-                source_type="refund",
-                source_id=refund.id,
-                amount_fen=due,
-                basis_fen=refund.amount_fen,
+    )
+    announced: dict[str, int] = {}
+    for order in orders:
+        announced[order.member_id] = announced.get(order.member_id, 0) + 1
+    firsts, seen = set(), set()
+    for order in orders:
+        if order.member_id in seen:
+            continue
+        seen.add(order.member_id)
+        if totals.get(order.member_id, 0) == announced[order.member_id]:
+            firsts.add(order.id)
+    return firsts
+
+
+def _used_under_caps(session: Session, tenant_id: str, due: list) -> dict:
+    """What each guide already earned this accounting month under each capped rule
+    (ledger.used_this_month for every (rule_key, guide, month) of the batch, in one query)."""
+    keys = {
+        (rule.rule_key, guide.id, ev.accounting_month)
+        for ev, rule, guide, *_ in due
+        if rule.cap_fen is not None
+    }
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(
+            CommissionRule.rule_key,
+            CommissionEntry.guide_id,
+            CommissionEntry.accounting_month,
+            func.coalesce(func.sum(CommissionEntry.amount_fen), 0),
+        )
+        .join(CommissionRule, CommissionRule.id == CommissionEntry.rule_id)
+        .where(
+            CommissionRule.tenant_id == tenant_id,
+            CommissionRule.rule_key.in_({k for k, _, _ in keys}),
+            CommissionEntry.guide_id.in_({g for _, g, _ in keys}),
+            CommissionEntry.accounting_month.in_({m for _, _, m in keys}),
+            CommissionEntry.kind.in_(EARNING_KINDS),
+        )
+        .group_by(
+            CommissionRule.rule_key, CommissionEntry.guide_id, CommissionEntry.accounting_month
+        )
+    )
+    return {(k, g, m): int(total) for k, g, m, total in rows}
+
+
+def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, **_ignored) -> None:
+    """Claw back each earning of the refunded orders in proportion to what is refunded by
+    each refund (POST /orders/refunds sends one, an import a batch; the same maths)."""
+    refunds = _rows(
+        session,
+        select(
+            OrderRefund.id, OrderRefund.order_id, OrderRefund.amount_fen, OrderRefund.refunded_at
+        ).where(OrderRefund.tenant_id == tenant_id),
+        OrderRefund.id,
+        refund_ids,
+    )
+    position = {refund_id: i for i, refund_id in enumerate(dict.fromkeys(refund_ids))}
+    refunds.sort(key=lambda r: position[r.id])
+    earnings: dict[str, list[CommissionEntry]] = {}
+    for entry in _rows(
+        session,
+        select(CommissionEntry).where(
+            CommissionEntry.tenant_id == tenant_id,
+            CommissionEntry.source_type == "order",
+            CommissionEntry.kind == "order",
+        ),
+        CommissionEntry.source_id,
+        {r.order_id for r in refunds},
+        scalars=True,
+    ):
+        earnings.setdefault(entry.source_id, []).append(entry)
+    refunds = [r for r in refunds if r.order_id in earnings]
+    if not refunds:
+        return
+    for entries in earnings.values():
+        entries.sort(key=lambda e: (e.created_at, e.id))
+    orders = {
+        o.id: o
+        for o in _rows(
+            session, select(Order.id, Order.amount_fen, Order.refunded_fen), Order.id, earnings
+        )
+    }
+    corrections: dict[str, dict[str, int]] = {}  # earning id -> kind -> sum (negative fen)
+    for reverses_id, kind, total in _rows(
+        session,
+        select(
+            CommissionEntry.reverses_id, CommissionEntry.kind, func.sum(CommissionEntry.amount_fen)
+        ).group_by(CommissionEntry.reverses_id, CommissionEntry.kind),
+        CommissionEntry.reverses_id,
+        {e.id for entries in earnings.values() for e in entries},
+    ):
+        corrections.setdefault(reverses_id, {})[kind] = int(total)
+    clawed_before = _pairs(
+        _rows(
+            session,
+            select(CommissionEntry.source_id, CommissionEntry.rule_id).where(
+                CommissionEntry.tenant_id == tenant_id,
+                CommissionEntry.source_type == "refund",
+                CommissionEntry.kind == "clawback",
+            ),
+            CommissionEntry.source_id,
+            {r.id for r in refunds},
+        )
+    )
+    # orders.refunded_fen includes every announced refund: walk them up from before the first
+    refunded = {o.id: o.refunded_fen for o in orders.values()}
+    for refund in refunds:
+        refunded[refund.order_id] -= refund.amount_fen
+    # A clawback lands in the (open) month in which the refund is recorded, whatever date
+    # the refund carries: a late-reported refund reduces the month being paid.
+    evs = ledger.events(session, tenant_id, {r.refunded_at for r in refunds}, booked_at=utcnow())
+    rows = []
+    for refund in refunds:
+        order = orders[refund.order_id]
+        refunded[order.id] += refund.amount_fen
+        for entry in earnings[order.id]:
+            if (refund.id, entry.rule_id) in clawed_before:
+                continue  # a replayed announcement claws back nothing twice
+            against = corrections.setdefault(entry.id, {})
+            clawed = -against.get("clawback", 0)
+            remaining = entry.amount_fen + sum(against.values())
+            due = maths.clawback_due(
+                earned_fen=entry.amount_fen,
+                order_fen=order.amount_fen,
+                refunded_fen=refunded[order.id],
+                clawed_fen=clawed,
+                remaining_fen=remaining,
             )
+            if due <= 0:
+                continue
+            against["clawback"] = against.get("clawback", 0) - due
+            rows.append(
+                ledger.entry_row(
+                    evs[refund.refunded_at],
+                    guide_id=entry.guide_id,
+                    store_id=entry.store_id,
+                    member_id=entry.member_id,
+                    rule_id=entry.rule_id,
+                    kind="clawback",
+                    source_type="refund",
+                    source_id=refund.id,
+                    reverses_id=entry.id,
+                    amount_fen=-due,
+                    basis_fen=refund.amount_fen,
+                )
+            )
+    ledger.write_many(session, rows)
+
+
+def _pairs(rows) -> set[tuple]:
+    return {tuple(row) for row in rows}
+
+
+def _rows(session: Session, stmt, column, values, *, scalars: bool = False) -> list:
+    """`stmt` restricted to `column IN values`, BATCH values per statement."""
+    values = list(dict.fromkeys(v for v in values if v is not None))
+    found: list = []
+    for start in range(0, len(values), BATCH):
+        chunk = stmt.where(column.in_(values[start : start + BATCH]))
+        found += session.scalars(chunk).all() if scalars else session.execute(chunk).all()
+    return found
 
 
 def on_merge(session: Session, *, survivor: Member, merged: Member) -> dict:

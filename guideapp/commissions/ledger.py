@@ -19,7 +19,7 @@ from guideapp.commissions.models import (
 )
 from guideapp.db import new_id, utcnow
 from guideapp.members.identity import follow_merges
-from guideapp.members.models import Member, Order
+from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store, Tenant
 
 
@@ -55,17 +55,30 @@ def event(session: Session, tenant_id: str, at: datetime, *, booked_at=None) -> 
 
     `booked_at` (a correction such as a clawback: when it is recorded) puts the entry in
     that month rather than the event's; either way a settled month is never written to."""
+    return events(session, tenant_id, [at], booked_at=booked_at)[at]
+
+
+def events(session: Session, tenant_id: str, moments, *, booked_at=None) -> dict[datetime, Event]:
+    """`event()` for many moments at once (a batch of imported orders): one lock, one read
+    of the tenant's zone and one of its closed months."""
+    moments = set(moments)
+    if not moments:
+        return {}
     month_lock(session, tenant_id, exclusive=False)
     zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
-    month = maths.month_of(booked_at or at, zone)
+    months = {at: maths.month_of(booked_at or at, zone) for at in moments}
     closed = set(
         session.scalars(
             select(CommissionSettlement.month).where(
-                CommissionSettlement.tenant_id == tenant_id, CommissionSettlement.month >= month
+                CommissionSettlement.tenant_id == tenant_id,
+                CommissionSettlement.month >= min(months.values()),
             )
         )
     )
-    return Event(tenant_id=tenant_id, zone=zone, at=at, month=month, closed=closed)
+    return {
+        at: Event(tenant_id=tenant_id, zone=zone, at=at, month=months[at], closed=closed)
+        for at in moments
+    }
 
 
 def applicable_rules(
@@ -79,18 +92,23 @@ def applicable_rules(
             CommissionRule.effective_from <= ev.at,
         )
     ).all()
-    scope_ids = {
-        "tenant": None,
-        "region": store.region_id,
-        "store": store.id,
-        "campaign": campaign_id,
-    }
+    return rules_in_force(
+        versions, at=ev.at, store_id=store.id, region_id=store.region_id, campaign_id=campaign_id
+    )
+
+
+def rules_in_force(
+    versions, *, at: datetime, store_id: str, region_id: str | None, campaign_id: str | None
+) -> list[CommissionRule]:
+    """Of one kind's rule versions, those in force at `at` whose scope covers the store (or
+    the campaign), in the order they pay: oldest rule first."""
+    scope_ids = {"tenant": None, "region": region_id, "store": store_id, "campaign": campaign_id}
     return sorted(
         (
             r
-            for r in maths.effective_versions(versions, ev.at)
+            for r in maths.effective_versions(versions, at)
             if r.active
-            and (r.effective_until is None or ev.at < r.effective_until)
+            and (r.effective_until is None or at < r.effective_until)
             and (
                 r.scope == "tenant"
                 or (scope_ids[r.scope] is not None and r.scope_id == scope_ids[r.scope])
@@ -126,23 +144,40 @@ def used_this_month(session: Session, *, rule: CommissionRule, guide_id: str, mo
 
 def write(session: Session, ev: Event, **values) -> bool:
     """Append one entry; the unique (source event, rule version, kind) key makes it once-only."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    row = {
+    result = session.execute(
+        _insert_once(session).values(**entry_row(ev, **values)),
+        execution_options={"preserve_rowcount": True},
+    )
+    return result.rowcount == 1
+
+
+def write_many(session: Session, rows: list[dict]) -> None:
+    """Append `entry_row`s in one executemany (a batch of imported orders), each once-only."""
+    if rows:
+        session.execute(_insert_once(session), rows)
+
+
+def entry_row(ev: Event, **values) -> dict:
+    """A complete ledger row for an event (every column: a batch inserts as one executemany)."""
+    return {
         "id": new_id(),
         "tenant_id": ev.tenant_id,
         "event_at": ev.at,
         "accounting_month": ev.accounting_month,
         "created_at": utcnow(),
+        "member_id": None,
+        "reverses_id": None,
+        "basis_fen": None,
         **values,
     }
-    result = session.execute(
-        insert(CommissionEntry).values(**row).on_conflict_do_nothing(),
-        execution_options={"preserve_rowcount": True},
-    )
-    return result.rowcount == 1
+
+
+def _insert_once(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(CommissionEntry).on_conflict_do_nothing()
 
 
 def earn(
@@ -230,13 +265,6 @@ def person_member_ids(session: Session, person_id: str) -> set[str]:
         )
         ids |= frontier
     return ids
-
-
-def is_first_order(session: Session, order: Order) -> bool:
-    """The member has no other order recorded: merges moved every order to the survivor."""
-    return not session.scalar(
-        select(func.count(Order.id)).where(Order.member_id == order.member_id, Order.id != order.id)
-    )
 
 
 def resolve(session: Session, member: Member) -> Member:

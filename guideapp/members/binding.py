@@ -11,6 +11,7 @@ from guideapp.db import new_id, utcnow
 from guideapp.errors import Conflict, InvalidInput
 from guideapp.members.identity import log_member, log_member_dependants, member_scopes
 from guideapp.members.models import Binding, Member
+from guideapp.members.signals import members_transferred
 from guideapp.org.models import Staff, Tenant
 from guideapp.changelog import log_changes, staff_scope, store_scope
 
@@ -169,22 +170,17 @@ def transfer_members(
     )
     moved = select(Binding.member_id).where(Binding.transfer_id == transfer_id)
     log_member_dependants(session, tenant_id=tenant_id, member_ids=moved, scopes=scopes)
-    for hook in TRANSFER_HOOKS:  # tasks and other domains follow the members
-        hook(
-            session,
-            tenant_id=tenant_id,
-            member_ids=ids,
-            from_guide=from_guide,
-            to_guide=to_guide,
-            now=now,
-            whole_book=member_ids is None,
-        )
+    members_transferred.send(  # tasks and other domains follow the members
+        session,
+        tenant_id=tenant_id,
+        member_ids=ids,
+        from_guide=from_guide,
+        to_guide=to_guide,
+        now=now,
+        whole_book=member_ids is None,
+    )
     session.expire_all()
     return {"transfer_id": transfer_id, "moved": len(ids)}
-
-
-# Domains that own member-linked work (open tasks...) register here: fn(session, **kw).
-TRANSFER_HOOKS: list = []
 
 
 def _chunks(items: list, size: int):

@@ -20,6 +20,7 @@ from guideapp.members.import_members import (
 from guideapp.members.lifecycle import stage_for
 from guideapp.members.models import Member, Order, OrderRefund
 from guideapp.changelog import log_changes, tenant_scope
+from guideapp.members.signals import orders_recorded, refunds_recorded
 
 
 @dataclass
@@ -213,22 +214,19 @@ def _write(session: Session, run, plan: Plan) -> None:
     ]
     refunds += [(old["id"], total - old["refunded_fen"], total) for old, total in plan.refunded]
     # refunds are events; a later export with a larger refund adds the difference
-    insert_rows(
-        session,
-        OrderRefund,
-        [
-            {
-                "id": new_id(),
-                "tenant_id": run.tenant_id,
-                "order_id": order_id,
-                "refund_no": f"import-{total}",
-                "amount_fen": amount,
-                "refunded_at": run.now,
-                "created_at": run.now,
-            }
-            for order_id, amount, total in refunds
-        ],
-    )
+    refund_rows = [
+        {
+            "id": new_id(),
+            "tenant_id": run.tenant_id,
+            "order_id": order_id,
+            "refund_no": f"import-{total}",
+            "amount_fen": amount,
+            "refunded_at": run.now,
+            "created_at": run.now,
+        }
+        for order_id, amount, total in refunds
+    ]
+    insert_rows(session, OrderRefund, refund_rows)
     touched = [(o["id"], o["member_id"]) for o in plan.orders]
     touched += [(old["id"], old["member_id"]) for old, _ in plan.refunded]
     member_scopes = _refresh_members(session, run, {m for _, m in touched})
@@ -246,6 +244,16 @@ def _write(session: Session, run, plan: Plan) -> None:
         table="orders",
         rows=[(o, s) for o, m in touched for s in member_scopes[m]],
     )
+    # the same announcements as POST /orders and POST /orders/refunds (commissions listen),
+    # one per batch: receivers work set-based
+    if plan.orders:
+        orders_recorded.send(
+            session, tenant_id=run.tenant_id, order_ids=[o["id"] for o in plan.orders]
+        )
+    if refund_rows:
+        refunds_recorded.send(
+            session, tenant_id=run.tenant_id, refund_ids=[r["id"] for r in refund_rows]
+        )
 
 
 def _refresh_members(session: Session, run, member_ids: set[str]) -> dict[str, set[str]]:

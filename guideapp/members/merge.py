@@ -10,7 +10,7 @@ from guideapp.auth.references import resolve_id
 from guideapp.auth.scope import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput, InvalidState
-from guideapp.members.identity import log_member, member_scopes
+from guideapp.members.identity import log_member, log_member_dependants, member_scopes
 from guideapp.members.lifecycle import recompute_stage
 from guideapp.members.models import (
     TIERS,
@@ -23,10 +23,7 @@ from guideapp.members.models import (
     Order,
     PointsEntry,
 )
-
-# Domains holding member-linked rows (task targets, commission ledger) move them here:
-# fn(session, survivor=..., merged=...) -> dict of moved counts.
-MERGE_HOOKS: list = []
+from guideapp.members.signals import members_merged
 
 
 def merge_members(session: Session, *, actor: Actor, survivor_id: str, merged_id: str) -> dict:
@@ -49,8 +46,10 @@ def merge_members(session: Session, *, actor: Actor, survivor_id: str, merged_id
     moved["bindings"] = _merge_bindings(session, merged, survivor, now)
     _carry_profile(session, merged, survivor)
     merged.state, merged.merged_into_id, merged.updated_at = "merged", survivor.id, now
-    for hook in MERGE_HOOKS:
-        moved.update(hook(session, survivor=survivor, merged=merged) or {})
+    # Domains holding member-linked rows (task targets, commission ledger) move them and
+    # answer with their moved counts.
+    for _receiver, counts in members_merged.send(session, survivor=survivor, merged=merged):
+        moved.update(counts or {})
     recompute_stage(session, survivor, now)
     survivor.updated_at = now
     session.add(
@@ -65,13 +64,12 @@ def merge_members(session: Session, *, actor: Actor, survivor_id: str, merged_id
     session.flush()
     log_member(session, merged, old_scopes=merged_scopes, deleted=True)
     log_member(session, survivor, old_scopes=merged_scopes)
-    for table, model in (
-        ("orders", Order),
-        ("member_notes", MemberNote),
-        ("member_tags", MemberTag),
-    ):
-        for row_id in session.scalars(select(model.id).where(model.member_id == survivor.id)):
-            log_member(session, survivor, table=table, record_id=row_id, old_scopes=merged_scopes)
+    log_member_dependants(  # the survivor's card parts, old ones and moved ones, set-based
+        session,
+        tenant_id=survivor.tenant_id,
+        member_ids=[survivor.id],
+        scopes={*merged_scopes, *member_scopes(survivor)},
+    )
     return {"survivor_id": survivor.id, "merged_id": merged.id, "moved": moved}
 
 

@@ -13,12 +13,9 @@ from guideapp.members.identity import ensure_member, log_member, member_scopes
 from guideapp.members.lifecycle import recompute_stage
 from guideapp.members.models import Member, Order, OrderRefund
 from guideapp.moments import check_fact_time
+from guideapp.members.signals import orders_recorded, refunds_recorded
 from guideapp.org.models import Store
 from guideapp.phones import require_phone
-
-# Other domains (commissions) react to orders and refunds: fn(session, order=..., ...).
-ORDER_HOOKS: list = []
-REFUND_HOOKS: list = []
 
 
 def ingest_order(
@@ -89,8 +86,7 @@ def ingest_order(
     session.flush()
     log_member(session, member, old_scopes=old_scopes)
     log_member(session, member, table="orders", record_id=order.id)
-    for hook in ORDER_HOOKS:
-        hook(session, order=order, member=member)
+    orders_recorded.send(session, tenant_id=tenant_id, order_ids=[order.id])
     return order, True
 
 
@@ -149,8 +145,7 @@ def ingest_refund(
     recompute_stage(session, member, now)
     log_member(session, member)
     log_member(session, member, table="orders", record_id=order.id)
-    for hook in REFUND_HOOKS:
-        hook(session, order=order, refund=refund, member=member)
+    refunds_recorded.send(session, tenant_id=tenant_id, refund_ids=[refund.id])
     return refund, True
 
 

@@ -19,14 +19,10 @@ from guideapp.members import points, tags
 from guideapp.members.identity import create_member, follow_merges, log_member, resolve_member
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
 from guideapp.members.orders import spend_summary
+from guideapp.members.signals import member_card_requested, member_recruited
 from guideapp.org.models import Staff, Store, Tenant
 from guideapp.pagination import paginate, paginate_branches
 from guideapp.phones import mask_phone, normalize_phone
-
-# Other domains add sections to the card (open tasks...): fn(session, actor, member) -> dict.
-CARD_SECTIONS: list = []
-# Commissions listen for recruitments: fn(session, member=..., guide=..., source=...).
-RECRUIT_HOOKS: list = []
 
 
 VISIBLE_CACHE = "visible_members"
@@ -166,8 +162,8 @@ def card(session: Session, *, actor: Actor, member_id: str) -> dict:
         "care_dates": care_dates(member, _today(session, member.tenant_id)),
         "open_tasks": [],
     }
-    for section in CARD_SECTIONS:
-        result.update(section(session, actor, member))
+    for _receiver, sections in member_card_requested.send(session, actor=actor, member=member):
+        result.update(sections)
     return result
 
 
@@ -294,8 +290,7 @@ def register(session: Session, *, actor: Actor, data: dict, member_id: str | Non
     bindings.bind(
         session, member=member, guide=guide, reason="recruited", by_staff_id=actor.staff_id
     )
-    for hook in RECRUIT_HOOKS:
-        hook(session, member=member, guide=guide, source="registration")
+    member_recruited.send(session, member=member, guide=guide, source="registration")
     return member
 
 

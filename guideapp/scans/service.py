@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from guideapp.db import new_id, utcnow
 from guideapp.errors import DomainError, InvalidInput, NotFound
 from guideapp.members import binding as bindings
-from guideapp.members import service as members_service
+from guideapp.members.signals import member_recruited
 from guideapp.members.identity import ensure_member, resolve_member
 from guideapp.members.models import Member, Tag
 from guideapp.members.tags import tag_member
@@ -155,7 +155,7 @@ def _bind(
     """Bind a new or unbound member to the guide; a running lock keeps the old binding.
 
     Only a guide's personal code takes over a member whose lock has run out. A member
-    created by this scan is a recruitment: RECRUIT_HOOKS hear of it.
+    created by this scan is a recruitment: `member_recruited` announces it.
     """
     if guide is None or member.guide_id == guide.id:
         return False
@@ -166,8 +166,7 @@ def _bind(
     reason = "recruited" if created else ("scan" if member.guide_id is None else "rebind")
     bindings.bind(session, member=member, guide=staff, reason=reason, now=now)
     if created:
-        for hook in members_service.RECRUIT_HOOKS:
-            hook(session, member=member, guide=staff, source="scan")
+        member_recruited.send(session, member=member, guide=staff, source="scan")
     return True
 
 

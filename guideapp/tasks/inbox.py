@@ -18,13 +18,11 @@ from guideapp.members.service import present
 from guideapp.pagination import paginate
 from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.service import progress
+from guideapp.tasks.signals import inbox_suggestions_requested
 
 BUCKETS = ("today", "overdue", "upcoming", "done")
 EMBEDDED_TARGETS = 50
 MAX_CACHE_AGE = timedelta(seconds=60)  # a bound on staleness the change log cannot see
-# Content domains add suggested material / reply summaries:
-# fn(session, actor, tasks) -> {task id: dict}.
-SUGGESTION_EMBEDS: list = []
 
 
 def bucket_filter(bucket: str, now: datetime):
@@ -115,8 +113,9 @@ def embed(session: Session, actor: Actor, tasks: list[Task]) -> list[dict]:
                 }
             )
     suggestions: dict[str, dict] = {}
-    for provider in SUGGESTION_EMBEDS:
-        for task_id, extra in provider(session, actor, tasks).items():
+    # Content domains answer with their suggested material / reply summaries.
+    for _receiver, found in inbox_suggestions_requested.send(session, actor=actor, tasks=tasks):
+        for task_id, extra in found.items():
             suggestions.setdefault(task_id, {}).update(extra)
     return [
         {

@@ -24,11 +24,10 @@ from guideapp.tasks.fanout import (
     task_row_select,
 )
 from guideapp.tasks.models import CalendarItem, SchedulerRun, SopRule, Task, TaskTarget
+from guideapp.tasks.signals import scheduler_ticked
 from guideapp.tasks.targeting import target_stores
 
 MAX_CATCH_UP_DAYS = 31
-# Other domains with time-based changes (materials expiring): fn(session, tenant_id, since, now).
-TICK_HOOKS: list = []
 CALENDAR_WINDOW = ("10:00", "21:00")
 
 
@@ -56,8 +55,8 @@ def tick(session: Session, *, tenant_id: str, now: datetime | None = None) -> Sc
                     created["sop_tasks"] += _sop_step(session, rule, index, step, day, zone, now)
         created["calendar_tasks"] += _calendar_day(session, tenant_id, day, zone, now)
         day += timedelta(days=1)
-    for hook in TICK_HOOKS:
-        hook(session, tenant_id=tenant_id, since=last_started, now=now)
+    # Other domains with time-based changes (materials opening, expiring) catch up too.
+    scheduler_ticked.send(session, tenant_id=tenant_id, since=last_started, now=now)
     run.finished_at, run.created = utcnow(), created
     session.add(run)
     session.flush()

@@ -20,9 +20,6 @@ from guideapp.tasks import fanout
 from guideapp.tasks.references import check_segment, check_suggestions, check_target
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 
-# Commissions / dashboards listen to results: fn(session, task=..., target=...).
-RESULT_HOOKS: list = []
-
 
 def task_scopes(task: Task) -> list[str]:
     scopes = [store_scope(task.store_id)]
@@ -221,8 +218,6 @@ def record_result(
         record_id=target.id,
         scopes=task_scopes(task),
     )
-    for hook in RESULT_HOOKS:
-        hook(session, task=task, target=target)
     return target
 
 

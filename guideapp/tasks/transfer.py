@@ -1,4 +1,5 @@
-"""Open tasks follow their members: on transfer and on merge (hooks registered in wiring)."""
+"""Open tasks follow their members: on transfer and on merge (receivers of the members
+signals, connected in guideapp/wiring.py), and the card shows a member's open tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
 from guideapp.db import new_id, utcnow
-from guideapp.changelog import log_change
+from guideapp.changelog import log_change, log_changes, staff_scope, store_scope
 from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.service import log_task, task_scopes
 
@@ -84,8 +85,18 @@ def _split(session: Session, task: Task, targets: list[TaskTarget], to_guide) ->
 
 
 def merge_targets(session: Session, *, survivor, merged) -> dict:
-    """Targets of the merged member now name the survivor; a task naming both keeps one."""
+    """Targets of the merged member now name the survivor; a task naming both keeps one.
+
+    Phones holding the tasks learn both (set-based): the moved targets are logged in their
+    task's scopes, the deduplicated ones as deleted there."""
     both = select(TaskTarget.task_id).where(TaskTarget.member_id == survivor.id)
+    rows = session.execute(
+        select(TaskTarget.id, TaskTarget.task_id.in_(both), Task.store_id, Task.assignee_id)
+        .join(Task, Task.id == TaskTarget.task_id)
+        .where(TaskTarget.member_id == merged.id)
+    ).all()
+    if not rows:
+        return {"task_targets": 0, "task_targets_deduplicated": 0}
     dropped = session.execute(
         delete(TaskTarget).where(TaskTarget.member_id == merged.id, TaskTarget.task_id.in_(both))
     ).rowcount
@@ -94,6 +105,20 @@ def merge_targets(session: Session, *, survivor, merged) -> dict:
         .where(TaskTarget.member_id == merged.id)
         .values(member_id=survivor.id, updated_at=utcnow())
     ).rowcount
+    for deleted in (False, True):
+        log_changes(
+            session,
+            tenant_id=survivor.tenant_id,
+            table="task_targets",
+            rows=[
+                (target_id, scope)
+                for target_id, dropped_here, store_id, assignee_id in rows
+                if bool(dropped_here) is deleted
+                for scope in (store_scope(store_id), assignee_id and staff_scope(assignee_id))
+                if scope
+            ],
+            deleted=deleted,
+        )
     return {"task_targets": moved, "task_targets_deduplicated": dropped}
 
 

@@ -1,0 +1,195 @@
+"""Imported orders and refunds earn and claw back exactly as POST /orders and
+POST /orders/refunds do (the same signals, the same rules), set-based for large files."""
+
+import io
+from datetime import timedelta
+
+from sqlalchemy import event, select, update
+
+from guideapp.commissions.models import CommissionEntry
+from guideapp.db import utcnow
+from guideapp.members.models import Binding, Member, Order, OrderRefund
+from tests.conftest import GUIDE, HQ
+
+PHONE = "13566661234"
+
+
+def upload_orders(api, *lines):
+    content = "channel,order_no,amount_fen,ordered_at,phone,refund_amount\n" + "\n".join(lines)
+    response = api.client.post(
+        "/api/v1/imports/orders",
+        data={"file": (io.BytesIO((content + "\n").encode()), "orders.csv")},
+        headers=api.headers(HQ),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert report["failed"] == 0, report["errors"]
+    return report
+
+
+def capped_binding_rule(api):
+    """10% of orders in the binding period, at most ¥15 per guide and month (besides the
+    demo's 3% of first orders): a batch must count what it earned itself against the cap."""
+    response = api.post(
+        HQ,
+        "/api/v1/commissions/rules",
+        json={
+            "name": "绑定期提成 10%",
+            "kind": "order_percent",
+            "rate_bp": 1000,
+            "order_basis": "binding",
+            "cap_fen": 1500,
+            "effective_from": (utcnow() - timedelta(days=30)).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def recruited_member(api, session, phone=PHONE) -> Member:
+    """The guide registers the buyer in store (a bounty); bound since yesterday."""
+    created = api.post(GUIDE, "/api/v1/members", json={"phone": phone, "name": "李四"})
+    assert created.status_code == 201, created.get_json()
+    member_id = created.get_json()["id"]
+    yesterday = utcnow() - timedelta(days=1)
+    session.execute(update(Member).where(Member.id == member_id).values(bound_at=yesterday))
+    session.execute(
+        update(Binding).where(Binding.member_id == member_id).values(started_at=yesterday)
+    )
+    return session.get(Member, member_id)
+
+
+def ledger(session, member_id) -> list[tuple]:
+    """The member's ledger lines, sources named by order number (ids differ between doors)."""
+    session.expire_all()
+    orders = dict(
+        session.execute(select(Order.id, Order.order_no).where(Order.member_id == member_id)).all()
+    )
+    refunds = {
+        r.id: f"{orders[r.order_id]} refund {r.amount_fen}"
+        for r in session.scalars(select(OrderRefund).where(OrderRefund.order_id.in_(orders)))
+    }
+    entries = session.scalars(
+        select(CommissionEntry).where(CommissionEntry.member_id == member_id)
+    ).all()
+    by_id = {e.id: e for e in entries}
+
+    def source(entry):
+        return orders.get(entry.source_id) or refunds.get(entry.source_id) or entry.source_type
+
+    return sorted(
+        (
+            e.kind,
+            source(e),
+            e.amount_fen,
+            e.basis_fen,
+            e.accounting_month,
+            e.rule_id,
+            e.guide_id,
+            source(by_id[e.reverses_id]) if e.reverses_id else None,
+        )
+        for e in entries
+    )
+
+
+def through_rest(api, orders, refunds):
+    for order_no, amount, at, _ in orders:
+        body = {
+            "channel": "pos",
+            "order_no": order_no,
+            "amount_fen": amount,
+            "ordered_at": at,
+            "phone": PHONE,
+        }
+        assert api.post(HQ, "/api/v1/orders", json=body).status_code == 200
+    for order_no, amount in refunds:
+        body = {"channel": "pos", "order_no": order_no, "refund_no": f"R-{order_no}"}
+        response = api.post(HQ, "/api/v1/orders/refunds", json={**body, "amount_fen": amount})
+        assert response.status_code == 200, response.get_json()
+
+
+def through_imports(api, orders, refunds):
+    later = dict(refunds)
+    upload_orders(
+        api,
+        *[
+            f"pos,{no},{amount},{at},{PHONE},{f'{same_row / 100:.2f}' if same_row else ''}"
+            for no, amount, at, same_row in orders
+        ],
+    )
+    # a later export of the same orders, now with refunds: the import records the difference
+    refunded = {no: same_row for no, _, _, same_row in orders}
+    rows = [
+        f"pos,{no},{amount},{at},{PHONE},{(refunded[no] + later[no]) / 100:.2f}"
+        for no, amount, at, _ in orders
+        if later.get(no)
+    ]
+    if rows:
+        upload_orders(api, *rows)
+
+
+def test_imported_orders_and_refunds_earn_and_claw_back_like_rest(api, session):
+    capped_binding_rule(api)
+    at = (utcnow() - timedelta(minutes=10)).replace(microsecond=0).isoformat()
+    # (order_no, fen, ordered_at, refunded in the same row); then (order_no, refunded later)
+    orders = [("D-1", 10000, at, 4000), ("D-2", 8000, at, 0), ("D-3", 5000, at, 0)]
+    refunds_rest = [("D-1", 4000), ("D-2", 8000)]
+    ledgers = {}
+    api.headers(GUIDE)  # log in outside the savepoints
+    for door in ("rest", "import"):
+        savepoint = session.begin_nested()
+        session.connection()  # the SAVEPOINT is taken now, before the app writes
+        member = recruited_member(api, session)
+        if door == "rest":
+            through_rest(api, orders, refunds_rest)
+        else:
+            through_imports(api, orders, [("D-2", 8000)])
+        ledgers[door] = ledger(session, member.id)
+        savepoint.rollback()
+    assert ledgers["import"] == ledgers["rest"]
+    lines = {(kind, source, amount) for kind, source, amount, *_ in ledgers["rest"]}
+    assert {
+        ("bounty", "recruit", 500),
+        ("order", "D-1", 300),  # 3% of the first order
+        ("order", "D-1", 1000),  # 10% in the binding period...
+        ("order", "D-2", 500),  # ...up to the ¥15 cap
+        ("clawback", "D-1 refund 4000", -120),
+        ("clawback", "D-1 refund 4000", -400),
+        ("clawback", "D-2 refund 8000", -500),
+    } == lines  # D-3 earns nothing: the cap is used up, and it was not the first order
+
+
+def test_a_large_orders_file_costs_the_same_statements_as_a_small_one(api, session, connection):
+    """Commissions of an imported batch are computed set-based: a file of 40 orders of bound
+    members runs as many statements as a file of 4."""
+    capped_binding_rule(api)
+    at = (utcnow() - timedelta(minutes=10)).replace(microsecond=0).isoformat()
+    statements = []  # per file, while it is imported
+
+    def count(*_args, **_kwargs):
+        if counting:
+            statements[-1] += 1
+
+    counting = False
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        for size, first in ((4, 0), (40, 100)):
+            phones = [f"1356667{first + i:04d}" for i in range(size)]
+            for phone in phones:
+                recruited_member(api, session, phone)
+            statements.append(0)
+            counting = True
+            upload_orders(
+                api, *[f"pos,B-{p},{9000 + i},{at},{p},1.00" for i, p in enumerate(phones)]
+            )
+            counting = False
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    small, large = statements
+    assert large == small
+    earned = session.scalars(
+        select(CommissionEntry.amount_fen).where(
+            CommissionEntry.kind == "order", CommissionEntry.basis_fen >= 9000
+        )
+    ).all()
+    assert len(earned) > 40  # first orders (3%) all, binding (10%) until the cap

@@ -1,0 +1,45 @@
+"""Cross-domain reactions are connected by one function, only when called, and only once."""
+
+import subprocess
+import sys
+
+from guideapp.members import signals as members
+from guideapp.tasks import signals as tasks
+from guideapp.wiring import connect_reactions
+
+EXPECTED = {
+    members.member_recruited: 1,
+    members.members_transferred: 1,
+    members.members_merged: 2,
+    members.orders_recorded: 1,
+    members.refunds_recorded: 1,
+    members.member_card_requested: 1,
+    tasks.scheduler_ticked: 1,
+    tasks.inbox_suggestions_requested: 1,
+}
+
+
+def test_connecting_again_changes_nothing():
+    connect_reactions()
+    connect_reactions()
+    assert {s: len(s.receivers) for s in EXPECTED} == EXPECTED
+
+
+CHECK = """
+import guideapp, guideapp.wiring, guideapp.cli, guideapp.members.service, guideapp.tasks.inbox
+from guideapp.members import signals as members
+from guideapp.tasks import signals as tasks
+every = [*members.members.values(), *tasks.tasks.values()]
+assert not any(s.receivers for s in every), "importing connected receivers"
+from guideapp import create_app
+from guideapp.config import Config
+create_app(Config(DATABASE_URL="sqlite://", SECRET_KEY="k" * 40))
+assert all(s.receivers for s in every), [s.name for s in every if not s.receivers]
+"""
+
+
+def test_importing_connects_nothing_and_create_app_connects_everything():
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
