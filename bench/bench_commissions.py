@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import emit, migrate, percentiles, scratch_postgres
 from bench.scale import generate_scale_tenant
+from guideapp.access import register_access_rules
 from guideapp.auth.scope import Actor
 from guideapp.commissions.models import CommissionStatement
 from guideapp.commissions.service import my_earnings
@@ -130,6 +131,7 @@ def my_earnings_ms(engine, scale, samples: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    register_access_rules()  # services run in this process, not only behind create_app
     parser = argparse.ArgumentParser(prog="python -m bench.bench_commissions", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100,000 entries, 4,000 guides")
     args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import emit, migrate, percentiles, scratch_postgres
 from bench.scale import PASSWORD, ScaleTenant, find_scale_tenant, generate_scale_tenant
+from guideapp.access import register_access_rules
 from guideapp import create_app
 from guideapp.auth.scope import Actor
 from guideapp.config import Config
@@ -49,6 +50,7 @@ TYPICAL = "typical guide no_filter"  # a guide of store 1 with the tenant's aver
 
 
 def main(argv: list[str] | None = None) -> int:
+    register_access_rules()  # services run in this process, not only behind create_app
     args = _parse_args(argv)
     with ExitStack() as stack:
         small, large = (

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bench.common import emit, migrate, percentiles, scratch_postgres
+from guideapp.access import register_access_rules
 from guideapp import create_app
 from guideapp.config import PROJECT_ROOT, Config
 from guideapp.db import make_engine, new_id, transaction, utcnow
@@ -27,6 +28,7 @@ WARMUP = 20
 
 
 def main(argv: list[str] | None = None) -> int:
+    register_access_rules()  # services run in this process, not only behind create_app
     parser = argparse.ArgumentParser(prog="python -m bench.bench_replies", description=__doc__)
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument(

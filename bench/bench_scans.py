@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bench.common import emit, migrate, percentiles, scratch_postgres
+from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import make_engine, transaction
 
@@ -87,6 +88,7 @@ def make_app():
 
 
 def main(argv: list[str] | None = None) -> int:
+    register_access_rules()  # services run in this process, not only behind create_app
     args = _parse_args(argv)
     with scratch_postgres("bench_scans") as url:
         migrate(url)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bench.bench_scans import _server
 from bench.common import emit, migrate, scratch_postgres
 from bench.scale import PASSWORD, generate_scale_tenant
+from guideapp.access import register_access_rules
 from guideapp.auth.scope import Actor
 from guideapp.db import make_engine, new_id, transaction, utcnow
 from guideapp.org.models import Staff
@@ -26,6 +27,7 @@ from guideapp.wiring import connect_reactions
 
 
 def main(argv=None) -> int:
+    register_access_rules()  # services run in this process, not only behind create_app
     args = _args(argv)
     connect_reactions()  # the tick runs without an app: materials react to it as in production
     members, stores = (100_000, 400) if args.quick else (1_000_000, 4000)
