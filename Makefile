@@ -39,6 +39,8 @@ spec: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check guideapp tests bench migrations/env.py
 	$(BIN)/ruff format --check guideapp tests bench migrations/env.py
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bench.common import emit, migrate, percentiles, scratch_postgres
 from bench.scale import generate_scale_tenant
 from guideapp.access import register_access_rules
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.commissions.models import CommissionStatement
 from guideapp.commissions.service import my_earnings
 from guideapp.commissions.settlement import close_month

@@ -19,7 +19,7 @@ from bench.common import emit, migrate, percentiles, scratch_postgres
 from bench.scale import PASSWORD, ScaleTenant, find_scale_tenant, generate_scale_tenant
 from guideapp.access import register_access_rules
 from guideapp import create_app
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.config import Config
 from guideapp.db import commit, make_engine
 from guideapp.members import service

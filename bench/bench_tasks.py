@@ -17,7 +17,7 @@ from bench.bench_scans import _server
 from bench.common import emit, migrate, scratch_postgres
 from bench.scale import PASSWORD, generate_scale_tenant
 from guideapp.access import register_access_rules
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.db import make_engine, new_id, transaction, utcnow
 from guideapp.org.models import Staff
 from guideapp.tasks import plans, service

@@ -1,6 +1,6 @@
 """Every domain's access rules, registered with the policy in one visible place.
 
-`guideapp.auth.policy` imports no domain: each domain keeps its rules in its own
+`guideapp.policy` imports no domain: each domain keeps its rules in its own
 `access.py` with a `register()`, and this function calls them all. create_app calls it
 (and so every `flask ...` command), the tests' conftest calls it; calling it again
 changes nothing. Until it has run the policy denies everything.

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from guideapp.migrations import alembic_config
-from guideapp.web import db_session
+from guideapp.http import db_session
 
 blp = Blueprint("health", __name__)
 

@@ -8,53 +8,12 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
-from werkzeug.http import is_resource_modified
 
 from guideapp.db import commit
+from guideapp.http import db_session, extension
 from guideapp.errors import error_payload
 
 log = logging.getLogger("guideapp.request")
-
-
-def db_session():
-    """The request's session, opened on first use (autocommit for versioned reads)."""
-    if "db_session" not in g:
-        maker = "autocommit_sessionmaker" if g.get("versioned_read") else "sessionmaker"
-        g.db_session = current_app.extensions["guideapp"][maker]()
-    return g.db_session
-
-
-def extension(name: str):
-    """A per-app object set up in create_app (storage, inbox cache...)."""
-    return current_app.extensions["guideapp"][name]
-
-
-def json_bytes(payload) -> bytes:
-    """The bytes Flask's own JSON response would carry, for answers kept pre-rendered."""
-    return current_app.json.dumps(payload).encode()
-
-
-def conditional_json(body: bytes, etag: str) -> Response:
-    """A JSON answer with its ETag; a 304 without body when the client already holds it.
-
-    werkzeug's is_resource_modified (If-None-Match, weak comparison) decides; the fuller
-    Response.make_conditional also serves byte ranges, which JSON pages never need.
-    """
-    if not is_resource_modified(request.environ, etag=etag):
-        response = current_app.response_class(status=304)
-    else:
-        response = current_app.response_class(body, mimetype="application/json")
-    response.set_etag(etag)
-    return response
-
-
-def current_actor():
-    from guideapp.errors import Unauthorized
-
-    actor = g.get("actor")
-    if actor is None:
-        raise Unauthorized()
-    return actor
 
 
 def _view_handler():

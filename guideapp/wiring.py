@@ -8,6 +8,9 @@ module connects nothing.
 
 | signal (sender: the session)           | receivers                                          |
 |----------------------------------------|----------------------------------------------------|
+| org.staff_signed_off                   | auth.service.end_logins,                           |
+|                                        | members.binding.hand_over_book (with a successor)  |
+| org.staff_password_changed             | auth.service.end_logins                            |
 | members.member_recruited               | commissions.events.on_recruit                      |
 | members.members_transferred            | tasks.transfer.move_open_tasks                     |
 | members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
@@ -27,13 +30,19 @@ from __future__ import annotations
 def connect_reactions() -> None:
     """Connect every cross-domain receiver. Idempotent: connecting again changes nothing
     (blinker keys receivers by identity; they are module-level functions, held strongly)."""
+    from guideapp.auth.service import end_logins
     from guideapp.commissions import events as commissions
     from guideapp.materials.service import log_validity_edges
     from guideapp.members import signals as members
+    from guideapp.members.binding import hand_over_book
+    from guideapp.org import signals as org
     from guideapp.tasks import signals as tasks
     from guideapp.tasks import transfer
 
     for signal, receiver in (
+        (org.staff_signed_off, end_logins),
+        (org.staff_signed_off, hand_over_book),
+        (org.staff_password_changed, end_logins),
         (members.member_recruited, commissions.on_recruit),
         (members.members_transferred, transfer.move_open_tasks),
         (members.members_merged, transfer.merge_targets),

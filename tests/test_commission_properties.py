@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.commissions import events
 from guideapp.commissions.models import (
     CommissionEntry,

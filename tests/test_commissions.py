@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.commissions import events
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import CommissionRecruit, CommissionStatement

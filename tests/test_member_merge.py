@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.members import merge, points, service, tags
 from guideapp.members.identity import create_member
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag

@@ -331,8 +331,8 @@ def test_hq_sets_the_lifecycle_rules(api, session):
 
 def test_guide_search_pages_cover_own_members_and_store_pool_exactly(api, session):
     """The guide's search walks two indexed branches; its pages must equal the read rule."""
-    from guideapp.auth import policy
-    from guideapp.auth.scope import Actor
+    from guideapp import policy
+    from guideapp.policy.actor import Actor
 
     colleague = staff_by_phone(session, COLLEAGUE)
     for member in session.scalars(

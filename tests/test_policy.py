@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from guideapp.access import register_access_rules
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.changelog import ChangeLogEntry
 from guideapp.config import PROJECT_ROOT
 from guideapp.errors import Forbidden, NotFound
@@ -33,7 +33,7 @@ import json, sys, types
 root = types.ModuleType("guideapp")
 root.__path__ = [{str(PROJECT_ROOT / "guideapp")!r}]
 sys.modules["guideapp"] = root
-import guideapp.auth.policy
+import guideapp.policy
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("guideapp."))))
 """
 
@@ -43,7 +43,7 @@ def test_policy_imports_no_domain():
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=True
     )
     loaded = json.loads(run.stdout)
-    assert "guideapp.auth.policy" in loaded
+    assert "guideapp.policy" in loaded
     assert not [m for m in loaded if m.split(".")[1] in DOMAINS], loaded
     assert not [m for m in loaded if m.startswith("guideapp.auth.") and "rules" in m]
 

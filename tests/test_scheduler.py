@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.db import make_engine, transaction
 from guideapp.demo import load_demo
 from guideapp.members.binding import bind

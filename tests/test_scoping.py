@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.db import new_id
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.materials.models import Material, StoredUpload
 from guideapp.members.models import Member, Tag, TagGroup
 from guideapp.org.models import Staff, Store

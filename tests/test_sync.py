@@ -278,7 +278,7 @@ def test_migration_pull_sends_whole_tables(api):
 
 
 def _actor(session, phone):
-    from guideapp.auth.scope import Actor
+    from guideapp.policy.actor import Actor
 
     return Actor.for_staff(staff_by_phone(session, phone))
 

@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.db import commit, make_engine, transaction
 from guideapp.demo import load_demo
 from guideapp.members import service as members

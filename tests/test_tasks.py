@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.db import make_engine, transaction, utcnow
 from guideapp.demo import load_demo
 from guideapp.errors import InvalidState

@@ -9,7 +9,7 @@ from guideapp.extensions import Blueprint
 from guideapp.org import service as org
 from guideapp.org.schemas import MeSchema
 from guideapp.phones import normalize_phone
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Login and tokens")
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth.models import AuthSession, LoginAttempt
 from guideapp.passwords import verify_password
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.auth.tokens import (
     hash_refresh_token,
     issue_access_token,
@@ -141,6 +141,11 @@ def logout(session: Session, *, actor: Actor) -> None:
         .where(AuthSession.id == actor.session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+
+
+def end_logins(session: Session, *, staff, **_ignored) -> None:
+    """org.staff_signed_off / staff_password_changed: the staff member's logins end now."""
+    revoke_all_sessions(session, staff_id=staff.id)
 
 
 def revoke_all_sessions(session: Session, *, staff_id: str) -> None:

@@ -2,7 +2,7 @@
 
 from sqlalchemy import and_, or_, true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.commissions.models import (
     CommissionEntry,
     CommissionRecruit,

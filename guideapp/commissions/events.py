@@ -371,7 +371,11 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
     refunds = _rows(
         session,
         select(
-            OrderRefund.id, OrderRefund.order_id, OrderRefund.amount_fen, OrderRefund.refunded_at
+            OrderRefund.id,
+            OrderRefund.order_id,
+            OrderRefund.amount_fen,
+            OrderRefund.refunded_at,
+            OrderRefund.created_at,
         ).where(OrderRefund.tenant_id == tenant_id),
         OrderRefund.id,
         refund_ids,
@@ -428,9 +432,13 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
     refunded = {o.id: o.refunded_fen for o in orders.values()}
     for refund in refunds:
         refunded[refund.order_id] -= refund.amount_fen
-    # A clawback lands in the (open) month in which the refund is recorded, whatever date
-    # the refund carries: a late-reported refund reduces the month being paid.
-    evs = ledger.events(session, tenant_id, {r.refunded_at for r in refunds}, booked_at=utcnow())
+    # A clawback lands in the (open) month in which the refund is recorded (created_at),
+    # whatever date the refund carries: a late-reported refund reduces the month being paid.
+    evs = {}
+    for booked in {r.created_at for r in refunds}:
+        moments = {r.refunded_at for r in refunds if r.created_at == booked}
+        for at, ev in ledger.events(session, tenant_id, moments, booked_at=booked).items():
+            evs[(at, booked)] = ev
     rows = []
     for refund in refunds:
         order = orders[refund.order_id]
@@ -453,7 +461,7 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
             against["clawback"] = against.get("clawback", 0) - due
             rows.append(
                 ledger.entry_row(
-                    evs[refund.refunded_at],
+                    evs[(refund.refunded_at, refund.created_at)],
                     guide_id=entry.guide_id,
                     store_id=entry.store_id,
                     member_id=entry.member_id,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.commissions.models import CommissionEntry, CommissionRecruit
 from guideapp.commissions.rules import yuan
 from guideapp.commissions.service import current_month

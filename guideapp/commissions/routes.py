@@ -7,7 +7,7 @@ from guideapp.commissions import export, leaderboards, service, settlement
 from guideapp.commissions import schemas as s
 from guideapp.extensions import Blueprint
 from guideapp.pagination import CursorArgsSchema
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint(
     "commissions",

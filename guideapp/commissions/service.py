@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.commissions import explain
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import CommissionEntry, CommissionRule, CommissionSettlement

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import case, func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.commissions import rules as maths
 from guideapp.commissions.ledger import month_lock
 from guideapp.commissions.models import (

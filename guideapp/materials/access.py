@@ -2,7 +2,7 @@
 
 from sqlalchemy import select, true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.changelog.scopes import scopes_followed
 from guideapp.materials.models import (
     Material,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.materials.service import create_category, create_material
 from guideapp.org.models import Region, Staff

@@ -7,7 +7,7 @@ from guideapp.extensions import Blueprint
 from guideapp.materials import schemas as s
 from guideapp.materials import service, stats
 from guideapp.pagination import CursorArgsSchema
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint("materials", __name__, url_prefix="/api/v1", description="Material library")
 

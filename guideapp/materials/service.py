@@ -9,9 +9,9 @@ import filetype
 from sqlalchemy import String, cast, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.references import resolve_id, resolve_ids
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.references import resolve_id, resolve_ids
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
 from guideapp.materials.models import (

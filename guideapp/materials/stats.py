@@ -7,8 +7,8 @@ from datetime import date
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.db import plus_days
 from guideapp.materials.models import Material, Share
 from guideapp.members.models import Order

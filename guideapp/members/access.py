@@ -3,7 +3,7 @@ full phone number; who feeds orders, refunds and import files."""
 
 from sqlalchemy import and_, or_, select, true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.members.models import (
     Member,
     MemberNote,

@@ -88,6 +88,19 @@ def _end_open_binding(session: Session, member_id: str, now: datetime) -> None:
     )
 
 
+def hand_over_book(session: Session, *, staff, successor, by_staff_id: str, **_ignored) -> None:
+    """org.staff_signed_off with a successor: every member of the leaver moves to them."""
+    if successor is not None:
+        transfer_members(
+            session,
+            tenant_id=staff.tenant_id,
+            from_guide=staff,
+            to_guide=successor,
+            member_ids=None,
+            by_staff_id=by_staff_id,
+        )
+
+
 def transfer_members(
     session: Session,
     *,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.members import imports, orders
 from guideapp.members.access import FEED_ORDERS
 

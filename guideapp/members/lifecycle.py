@@ -51,7 +51,7 @@ def recompute_stage(session: Session, member: Member, now: datetime) -> str:
 
 def set_rules(session: Session, *, actor, data: dict) -> dict:
     """HQ sets the stage rules; stages follow at each member's next order, refund or merge."""
-    from guideapp.auth import policy
+    from guideapp import policy
 
     tenant = policy.get_writable(session, actor, Tenant, actor.tenant_id, "update")
     tenant.lifecycle_rules = {**(tenant.lifecycle_rules or {}), **data}

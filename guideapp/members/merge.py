@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.references import resolve_id
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.references import resolve_id
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput, InvalidState
 from guideapp.members.identity import log_member, log_member_dependants, member_scopes

@@ -8,7 +8,7 @@ from guideapp.extensions import Blueprint
 from guideapp.members import feeds, import_rows, imports, lifecycle, merge, service, tags
 from guideapp.members import schemas as s
 from guideapp.pagination import CursorArgsSchema
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint("members", __name__, url_prefix="/api/v1", description="Member cards")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.references import resolve_id
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.references import resolve_id
+from guideapp.policy.actor import Actor
 from guideapp.errors import Conflict, InvalidInput
 from guideapp.members.identity import log_member
 from guideapp.members.models import Member, MemberTag, QuestionnaireCode, Tag, TagGroup

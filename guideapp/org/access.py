@@ -2,7 +2,7 @@
 
 from sqlalchemy import true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.org.models import Brand, Region, Staff, Store, Tenant
 
 STORE_PROFILE_FIELDS_FOR_MANAGERS = {

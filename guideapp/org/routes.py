@@ -6,7 +6,7 @@ from guideapp.extensions import Blueprint
 from guideapp.org import schemas as s
 from guideapp.org import service
 from guideapp.pagination import CursorArgsSchema
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint("org", __name__, url_prefix="/api/v1", description="Organisation")
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.references import resolve_id
+from guideapp import policy
+from guideapp.policy.references import resolve_id
 from guideapp.passwords import hash_password
-from guideapp.auth.scope import Actor
-from guideapp.auth.service import revoke_all_sessions
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.errors import Conflict, InvalidInput, InvalidState
 from guideapp.org.access import STORE_PROFILE_FIELDS_FOR_MANAGERS
 from guideapp.org.geo import to_gcj02
 from guideapp.org.models import Region, Staff, Store, StoreTag, Tenant
+from guideapp.org.signals import staff_password_changed, staff_signed_off
 from guideapp.pagination import paginate
 from guideapp.phones import normalize_phone
 from guideapp.changelog import (
@@ -199,7 +199,7 @@ def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -
     _apply_staff_fields(session, actor, staff, dict(data))
     if "password" in data:
         staff.password_hash = hash_password(data["password"])
-        revoke_all_sessions(session, staff_id=staff.id)
+        staff_password_changed.send(session, staff=staff)
     policy.require_write(actor, staff, "update")  # the result must be allowed too
     staff.updated_at = utcnow()
     session.flush()
@@ -220,8 +220,6 @@ def mark_left(
 ) -> Staff:
     """The guide leaves: their logins end at once; with `transfer_to`, their members, open
     tasks and future commissions move to that guide in the same transaction."""
-    from guideapp.members.binding import transfer_members
-
     staff = get_staff(session, actor=actor, staff_id=staff_id)
     policy.require_write(actor, staff, "leave")
     if staff.id == actor.staff_id:
@@ -230,9 +228,9 @@ def mark_left(
         raise InvalidState(f"{staff.name} has already left.")
     staff.state, staff.left_at = "left", utcnow()
     staff.updated_at = staff.left_at
-    revoke_all_sessions(session, staff_id=staff.id)
     session.flush()
     _log_staff(session, staff)
+    successor = None
     if transfer_to:
         successor = resolve_id(
             session,
@@ -243,14 +241,7 @@ def mark_left(
             what="active guide",
             where=[Staff.role == "guide", Staff.state == "active"],
         )
-        transfer_members(
-            session,
-            tenant_id=actor.tenant_id,
-            from_guide=staff,
-            to_guide=successor,
-            member_ids=None,
-            by_staff_id=actor.staff_id,
-        )
+    staff_signed_off.send(session, staff=staff, successor=successor, by_staff_id=actor.staff_id)
     return staff
 
 

@@ -2,7 +2,7 @@
 
 from sqlalchemy import and_, or_
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.replies.models import QuickReply, ReplyCategory
 
 

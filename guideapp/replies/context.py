@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.members import points
 from guideapp.members.models import Member, Order
 from guideapp.org.models import Staff, Store, Tenant

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.errors import InvalidInput
 from guideapp.members import import_rows as cells
 from guideapp.members.imports import Spec, check_rows, map_columns

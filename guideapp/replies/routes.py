@@ -5,7 +5,7 @@ from flask.views import MethodView
 from guideapp.extensions import Blueprint
 from guideapp.replies import imports, service
 from guideapp.replies import schemas as s
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 
 blp = Blueprint("replies", __name__, url_prefix="/api/v1", description="Quick replies")

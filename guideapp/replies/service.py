@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.references import resolve_id, resolve_ids
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.references import resolve_id, resolve_ids
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.errors import Forbidden, InvalidInput
 from guideapp.members import service as members

@@ -2,7 +2,7 @@
 
 from sqlalchemy import true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.scans.models import Scan, ScanCode
 
 

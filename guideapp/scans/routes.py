@@ -7,7 +7,7 @@ from guideapp.db import commit, utcnow
 from guideapp.extensions import Blueprint
 from guideapp.scans import codes, counters, qr, service, stats
 from guideapp.scans import schemas as s
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint(
     "scans",

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.errors import InvalidInput
 from guideapp.org.models import Store, Tenant

@@ -2,7 +2,7 @@
 
 from sqlalchemy import select, true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.org.models import Staff
 from guideapp.sync.models import SyncRejection
 

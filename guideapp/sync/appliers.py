@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.errors import InvalidInput
 from guideapp.members import service as members
 from guideapp.members.models import Member, MemberNote, MemberTag

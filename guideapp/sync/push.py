@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.errors import Conflict, DomainError, InvalidInput, NotFound
 from guideapp.sync import appliers
 from guideapp.changelog import ChangeLogEntry

@@ -9,7 +9,7 @@ from guideapp.pagination import CursorArgsSchema
 from guideapp.sync import push as push_service
 from guideapp.sync import schemas as s
 from guideapp.sync import service
-from guideapp.web import current_actor, db_session
+from guideapp.http import current_actor, db_session
 
 blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Offline sync")
 

@@ -13,7 +13,7 @@ import json
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.errors import Forbidden, InvalidInput
 from guideapp.changelog import staff_scope
 from guideapp.changelog import ChangeLogEntry, SyncCounter
@@ -190,7 +190,7 @@ def _decode_page(token: str) -> dict:
 def list_rejections(session: Session, *, actor: Actor, limit: int, cursor: str | None):
     """Offline edits the server kept but did not apply: guides see theirs, managers the
     store's, HQ the tenant's."""
-    from guideapp.auth import policy
+    from guideapp import policy
     from guideapp.pagination import paginate
     from guideapp.sync.models import SyncRejection
 

@@ -9,8 +9,8 @@ from typing import Callable
 
 from sqlalchemy import ColumnElement, and_, false, select
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.materials.models import Material, MaterialCategory, Share
 from guideapp.materials.service import currently_valid

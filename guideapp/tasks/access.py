@@ -2,7 +2,7 @@
 
 from sqlalchemy import and_, or_, select, true
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.tasks.models import CalendarItem, Campaign, SopRule, Task, TaskTarget
 
 

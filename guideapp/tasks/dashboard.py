@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import and_, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.db import plus_days, utcnow
 from guideapp.members.models import Order
 from guideapp.org.models import Region, Staff, Store

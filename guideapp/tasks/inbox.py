@@ -8,8 +8,8 @@ from typing import Callable
 from sqlalchemy import String, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.changelog import newest_change_seq
 from guideapp.tasks.inbox_cache import CachedPage, PageCache, page

@@ -6,8 +6,8 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.actor import Actor
 from guideapp.errors import InvalidInput
 from guideapp.pagination import paginate
 from guideapp.tasks.models import CalendarItem, SopRule

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.references import resolve_id, resolve_ids, unknown
-from guideapp.auth.scope import Actor
+from guideapp.policy.references import resolve_id, resolve_ids, unknown
+from guideapp.policy.actor import Actor
 from guideapp.materials.models import Material
 from guideapp.members.models import Tag
 from guideapp.org.models import Region, Store, StoreTag

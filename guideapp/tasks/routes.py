@@ -7,7 +7,7 @@ from guideapp.extensions import Blueprint
 from guideapp.pagination import CursorArgsSchema
 from guideapp.tasks import dashboard, inbox, plans, service
 from guideapp.tasks import schemas as s
-from guideapp.web import conditional_json, current_actor, db_session, extension, json_bytes
+from guideapp.http import conditional_json, current_actor, db_session, extension, json_bytes
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/v1", description="Tasks and campaigns")
 

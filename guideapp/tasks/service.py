@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
-from guideapp.auth.references import resolve_id, resolve_ids
-from guideapp.auth.scope import Actor
+from guideapp import policy
+from guideapp.policy.references import resolve_id, resolve_ids
+from guideapp.policy.actor import Actor
 from guideapp.db import new_id, utcnow
 from guideapp.errors import InvalidInput, InvalidState
 from guideapp.members.models import Member

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from guideapp.auth import policy
+from guideapp import policy
 from guideapp.db import new_id, utcnow
 from guideapp.changelog import log_change, log_changes, staff_scope, store_scope
 from guideapp.tasks.models import Task, TaskTarget

@@ -19,7 +19,7 @@ from typing import Callable
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from guideapp.auth.scope import Actor
+from guideapp.policy.actor import Actor
 from guideapp.errors import Forbidden, NotFound
 
 ReadRule = Callable[[Actor], ColumnElement[bool]]

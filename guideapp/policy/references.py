@@ -12,8 +12,8 @@ from typing import Iterable
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from guideapp.auth.policy import visible
-from guideapp.auth.scope import Actor
+from guideapp.policy import visible
+from guideapp.policy.actor import Actor
 from guideapp.errors import InvalidInput
 
 SHOWN = 5  # unknown ids named in the message, at most

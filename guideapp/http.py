@@ -1,0 +1,49 @@
+"""What a route may use of the request it answers: its session, its actor, per-app objects,
+pre-rendered and conditional JSON. Set up by web.py's request lifecycle; knows no domain."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, request
+from werkzeug.http import is_resource_modified
+
+from guideapp.errors import Unauthorized
+
+
+def db_session():
+    """The request's session, opened on first use (autocommit for versioned reads)."""
+    if "db_session" not in g:
+        maker = "autocommit_sessionmaker" if g.get("versioned_read") else "sessionmaker"
+        g.db_session = current_app.extensions["guideapp"][maker]()
+    return g.db_session
+
+
+def extension(name: str):
+    """A per-app object set up in create_app (storage, inbox cache...)."""
+    return current_app.extensions["guideapp"][name]
+
+
+def json_bytes(payload) -> bytes:
+    """The bytes Flask's own JSON response would carry, for answers kept pre-rendered."""
+    return current_app.json.dumps(payload).encode()
+
+
+def conditional_json(body: bytes, etag: str) -> Response:
+    """A JSON answer with its ETag; a 304 without body when the client already holds it.
+
+    werkzeug's is_resource_modified (If-None-Match, weak comparison) decides; the fuller
+    Response.make_conditional also serves byte ranges, which JSON pages never need.
+    """
+    if not is_resource_modified(request.environ, etag=etag):
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(etag)
+    return response
+
+
+def current_actor():
+    """Who is calling (web.py put them there); 401 when nobody logged in."""
+    actor = g.get("actor")
+    if actor is None:
+        raise Unauthorized()
+    return actor
