@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
-from guideapp.db import utcnow
+from guideapp.db import new_id, utcnow
 from guideapp.errors import InvalidInput
 from guideapp.members import binding as bindings
 from guideapp.members import points, tags
@@ -27,27 +27,55 @@ CARD_SECTIONS: list = []
 RECRUIT_HOOKS: list = []
 
 
-VISIBLE_CACHE = "visible_members"
+ID_CHUNK = 900  # ids per IN (...) look-up
+MAX_MERGE_HOPS = 10
 
 
-def prefetch_visible(session: Session, *, actor: Actor, member_ids) -> None:
-    """Check visibility of many members in one query (a sync push names hundreds)."""
-    cache = session.info.setdefault(VISIBLE_CACHE, {})
-    for member in session.scalars(
-        policy.scoped_select(actor, Member).where(Member.id.in_(list(member_ids)))
-    ):
-        cache[(actor.staff_id, member.id)] = member
+def visible_members(session: Session, *, actor: Actor, member_ids) -> dict[str, Member]:
+    """Many members at once, as `get_member` finds one (a sync push names hundreds): each
+    requested id -> the visible member it resolves to (a merged-away id to its survivor).
+    Ids the actor may not see, or that name no member, are absent. A few queries in all."""
+    loaded: dict[str, Member] = {}
+
+    def load(ids) -> None:
+        ids = sorted(set(ids) - loaded.keys())
+        for i in range(0, len(ids), ID_CHUNK):
+            for member in session.scalars(
+                select(Member).where(Member.id.in_(ids[i : i + ID_CHUNK]))
+            ):
+                loaded[member.id] = member
+
+    load(member_ids)
+    resolved: dict[str, Member | None] = {i: loaded.get(i) for i in member_ids}
+    for _ in range(MAX_MERGE_HOPS):
+        merged = {m.merged_into_id for m in resolved.values() if m is not None and m.merged_into_id}
+        if not merged:
+            break
+        load(merged)
+        resolved = {
+            i: loaded.get(m.merged_into_id) if m is not None and m.merged_into_id else m
+            for i, m in resolved.items()
+        }
+    final = sorted({m.id for m in resolved.values() if m is not None})
+    visible: set[str] = set()
+    for i in range(0, len(final), ID_CHUNK):
+        visible.update(
+            session.scalars(
+                select(Member.id).where(
+                    Member.id.in_(final[i : i + ID_CHUNK]), policy.visible(actor, Member)
+                )
+            )
+        )
+    return {i: m for i, m in resolved.items() if m is not None and m.id in visible}
 
 
 def get_member(session: Session, *, actor: Actor, member_id: str, action: str | None = None):
     """A visible member; a merged-away id resolves to its survivor."""
-    member = session.info.get(VISIBLE_CACHE, {}).get((actor.staff_id, member_id))
-    if member is None:
-        member = session.get(Member, member_id)
-        if member is not None and member.merged_into_id:
-            member = follow_merges(session, member)
-            member_id = member.id
-        member = policy.get_visible(session, actor, Member, member_id, label="Member")
+    member = session.get(Member, member_id)
+    if member is not None and member.merged_into_id:
+        member = follow_merges(session, member)
+        member_id = member.id
+    member = policy.get_visible(session, actor, Member, member_id, label="Member")
     if action:
         policy.require_write(actor, member, action)
     return member
@@ -211,29 +239,45 @@ def add_note(
     body: str,
     noted_at: datetime | None = None,
     note_id: str | None = None,
-    known_new: bool = False,
 ) -> MemberNote:
-    """`known_new`: the caller checked in bulk that `note_id` is not taken (sync push)."""
+    """A note on a visible member; a client id already used for this note returns it."""
     member = get_member(session, actor=actor, member_id=member_id, action="note")
-    if note_id and not known_new and (existing := session.get(MemberNote, note_id)) is not None:
+    if note_id and (existing := session.get(MemberNote, note_id)) is not None:
         if existing.member_id != member.id or existing.author_id != actor.staff_id:
             raise InvalidInput(errors={"id": ["This note id belongs to another note."]})
-        return existing  # a retried push: the note is there already
+        return existing  # a retried request: the note is there already
+    note = write_note(
+        session, actor=actor, member=member, body=body, noted_at=noted_at, note_id=note_id
+    )
+    session.flush()
+    return note
+
+
+def write_note(
+    session: Session,
+    *,
+    actor: Actor,
+    member: Member,
+    body: str,
+    noted_at: datetime | None = None,
+    note_id: str | None = None,
+) -> MemberNote:
+    """A new note on `member` (fetched visible by the caller: `get_member`, or many at once
+    with `visible_members`) under an id no note has. Not flushed: a caller writing many
+    notes inserts them together at its next flush."""
+    policy.require_write(actor, member, "note")
     note = MemberNote(
+        id=note_id or new_id(),
         tenant_id=member.tenant_id,
         member_id=member.id,
         author_id=actor.staff_id,
         body=body,
         noted_at=noted_at,
     )
-    if note_id:
-        note.id = note_id
     session.add(note)
     now = utcnow()
     if member.last_contact_at is None or member.last_contact_at < now - timedelta(minutes=1):
         member.last_contact_at = now  # one write per member, not one per note of a batch
-    if not known_new:
-        session.flush()  # REST answers with the stored row; a push flushes once at the end
     log_member(session, member)
     log_member(session, member, table="member_notes", record_id=note.id)
     return note
@@ -366,9 +410,9 @@ def questionnaire(
 PROFILE_FIELDS = ("name", "gender", "birthday")
 
 
-def update_profile(session: Session, *, actor: Actor, member_id: str, data: dict) -> Member:
-    """The bound guide corrects name, gender or birthday."""
-    member = get_member(session, actor=actor, member_id=member_id, action="update")
+def update_profile(session: Session, *, actor: Actor, member: Member, data: dict) -> Member:
+    """The bound guide corrects name, gender or birthday of a member they can see."""
+    policy.require_write(actor, member, "update")
     old = {f: getattr(member, f) for f in PROFILE_FIELDS}
     for field in PROFILE_FIELDS:
         if field in data:
@@ -383,15 +427,14 @@ def update_profile(session: Session, *, actor: Actor, member_id: str, data: dict
     return member
 
 
-def _own_note(session: Session, actor: Actor, note_id: str) -> MemberNote:
-    note = policy.get_visible(session, actor, MemberNote, note_id, label="Note")
+def require_note_author(actor: Actor, note: MemberNote) -> None:
     if note.author_id != actor.staff_id:
         raise InvalidInput(errors={"id": ["Only the author can change a note."]})
-    return note
 
 
-def edit_note(session: Session, *, actor: Actor, note_id: str, body: str) -> MemberNote:
-    note = _own_note(session, actor, note_id)
+def edit_note(session: Session, *, actor: Actor, note: MemberNote, body: str) -> MemberNote:
+    """`note`: fetched visible by the caller (policy.get_visible / scoped_select)."""
+    require_note_author(actor, note)
     if body != note.body:
         note.body, note.updated_at = body, utcnow()
         session.flush()
@@ -400,22 +443,22 @@ def edit_note(session: Session, *, actor: Actor, note_id: str, body: str) -> Mem
     return note
 
 
-def delete_note(session: Session, *, actor: Actor, note_id: str) -> None:
-    note = _own_note(session, actor, note_id)
+def delete_note(session: Session, *, actor: Actor, note: MemberNote) -> None:
+    """`note`: fetched visible by the caller."""
+    require_note_author(actor, note)
     member = session.get(Member, note.member_id)
     session.delete(note)
     session.flush()
-    log_member(session, member, table="member_notes", record_id=note_id, deleted=True)
+    log_member(session, member, table="member_notes", record_id=note.id, deleted=True)
 
 
-def tag_with_id(
-    session: Session, *, actor: Actor, member_id: str, tag_id: str, record_id: str
-) -> None:
-    member = get_member(session, actor=actor, member_id=member_id, action="tag")
-    tag = policy.get_visible(session, actor, Tag, tag_id, label="Tag")
+def tag_record(session: Session, *, actor: Actor, member: Member, tag: Tag, record_id: str) -> None:
+    """Tag a visible member with a visible tag under the phone's own record id."""
+    policy.require_write(actor, member, "tag")
     tags.tag_member(session, actor=actor, member=member, tag=tag, record_id=record_id)
 
 
-def untag_record(session: Session, *, actor: Actor, record_id: str) -> None:
-    row = policy.get_visible(session, actor, MemberTag, record_id, label="Member tag")
-    untag(session, actor=actor, member_id=row.member_id, tag_id=row.tag_id)
+def untag_record(session: Session, *, actor: Actor, member: Member, row: MemberTag) -> None:
+    """Remove a visible member tag row (`member`: its visible member)."""
+    policy.require_write(actor, member, "tag")
+    tags.untag_member(session, member=member, tag_id=row.tag_id)
