@@ -1,8 +1,11 @@
-"""Benchmark: a guide's first sync, an empty incremental pull at 100k vs 1M members, a push."""
+"""Benchmark: a guide's first sync, an empty incremental pull at 100k vs 1M members, pushes
+(500 notes, and 5,000-record pushes with and without refused records)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import time
 import uuid
 
@@ -15,6 +18,7 @@ from guideapp.config import Config
 from guideapp.db import make_engine
 
 MATERIALS, REPLIES, TASKS, PUSH = 500, 300, 200, 500
+BIG_PUSH, BIG_RUNS = 5000, 3  # records in a large push (the maximum batch), runs of each
 
 
 def main(argv=None) -> int:
@@ -43,6 +47,7 @@ def main(argv=None) -> int:
         big = tenants[sizes[-1]]
         first = _first_sync(client, big)
         push_ms, rest_ms = _push(client, big)
+        big_pushes = _big_pushes(client, big, url)
         bare = bare_flask_p50(args.iterations)
         engine.dispose()
     small_p50, big_p50 = (empty[s]["p50"] for s in sizes)
@@ -71,6 +76,22 @@ def main(argv=None) -> int:
         f"{rest_ms} ms ({round(rest_ms / push_ms, 1)}x)",
         push_ms=push_ms,
         rest_posts_ms=rest_ms,
+    )
+    worst = max(case["ms"]["p50"] for case in big_pushes.values())
+    emit(
+        "sync_push_5000",
+        title=f"Pushes of {BIG_PUSH:,} records (the maximum batch), some refused or not",
+        target="each well under 1 s on PostgreSQL",
+        met=worst < 1000,
+        comparison="; ".join(
+            f"{name} {case['ms']['p50']} ms ({case['kb']} KB, {case['refused']} refused)"
+            for name, case in big_pushes.items()
+        )
+        + f"; beside the {PUSH}-note push: {push_ms} ms",
+        **{name: case["ms"] for name, case in big_pushes.items()},
+        **{f"{name}_body_kb": case["kb"] for name, case in big_pushes.items()},
+        **{f"{name}_refused": case["refused"] for name, case in big_pushes.items()},
+        push_500_ms=push_ms,
     )
     return 0
 
@@ -233,6 +254,92 @@ def _push(client, scale) -> tuple[float, float]:
         )
     rest_ms = round((time.perf_counter() - started) * 1000, 1)
     return push_ms, rest_ms
+
+
+def _big_pushes(client, scale, url) -> dict:
+    """5,000-record pushes of the heavy guide: unknown deleted ids (a delete of a missing id is
+    ignored), note creates, and note creates of which 10% are refused (members out of scope,
+    empty bodies, and one member whose phone is taken, which only the replay can find)."""
+    headers = _heavy_phone(client, scale)
+    cursor = client.get(
+        "/api/v1/sync/pull?schema_version=2&last_pulled_at=null", headers=headers
+    ).get_json()["timestamp"]
+    members = [scale.member_id(n) for n in range(0, scale.members, scale.members // 2000)][:50]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        taken = conn.execute(
+            text("SELECT phone FROM members WHERE tenant_id = :t AND phone IS NOT NULL LIMIT 1"),
+            {"t": scale.tenant_id},
+        ).scalar_one()
+    engine.dispose()
+
+    def wm_id() -> str:  # WatermelonDB's ids: 16 characters
+        return uuid.uuid4().hex[:16]
+
+    def deletes():
+        return {
+            "member_notes": {
+                "created": [],
+                "updated": [],
+                "deleted": [wm_id() for _ in range(BIG_PUSH)],
+            }
+        }, 0
+
+    def notes():
+        created = [
+            {"id": wm_id(), "member_id": members[i % len(members)], "body": f"n{i}"}
+            for i in range(BIG_PUSH)
+        ]
+        return {"member_notes": {"created": created, "updated": [], "deleted": []}}, 0
+
+    def notes_refused():
+        refused = BIG_PUSH // 10
+        created = [
+            {"id": wm_id(), "member_id": members[i % len(members)], "body": f"n{i}"}
+            for i in range(BIG_PUSH - refused)
+        ]
+        created += [
+            {"id": wm_id(), "member_id": f"nobody{i}", "body": "x"} for i in range(refused // 2)
+        ]
+        created += [
+            {"id": wm_id(), "member_id": members[0], "body": ""}
+            for _ in range(refused - refused // 2 - 1)
+        ]
+        member = {"id": wm_id(), "phone": taken, "name": "dup"}
+        changes = {
+            "members": {"created": [member], "updated": [], "deleted": []},
+            "member_notes": {"created": created, "updated": [], "deleted": []},
+        }
+        return changes, refused
+
+    results = {}
+    for name, make in (
+        ("deleted_unknown_ids", deletes),
+        ("note_creates", notes),
+        ("note_creates_10pct_refused", notes_refused),
+    ):
+        samples, size, refused = [], 0, 0
+        for _ in range(BIG_RUNS):
+            changes, refused = make()
+            body = json.dumps({"changes": changes}, ensure_ascii=False).encode()
+            size = round(len(body) / 1024)
+            started = time.perf_counter()
+            response = client.post(
+                f"/api/v1/sync/push?last_pulled_at={cursor}",
+                data=body,
+                content_type="application/json",
+                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.get_json()
+            got = sum(len(ids) for ids in (response.get_json().get("rejected") or {}).values())
+            assert got == refused, (name, got, refused)
+        results[name] = {
+            "ms": {"p50": round(statistics.median(samples), 1), "max": round(max(samples), 1)},
+            "kb": size,
+            "refused": refused,
+        }
+    return results
 
 
 if __name__ == "__main__":

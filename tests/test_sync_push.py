@@ -198,7 +198,7 @@ def test_a_large_push_with_refused_records_costs_a_few_statements(api, session, 
     colleague.pull()
     mine = sorted(phone.tables["members"])[:20]
     stranger = sorted(colleague.tables["members"])[0]
-    taken = session.scalar(select(Member.phone).where(Member.phone.is_not(None)))
+    taken = session.get(Member, mine[0]).phone  # an existing member's: register refuses it
     notes = [
         {"id": f"bulk-{i}", "member_id": mine[i % len(mine)], "body": f"备注 {i}"}
         for i in range(1200)
@@ -271,3 +271,14 @@ def test_offline_work_leaving_with_a_store_move_is_rescued(api, session):
         )
         == 1
     )
+
+
+def test_an_id_twice_in_one_table_is_refused_whole(api, session):
+    phone = Phone(api, GUIDE)
+    phone.pull()
+    member_id = sorted(phone.tables["members"])[0]
+    note = {"id": "twice", "member_id": member_id, "body": "一次"}
+    response = _push(api, phone, {"member_notes": _ops(created=[note, {**note, "body": "两次"}])})
+    assert response.status_code == 422, response.get_json()
+    assert "member_notes" in str(response.get_json()["errors"])
+    assert session.get(MemberNote, "twice") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
@@ -10,11 +11,18 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
-from guideapp.db import new_id, utcnow
+from guideapp.changelog import log_changes
+from guideapp.db import insert_rows, new_id, utcnow
 from guideapp.errors import InvalidInput
 from guideapp.members import binding as bindings
 from guideapp.members import points, tags
-from guideapp.members.identity import create_member, follow_merges, log_member, resolve_member
+from guideapp.members.identity import (
+    create_member,
+    follow_merges,
+    log_member,
+    member_scopes,
+    resolve_member,
+)
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
 from guideapp.members.orders import spend_summary
 from guideapp.org.models import Staff, Store, Tenant
@@ -262,9 +270,8 @@ def write_note(
     noted_at: datetime | None = None,
     note_id: str | None = None,
 ) -> MemberNote:
-    """A new note on `member` (fetched visible by the caller: `get_member`, or many at once
-    with `visible_members`) under an id no note has. Not flushed: a caller writing many
-    notes inserts them together at its next flush."""
+    """A new note on `member` (fetched visible by the caller with `get_member`) under an id
+    no note has."""
     policy.require_write(actor, member, "note")
     note = MemberNote(
         id=note_id or new_id(),
@@ -275,12 +282,61 @@ def write_note(
         noted_at=noted_at,
     )
     session.add(note)
+    _contacted(session, member, utcnow())
+    log_member(session, member, table="member_notes", record_id=note.id)
+    return note
+
+
+class NewNote(NamedTuple):
+    member: Member  # fetched visible by the caller (`visible_members`)
+    body: str
+    noted_at: datetime | None
+    note_id: str  # an id no note has
+
+
+def write_notes(session: Session, *, actor: Actor, notes: Sequence[NewNote]) -> None:
+    """Many new notes at once (a sync push): one INSERT, one change of each member."""
     now = utcnow()
+    members: dict[str, Member] = {}
+    rows = []
+    for note in notes:
+        if note.member.id not in members:
+            policy.require_write(actor, note.member, "note")
+            members[note.member.id] = note.member
+        rows.append(
+            {
+                "id": note.note_id,
+                "tenant_id": note.member.tenant_id,
+                "member_id": note.member.id,
+                "author_id": actor.staff_id,
+                "body": note.body,
+                "noted_at": note.noted_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    insert_rows(session, MemberNote.__table__, rows)
+    scopes = {member_id: member_scopes(m) for member_id, m in members.items()}
+    for member in members.values():
+        _contacted(session, member, now)
+    for tenant_id in {m.tenant_id for m in members.values()}:
+        log_changes(
+            session,
+            tenant_id=tenant_id,
+            table="member_notes",
+            rows=[
+                (note.note_id, scope)
+                for note in notes
+                if note.member.tenant_id == tenant_id
+                for scope in scopes[note.member.id]
+            ],
+        )
+
+
+def _contacted(session: Session, member: Member, now: datetime) -> None:
     if member.last_contact_at is None or member.last_contact_at < now - timedelta(minutes=1):
         member.last_contact_at = now  # one write per member, not one per note of a batch
     log_member(session, member)
-    log_member(session, member, table="member_notes", record_id=note.id)
-    return note
 
 
 def tag(session: Session, *, actor: Actor, member_id: str, tag_ids: list[str]) -> list[dict]:

@@ -10,6 +10,7 @@ turned into a step: a call of the domain's service, run later in the replay.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -20,12 +21,13 @@ from sqlalchemy.orm import Session
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
 from guideapp.changelog import ChangeLogEntry, log_change, staff_scope
+from guideapp.db import any_of
 from guideapp.errors import InvalidInput, NotFound
 from guideapp.materials.schemas import ShareSchema
 from guideapp.members import service as members
 from guideapp.members.models import Member, MemberNote, MemberTag
 from guideapp.members.schemas import MemberRegisterSchema, NoteSchema
-from guideapp.sync.context import ID_CHUNK, OUT_OF_SCOPE, PushContext
+from guideapp.sync.context import OUT_OF_SCOPE, PushContext
 from guideapp.sync.tables import BY_NAME
 from guideapp.tasks import service as tasks
 from guideapp.tasks.models import Task, TaskTarget
@@ -35,6 +37,20 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 READ_ONLY = "Read-only on the phone."
 
 Step = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Batched:
+    """A step that runs with its neighbours of the same `key` as one call, `run(args)`
+    (e.g. 5,000 notes as one INSERT); alone, `step()` is `run([args])`."""
+
+    key: str
+    run: Callable[[list], object]
+    args: object
+
+    def __call__(self):
+        return self.run([self.args])
+
 
 # The REST endpoints' schemas, instantiated once (marshmallow schemas are reusable).
 NOTE = NoteSchema()
@@ -97,20 +113,19 @@ def server_wins(
 
 def _left_since(session, actor: Actor, member_ids: set[str], last_pulled_at: int) -> set[str]:
     """The members among `member_ids` that changed in this guide's scope since the pull."""
-    ids, found = sorted(member_ids), set()
-    for i in range(0, len(ids), ID_CHUNK):
-        found.update(
-            session.scalars(
-                select(ChangeLogEntry.record_id).where(
-                    ChangeLogEntry.tenant_id == actor.tenant_id,
-                    ChangeLogEntry.table_name == "members",
-                    ChangeLogEntry.record_id.in_(ids[i : i + ID_CHUNK]),
-                    ChangeLogEntry.scope == staff_scope(actor.staff_id),
-                    ChangeLogEntry.seq > last_pulled_at,
-                )
+    if not member_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(ChangeLogEntry.record_id).where(
+                ChangeLogEntry.tenant_id == actor.tenant_id,
+                ChangeLogEntry.table_name == "members",
+                any_of(session, ChangeLogEntry.record_id, member_ids),
+                ChangeLogEntry.scope == staff_scope(actor.staff_id),
+                ChangeLogEntry.seq > last_pulled_at,
             )
         )
-    return found
+    )
 
 
 def _held_by_the_phone(session, actor: Actor, found: dict, last_pulled_at: int) -> dict:
@@ -173,14 +188,16 @@ def _members_named(session, changes) -> dict[tuple[str, str], Member]:
     for table, model in (("member_notes", MemberNote), ("member_tags", MemberTag)):
         ops = changes.get(table) or {}
         records = {r["id"]: r for op in ("created", "updated") for r in ops.get(op) or []}
-        ids = sorted(set(records) | set(ops.get("deleted") or []))
-        stored = {}
-        for i in range(0, len(ids), ID_CHUNK):
-            stored.update(
+        ids = set(records) | set(ops.get("deleted") or [])
+        stored = (
+            dict(
                 session.execute(
-                    select(model.id, model.member_id).where(model.id.in_(ids[i : i + ID_CHUNK]))
+                    select(model.id, model.member_id).where(any_of(session, model.id, ids))
                 ).all()
             )
+            if ids
+            else {}
+        )
         for record_id in ids:
             member_id = stored.get(record_id) or (records.get(record_id) or {}).get("member_id")
             if isinstance(member_id, str):
@@ -190,15 +207,12 @@ def _members_named(session, changes) -> dict[tuple[str, str], Member]:
         ops.get("deleted") or []
     ):
         wanted[("members", record_id)] = record_id
-    ids = sorted(set(wanted.values()))
-    loaded = {}
-    for i in range(0, len(ids), ID_CHUNK):
-        loaded.update(
-            {
-                m.id: m
-                for m in session.scalars(select(Member).where(Member.id.in_(ids[i : i + ID_CHUNK])))
-            }
-        )
+    ids = set(wanted.values())
+    loaded = (
+        {m.id: m for m in session.scalars(select(Member).where(any_of(session, Member.id, ids)))}
+        if ids
+        else {}
+    )
     return {key: loaded[mid] for key, mid in wanted.items() if mid in loaded}
 
 
@@ -251,14 +265,8 @@ def _note_created(ctx: PushContext, record) -> Step | None:
     )
     member = ctx.member(_text(record, "member_id"))
     policy.require_write(ctx.actor, member, "note")
-    return lambda: members.write_note(
-        ctx.session,
-        actor=ctx.actor,
-        member=member,
-        body=data["body"],
-        noted_at=data.get("noted_at"),
-        note_id=record["id"],
-    )
+    note = members.NewNote(member, data["body"], data.get("noted_at"), record["id"])
+    return Batched("member_notes.created", ctx.write_notes, note)
 
 
 def _note_updated(ctx: PushContext, record) -> Step | None:

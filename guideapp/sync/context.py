@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth import policy
 from guideapp.auth.scope import Actor
+from guideapp.db import any_of
 from guideapp.errors import NotFound
 from guideapp.materials.models import Share
 from guideapp.members import service as members
 from guideapp.members.models import Member, MemberNote, MemberTag, Tag
 from guideapp.tasks.models import Task, TaskTarget
 
-ID_CHUNK = 900  # ids per IN (...) look-up
 OUT_OF_SCOPE = "Not in your scope (another store's, another guide's, or unknown)."
 # Tables whose pushed ids are looked up: a `created` id that exists is applied as an update,
 # a `deleted` id that does not is ignored.
@@ -95,6 +95,9 @@ class PushContext:
             raise NotFound(OUT_OF_SCOPE)
         return member
 
+    def write_notes(self, notes: list[members.NewNote]) -> None:
+        members.write_notes(self.session, actor=self.actor, notes=notes)
+
     def known_changes(self) -> dict:
         """The changes with task and target updates narrowed to ids that exist."""
         changes = dict(self.changes)
@@ -113,26 +116,22 @@ def _str(value):
 
 
 def _ids(session: Session, model, ids) -> list[str]:
-    ids = sorted({i for i in ids if isinstance(i, str)})
-    found: list[str] = []
-    for i in range(0, len(ids), ID_CHUNK):
-        found += session.scalars(select(model.id).where(model.id.in_(ids[i : i + ID_CHUNK])))
-    return found
+    ids = {i for i in ids if isinstance(i, str)}
+    if not ids:
+        return []
+    return list(session.scalars(select(model.id).where(any_of(session, model.id, ids))))
 
 
 def _rows(session: Session, model, ids) -> dict:
-    ids = sorted(ids)
-    found = {}
-    for i in range(0, len(ids), ID_CHUNK):
-        stmt = select(model).where(model.id.in_(ids[i : i + ID_CHUNK]))
-        found.update({row.id: row for row in session.scalars(stmt)})
-    return found
+    if not ids:
+        return {}
+    stmt = select(model).where(any_of(session, model.id, ids))
+    return {row.id: row for row in session.scalars(stmt)}
 
 
 def _visible(session: Session, actor: Actor, model, ids) -> dict:
-    ids = sorted({i for i in ids if isinstance(i, str)})
-    found = {}
-    for i in range(0, len(ids), ID_CHUNK):
-        stmt = policy.scoped_select(actor, model).where(model.id.in_(ids[i : i + ID_CHUNK]))
-        found.update({row.id: row for row in session.scalars(stmt)})
-    return found
+    ids = {i for i in ids if isinstance(i, str)}
+    if not ids:
+        return {}
+    stmt = policy.scoped_select(actor, model).where(any_of(session, model.id, ids))
+    return {row.id: row for row in session.scalars(stmt)}

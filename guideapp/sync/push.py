@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
 from guideapp.changelog import ChangeLogEntry
+from guideapp.db import any_of
 from guideapp.errors import Conflict, DomainError, InvalidInput, NotFound
 from guideapp.sync import appliers
-from guideapp.sync.context import ID_CHUNK, OUT_OF_SCOPE, PushContext
+from guideapp.sync.context import OUT_OF_SCOPE, PushContext
 from guideapp.sync.models import SyncRejection
 from guideapp.sync.service import cursor_of, require_phone_user
 from guideapp.sync.tables import BY_NAME
@@ -47,7 +48,7 @@ APPLY_ORDER = (
 MAX_PUSH_RECORDS = 5000
 # Records applied per savepoint in the replay: a refusal no bulk check foresaw undoes and
 # re-applies at most this many, never the whole push and never one savepoint per record.
-CHECKPOINT = 500
+CHECKPOINT = 1000
 
 
 class SyncConflict(Conflict):
@@ -123,23 +124,39 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
 
 
 def _replay(session: Session, steps: list) -> dict[int, str]:
-    """Run the planned steps, CHECKPOINT per savepoint; a step a rule refuses rolls back its
-    savepoint, which is run again without it. Returns {step index: reason}."""
+    """Run the planned steps, CHECKPOINT per savepoint, neighbouring Batched steps of one
+    kind as one call. A step a rule refuses rolls back its savepoint, which runs again
+    without it (a refused batch runs again step by step, to find the refused ones).
+    Returns {step index: reason}."""
     refused: dict[int, str] = {}
+    alone: set[int] = set()
     start = 0
     while start < len(steps):
         end = min(start + CHECKPOINT, len(steps))
         savepoint = session.begin_nested()
-        current = start
+        running: list[int] = []
         try:
-            for current in range(start, end):
-                if current not in refused:
-                    steps[current]()
+            i = start
+            while i < end:
+                key = getattr(steps[i], "key", None)
+                j = i + 1
+                if key is not None and i not in alone:
+                    while j < end and getattr(steps[j], "key", None) == key and j not in alone:
+                        j += 1
+                running = [k for k in range(i, j) if k not in refused]
+                if len(running) > 1:
+                    steps[i].run([steps[k].args for k in running])
+                elif running:
+                    steps[running[0]]()
+                i = j
             savepoint.commit()
             start = end
         except DomainError as error:
             savepoint.rollback()
-            refused[current] = _reason(error)
+            if len(running) == 1:
+                refused[running[0]] = _reason(error)
+            else:
+                alone.update(running)
     return refused
 
 
@@ -155,38 +172,31 @@ def _conflicts(ctx: PushContext) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for table_name in ctx.changes:
         scopes = BY_NAME[table_name].scopes(ctx.actor)
-        ids = sorted({i for i in ctx.ids(table_name) if (table_name, i) not in ctx.server_wins})
+        ids = {i for i in ctx.ids(table_name) if (table_name, i) not in ctx.server_wins}
         if not scopes or not ids:
             continue
-        for i in range(0, len(ids), ID_CHUNK):
-            rows = ctx.session.scalars(
-                select(ChangeLogEntry.record_id)
-                .where(
-                    ChangeLogEntry.tenant_id == ctx.actor.tenant_id,
-                    ChangeLogEntry.table_name == table_name,
-                    ChangeLogEntry.record_id.in_(ids[i : i + ID_CHUNK]),
-                    ChangeLogEntry.scope.in_(scopes),
-                    ChangeLogEntry.seq > ctx.last_pulled_at,
-                )
-                .distinct()
-            ).all()
-            if rows:
-                found.setdefault(table_name, []).extend(rows)
-    return {t: sorted(set(ids)) for t, ids in found.items()}
+        rows = ctx.session.scalars(
+            select(ChangeLogEntry.record_id)
+            .where(
+                ChangeLogEntry.tenant_id == ctx.actor.tenant_id,
+                ChangeLogEntry.table_name == table_name,
+                any_of(ctx.session, ChangeLogEntry.record_id, ids),
+                ChangeLogEntry.scope.in_(scopes),
+                ChangeLogEntry.seq > ctx.last_pulled_at,
+            )
+            .distinct()
+        ).all()
+        if rows:
+            found[table_name] = sorted(rows)
+    return found
 
 
 def _out_of_scope(session, actor, table_name: str, ids: list[str]) -> set[str]:
     table = BY_NAME[table_name]
-    present: set[str] = set()
-    for i in range(0, len(ids), ID_CHUNK):
-        present.update(
-            session.scalars(
-                select(table.model.id).where(
-                    table.model.id.in_(ids[i : i + ID_CHUNK]), table.in_scope(actor)
-                )
-            )
-        )
-    return set(ids) - present
+    present = session.scalars(
+        select(table.model.id).where(any_of(session, table.model.id, ids), table.in_scope(actor))
+    )
+    return set(ids) - set(present)
 
 
 def _keep_attempts(session: Session, actor: Actor, attempts: list[Attempt]) -> None:
@@ -196,9 +206,9 @@ def _keep_attempts(session: Session, actor: Actor, attempts: list[Attempt]) -> N
         return
     for attempt in attempts:
         appliers.touch(session, actor, attempt.table, attempt.record_id)
-    ids = sorted({str(a.record_id) for a in attempts})
-    kept = set()
-    for i in range(0, len(ids), ID_CHUNK):
+    ids = {str(a.record_id) for a in attempts}
+    kept = {
+        (row.table_name, row.record_id, row.operation, _canonical(row.payload))
         for row in session.execute(
             select(
                 SyncRejection.table_name,
@@ -207,10 +217,10 @@ def _keep_attempts(session: Session, actor: Actor, attempts: list[Attempt]) -> N
                 SyncRejection.payload,
             ).where(
                 SyncRejection.staff_id == actor.staff_id,
-                SyncRejection.record_id.in_(ids[i : i + ID_CHUNK]),
+                any_of(session, SyncRejection.record_id, ids),
             )
-        ):
-            kept.add((row.table_name, row.record_id, row.operation, _canonical(row.payload)))
+        )
+    }
     rows = []
     for attempt in attempts:
         payload = _payload(attempt.record)
@@ -280,6 +290,11 @@ def _check_shape(changes) -> list[tuple[str, str, dict | str]]:
             isinstance(i, str) and 0 < len(i) <= 140 for i in deleted
         ):
             errors[table_name] = ["deleted: a list of string ids (1-140 chars)."]
+        if table_name not in errors:
+            ids = [r["id"] for op in ("created", "updated") for r in ops.get(op) or []]
+            ids += deleted
+            if len(set(ids)) < len(ids):
+                errors[table_name] = ["Each record id at most once per table."]
     if errors:
         raise InvalidInput(
             "The changes are not in WatermelonDB's shape.", errors={"changes": errors}
