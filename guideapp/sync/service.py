@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.auth.scope import Actor
+from guideapp.db import any_of
 from guideapp.errors import Forbidden, InvalidInput
 from guideapp.changelog import ChangeLogEntry, SyncCounter, staff_scope
 from guideapp.changelog.scopes import STORE
@@ -163,12 +164,12 @@ def _left_with_the_move(session, actor, tables, last_pulled_at: int) -> dict[str
                         .distinct()
                     )
                 )
-        ids = sorted(held)
-        for i in range(0, len(ids), ID_CHUNK):
-            chunk = ids[i : i + ID_CHUNK]
+        if held:
             held.difference_update(
                 session.scalars(
-                    select(table.model.id).where(table.model.id.in_(chunk), table.in_scope(actor))
+                    select(table.model.id).where(
+                        any_of(session, table.model.id, held), table.in_scope(actor)
+                    )
                 )
             )
         if held:
