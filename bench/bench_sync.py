@@ -1,20 +1,34 @@
-"""Benchmark: a guide's first sync, an empty incremental pull at 100k vs 1M members, a push."""
+"""Benchmark: a guide's first sync, an empty incremental pull at 100k vs 1M members, pushes
+(500 notes, and 5,000-record pushes with and without refused records)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
 import time
 import uuid
 
-from sqlalchemy import text
+from pathlib import Path
 
-from bench.common import bare_flask_p50, emit, migrate, percentiles, scratch_postgres
+from sqlalchemy import create_engine, make_url, text
+
+from bench.common import (
+    bare_flask_p50,
+    emit,
+    migrate,
+    percentiles,
+    postgres_url,
+    scratch_postgres,
+)
 from bench.scale import PASSWORD, generate_scale_tenant
 from guideapp import create_app
 from guideapp.config import Config
 from guideapp.db import make_engine
 
 MATERIALS, REPLIES, TASKS, PUSH = 500, 300, 200, 500
+BIG_PUSH, BIG_RUNS = 5000, 3  # records in a large push (the maximum batch), runs of each
 
 
 def main(argv=None) -> int:
@@ -43,6 +57,7 @@ def main(argv=None) -> int:
         big = tenants[sizes[-1]]
         first = _first_sync(client, big)
         push_ms, rest_ms = _push(client, big)
+        big_pushes = _big_pushes(client, big, url)
         bare = bare_flask_p50(args.iterations)
         engine.dispose()
     small_p50, big_p50 = (empty[s]["p50"] for s in sizes)
@@ -71,6 +86,27 @@ def main(argv=None) -> int:
         f"{rest_ms} ms ({round(rest_ms / push_ms, 1)}x)",
         push_ms=push_ms,
         rest_posts_ms=rest_ms,
+    )
+    worst = max(big_pushes[n]["ms"]["p50"] for n in big_pushes if n != "note_creates_500")
+
+    def line(name: str) -> str:
+        case = big_pushes[name]
+        ms = case["ms"]
+        db = f" + db {ms['db_cpu']}" if ms["db_cpu"] is not None else ""
+        return (
+            f"{name} {ms['p50']} ms (cpu: app {ms['app_cpu']}{db}; {case['kb']} KB, "
+            f"{case['refused']} refused)"
+        )
+
+    emit(
+        "sync_push_5000",
+        title=f"Pushes of {BIG_PUSH:,} records (the maximum batch), some refused or not",
+        target="each well under 1 s on PostgreSQL",
+        met=worst < 1000,
+        comparison="; ".join(line(name) for name in big_pushes),
+        **{name: case["ms"] for name, case in big_pushes.items()},
+        **{f"{name}_body_kb": case["kb"] for name, case in big_pushes.items()},
+        **{f"{name}_refused": case["refused"] for name, case in big_pushes.items()},
     )
     return 0
 
@@ -233,6 +269,140 @@ def _push(client, scale) -> tuple[float, float]:
         )
     rest_ms = round((time.perf_counter() - started) * 1000, 1)
     return push_ms, rest_ms
+
+
+def _big_pushes(client, scale, url) -> dict:
+    """5,000-record pushes of the heavy guide: unknown deleted ids (a delete of a missing id is
+    ignored), note creates, and note creates of which 10% are refused (members out of scope,
+    empty bodies, and one member whose phone is taken, which only the replay can find)."""
+    headers = _heavy_phone(client, scale)
+    cursor = client.get(
+        "/api/v1/sync/pull?schema_version=2&last_pulled_at=null", headers=headers
+    ).get_json()["timestamp"]
+    members = [scale.member_id(n) for n in range(0, scale.members, scale.members // 2000)][:50]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        taken = conn.execute(
+            text("SELECT phone FROM members WHERE tenant_id = :t AND phone IS NOT NULL LIMIT 1"),
+            {"t": scale.tenant_id},
+        ).scalar_one()
+    engine.dispose()
+
+    def wm_id() -> str:  # WatermelonDB's ids: 16 characters
+        return uuid.uuid4().hex[:16]
+
+    def deletes():
+        return {
+            "member_notes": {
+                "created": [],
+                "updated": [],
+                "deleted": [wm_id() for _ in range(BIG_PUSH)],
+            }
+        }, 0
+
+    def notes():
+        created = [
+            {"id": wm_id(), "member_id": members[i % len(members)], "body": f"n{i}"}
+            for i in range(BIG_PUSH)
+        ]
+        return {"member_notes": {"created": created, "updated": [], "deleted": []}}, 0
+
+    def notes_refused():
+        refused = BIG_PUSH // 10
+        created = [
+            {"id": wm_id(), "member_id": members[i % len(members)], "body": f"n{i}"}
+            for i in range(BIG_PUSH - refused)
+        ]
+        created += [
+            {"id": wm_id(), "member_id": f"nobody{i}", "body": "x"} for i in range(refused // 2)
+        ]
+        created += [
+            {"id": wm_id(), "member_id": members[0], "body": ""}
+            for _ in range(refused - refused // 2 - 1)
+        ]
+        member = {"id": wm_id(), "phone": taken, "name": "dup"}
+        changes = {
+            "members": {"created": [member], "updated": [], "deleted": []},
+            "member_notes": {"created": created, "updated": [], "deleted": []},
+        }
+        return changes, refused
+
+    def notes_500():
+        created = [
+            {"id": wm_id(), "member_id": members[i % len(members)], "body": f"n{i}"}
+            for i in range(PUSH)
+        ]
+        return {"member_notes": {"created": created, "updated": [], "deleted": []}}, 0
+
+    results = {}
+    cpu = _BackendCpu(url)
+    for name, make in (
+        ("deleted_unknown_ids", deletes),
+        ("note_creates", notes),
+        ("note_creates_10pct_refused", notes_refused),
+        ("note_creates_500", notes_500),
+    ):
+        walls, py, pg, size, refused = [], [], [], 0, 0
+        for _ in range(BIG_RUNS):
+            changes, refused = make()
+            body = json.dumps({"changes": changes}, ensure_ascii=False).encode()
+            size = round(len(body) / 1024)
+            pg_before = cpu.ms()
+            started, cpu_started = time.perf_counter(), time.process_time()
+            response = client.post(
+                f"/api/v1/sync/push?last_pulled_at={cursor}",
+                data=body,
+                content_type="application/json",
+                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            walls.append((time.perf_counter() - started) * 1000)
+            py.append((time.process_time() - cpu_started) * 1000)
+            pg_after = cpu.ms()
+            if pg_before is not None and pg_after is not None:
+                pg.append(pg_after - pg_before)
+            assert response.status_code == 200, response.get_json()
+            got = sum(len(ids) for ids in (response.get_json().get("rejected") or {}).values())
+            assert got == refused, (name, got, refused)
+        results[name] = {
+            "ms": {
+                "p50": round(statistics.median(walls), 1),
+                "max": round(max(walls), 1),
+                "app_cpu": round(statistics.median(py), 1),
+                "db_cpu": round(statistics.median(pg), 1) if pg else None,
+            },
+            "kb": size,
+            "refused": refused,
+        }
+    cpu.close()
+    return results
+
+
+class _BackendCpu:
+    """CPU time (ms) the PostgreSQL backends of the bench database used so far, read from
+    /proc (a local server, readable by this user); None when it cannot be read. With the
+    app's own CPU time it says what a push costs whatever else the machine runs."""
+
+    def __init__(self, url: str):
+        self.name = make_url(url).database
+        self.admin = create_engine(postgres_url(), isolation_level="AUTOCOMMIT")
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def ms(self) -> float | None:
+        with self.admin.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": self.name}
+            ).scalars()
+            total = 0
+            try:
+                for pid in pids:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                return None
+        return total / self.tick * 1000
+
+    def close(self) -> None:
+        self.admin.dispose()
 
 
 if __name__ == "__main__":

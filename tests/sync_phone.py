@@ -44,12 +44,16 @@ class Phone:
                 break
         self._rescue(merged)
         if replacement or self.cursor is None:
-            for table in merged:
-                self.tables[table] = {
-                    k: v
-                    for k, v in self.tables.get(table, {}).items()
-                    if k in self.pending.get(table, {})
-                }
+            # As WatermelonDB applies a replacement: every local record the snapshot leaves
+            # out is destroyed, local edits and all, unless it was created on the phone.
+            for table, ops in merged.items():
+                sent = {r["id"] for r in ops["updated"]}
+                pending = self.pending.get(table, {})
+                for record_id in list(self.tables.get(table, {})):
+                    if record_id in sent or pending.get(record_id, {}).get("op") == "created":
+                        continue
+                    self.tables[table].pop(record_id)
+                    pending.pop(record_id, None)
         for table, ops in merged.items():
             local = self.tables.setdefault(table, {})
             for record in ops["updated"]:

@@ -2,7 +2,8 @@
 syncs against the real app served over HTTP on loopback: first sync, offline edits on two
 phones, a 409 conflict, a retried push after a lost response, a member transfer (with its
 notes, tags and orders), and offline work on records a pull deletes (a cancelled task, a
-note on a member transferred away), which the client pushes before WatermelonDB destroys it.
+note on a member transferred away, a store task claimed offline by a guide who then moves
+store), which the client pushes before WatermelonDB destroys it.
 
 The harness needs `npm ci --prefix clients/watermelon` (done by .ci/run). Without its
 node_modules the test is skipped locally and fails in CI (CI=true).
@@ -121,8 +122,8 @@ def test_watermelondb_client_syncs_with_the_server(tmp_path, monkeypatch):
     print(output)
     assert run.returncode == 0, f"harness exited with {run.returncode}\n{output}"
     lines = run.stdout.strip().splitlines()
-    assert lines[-1] == "7 passed, 0 failed", output
-    for name in "abcdefg":
+    assert lines[-1] == "8 passed, 0 failed", output
+    for name in "abcdefgh":
         assert any(line.startswith(f"ok {name} ") for line in lines), f"no {name}\n{output}"
     first_sync = next(line for line in lines if line.startswith("ok a "))
     pages = int(re.search(r"(\d+) page\(s\)", first_sync).group(1))

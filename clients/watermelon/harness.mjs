@@ -15,6 +15,8 @@
 //   deleted ids, raw and under a fresh Idempotency-Key, with the lastPulledAt of this pull;
 //   the server applies them or keeps them as "server won" attempts (GET /sync/rejections).
 //   If that push fails, pullChanges throws: the sync fails before anything is destroyed.
+//   A replacement after a store move lists what left the scope in `deleted` (first page),
+//   so the same rule rescues offline work on it (scenario h).
 //   (Known server gap, README: a rescue push can get the same 409 on every retry.)
 // - every pulled record comes in "updated": synchronize() runs with sendCreatedAsUpdated.
 // - push: one Idempotency-Key per push attempt. The attempt (key, URL, body) stays in an
@@ -41,7 +43,10 @@ const logger = require('@nozbe/watermelondb/utils/common/logger').default
 const PASSWORD = 'demo-pass-2026'
 const GUIDE_A = '13800000003' // store SH001
 const GUIDE_B = '13913775684' // another guide of SH001
+const GUIDE_C = '13998051283' // a third guide of SH001 (moved to BJ001 by scenario h)
 const MANAGER = '13800000002' // SH001's manager
+const HQ = '13800000001'
+const GUIDE_BJ = '13800000004' // a guide of BJ001
 const DEMO_MEMBERS_OF_A = 60
 
 // --- schema: guideapp/sync/tables.py (times: number, birthday: string, items: JSON text) ---
@@ -386,6 +391,19 @@ class Phone {
     await this.db.write(async () => {
       const task = await this.db.get('tasks').find(taskId)
       await task.update((record) => {
+        record._setRaw('state', 'done')
+        record._setRaw('result', 'done')
+        record._setRaw('note', note)
+        record._setRaw('done_at_client', Date.now())
+      })
+    })
+  }
+
+  async claimAndCompleteTask(taskId, note) {
+    await this.db.write(async () => {
+      const task = await this.db.get('tasks').find(taskId)
+      await task.update((record) => {
+        record._setRaw('assignee_id', this.me.id)
         record._setRaw('state', 'done')
         record._setRaw('result', 'done')
         record._setRaw('note', note)
@@ -790,6 +808,48 @@ export const SCENARIOS = {
   },
 }
 
+SCENARIOS.h = async function h(ctx) {
+  // A third guide of SH001, so that moving them leaves A and B where they are.
+  const C = await new Phone('C', GUIDE_C, ctx.baseUrl).login()
+  const hq = await login(ctx.baseUrl, HQ)
+  const bj001 = (await api(ctx.baseUrl, 'GET', '/api/v1/me',
+    { token: await login(ctx.baseUrl, GUIDE_BJ) })).staff.store_id
+  const sh001 = C.me.store_id
+  await C.sync()
+  const [task] = await ctx.asManager('POST', '/api/v1/tasks', {
+    title: `店铺任务 ${stamp()}`, starts_at: new Date(Date.now() - 3600e3).toISOString(),
+    due_at: new Date(Date.now() + 2 * 86400e3).toISOString(),
+  })
+  check(task.assignee_id === null, 'a store task, assigned to nobody', task)
+  await C.sync()
+  const arrived = await C.raw('tasks', task.id)
+  check(arrived && arrived._status === 'synced', 'the store task arrived on C', arrived)
+  // Offline: C claims the store's task and completes it. Meanwhile HQ moves C to BJ001.
+  await C.claimAndCompleteTask(task.id, 'claimed and done offline')
+  equal((await C.raw('tasks', task.id))._status, 'updated', 'the work waits on C')
+  await api(ctx.baseUrl, 'PATCH', `/api/v1/staff/${C.me.id}`, { token: hq, json: { store_id: bj001 } })
+  // Back online: a replacement (C moved store). WatermelonDB destroys every local record
+  // a replacement leaves out, edits and all; the server lists what left the scope in
+  // `deleted`, so the pull's rescue pushes the task first.
+  const stats = await C.sync()
+  equal(stats.pulls.map((p) => p.strategy), ['replacement'], 'the pull after the move is a replacement')
+  equal(stats.rescues.map((r) => [r.status, r.counts]), [[200, { tasks: 1 }]],
+    'the pull pushed the doomed task first (one rescue push, accepted)')
+  equal(await C.raw('tasks', task.id), null, 'the old store\'s task is gone from C\'s phone')
+  const kept = (await C.rejections()).filter((r) => r.record_id === task.id)
+  equal(kept.map((r) => [r.table_name, r.operation, r.payload.note, r.payload.state, r.payload.assignee_id]),
+    [['tasks', 'updated', 'claimed and done offline', 'done', C.me.id]],
+    'C\'s rejections keep the offline work once')
+  const again = await C.sync()
+  equal([again.rescues.length, again.pushes.length], [0, 0], 'the next sync has nothing to rescue or push')
+  equal((await C.rejections()).filter((r) => r.record_id === task.id).length, 1, 'still one kept attempt')
+  await api(ctx.baseUrl, 'PATCH', `/api/v1/staff/${C.me.id}`, { token: hq, json: { store_id: sh001 } })
+  const deleted = stats.rescues[0].counts.tasks
+  return `C claimed and completed a store task offline, then moved to BJ001: the replacement ` +
+    `listed it in deleted, the rescue pushed it (${deleted} task, 200) before WatermelonDB ` +
+    `destroyed it; kept in C's rejections ("${kept[0].reason}")`
+}
+
 const TITLES = {
   a: 'first sync',
   b: 'offline edits on two phones',
@@ -798,6 +858,7 @@ const TITLES = {
   e: 'scope change by transfer',
   f: 'offline work on a cancelled task is kept',
   g: 'offline note on a member transferred away is kept',
+  h: 'offline work on records leaving with a store move is kept',
 }
 
 async function main() {

@@ -12,6 +12,7 @@ from sqlalchemy import event, insert, literal, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from guideapp.changelog.log import NOTES, SELECTS
+from guideapp.db import insert_rows
 from guideapp.changelog.models import ChangeLogEntry, SyncCounter
 
 MARKS = "changelog_marks"  # {savepoint: (notes, selects) lengths at its start}
@@ -78,8 +79,8 @@ def stamp_pending_changes(session: Session) -> None:
             for (tid, table, record_id, scope), deleted in merged.items()
             if tid == tenant_id
         ]
-        if rows:
-            session.execute(insert(ChangeLogEntry), rows)
+        if rows:  # one statement however many rows (a sync push writes ten thousand)
+            insert_rows(session, ChangeLogEntry.__table__, rows)
         for tid, table, select_rows, deleted in selects:
             if tid == tenant_id:
                 _insert_from_select(session, tenant_id, seq, table, select_rows, deleted)

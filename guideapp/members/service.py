@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
@@ -12,11 +13,19 @@ from guideapp import policy
 from guideapp.policy.references import resolve_id, resolve_ids
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
+from guideapp.changelog import log_changes
+from guideapp.db import insert_rows, new_id
 from guideapp.errors import InvalidInput
 from guideapp.members import binding as bindings
 from guideapp.members.access import SEE_PHONE
 from guideapp.members import points, tags
-from guideapp.members.identity import create_member, follow_merges, log_member, resolve_member
+from guideapp.members.identity import (
+    create_member,
+    follow_merges,
+    log_member,
+    member_scopes,
+    resolve_member,
+)
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
 from guideapp.members.orders import spend_summary
 from guideapp.members.signals import member_card_requested, member_recruited
@@ -25,16 +34,46 @@ from guideapp.pagination import paginate, paginate_branches
 from guideapp.phones import mask_phone, normalize_phone
 
 
-VISIBLE_CACHE = "visible_members"
+ID_CHUNK = 900  # ids per IN (...) look-up
+MAX_MERGE_HOPS = 10
 
 
-def prefetch_visible(session: Session, *, actor: Actor, member_ids) -> None:
-    """Check visibility of many members in one query (a sync push names hundreds)."""
-    cache = session.info.setdefault(VISIBLE_CACHE, {})
-    for member in session.scalars(
-        policy.scoped_select(actor, Member).where(Member.id.in_(list(member_ids)))
-    ):
-        cache[(actor.staff_id, member.id)] = member
+def visible_members(session: Session, *, actor: Actor, member_ids) -> dict[str, Member]:
+    """Many members at once, as `get_member` finds one (a sync push names hundreds): each
+    requested id -> the visible member it resolves to (a merged-away id to its survivor).
+    Ids the actor may not see, or that name no member, are absent. A few queries in all."""
+    loaded: dict[str, Member] = {}
+
+    def load(ids) -> None:
+        ids = sorted(set(ids) - loaded.keys())
+        for i in range(0, len(ids), ID_CHUNK):
+            for member in session.scalars(
+                select(Member).where(Member.id.in_(ids[i : i + ID_CHUNK]))
+            ):
+                loaded[member.id] = member
+
+    load(member_ids)
+    resolved: dict[str, Member | None] = {i: loaded.get(i) for i in member_ids}
+    for _ in range(MAX_MERGE_HOPS):
+        merged = {m.merged_into_id for m in resolved.values() if m is not None and m.merged_into_id}
+        if not merged:
+            break
+        load(merged)
+        resolved = {
+            i: loaded.get(m.merged_into_id) if m is not None and m.merged_into_id else m
+            for i, m in resolved.items()
+        }
+    final = sorted({m.id for m in resolved.values() if m is not None})
+    visible: set[str] = set()
+    for i in range(0, len(final), ID_CHUNK):
+        visible.update(
+            session.scalars(
+                select(Member.id).where(
+                    Member.id.in_(final[i : i + ID_CHUNK]), policy.visible(actor, Member)
+                )
+            )
+        )
+    return {i: m for i, m in resolved.items() if m is not None and m.id in visible}
 
 
 def get_member(
@@ -47,16 +86,14 @@ def get_member(
 ):
     """A visible member; a merged-away id resolves to its survivor. With `field`, the id came
     in a body: an unknown or invisible one is a 422 naming that field, not a 404."""
-    member = session.info.get(VISIBLE_CACHE, {}).get((actor.staff_id, member_id))
-    if member is None:
-        member = session.get(Member, member_id)
-        if member is not None and member.merged_into_id:
-            member = follow_merges(session, member)
-            member_id = member.id
-        if field:
-            member = resolve_id(session, actor, Member, member_id, field=field)
-        else:
-            member = policy.get_visible(session, actor, Member, member_id, label="Member")
+    member = session.get(Member, member_id)
+    if member is not None and member.merged_into_id:
+        member = follow_merges(session, member)
+        member_id = member.id
+    if field:
+        member = resolve_id(session, actor, Member, member_id, field=field)
+    else:
+        member = policy.get_visible(session, actor, Member, member_id, label="Member")
     if action:
         policy.require_write(actor, member, action)
     return member
@@ -216,32 +253,96 @@ def add_note(
     body: str,
     noted_at: datetime | None = None,
     note_id: str | None = None,
-    known_new: bool = False,
 ) -> MemberNote:
-    """`known_new`: the caller checked in bulk that `note_id` is not taken (sync push)."""
+    """A note on a visible member; a client id already used for this note returns it."""
     member = get_member(session, actor=actor, member_id=member_id, action="note")
-    if note_id and not known_new and (existing := session.get(MemberNote, note_id)) is not None:
+    if note_id and (existing := session.get(MemberNote, note_id)) is not None:
         if existing.member_id != member.id or existing.author_id != actor.staff_id:
             raise InvalidInput(errors={"id": ["This note id belongs to another note."]})
-        return existing  # a retried push: the note is there already
+        return existing  # a retried request: the note is there already
+    note = write_note(
+        session, actor=actor, member=member, body=body, noted_at=noted_at, note_id=note_id
+    )
+    session.flush()
+    return note
+
+
+def write_note(
+    session: Session,
+    *,
+    actor: Actor,
+    member: Member,
+    body: str,
+    noted_at: datetime | None = None,
+    note_id: str | None = None,
+) -> MemberNote:
+    """A new note on `member` (fetched visible by the caller with `get_member`) under an id
+    no note has."""
+    policy.require_write(actor, member, "note")
     note = MemberNote(
+        id=note_id or new_id(),
         tenant_id=member.tenant_id,
         member_id=member.id,
         author_id=actor.staff_id,
         body=body,
         noted_at=noted_at,
     )
-    if note_id:
-        note.id = note_id
     session.add(note)
-    now = utcnow()
-    if member.last_contact_at is None or member.last_contact_at < now - timedelta(minutes=1):
-        member.last_contact_at = now  # one write per member, not one per note of a batch
-    if not known_new:
-        session.flush()  # REST answers with the stored row; a push flushes once at the end
-    log_member(session, member)
+    _contacted(session, member, utcnow())
     log_member(session, member, table="member_notes", record_id=note.id)
     return note
+
+
+class NewNote(NamedTuple):
+    member: Member  # fetched visible by the caller (`visible_members`)
+    body: str
+    noted_at: datetime | None
+    note_id: str  # an id no note has
+
+
+def write_notes(session: Session, *, actor: Actor, notes: Sequence[NewNote]) -> None:
+    """Many new notes at once (a sync push): one INSERT, one change of each member."""
+    now = utcnow()
+    members: dict[str, Member] = {}
+    rows = []
+    for note in notes:
+        if note.member.id not in members:
+            policy.require_write(actor, note.member, "note")
+            members[note.member.id] = note.member
+        rows.append(
+            {
+                "id": note.note_id,
+                "tenant_id": note.member.tenant_id,
+                "member_id": note.member.id,
+                "author_id": actor.staff_id,
+                "body": note.body,
+                "noted_at": note.noted_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    insert_rows(session, MemberNote.__table__, rows)
+    scopes = {member_id: member_scopes(m) for member_id, m in members.items()}
+    for member in members.values():
+        _contacted(session, member, now)
+    for tenant_id in {m.tenant_id for m in members.values()}:
+        log_changes(
+            session,
+            tenant_id=tenant_id,
+            table="member_notes",
+            rows=[
+                (note.note_id, scope)
+                for note in notes
+                if note.member.tenant_id == tenant_id
+                for scope in scopes[note.member.id]
+            ],
+        )
+
+
+def _contacted(session: Session, member: Member, now: datetime) -> None:
+    if member.last_contact_at is None or member.last_contact_at < now - timedelta(minutes=1):
+        member.last_contact_at = now  # one write per member, not one per note of a batch
+    log_member(session, member)
 
 
 def tag(session: Session, *, actor: Actor, member_id: str, tag_ids: list[str]) -> list[dict]:
@@ -370,9 +471,9 @@ def questionnaire(
 PROFILE_FIELDS = ("name", "gender", "birthday")
 
 
-def update_profile(session: Session, *, actor: Actor, member_id: str, data: dict) -> Member:
-    """The bound guide corrects name, gender or birthday."""
-    member = get_member(session, actor=actor, member_id=member_id, action="update")
+def update_profile(session: Session, *, actor: Actor, member: Member, data: dict) -> Member:
+    """The bound guide corrects name, gender or birthday of a member they can see."""
+    policy.require_write(actor, member, "update")
     old = {f: getattr(member, f) for f in PROFILE_FIELDS}
     for field in PROFILE_FIELDS:
         if field in data:
@@ -387,15 +488,14 @@ def update_profile(session: Session, *, actor: Actor, member_id: str, data: dict
     return member
 
 
-def _own_note(session: Session, actor: Actor, note_id: str) -> MemberNote:
-    note = policy.get_visible(session, actor, MemberNote, note_id, label="Note")
+def require_note_author(actor: Actor, note: MemberNote) -> None:
     if note.author_id != actor.staff_id:
         raise InvalidInput(errors={"id": ["Only the author can change a note."]})
-    return note
 
 
-def edit_note(session: Session, *, actor: Actor, note_id: str, body: str) -> MemberNote:
-    note = _own_note(session, actor, note_id)
+def edit_note(session: Session, *, actor: Actor, note: MemberNote, body: str) -> MemberNote:
+    """`note`: fetched visible by the caller (policy.get_visible / scoped_select)."""
+    require_note_author(actor, note)
     if body != note.body:
         note.body, note.updated_at = body, utcnow()
         session.flush()
@@ -404,22 +504,22 @@ def edit_note(session: Session, *, actor: Actor, note_id: str, body: str) -> Mem
     return note
 
 
-def delete_note(session: Session, *, actor: Actor, note_id: str) -> None:
-    note = _own_note(session, actor, note_id)
+def delete_note(session: Session, *, actor: Actor, note: MemberNote) -> None:
+    """`note`: fetched visible by the caller."""
+    require_note_author(actor, note)
     member = session.get(Member, note.member_id)
     session.delete(note)
     session.flush()
-    log_member(session, member, table="member_notes", record_id=note_id, deleted=True)
+    log_member(session, member, table="member_notes", record_id=note.id, deleted=True)
 
 
-def tag_with_id(
-    session: Session, *, actor: Actor, member_id: str, tag_id: str, record_id: str
-) -> None:
-    member = get_member(session, actor=actor, member_id=member_id, action="tag")
-    tag = policy.get_visible(session, actor, Tag, tag_id, label="Tag")
+def tag_record(session: Session, *, actor: Actor, member: Member, tag: Tag, record_id: str) -> None:
+    """Tag a visible member with a visible tag under the phone's own record id."""
+    policy.require_write(actor, member, "tag")
     tags.tag_member(session, actor=actor, member=member, tag=tag, record_id=record_id)
 
 
-def untag_record(session: Session, *, actor: Actor, record_id: str) -> None:
-    row = policy.get_visible(session, actor, MemberTag, record_id, label="Member tag")
-    untag(session, actor=actor, member_id=row.member_id, tag_id=row.tag_id)
+def untag_record(session: Session, *, actor: Actor, member: Member, row: MemberTag) -> None:
+    """Remove a visible member tag row (`member`: its visible member)."""
+    policy.require_write(actor, member, "tag")
+    tags.untag_member(session, member=member, tag_id=row.tag_id)

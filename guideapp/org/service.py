@@ -205,12 +205,12 @@ def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -
     session.flush()
     _log_staff(session, staff, extra_scopes=[store_scope(old_store)] if old_store else [])
     if staff.store_id != old_store:  # their phone must swap one store's data for another's
-        log_change(
+        log_change(  # (in the old store's scope too: what the phone held, see sync pull)
             session,
             tenant_id=staff.tenant_id,
             table="_scope",
             record_id=staff.id,
-            scopes=[staff_scope(staff.id)],
+            scopes=[staff_scope(staff.id)] + ([store_scope(old_store)] if old_store else []),
         )
     return staff
 

@@ -29,6 +29,7 @@ class Push(MethodView):
     @blp.arguments(s.PushBodySchema)
     @blp.response(200, s.PushResponseSchema)
     @blp.alt_response(409, description="Records changed on the server since last_pulled_at.")
+    @blp.alt_response(413, description="More records than one push may carry (5,000).")
     def post(self, args, body):
         """Apply my queued changes at once; retry with the same Idempotency-Key"""
         if not request.headers.get("Idempotency-Key"):

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.policy.actor import Actor
+from guideapp.db import any_of
 from guideapp.errors import Forbidden, InvalidInput
-from guideapp.changelog import staff_scope
-from guideapp.changelog import ChangeLogEntry, SyncCounter
+from guideapp.changelog import ChangeLogEntry, SyncCounter, staff_scope
+from guideapp.changelog.scopes import STORE
+from guideapp.org.models import Store
 from guideapp.sync.tables import BY_NAME, SyncTable, raw_record, tables_for
 from guideapp.tasks.models import TaskTarget
 
@@ -58,7 +61,10 @@ def pull(
         return _snapshot_page(session, actor, tables, replace, page_size)
     changes = _incremental(session, actor, tables, last_pulled_at, cursor)
     if changes is None:  # the guide moved store: one store's data out, another's in
-        return _snapshot_page(session, actor, tables, replace, page_size)
+        first = _snapshot_page(session, actor, tables, replace, page_size)
+        for name, ids in _left_with_the_move(session, actor, tables, last_pulled_at).items():
+            first["changes"][name]["deleted"] = ids
+        return first
     for name in _refilled_tables(migration, tables):
         changes[name]["updated"] = _all_rows(session, actor, BY_NAME[name])
     return {"changes": changes, "timestamp": cursor, "next_page": None}
@@ -106,6 +112,69 @@ def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> di
         changes[table.name]["updated"] = [found[i] for i in ids if i in found]
         changes[table.name]["deleted"] = [i for i in ids if i not in found]
     return changes
+
+
+def _left_with_the_move(session, actor, tables, last_pulled_at: int) -> dict[str, list[str]]:
+    """What the phone of a guide who moved store held and no longer holds: the scope of
+    each store they left since the pull (the move logs `_scope` in the old store's scope)
+    and what changed in it since, minus the current scope. The first page of the
+    replacement lists these ids in `deleted`, so the client's rule (before a pull destroys
+    a locally changed record, push it) covers the records leaving with the move too:
+    WatermelonDB destroys every local record a replacement leaves out."""
+    old_stores = session.scalars(
+        select(ChangeLogEntry.scope)
+        .where(
+            ChangeLogEntry.tenant_id == actor.tenant_id,
+            ChangeLogEntry.table_name == "_scope",
+            ChangeLogEntry.record_id == actor.staff_id,
+            ChangeLogEntry.scope.startswith(STORE),
+            ChangeLogEntry.seq > last_pulled_at,
+        )
+        .distinct()
+    ).all()
+    regions = dict(
+        session.execute(
+            select(Store.id, Store.region_id).where(
+                Store.tenant_id == actor.tenant_id,
+                Store.id.in_([scope.removeprefix(STORE) for scope in old_stores]),
+            )
+        ).all()
+    )
+    before = [
+        replace(actor, store_id=store_id, region_id=region_id)
+        for store_id, region_id in regions.items()
+        if store_id != actor.store_id
+    ]
+    left: dict[str, list[str]] = {}
+    for table in tables:
+        held: set[str] = set()
+        for old in before:
+            held.update(session.scalars(select(table.model.id).where(table.in_scope(old))))
+            scopes = table.scopes(old)
+            if scopes:
+                held.update(
+                    session.scalars(
+                        select(ChangeLogEntry.record_id)
+                        .where(
+                            ChangeLogEntry.tenant_id == actor.tenant_id,
+                            ChangeLogEntry.table_name == table.name,
+                            ChangeLogEntry.scope.in_(scopes),
+                            ChangeLogEntry.seq > last_pulled_at,
+                        )
+                        .distinct()
+                    )
+                )
+        if held:
+            held.difference_update(
+                session.scalars(
+                    select(table.model.id).where(
+                        any_of(session, table.model.id, held), table.in_scope(actor)
+                    )
+                )
+            )
+        if held:
+            left[table.name] = sorted(held)
+    return left
 
 
 def _add_implied(session, changed: dict[str, set[str]], tables) -> None:
