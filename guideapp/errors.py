@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask, g, request
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,13 @@ def error_payload(status: int, message: str, errors: dict | None = None) -> dict
     return payload
 
 
+def integrity_conflict(error: IntegrityError) -> tuple[dict, int]:
+    """The one mapping of a refused database constraint: a 409. Used as the handler of an
+    IntegrityError raised in a view, and by web.py when the request's commit is refused."""
+    log.info("integrity error mapped to 409: %s", error.orig)
+    return error_payload(409, "This conflicts with an existing record."), 409
+
+
 def register_error_handlers(app: Flask) -> None:
     """HTTP exceptions (404 route, 405, webargs 422) keep flask-smorest's shape plus a message."""
 
@@ -94,10 +101,16 @@ def register_error_handlers(app: Flask) -> None:
         payload = error_payload(error.code or 500, message, errors)
         return payload, error.code, data.get("headers", {})
 
-    @app.errorhandler(IntegrityError)
-    def _integrity(error: IntegrityError):
-        log.info("integrity error mapped to 409: %s", error.orig)
-        return error_payload(409, "This conflicts with an existing record."), 409
+    app.errorhandler(IntegrityError)(integrity_conflict)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge):
+        limit = request.max_content_length
+        if limit and (request.content_length or 0) > limit:
+            message = f"The request body may be at most {limit} bytes."
+        else:  # a streamed body past the limit, or too many / too large form parts
+            message = error.description or "The request body is too large."
+        return error_payload(413, message), 413
 
     @app.errorhandler(OperationalError)
     def _operational(error: OperationalError):

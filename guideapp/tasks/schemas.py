@@ -5,7 +5,7 @@ import re
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from guideapp.extensions import Schema, UTCDateTime
+from guideapp.extensions import Schema, SerializedSize, UTCDateTime
 from guideapp.members.models import STAGES, TIERS
 from guideapp.pagination import CursorArgsSchema, page_schema
 from guideapp.tasks.models import SOP_TRIGGERS, TARGET_RESULTS, TASK_RESULTS
@@ -230,7 +230,11 @@ class SopRuleSchema(Schema):
     id = fields.String(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     trigger = fields.String(required=True, validate=validate.OneOf(SOP_TRIGGERS))
-    params = fields.Dict(load_default=dict, metadata={"example": {"silent_days": 60}})
+    params = fields.Dict(
+        load_default=dict,
+        validate=SerializedSize(4096),
+        metadata={"example": {"silent_days": 60}},
+    )
     steps = fields.List(
         fields.Nested(SopStepSchema), required=True, validate=validate.Length(min=1, max=20)
     )
