@@ -106,9 +106,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge):
         limit = request.max_content_length
-        if limit and (request.content_length or 0) > limit:
+        streamed = request.content_length is None  # chunked, past the limit (web.py)
+        if limit and (streamed or request.content_length > limit):
             message = f"The request body may be at most {limit} bytes."
-        else:  # a streamed body past the limit, or too many / too large form parts
+        else:  # too many or too large form parts
             message = error.description or "The request body is too large."
         return error_payload(413, message), 413
 
@@ -128,4 +129,6 @@ def _default_message(error: HTTPException, errors) -> str:
         return "Some fields are not valid; see 'errors' for each field."
     if error.code == 404:
         return "No such endpoint or record."
+    if error.code == 400 and errors:
+        return "The request body could not be read; see 'errors'."
     return error.description or error.name

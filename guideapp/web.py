@@ -9,7 +9,7 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestURITooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 from werkzeug.http import is_resource_modified
 
 from guideapp import untrusted
@@ -75,6 +75,15 @@ def _takes_files(handler) -> bool:
     return any(p.get("in") in ("files", "form") for p in parameters)
 
 
+def _refuse_streamed_body_over_limit() -> None:
+    """A chunked body (no Content-Length) is cut at the limit by werkzeug, silently: read it
+    here (it is small) and refuse it with the 413 a Content-Length over the limit gets."""
+    if request.content_length is None and "wsgi.input_terminated" in request.environ:
+        limit = request.max_content_length
+        if limit is not None and len(request.get_data(cache=True)) >= limit:
+            raise RequestEntityTooLarge()
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -128,6 +137,8 @@ def init_request_lifecycle(app: Flask) -> None:
         handler = _view_handler()
         if _takes_files(handler):  # before anything reads the body
             request.max_content_length = app.config["MAX_UPLOAD_BYTES"]
+        else:
+            _refuse_streamed_body_over_limit()
         refuse_hostile_url_and_headers(app.config)
         if not request.path.startswith("/api/"):
             return None

@@ -607,6 +607,29 @@ def test_a_body_over_the_limit_is_a_413_in_the_error_shape_and_stores_nothing(ap
     assert session.scalar(select(func.count()).select_from(Order)) == before
 
 
+CHUNKED = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}  # as gunicorn
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_not_cut_short(client):
+    """werkzeug cuts a body without Content-Length at the limit without a word: a JSON body
+    cut there would be a 400 (invalid JSON), a cut list silently shorter."""
+    big = json.dumps({"code": "x" * (5 << 20)}).encode()
+    response = client.post(
+        "/api/v1/scans",
+        input_stream=io.BytesIO(big),
+        content_type="application/json",
+        environ_overrides=CHUNKED,
+    )
+    assert response.status_code == 413 and response.get_json()["code"] == 413
+    small = client.post(
+        "/api/v1/scans",
+        input_stream=io.BytesIO(b'{"code": "stride-lbs"}'),
+        content_type="application/json",
+        environ_overrides=CHUNKED,
+    )
+    assert small.status_code < 400, small.get_json()
+
+
 def test_the_body_limit_is_configurable_and_uploads_have_their_own(database, connection):
     app = create_app(
         make_config(database, MAX_CONTENT_LENGTH=1000, MAX_UPLOAD_BYTES=5000), bind=connection
