@@ -75,7 +75,9 @@ def test_no_client_input_causes_a_500(api, client, data):
     phone = data.draw(st.sampled_from([HQ, GUIDE, None]))
     fields = list(_body_fields(spec, op))
     body = data.draw(
-        st.dictionaries(st.sampled_from(fields + ["junk"]), json_values, max_size=6)
+        st.dictionaries(
+            st.sampled_from([*fields, "junk", "\ud800", "a\x00"]), json_values, max_size=6
+        )
         if fields
         else json_values
     )
