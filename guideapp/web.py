@@ -70,7 +70,8 @@ def _view_handler():
 
 
 def _takes_files(handler) -> bool:
-    """A view with form or file arguments (uploads, imports): it gets the larger body limit."""
+    """A view with form or file arguments (uploads, imports): it gets the larger body limit.
+    (flask-smorest's `arguments` decorator notes each argument's location in `_apidoc`.)"""
     parameters = getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", [])
     return any(p.get("in") in ("files", "form") for p in parameters)
 
@@ -134,12 +135,12 @@ def init_request_lifecycle(app: Flask) -> None:
     def _start():
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-ID"))
+        refuse_hostile_url_and_headers(app.config)
         handler = _view_handler()
         if _takes_files(handler):  # before anything reads the body
             request.max_content_length = app.config["MAX_UPLOAD_BYTES"]
         else:
             _refuse_streamed_body_over_limit()
-        refuse_hostile_url_and_headers(app.config)
         if not request.path.startswith("/api/"):
             return None
         g.versioned_read = getattr(handler, "versioned_read", False)
