@@ -34,7 +34,13 @@ class Config:
     SCAN_RATE_PER_CODE = _env_int("GUIDEAPP_SCAN_RATE_PER_CODE", 6000)
     SCAN_RATE_PER_ADDRESS = _env_int("GUIDEAPP_SCAN_RATE_PER_ADDRESS", 60)
     UPLOAD_DIR = os.environ.get("GUIDEAPP_UPLOAD_DIR", str(PROJECT_ROOT / "instance" / "uploads"))
-    MAX_CONTENT_LENGTH = 110 * 1024 * 1024  # the largest upload (video) plus headroom
+    # Hostile input (guideapp/untrusted.py, web.py): a body larger than its limit is a 413;
+    # views that take files (uploads, imports) have the larger one. A URL (path and query)
+    # longer than MAX_URL_LENGTH is a JSON 414; gunicorn's own limits sit above it (README).
+    MAX_CONTENT_LENGTH = _env_int("GUIDEAPP_MAX_BODY_BYTES", 4 * 1024 * 1024)
+    MAX_UPLOAD_BYTES = _env_int("GUIDEAPP_MAX_UPLOAD_BYTES", 110 * 1024 * 1024)  # video + room
+    MAX_URL_LENGTH = _env_int("GUIDEAPP_MAX_URL_LENGTH", 4096)
+    MAX_JSON_DEPTH = _env_int("GUIDEAPP_MAX_JSON_DEPTH", 32)
     # Times of facts (orders, refunds, joins; guideapp/moments.py): at most this far ahead of
     # the server's clock, and never before the floor (YYYY-MM-DD, UTC).
     MAX_CLOCK_SKEW_MINUTES = _env_int("GUIDEAPP_MAX_CLOCK_SKEW_MINUTES", 5)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask, g, request
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,13 @@ def error_payload(status: int, message: str, errors: dict | None = None) -> dict
     return payload
 
 
+def integrity_conflict(error: IntegrityError) -> tuple[dict, int]:
+    """The one mapping of a refused database constraint: a 409. Used as the handler of an
+    IntegrityError raised in a view, and by web.py when the request's commit is refused."""
+    log.info("integrity error mapped to 409: %s", error.orig)
+    return error_payload(409, "This conflicts with an existing record."), 409
+
+
 def register_error_handlers(app: Flask) -> None:
     """HTTP exceptions (404 route, 405, webargs 422) keep flask-smorest's shape plus a message."""
 
@@ -99,10 +106,17 @@ def register_error_handlers(app: Flask) -> None:
         payload = error_payload(error.code or 500, message, errors)
         return payload, error.code, data.get("headers", {})
 
-    @app.errorhandler(IntegrityError)
-    def _integrity(error: IntegrityError):
-        log.info("integrity error mapped to 409: %s", error.orig)
-        return error_payload(409, "This conflicts with an existing record."), 409
+    app.errorhandler(IntegrityError)(integrity_conflict)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge):
+        limit = request.max_content_length
+        streamed = request.content_length is None  # chunked, past the limit (web.py)
+        if limit and (streamed or request.content_length > limit):
+            message = f"The request body may be at most {limit} bytes."
+        else:  # too many or too large form parts
+            message = error.description or "The request body is too large."
+        return error_payload(413, message), 413
 
     @app.errorhandler(OperationalError)
     def _operational(error: OperationalError):
@@ -120,4 +134,6 @@ def _default_message(error: HTTPException, errors) -> str:
         return "Some fields are not valid; see 'errors' for each field."
     if error.code == 404:
         return "No such endpoint or record."
+    if error.code == 400 and errors:
+        return "The request body could not be read; see 'errors'."
     return error.description or error.name

@@ -1,16 +1,19 @@
 """The API object, the Blueprint and the Schema every package builds on."""
 
+import json
 import threading
 from datetime import timezone
 
 import marshmallow as ma
 from cachetools import LRUCache
-from flask import request
+from flask import current_app, request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from flask_smorest.exceptions import PreconditionRequired
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
+from guideapp import untrusted
 from guideapp.errors import register_error_handlers
 
 
@@ -20,7 +23,37 @@ class Api(_Api):
         register_error_handlers(self._app)
 
 
-class ArgumentsParser(FlaskParser):
+class UntrustedInputParser(FlaskParser):
+    """Bodies pass guideapp.untrusted before any schema: JSON too deep is a 400 like invalid
+    JSON; a NUL or lone surrogate in any string, key or upload name is a 422 naming where.
+    (The URL and headers are checked once per request in web.py.)"""
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        try:
+            return untrusted.loads(data, max_depth=current_app.config["MAX_JSON_DEPTH"])
+        except untrusted.UnsafeText as exc:
+            raise ma.ValidationError(exc.errors()) from exc
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        reason = error.msg if isinstance(error, untrusted.TooDeep) else "Invalid JSON body."
+        abort(400, exc=error, messages={"json": [reason]})
+
+    def pre_load(self, location_data, *, schema, req, location):
+        if location in ("form", "files"):
+            for key, value in (req.files if location == "files" else req.form).items(multi=True):
+                text = getattr(value, "filename", value)  # an upload: its file name
+                problem = untrusted.text_problem(key) or (
+                    untrusted.text_problem(text) if isinstance(text, str) else None
+                )
+                if problem:
+                    raise ma.ValidationError({untrusted.printable(key): [problem]})
+        return location_data
+
+
+class ArgumentsParser(UntrustedInputParser):
     """webargs' Flask parser; a query-string schema that sets `keep_parsed = True` has its
     parses kept per query string (the inbox: phones send the same few query strings all
     day). Only for schemas whose result depends on the query string alone (no time- or
@@ -96,7 +129,24 @@ class UTCDateTime(ma.fields.AwareDateTime):
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError as exc:  # 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+            raise ma.ValidationError("This time is out of range once converted to UTC.") from exc
+
+
+class SerializedSize(ma.validate.Validator):
+    """A free JSON value (dict / list of dicts) at most `max_bytes` once serialised."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+
+    def __call__(self, value):
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > self.max_bytes:
+            raise ma.ValidationError(f"At most {self.max_bytes} bytes of JSON ({size} sent).")
+        return value
 
 
 class Schema(ma.Schema):

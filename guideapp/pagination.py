@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import marshmallow as ma
 from sqlalchemy import Select, and_, or_, select, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 
+from guideapp import untrusted
 from guideapp.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
@@ -50,18 +52,51 @@ def _encode(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, width: int) -> list:
+_NOT_OURS = "Not a cursor this API issued."
+_INT64 = 2**63
+
+
+def _decode(cursor: str, keys: Sequence) -> list:
+    """The key values a cursor carries, each of its key's type (a forged cursor is a 422,
+    never a query the database refuses)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        values = untrusted.loads(base64.urlsafe_b64decode(padded.encode()), max_depth=2)
+        if not isinstance(values, list) or len(values) != len(keys):
+            raise ValueError
+        return [_typed(value, key) for value, key in zip(values, keys, strict=True)]
     except ValueError as exc:
-        raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]}) from exc
-    if not isinstance(values, list) or len(values) != width:
-        raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]})
+        raise InvalidInput(errors={"cursor": [_NOT_OURS]}) from exc
+
+
+def _typed(value: Any, key) -> Any:
+    column_type = key.type
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
     try:
-        return [datetime.fromisoformat(v["t"]) if isinstance(v, dict) else v for v in values]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(errors={"cursor": ["Not a cursor this API issued."]}) from exc
+        kind = column_type.python_type
+    except NotImplementedError:
+        kind = None
+    if kind is datetime:
+        if not isinstance(value, dict) or set(value) != {"t"} or not isinstance(value["t"], str):
+            raise ValueError
+        moment = datetime.fromisoformat(value["t"])
+        if moment.tzinfo is None:
+            raise ValueError
+        try:
+            moment.astimezone(timezone.utc)  # what binding it will do
+        except OverflowError as exc:
+            raise ValueError from exc
+        return moment
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        raise ValueError
+    if kind is int and not (isinstance(value, int) and -_INT64 <= value < _INT64):
+        raise ValueError
+    if kind is str and not isinstance(value, str):
+        raise ValueError
+    if isinstance(value, float) and kind is not float:
+        raise ValueError
+    return value
 
 
 def paginate(
@@ -78,7 +113,7 @@ def paginate(
     Key columns hold strings, integers or datetimes (never NULL) so cursors round-trip.
     """
     if cursor:
-        after = _decode(cursor, len(keys))
+        after = _decode(cursor, keys)
         # (k1, k2, ...) > (v1, v2, ...) spelt out: row-value comparison differs by database.
         clauses = []
         for i, key in enumerate(keys):
@@ -104,7 +139,7 @@ def paginate_branches(
     For an OR the planner cannot serve in id order: each branch takes its own index for
     its first `limit + 1` ids, and the merged, sorted ids make the page.
     """
-    after = _decode(cursor, 1)[0] if cursor else None
+    after = _decode(cursor, [model.id])[0] if cursor else None
     parts = []
     for condition in branches:
         branch = stmt.where(condition).with_only_columns(model.id)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
+from guideapp import untrusted
 from guideapp.db import commit
+from guideapp.errors import InvalidInput, integrity_conflict
 from guideapp.http import db_session, extension
-from guideapp.errors import error_payload
 
 log = logging.getLogger("guideapp.request")
 
@@ -22,6 +25,57 @@ def _view_handler():
     view = current_app.view_functions.get(request.endpoint or "")
     view_class = getattr(view, "view_class", None)
     return getattr(view_class, request.method.lower(), None) if view_class else view
+
+
+def _takes_files(handler) -> bool:
+    """A view with form or file arguments (uploads, imports): it gets the larger body limit.
+    (flask-smorest's `arguments` decorator notes each argument's location in `_apidoc`.)"""
+    parameters = getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return any(p.get("in") in ("files", "form") for p in parameters)
+
+
+def _refuse_streamed_body_over_limit() -> None:
+    """A chunked body (no Content-Length) is cut at the limit by werkzeug, silently: read it
+    here (it is small) and refuse it with the 413 a Content-Length over the limit gets."""
+    if request.content_length is None and "wsgi.input_terminated" in request.environ:
+        limit = request.max_content_length
+        if limit is not None and len(request.get_data(cache=True)) >= limit:
+            raise RequestEntityTooLarge()
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(sent: str | None) -> str:
+    """The caller's X-Request-ID when it is a plain token (it is echoed in a header and
+    logged), else a new one."""
+    return sent if sent and _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+
+
+def refuse_hostile_url_and_headers(config) -> None:
+    """The URL (path and query) and the headers of every request, checked once before any
+    code reads them: too long is a JSON 414, text no column may hold (NUL, lone surrogates)
+    a 422 naming the parameter. Bodies are checked by the arguments parser."""
+    raw_url = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if len(raw_url or request.full_path) > config["MAX_URL_LENGTH"]:
+        raise RequestURITooLarge(
+            f"The URL may be at most {config['MAX_URL_LENGTH']} characters; "
+            "send long input in a request body."
+        )
+    errors: dict[str, list[str]] = {}
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and (problem := untrusted.text_problem(value)):
+            errors[name] = [problem]
+    if not errors and (problem := untrusted.text_problem(request.path)):
+        errors["path"] = [problem]
+    for key, value in request.args.items(multi=True):
+        if problem := untrusted.text_problem(key) or untrusted.text_problem(value):
+            errors[untrusted.printable(key)] = [problem]
+    for name, value in request.headers.items():
+        if problem := untrusted.text_problem(value):
+            errors[name] = [problem]
+    if errors:
+        raise InvalidInput("The URL or a header carries text no field may hold.", errors=errors)
 
 
 def _login_source():
@@ -37,11 +91,16 @@ def init_request_lifecycle(app: Flask) -> None:
 
     @app.before_request
     def _start():
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         g.started = time.perf_counter()
+        g.request_id = _request_id(request.headers.get("X-Request-ID"))
+        refuse_hostile_url_and_headers(app.config)
+        handler = _view_handler()
+        if _takes_files(handler):  # before anything reads the body
+            request.max_content_length = app.config["MAX_UPLOAD_BYTES"]
+        else:
+            _refuse_streamed_body_over_limit()
         if not request.path.startswith("/api/"):
             return None
-        handler = _view_handler()
         g.versioned_read = getattr(handler, "versioned_read", False)
         # An unknown route counts as public: Flask answers it 404/405.
         needs_login = handler is not None and not getattr(handler, "public", False)
@@ -84,14 +143,9 @@ def init_request_lifecycle(app: Flask) -> None:
                     if succeeded:
                         idempotency.finish(session, response.status_code, response.get_data())
                     commit(session)
-                except IntegrityError:
+                except IntegrityError as error:
                     session.rollback()
-                    log.info("commit refused by a constraint", exc_info=True)
-                    response = app.response_class(
-                        _json(error_payload(409, "This conflicts with an existing record.")),
-                        status=409,
-                        mimetype="application/json",
-                    )
+                    response = app.make_response(integrity_conflict(error))
             else:
                 session.rollback()
         response.headers["X-Request-ID"] = g.get("request_id", "")
@@ -103,12 +157,6 @@ def init_request_lifecycle(app: Flask) -> None:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
-
-
-def _json(payload) -> str:
-    import json
-
-    return json.dumps(payload, ensure_ascii=False)
 
 
 def _log_request(response: Response) -> None:

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 import jwt
 from cachetools import LRUCache
 
+from guideapp.untrusted import text_problem
+
 ALGORITHM = "HS256"
 
 
@@ -55,7 +57,24 @@ def _decode(token: str, secret: str) -> dict | None:
         )
     except jwt.PyJWTError:
         return None
-    return claims if claims.get("typ") == "access" else None
+    if claims.get("typ") != "access" or not _well_formed(claims):
+        return None
+    return claims
+
+
+def _well_formed(claims: dict) -> bool:
+    """Claims that are safe to use: a numeric expiry (PyJWT lets a numeric string through),
+    ids that are short clean strings (they go into SQL parameters)."""
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return False
+    for name in ("sub", "sid", "tid"):
+        value = claims.get(name)
+        if name == "tid" and value is None:
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= 64 or text_problem(value):
+            return False
+    return True
 
 
 def new_refresh_token() -> str:

@@ -5,12 +5,13 @@ from marshmallow import fields, validate
 
 from guideapp.commissions.leaderboards import METRICS, SCOPES
 from guideapp.commissions.models import ORDER_BASES, RULE_KINDS, RULE_SCOPES
+from guideapp.commissions.settlement import MONTH
 from guideapp.extensions import Schema, UTCDateTime
 from guideapp.pagination import CursorArgsSchema, page_schema
 
 _fen = dict(validate=validate.Range(min=0, max=10**12), allow_none=True)
 _month = dict(
-    validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
+    validate=validate.Regexp(MONTH, error="A month as YYYY-MM (1900-2999), e.g. 2026-11."),
     metadata={"description": "YYYY-MM in the brand group's time zone"},
 )
 

@@ -22,12 +22,13 @@ from guideapp.errors import Forbidden, InvalidInput, InvalidState
 from guideapp.org.models import Staff, Store, Tenant
 from guideapp.pagination import paginate
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# Years 1900-2999: a month whose bounds (and next month) every date type can hold.
+MONTH = re.compile(r"^(19|2\d)\d\d-(0[1-9]|1[0-2])$")
 
 
 def check_month(month: str) -> str:
     if not MONTH.match(month or ""):
-        raise InvalidInput(errors={"month": ["A month as YYYY-MM, e.g. 2026-11."]})
+        raise InvalidInput(errors={"month": ["A month as YYYY-MM (1900-2999), e.g. 2026-11."]})
     return month
 
 

@@ -32,7 +32,7 @@ def begin(session: Session, *, key: str, owner: str, method: str, path: str, bod
     existing = _find(session, owner, key)
     if existing is None:
         claim = IdempotentRequest(
-            owner=owner, key=key, method=method, path=path, request_hash=digest
+            owner=owner, key=key, method=method, path=path[:500], request_hash=digest
         )
         try:
             with session.begin_nested():

@@ -2,7 +2,7 @@
 
 from marshmallow import fields, validate
 
-from guideapp.extensions import Schema, UTCDateTime
+from guideapp.extensions import Schema, SerializedSize, UTCDateTime
 from guideapp.members.models import CHANNELS, GENDERS, POINT_KINDS, STAGES
 from guideapp.pagination import CursorArgsSchema, page_schema
 
@@ -69,7 +69,12 @@ class OrderSchema(Schema):
         required=True, strict=True, validate=validate.Range(min=0, max=10**12)
     )
     refunded_fen = fields.Integer(dump_only=True)
-    items = fields.List(fields.Dict(), load_default=list, validate=validate.Length(max=500))
+    items = fields.List(
+        fields.Dict(keys=fields.String()),
+        load_default=list,
+        validate=[validate.Length(max=500), SerializedSize(64 * 1024)],
+        metadata={"description": "Free JSON per line, at most 500 lines and 64 KiB."},
+    )
     ordered_at = UTCDateTime(required=True)
     store_id = _id(dump_only=True)
     guide_id = _id(dump_only=True)
@@ -139,8 +144,8 @@ class TagMemberSchema(Schema):
 class QuestionnaireSchema(Schema):
     questionnaire = fields.String(required=True, validate=validate.Length(min=1, max=60))
     answers = fields.Dict(
-        keys=fields.String(),
-        values=fields.String(),
+        keys=fields.String(validate=validate.Length(max=200)),
+        values=fields.String(validate=validate.Length(max=500)),
         required=True,
         validate=validate.Length(min=1, max=100),
     )

@@ -1,10 +1,9 @@
 """Query and body shapes of the WatermelonDB sync endpoints."""
 
-import json
-
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from guideapp import untrusted
 from guideapp.extensions import Schema
 from guideapp.pagination import page_schema
 
@@ -29,12 +28,28 @@ class MigrationField(fields.Field):
         if value in (None, "", "null", "undefined"):
             return None
         try:
-            parsed = json.loads(value) if isinstance(value, str) else value
+            parsed = untrusted.loads(value, max_depth=4) if isinstance(value, str) else value
         except ValueError as exc:
             raise ma.ValidationError("JSON: {from, tables, columns}.") from exc
-        if parsed is not None and not isinstance(parsed, dict):
-            raise ma.ValidationError("JSON: {from, tables, columns}.")
+        if parsed is not None and not _migration_shape(parsed):
+            raise ma.ValidationError("JSON: {from, tables: [name], columns: [{table, ...}]}.")
         return parsed
+
+
+def _migration_shape(parsed) -> bool:
+    """{tables: [names], columns: [{table: name, ...}]}: what the pull reads of it."""
+    if not isinstance(parsed, dict):
+        return False
+    tables, columns = parsed.get("tables") or [], parsed.get("columns") or []
+    return (
+        isinstance(tables, list)
+        and all(isinstance(t, str) for t in tables)
+        and isinstance(columns, list)
+        and all(
+            not isinstance(c, dict) or isinstance(c.get("table"), (str, type(None)))
+            for c in columns
+        )
+    )
 
 
 class PullArgsSchema(ma.Schema):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.policy.actor import Actor
 from guideapp.db import any_of
+from guideapp import untrusted
 from guideapp.errors import Forbidden, InvalidInput
 from guideapp.changelog import ChangeLogEntry, SyncCounter, staff_scope
 from guideapp.changelog.scopes import STORE
@@ -242,11 +243,12 @@ def _encode_page(state: dict) -> str:
 
 def _decode_page(token: str) -> dict:
     try:
-        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = untrusted.loads(raw, max_depth=2)
         if (
             not isinstance(state, dict)
-            or not isinstance(state.get("c"), int)
-            or not isinstance(state.get("t"), int)
+            or not _int64(state.get("c"))
+            or not _int64(state.get("t"))
             or state["t"] < 0
             or not isinstance(state.get("a"), (str, type(None)))
         ):
@@ -254,6 +256,10 @@ def _decode_page(token: str) -> dict:
         return state
     except ValueError as exc:
         raise InvalidInput(errors={"page": ["Not a page token this server issued."]}) from exc
+
+
+def _int64(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def list_rejections(session: Session, *, actor: Actor, limit: int, cursor: str | None):

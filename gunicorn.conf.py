@@ -1,0 +1,11 @@
+"""gunicorn settings `make run` uses (gunicorn also reads this file when started here).
+
+The request limits are gunicorn's own and answered by gunicorn before the app runs, as plain
+HTML/text: they sit above the app's limits (GUIDEAPP_MAX_URL_LENGTH 4096, JSON 414;
+GUIDEAPP_MAX_BODY_BYTES, JSON 413) so that every too-long request the app can see gets the
+API's JSON error, and only absurd ones meet gunicorn's. See README, "Limits".
+"""
+
+limit_request_line = 8190  # bytes of "GET <url> HTTP/1.1"; gunicorn's maximum (default 4094)
+limit_request_fields = 100  # headers per request (gunicorn's default, stated)
+limit_request_field_size = 8190  # bytes per header (gunicorn's default, stated)
