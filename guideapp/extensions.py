@@ -32,6 +32,7 @@ class ErrorSchema(ma.Schema):
 
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 class ErrorResponses(BasePlugin):
@@ -47,7 +48,8 @@ class ErrorResponses(BasePlugin):
     - 422 invalid fields or unknown query parameters (every operation);
     - 503 the database is busy or unreachable (every operation).
 
-    A view documents any other answer (429, 410, 412...) with `@blp.alt_response`.
+    A view documents any other answer (429, 410, 412...) with `@blp.alt_response`; a
+    description is enough, the error shape is added here.
     """
 
     def operation_helper(self, path=None, operations=None, **kwargs):
@@ -65,6 +67,11 @@ class ErrorResponses(BasePlugin):
             for code in codes:
                 if code not in responses and str(code) not in responses:
                     responses[code] = HTTPStatus(code).name
+            for code, response in responses.items():
+                # An `alt_response` with only a description answers the error shape too.
+                error = str(code).isdigit() and int(code) >= 400
+                if error and isinstance(response, dict) and "content" not in response:
+                    response["content"] = {"application/json": {"schema": ERROR_REF}}
             operation["responses"] = dict(sorted(responses.items(), key=lambda r: str(r[0])))
 
     def init_spec(self, spec):
