@@ -74,12 +74,49 @@ class TooManyRequests(DomainError):
 
 
 def error_payload(status: int, message: str, errors: dict | None = None) -> dict:
+    """The one error shape: `errors` always present, field errors keyed by field name."""
     from http import HTTPStatus
 
-    payload = {"code": status, "status": HTTPStatus(status).phrase, "message": message}
-    if errors:
-        payload["errors"] = errors
-    return payload
+    return {
+        "code": status,
+        "status": HTTPStatus(status).phrase,
+        "message": message,
+        "errors": dict(errors or {}),
+    }
+
+
+# webargs files its messages under the location they came from (json, query, files, form...);
+# clients get them keyed by field name, whatever the location.
+_LOCATIONS = {"json", "query", "querystring", "form", "files", "headers", "cookies", "json_or_form"}
+
+
+def field_errors(messages) -> dict:
+    """webargs' {location: {field: [...]}} flattened to {field: [...]}; a message about a
+    whole location (a body that is not an object, invalid JSON) goes under `_schema`, as
+    marshmallow files schema-level errors."""
+    if not isinstance(messages, dict):
+        return {"_schema": list(messages) if isinstance(messages, list) else [str(messages)]}
+    flat: dict = {}
+    for key, value in messages.items():
+        if key not in _LOCATIONS:
+            _merge(flat, key, value)
+        elif isinstance(value, dict):
+            for field, problems in value.items():
+                _merge(flat, field, problems)
+        else:
+            _merge(flat, "_schema", value)
+    return flat
+
+
+def _merge(flat: dict, field, problems) -> None:
+    if field not in flat:
+        flat[field] = problems
+    elif isinstance(flat[field], list) and isinstance(problems, list):
+        flat[field] = flat[field] + problems
+    elif isinstance(flat[field], dict) and isinstance(problems, dict):
+        flat[field] = {**flat[field], **problems}
+    else:
+        flat[field] = [flat[field], problems]
 
 
 def integrity_conflict(error: IntegrityError) -> tuple[dict, int]:
@@ -90,7 +127,7 @@ def integrity_conflict(error: IntegrityError) -> tuple[dict, int]:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """HTTP exceptions (404 route, 405, webargs 422) keep flask-smorest's shape plus a message."""
+    """Every error, HTTP (404 route, 405, webargs 422) or domain, answers `error_payload`."""
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError):
@@ -101,7 +138,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
         data = getattr(error, "data", None) or {}
-        errors = data.get("errors") or data.get("messages")
+        errors = field_errors(data.get("errors") or data.get("messages") or {})
         message = data.get("message") or _default_message(error, errors)
         payload = error_payload(error.code or 500, message, errors)
         return payload, error.code, data.get("headers", {})

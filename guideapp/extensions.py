@@ -3,10 +3,13 @@
 import json
 import threading
 from datetime import timezone
+from http import HTTPStatus
 
 import marshmallow as ma
+from apispec import BasePlugin
 from cachetools import LRUCache
 from flask import current_app, request
+from flask.views import MethodView
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from flask_smorest.exceptions import PreconditionRequired
@@ -17,7 +20,104 @@ from guideapp import untrusted
 from guideapp.errors import register_error_handlers
 
 
+class ErrorSchema(ma.Schema):
+    """Every error answer (errors.error_payload): `errors` is always there, field errors
+    keyed by field name (`_schema` for the request as a whole)."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = ma.fields.String(required=True, metadata={"description": "The HTTP status phrase."})
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong."})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        required=True,
+        metadata={"description": "Problems per field name; may be empty."},
+    )
+
+
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+class ErrorResponses(BasePlugin):
+    """Documents, in one place, the errors every operation can answer (errors.py):
+
+    - 400 a body that is not JSON / not readable; 413 a body or upload too large
+      (operations with a body);
+    - 401 a missing, expired or forged token (sent to a public operation too, it is checked);
+    - 403 the caller's role may not (operations that need a login);
+    - 404 a record not found or not visible to the caller (operations with ids in the path,
+      the query or the body);
+    - 409 a conflict with stored data (writes);
+    - 422 invalid fields or unknown query parameters (every operation);
+    - 503 the database is busy or unreachable (every operation).
+
+    A view documents any other answer (429, 410, 412...) with `@blp.alt_response`; a
+    description is enough, the error shape is added here.
+    """
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for method, operation in (operations or {}).items():
+            responses = operation.setdefault("responses", {})
+            codes = [401, 422, 503]
+            if operation.get("security") != []:
+                codes.append(403)
+            if "{" in (path or "") or self._names_ids(operation):
+                codes.append(404)
+            if method in WRITE_METHODS:
+                codes.append(409)
+            if "requestBody" in operation:
+                codes += [400, 413]
+            for code in codes:
+                if code not in responses and str(code) not in responses:
+                    responses[code] = HTTPStatus(code).name
+            for code, response in responses.items():
+                # An `alt_response` with only a description answers the error shape too.
+                error = str(code).isdigit() and int(code) >= 400
+                if error and isinstance(response, dict) and "content" not in response:
+                    response["content"] = {"application/json": {"schema": ERROR_REF}}
+            operation["responses"] = dict(sorted(responses.items(), key=lambda r: str(r[0])))
+
+    def init_spec(self, spec):
+        super().init_spec(spec)
+        self.spec = spec
+
+    def _names_ids(self, operation) -> bool:
+        """Whether the request carries record ids (`…_id`, `…_ids`) in its query or body."""
+        names = [p.get("name", "") for p in operation.get("parameters", []) if isinstance(p, dict)]
+        for content in operation.get("requestBody", {}).get("content", {}).values():
+            names += self._property_names(content.get("schema"), depth=0)
+        return any(n.endswith(("_id", "_ids")) for n in names)
+
+    def _property_names(self, schema, *, depth) -> list[str]:
+        if depth > 4 or schema is None:
+            return []
+        if isinstance(schema, dict) and "$ref" in schema:
+            schema = schema["$ref"].rsplit("/", 1)[-1]
+        if isinstance(schema, str):
+            schema = self.spec.components.schemas.get(schema)
+        if not isinstance(schema, dict):
+            return []
+        names = []
+        for name, prop in (schema.get("properties") or {}).items():
+            if isinstance(prop, dict) and prop.get("readOnly"):
+                continue
+            names.append(name)
+            names += self._property_names(prop, depth=depth + 1)
+            if isinstance(prop, dict):
+                names += self._property_names(prop.get("items"), depth=depth + 1)
+        return names
+
+
 class Api(_Api):
+    # No catch-all `default` answer: each operation lists the errors it can give (ErrorResponses).
+    DEFAULT_ERROR_RESPONSE_NAME = None
+    ERROR_SCHEMA = ErrorSchema
+
+    def __init__(self, app=None, *, spec_kwargs=None, **kwargs):
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs.setdefault("extra_plugins", [ErrorResponses()])
+        super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
+
     def _register_error_handlers(self):
         # errors.py owns the mapping for HTTP and domain errors alike.
         register_error_handlers(self._app)
@@ -60,6 +160,14 @@ class ArgumentsParser(UntrustedInputParser):
     request-dependent defaults); only results of immutable values are kept."""
 
     KEPT = 1024
+    # Unknown query parameters and file fields are refused, as unknown body fields are
+    # (extensions.Schema): a typo never passes silently.
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+        "files": ma.RAISE,
+    }
 
     def __init__(self):
         super().__init__()
@@ -81,8 +189,20 @@ class ArgumentsParser(UntrustedInputParser):
         return parsed
 
 
+class NoQueryArgsSchema(ma.Schema):
+    """The query string of a view that reads none: any parameter is unknown (422)."""
+
+
+def _reads_query(view) -> bool:
+    arguments = getattr(view, "_apidoc", {}).get("arguments", {})
+    return any(p.get("in") == "query" for p in arguments.get("parameters", []))
+
+
 class Blueprint(_Blueprint):
     """flask-smorest Blueprint; `public` marks a view that needs no login.
+
+    Every view refuses unknown query parameters: a view without query arguments gets an
+    empty query schema, so `?anything=` is a 422 naming it, from the same parser.
 
     ETags are checked after the record is found, so a foreign id is 404 whatever the
     headers: flask-smorest asks for If-Match (428) before the view runs; here check_etag
@@ -94,6 +214,19 @@ class Blueprint(_Blueprint):
     def arguments(self, schema, *args, **kwargs):
         """As flask-smorest's, with a schema class instantiated once, not per request."""
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, *args, **kwargs):
+        if isinstance(view_func, type) and issubclass(view_func, MethodView):
+            for method in view_func.methods or ():
+                handler = getattr(view_func, method.lower())
+                if not _reads_query(handler):
+                    setattr(view_func, method.lower(), self._no_query(handler))
+        elif view_func is not None and not _reads_query(view_func):
+            view_func = self._no_query(view_func)
+        return super().add_url_rule(rule, endpoint, view_func, *args, **kwargs)
+
+    def _no_query(self, view):
+        return self.arguments(NoQueryArgsSchema, location="query", as_kwargs=True)(view)
 
     def _check_precondition(self):
         return None

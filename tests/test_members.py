@@ -268,7 +268,7 @@ def test_refunds_are_events_and_cannot_exceed_the_order(api, session):
 )
 def test_bad_orders_are_refused_by_field(api, body, field):
     response = api.post(HQ, "/api/v1/orders", json={**ORDER, **body})
-    assert response.status_code == 422 and field in response.get_json()["errors"]["json"]
+    assert response.status_code == 422 and field in response.get_json()["errors"]
 
 
 def test_points_ledger_balance_is_the_sum(api, session):

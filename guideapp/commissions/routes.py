@@ -56,7 +56,7 @@ class Rules(MethodView):
         """Commission rule versions, newest first"""
         return service.list_rules(db_session(), actor=current_actor(), **args)
 
-    @blp.arguments(s.CommissionRuleSchema)
+    @blp.arguments(s.CommissionRuleInSchema)
     @blp.response(201, s.CommissionRuleSchema)
     def post(self, data):
         """Create a rule (HQ): bounty, tiers or a percentage of orders, with a scope and cap"""

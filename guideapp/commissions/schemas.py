@@ -40,17 +40,30 @@ class CommissionRuleSchema(Schema):
         allow_none=True,
         metadata={"description": "Basis points of an order (300 = 3%)."},
     )
-    order_basis = fields.String(validate=validate.OneOf(ORDER_BASES), allow_none=True)
+    order_basis = fields.String(
+        validate=validate.OneOf(ORDER_BASES),
+        allow_none=True,
+        metadata={"description": "order_percent rules: first or binding; null for the others."},
+    )
     tiers = fields.List(fields.Nested(CommissionTierSchema), allow_none=True)
     cap_fen = fields.Integer(**_fen, metadata={"description": "Cap per guide per month, fen."})
     active = fields.Boolean(load_default=True)
     effective_from = UTCDateTime(allow_none=True)
     effective_until = UTCDateTime(allow_none=True)
-    created_by = fields.String(dump_only=True)
+    created_by = fields.String(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
 
 
-class CommissionRuleVersionSchema(CommissionRuleSchema):
+class CommissionRuleInSchema(CommissionRuleSchema):
+    """A rule as sent: order_basis is never null (order_percent needs it, others ignore it)."""
+
+    order_basis = fields.String(
+        validate=validate.OneOf(ORDER_BASES),
+        metadata={"description": "Required for order_percent: first (the first order) or binding."},
+    )
+
+
+class CommissionRuleVersionSchema(CommissionRuleInSchema):
     """A new version: any field may change except the kind; omitted ones carry over."""
 
     name = fields.String(validate=validate.Length(min=1, max=120))

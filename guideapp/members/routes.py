@@ -171,6 +171,7 @@ class Orders(MethodView):
 class Refunds(MethodView):
     @blp.arguments(s.RefundInSchema)
     @blp.response(200, s.RefundResultSchema)
+    @blp.alt_response(404, description="No order with this channel and order_no.")
     def post(self, data):
         """Record a refund or partial refund of an order (HQ integration)"""
         refund, created = feeds.feed_refund(db_session(), actor=current_actor(), data=data)

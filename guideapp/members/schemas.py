@@ -12,7 +12,10 @@ _id = fields.String
 class MemberSchema(Schema):
     id = _id(dump_only=True)
     name = fields.String()
-    phone = fields.String(metadata={"description": "Masked (138****1234) unless it is yours."})
+    phone = fields.String(
+        allow_none=True,
+        metadata={"description": "Masked (138****1234) unless it is yours; null if unknown."},
+    )
     unionid = fields.String(allow_none=True)
     gender = fields.String()
     birthday = fields.Date(allow_none=True)
@@ -76,8 +79,8 @@ class OrderSchema(Schema):
         metadata={"description": "Free JSON per line, at most 500 lines and 64 KiB."},
     )
     ordered_at = UTCDateTime(required=True)
-    store_id = _id(dump_only=True)
-    guide_id = _id(dump_only=True)
+    store_id = _id(dump_only=True, allow_none=True)
+    guide_id = _id(dump_only=True, allow_none=True)
 
 
 class OrderInSchema(OrderSchema):
@@ -219,14 +222,14 @@ class PointsResultSchema(Schema):
 class TagGroupSchema(Schema):
     id = _id(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=60))
-    store_id = _id(dump_only=True)
+    store_id = _id(dump_only=True, allow_none=True)
     store_level = fields.Boolean(load_only=True, load_default=False)
 
 
 class TagSchema(Schema):
     id = _id(dump_only=True)
     group_id = _id(dump_only=True)
-    store_id = _id(dump_only=True)
+    store_id = _id(dump_only=True, allow_none=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=60))
     code = fields.String(allow_none=True, validate=validate.Length(max=20))
 

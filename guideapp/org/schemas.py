@@ -111,7 +111,7 @@ class StaffSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     store_id = fields.String(allow_none=True, load_default=None)
     state = fields.String(dump_only=True)
-    left_at = fields.DateTime(dump_only=True)
+    left_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     password = fields.String(
         load_only=True,

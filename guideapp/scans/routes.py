@@ -129,6 +129,7 @@ class Scans(MethodView):
     @blp.public
     @blp.arguments(s.ScanRequestSchema)
     @blp.response(200, s.ScanAnswerSchema)
+    @blp.alt_response(403, description="Code not valid yet")
     @blp.alt_response(404, description="Unknown code")
     @blp.alt_response(410, description="Expired or switched-off code")
     @blp.alt_response(429, description="Too many scans (see Retry-After)")

@@ -52,7 +52,7 @@ class CampaignSchema(Schema):
         },
     )
     state = fields.String(dump_only=True)
-    published_at = fields.DateTime(dump_only=True)
+    published_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
 
 
@@ -66,11 +66,11 @@ class FanoutResultSchema(Schema):
 class TaskSchema(Schema):
     id = fields.String(dump_only=True)
     store_id = fields.String(dump_only=True)
-    assignee_id = fields.String(dump_only=True)
+    assignee_id = fields.String(dump_only=True, allow_none=True)
     source = fields.String(dump_only=True)
-    campaign_id = fields.String(dump_only=True)
-    sop_rule_id = fields.String(dump_only=True)
-    calendar_item_id = fields.String(dump_only=True)
+    campaign_id = fields.String(dump_only=True, allow_none=True)
+    sop_rule_id = fields.String(dump_only=True, allow_none=True)
+    calendar_item_id = fields.String(dump_only=True, allow_none=True)
     title = fields.String()
     brief = fields.String()
     starts_at = fields.DateTime()
@@ -135,7 +135,7 @@ class CompleteSchema(Schema):
 
 class MemberSummarySchema(Schema):
     name = fields.String()
-    phone = fields.String()
+    phone = fields.String(allow_none=True)
     stage = fields.String()
     tier = fields.String()
     birthday = fields.Date(allow_none=True)
