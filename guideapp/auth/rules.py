@@ -361,3 +361,11 @@ def _commission_statements(actor):
 read_rule(CommissionSettlement)(lambda actor: true() if actor.is_hq else false())
 for _model in (CommissionRule, CommissionSettlement):
     write_rule(_model)(lambda actor, record, action: actor.is_hq)
+
+
+# --- jobs -------------------------------------------------------------------------------
+# Registered from the jobs package's own module (the lead rewires this with the policy split).
+
+from guideapp.jobs import access as jobs_access  # noqa: E402
+
+jobs_access.register(read_rule, write_rule)
