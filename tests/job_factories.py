@@ -3,8 +3,6 @@ manager will start jobs too; publish and settlement are HQ's)."""
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy.exc import OperationalError
 
 from guideapp import jobs
@@ -38,29 +36,34 @@ def _broken(ctx):
     raise KeyError("a bug deep down")
 
 
-GATE = threading.Event()  # test.gated waits here between its units
-
-
-@jobs.kind("test.gated", unit="steps")
-def _gated(ctx):
-    for step in range(ctx.checkpoint.get("step", 0), ctx.params.get("steps", 3)):
+@jobs.kind("test.steps", unit="steps")
+def _steps(ctx):
+    """`steps` units, each recorded in its checkpoint."""
+    steps = ctx.params.get("steps", 3)
+    for step in range(ctx.checkpoint.get("step", 0), steps):
         with ctx.unit():
             ctx.checkpoint["step"] = step + 1
-            ctx.progress(step + 1, ctx.params.get("steps", 3))
-    return {"steps": ctx.checkpoint["step"]}
+            ctx.progress(step + 1, steps)
+    return {"steps": ctx.checkpoint.get("step", 0)}
 
 
-def make_job(session, phone: str, *, kind: str = "test.noop", **start) -> jobs.Job:
+def make_job(session, phone: str, *, kind: str = "test.noop", queue=None, **start) -> jobs.Job:
+    """A job started by `phone`; on `queue` (an app's JobQueue) when given."""
     staff = staff_by_phone(session, phone)
-    job, _ = jobs.start(
+    if queue is not None:
+        start.setdefault("max_attempts", queue.settings.max_attempts)
+    job, created = jobs.start(
         session,
         tenant_id=staff.tenant_id,
         kind=kind,
         started_by=staff.id,
         store_id=staff.store_id,
-        enqueue=start.pop("enqueue", False),
+        enqueue=False,
         **start,
     )
+    session.flush()
+    if queue is not None and created:
+        queue.enqueue(job.id)
     return job
 
 

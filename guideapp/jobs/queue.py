@@ -99,6 +99,8 @@ class JobQueue:
         while executed < max_messages:
             for task in self.huey.read_schedule():
                 self.huey.enqueue(task)
+            if self.huey.pending_count() == 0:  # (Redis would block on an empty queue)
+                return executed
             task = self.huey.dequeue()
             if task is None:
                 return executed
