@@ -3,13 +3,16 @@
 
     python scripts/supervise.py "gunicorn ... wsgi:app" "flask --app wsgi jobs worker"
 
-Ctrl-C or SIGTERM stops every command (SIGTERM, then SIGKILL after a grace period); when
-one command exits by itself the others are stopped too, and its exit code is ours. For
+Ctrl-C or SIGTERM stops every command (SIGINT: gunicorn and the worker stop at once, jobs
+resume from their last checkpoint; SIGKILL after a grace period), and so
+does the death of our parent (`make` killed alone does not pass its signal on); when one
+command exits by itself the others are stopped too, and its exit code is ours. For
 development only: production runs each process under its own supervisor (README).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import subprocess
@@ -30,10 +33,11 @@ def main(commands: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    parent = os.getppid()
     children = [subprocess.Popen(shlex.split(command)) for command in commands]
     code = 0
     try:
-        while not told:
+        while not told and os.getppid() == parent:
             ended = [child for child in children if child.poll() is not None]
             if ended:
                 code = ended[0].returncode
@@ -48,7 +52,7 @@ def main(commands: list[str]) -> int:
 def _stop_all(children: list[subprocess.Popen]) -> None:
     for child in children:
         if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signal.SIGINT)
     deadline = time.monotonic() + GRACE_SECONDS
     for child in children:
         try:

@@ -455,15 +455,32 @@ def test_a_worker_killed_mid_publish_is_rerun_to_what_a_clean_run_writes(
     killed = job()
     assert killed.state == "running" and 2 * BATCH <= killed.progress_done < 46, (mid, killed)
 
-    second = _worker(live_database, jobs_url, name)
+    # A deploy: the next worker is stopped gracefully (SIGTERM) mid-job; the job pauses at
+    # its next checkpoint and goes back on the queue, without using up an attempt.
+    second = _worker(live_database, jobs_url, name, "tests.slow_units")
+    try:
+        _wait_for(
+            job,
+            lambda j: j.state == "running" and j.progress_done > killed.progress_done,
+            what="the re-run to pass a checkpoint",
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, errors = second.communicate(timeout=60)
+    assert second.returncode == 0, errors.decode()[-2000:]
+    paused = job()
+    assert paused.state == "queued" and paused.progress_done < 46, paused.error
+
+    third = _worker(live_database, jobs_url, name)
     try:
         finished = _wait_for(job, lambda j: j.state in ("succeeded", "failed", "cancelled"))
     finally:
-        second.send_signal(signal.SIGTERM)  # graceful: the worker stops by itself
-        _, errors = second.communicate(timeout=60)
-    assert second.returncode == 0, errors.decode()[-2000:]
+        third.send_signal(signal.SIGTERM)
+        _, errors = third.communicate(timeout=60)
+    assert third.returncode == 0, errors.decode()[-2000:]
     assert finished.state == "succeeded", finished.error
-    assert finished.attempts >= 2 and finished.progress_done == 46
+    assert finished.progress_done == 46
+    assert finished.attempts == paused.attempts + 1
 
     clean = api.post(HQ, f"/api/v1/campaigns/{clean_cid}/publish?wait=true").get_json()
     assert {k: finished.result[k] for k in ("tasks", "targets")} == {

@@ -39,11 +39,15 @@ def worker(workers: int | None, modules: tuple[str, ...]):
     config, queue = current_app.config, _queue()
     workers = workers or config["JOBS_WORKERS"]
     click.echo(f"jobs worker: {workers} thread(s) on {queue.backend} queue '{queue.name}'")
-    queue.run_worker(
-        workers,
-        recover_every=config["JOBS_RECOVER_EVERY_SECONDS"],
-        poll_max_seconds=config["JOBS_POLL_MAX_SECONDS"],
-    )
+    try:
+        queue.run_worker(
+            workers,
+            recover_every=config["JOBS_RECOVER_EVERY_SECONDS"],
+            poll_max_seconds=config["JOBS_POLL_MAX_SECONDS"],
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now; unfinished units roll back
+        pass
+    click.echo("jobs worker stopped")
 
 
 @jobs_cli.command("work-off")

@@ -60,3 +60,11 @@ class Job(Base):
     # running with no sign of life for the lease is re-enqueued (its worker died).
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def progress(self) -> dict:
+        return {
+            "done": self.progress_done,
+            "total": self.progress_total,
+            "unit": self.progress_unit,
+        }

@@ -124,9 +124,11 @@ class JobQueue:
     def run_worker(
         self, workers: int, *, recover_every: float, poll_max_seconds: float = 1.0
     ) -> None:
-        """Block running `workers` threads until SIGTERM / SIGINT; re-send orphans first and
-        then every `recover_every` seconds."""
+        """Block running `workers` threads until SIGTERM (running jobs pause at their next
+        unit and go back on the queue) or SIGINT (at once); re-send orphans first and then
+        every `recover_every` seconds."""
         consumer = self.consumer(workers, poll_max_seconds=poll_max_seconds)
+        self.runner.should_stop = consumer.stop_flag.is_set  # pause jobs at their next unit
         stop = threading.Event()
 
         def recover_loop():

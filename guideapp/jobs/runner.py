@@ -59,6 +59,10 @@ class Superseded(Exception):
     """Another runner took the job over (this one was presumed dead); this one stops."""
 
 
+class Paused(Exception):
+    """The worker is shutting down gracefully: the job goes back on the queue as it is."""
+
+
 def is_transient(error: BaseException) -> bool:
     """Errors worth a retry: the database went away or was busy, not a rule or a bug."""
     if isinstance(error, (OperationalError, DisconnectionError)):
@@ -103,12 +107,15 @@ class JobContext:
 class WorkerContext(JobContext):
     """Each unit is its own transaction on a fresh session (a worker, or the CLI)."""
 
-    def __init__(self, job: Job, attempt: int, sessionmaker):
+    def __init__(self, job: Job, attempt: int, sessionmaker, should_stop=None):
         super().__init__(job, attempt)
         self._sessionmaker = sessionmaker
+        self._should_stop = should_stop or (lambda: False)
 
     @contextmanager
     def unit(self) -> Iterator[Session]:
+        if self._should_stop():
+            raise Paused()
         with self._sessionmaker() as session, transaction(session):
             job = lock_job(session, self.job_id)
             if job is None or job.state != "running" or job.attempts != self.attempt:
@@ -169,6 +176,8 @@ class Runner:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.enqueue = enqueue
+        # Set by a worker: true once it is stopping; jobs then pause at their next unit.
+        self.should_stop: Callable[[], bool] = lambda: False
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -179,11 +188,15 @@ class Runner:
         if claimed is None:
             return None
         job_view, attempt = claimed
-        ctx = WorkerContext(job_view, attempt, self.sessionmaker)
+        ctx = WorkerContext(job_view, attempt, self.sessionmaker, self.should_stop)
         try:
             result = KINDS[job_view.kind].handler(ctx)
         except Superseded:
             log.info("job superseded", extra={"job_id": job_id, "attempt": attempt})
+            return None
+        except Paused:
+            self._pause(job_id, attempt)
+            log.info("job paused for shutdown", extra={"job_id": job_id, "done": ctx.done})
             return None
         except Cancelled:
             self._end(job_id, attempt, state="cancelled", error=None)
@@ -268,6 +281,16 @@ class Runner:
             for name, value in values.items():
                 setattr(job, name, value)
             return True
+
+    def _pause(self, job_id: str, attempt: int) -> None:
+        """Back to the queue from its checkpoint; a pause does not use up an attempt."""
+        with self.sessionmaker() as session, transaction(session):
+            job = lock_job(session, job_id)
+            if job is None or job.attempts != attempt or job.state != "running":
+                return
+            job.state, job.attempts, job.heartbeat_at = "queued", attempt - 1, utcnow()
+        if self.enqueue is not None:
+            self.enqueue(job_id)
 
     def _retry_or_give_up(self, job_view: Job, attempt: int, error: Exception) -> Retry | None:
         job_id = job_view.id

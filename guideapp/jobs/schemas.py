@@ -17,7 +17,7 @@ class JobSchema(ma.Schema):
     id = fields.String()
     kind = fields.String(metadata={"description": "e.g. campaign.publish, commissions.settle"})
     state = fields.String(metadata={"description": " / ".join(STATES)})
-    progress = fields.Method("_progress", metadata={"type": "object"})
+    progress = fields.Nested(JobProgressSchema)
     result = fields.Dict(
         allow_none=True, metadata={"description": "What the job produced, once it succeeded."}
     )
@@ -34,10 +34,9 @@ class JobSchema(ma.Schema):
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     updated_at = fields.DateTime()
-    url = fields.Method("_url", metadata={"description": "Where to follow it (GET)."})
-
-    def _progress(self, job):
-        return {"done": job.progress_done, "total": job.progress_total, "unit": job.progress_unit}
+    url = fields.Method(
+        "_url", metadata={"type": "string", "description": "Where to follow it (GET)."}
+    )
 
     def _url(self, job):
         from guideapp.jobs.service import job_url
