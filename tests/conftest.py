@@ -3,6 +3,8 @@ transaction rolled back at its end (requests and services join it through SAVEPO
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ def session(connection):
 # Each app gets a queue of its own (in one scratch SQLite file), so no test ever runs
 # another test's jobs; tests/test_jobs.py also runs them on Redis.
 JOBS_FILE = Path(tempfile.mkdtemp(prefix="guideapp-jobs-")) / "jobs.db"
+atexit.register(shutil.rmtree, JOBS_FILE.parent, True)
 
 
 def make_config(database, **overrides) -> Config:

@@ -373,6 +373,9 @@ def test_cli_settle_runs_the_job_here_or_enqueues_it(app, session):
     )
     assert queued.exit_code == 0, queued.output
     assert " queued as job " in queued.output and queue_of(app).pending_count() == 1
+    worked = runner.invoke(args=["jobs", "work-off"])
+    assert worked.exit_code == 0 and "ran 1 job message(s)" in worked.output, worked.output
+    assert session.scalar(select(Job.state).where(Job.subject == "month:2026-09")) == "succeeded"
     here = runner.invoke(args=["commissions", "settle", "--month", "2026-10", "--tenant", "stride"])
     assert here.exit_code == 0, here.output
     assert here.output.startswith("stride: 2026-10 closed: ")

@@ -11,7 +11,7 @@ from guideapp.commissions.settlement import start_settlement
 from guideapp.db import transaction
 from guideapp.errors import DomainError
 from guideapp.jobs.models import Job
-from guideapp.jobs.runner import run_to_end
+from guideapp.jobs.runner import Runner, run_to_end
 
 commissions_cli = AppGroup("commissions", help="Guide commissions: monthly settlement.")
 
@@ -43,7 +43,7 @@ def settle(month: str, slug: str | None, enqueue: bool):
         if enqueue:
             click.echo(f"{tenant_slug}: {month} queued as job {job.id} ({job.state})")
             continue
-        run_to_end(queue.runner, job.id)
+        run_to_end(Runner(maker, queue.settings), job.id)  # here, retrying here
         with maker() as session:
             job = session.get(Job, job.id)
         if job.state != "succeeded":

@@ -159,7 +159,9 @@ def start_settlement(
     started_by = actor.staff_id if actor is not None else None
     check_month(month)
     if idempotency_key:
-        earlier = find_by_key(session, tenant_id, started_by, idempotency_key)
+        earlier = find_by_key(
+            session, tenant_id, started_by, idempotency_key, kind=KIND, subject=f"month:{month}"
+        )
         if earlier is not None:
             return earlier, False
     _check_ended(session, tenant_id, month, now)

@@ -356,9 +356,10 @@ class Runner:
 
 
 def run_to_end(runner: Runner, job_id: str, *, sleep=time.sleep) -> None:
-    """Run a job here and now, retrying transient errors in-process (the CLI's inline mode)."""
+    """Run a job here and now, retrying transient errors in-process (the CLI's inline mode:
+    give it a Runner without a queue, so retries are not also enqueued)."""
     retry_of = None
-    while True:
+    for _ in range(runner.settings.max_attempts + 1):
         retry = runner.run(job_id, retry_of=retry_of)
         if retry is None:
             return

@@ -183,13 +183,23 @@ def _clean_key(key: str | None) -> str | None:
     return key
 
 
-def find_by_key(session: Session, tenant_id: str, started_by: str | None, key: str) -> Job | None:
-    """The job this starter already started with this Idempotency-Key, if any."""
+def find_by_key(
+    session: Session,
+    tenant_id: str,
+    started_by: str | None,
+    key: str,
+    *,
+    kind: str | None = None,
+    subject: str | None = None,
+) -> Job | None:
+    """The job this starter already started with this Idempotency-Key, if any; given the
+    kind and subject, a key used for other work is refused (422)."""
     key = _clean_key(key)
     starter = Job.started_by.is_(None) if started_by is None else Job.started_by == started_by
-    return session.scalar(
+    job = session.scalar(
         select(Job).where(Job.tenant_id == tenant_id, starter, Job.idempotency_key == key)
     )
+    return _same_work(job, kind, subject) if job is not None and kind is not None else job
 
 
 def _same_work(job: Job, kind: str, subject: str | None) -> Job:

@@ -38,7 +38,14 @@ def start_publish(
     """The publish job of a draft campaign: (job, True) when queued now, (job, False) when
     this key already started it or a publish of it is still under way."""
     if idempotency_key:
-        earlier = find_by_key(session, actor.tenant_id, actor.staff_id, idempotency_key)
+        earlier = find_by_key(
+            session,
+            actor.tenant_id,
+            actor.staff_id,
+            idempotency_key,
+            kind=KIND,
+            subject=f"campaign:{campaign_id}",
+        )
         if earlier is not None:
             return earlier, False
     # Locked: a second publish of the same campaign waits, then finds the job (or the state).
