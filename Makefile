@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test serve migrate demo spec lint bench clean
+.PHONY: run test serve worker migrate demo spec lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +24,20 @@ migrate: $(STAMP)
 demo: migrate
 	$(FLASK) demo load
 
+# gunicorn and the job worker side by side (jobs queue: instance/jobs.db, or
+# GUIDEAPP_JOBS_URL / GUIDEAPP_REDIS_URL); Ctrl-C stops both, and so does either one exiting.
 run: demo
 	@$(FLASK) demo logins
 	@echo "Serving on http://127.0.0.1:$(PORT)  (API docs: http://127.0.0.1:$(PORT)/docs)"
-	$(BIN)/gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) \
-		--access-logfile - wsgi:app
+	exec $(BIN)/python scripts/supervise.py \
+		"$(BIN)/gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --access-logfile - wsgi:app" \
+		"$(FLASK) jobs worker"
+
+serve: demo
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --access-logfile - wsgi:app
+
+worker: migrate
+	$(FLASK) jobs worker
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

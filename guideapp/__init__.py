@@ -7,6 +7,7 @@ from flask import Flask, send_from_directory
 from guideapp.config import Config
 from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionmaker
 from guideapp.extensions import Api
+from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
@@ -28,12 +29,17 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     connect_reactions()  # cross-domain signals -> receivers (guideapp/wiring.py)
 
     engine = None
+    # Every session of this app carries its job queue: jobs started in it are enqueued
+    # when it commits (guideapp/jobs/service.py).
+    session_info: dict = {}
     if bind is None:
         engine = make_engine(app.config["DATABASE_URL"])
-        sessionmaker = make_sessionmaker(engine)
+        sessionmaker = make_sessionmaker(engine, info=session_info)
         autocommit_sessionmaker = make_autocommit_sessionmaker(engine)
     else:
-        sessionmaker = make_sessionmaker(bind, join_transaction_mode="create_savepoint")
+        sessionmaker = make_sessionmaker(
+            bind, join_transaction_mode="create_savepoint", info=session_info
+        )
         autocommit_sessionmaker = sessionmaker
     app.extensions["guideapp"] = {
         "engine": engine,
@@ -42,6 +48,9 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         "storage": LocalStorage(app.config["UPLOAD_DIR"]),
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
     }
+    session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
+        app, sessionmaker
+    )
 
     api = Api(app)
     app.extensions["guideapp"]["api"] = api
@@ -58,10 +67,24 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     return app
 
 
+def _job_queue(app: Flask, sessionmaker):
+    from guideapp.jobs.queue import JobQueue
+    from guideapp.jobs.runner import Settings
+
+    return JobQueue(
+        url=app.config["JOBS_URL"],
+        name=app.config["JOBS_NAME"],
+        sessionmaker=sessionmaker,
+        settings=Settings.from_config(app.config),
+        app=app,
+    )
+
+
 def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
     from guideapp.auth.routes import blp as auth_blp
     from guideapp.commissions.routes import blp as commissions_blp
+    from guideapp.jobs.routes import blp as jobs_blp
     from guideapp.materials.routes import blp as materials_blp
     from guideapp.members.routes import blp as members_blp
     from guideapp.org.routes import blp as org_blp
@@ -81,6 +104,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         scans_blp,
         replies_blp,
         commissions_blp,
+        jobs_blp,
     ):
         api.register_blueprint(blp)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 def register_access_rules() -> None:
     from guideapp.commissions import access as commissions
+    from guideapp.jobs import access as jobs
     from guideapp.materials import access as materials
     from guideapp.members import access as members
     from guideapp.org import access as org
@@ -19,5 +20,5 @@ def register_access_rules() -> None:
     from guideapp.sync import access as sync
     from guideapp.tasks import access as tasks
 
-    for domain in (org, members, tasks, materials, replies, scans, commissions, sync):
+    for domain in (org, members, tasks, materials, replies, scans, commissions, sync, jobs):
         domain.register()

@@ -10,6 +10,20 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _jobs_url() -> str:
+    """Where the job queue lives: GUIDEAPP_JOBS_URL, else GUIDEAPP_REDIS_URL, else a SQLite
+    file beside the demo database (no other service needed under `make run`)."""
+    return (
+        os.environ.get("GUIDEAPP_JOBS_URL")
+        or os.environ.get("GUIDEAPP_REDIS_URL")
+        or f"sqlite:///{PROJECT_ROOT / 'instance' / 'jobs.db'}"
+    )
+
+
 class Config:
     """Defaults are for the demo on one laptop; production sets GUIDEAPP_* variables."""
 
@@ -49,6 +63,19 @@ class Config:
     # .xlsx may inflate to (its zip's declared uncompressed sizes, checked before reading).
     IMPORT_MAX_ROWS = _env_int("GUIDEAPP_IMPORT_MAX_ROWS", 200_000)
     IMPORT_MAX_XLSX_MB = _env_int("GUIDEAPP_IMPORT_MAX_XLSX_MB", 100)
+
+    # Jobs (guideapp/jobs, docs/jobs.md): the queue, its workers, retries and leases.
+    JOBS_URL = _jobs_url()  # redis://host:6379/0 or sqlite:///path/jobs.db
+    JOBS_NAME = os.environ.get("GUIDEAPP_JOBS_NAME", "guideapp")  # queue name (key prefix)
+    JOBS_WORKERS = _env_int("GUIDEAPP_JOBS_WORKERS", 2)  # threads per worker process
+    JOBS_MAX_ATTEMPTS = _env_int("GUIDEAPP_JOBS_MAX_ATTEMPTS", 5)
+    JOBS_RETRY_DELAY_SECONDS = _env_float("GUIDEAPP_JOBS_RETRY_DELAY", 2.0)  # doubles per try
+    # A running job with no checkpoint for this long is taken to be orphaned (its worker
+    # died) and is run again from its last checkpoint; longer than any one unit of work.
+    JOBS_LEASE_SECONDS = _env_float("GUIDEAPP_JOBS_LEASE", 300.0)
+    JOBS_RECOVER_EVERY_SECONDS = _env_float("GUIDEAPP_JOBS_RECOVER_EVERY", 60.0)
+    JOBS_POLL_MAX_SECONDS = _env_float("GUIDEAPP_JOBS_POLL_MAX", 1.0)  # idle queue polling
+    PUBLISH_BATCH_STORES = _env_int("GUIDEAPP_PUBLISH_BATCH_STORES", 200)  # stores per checkpoint
 
     # flask-smorest / OpenAPI
     API_TITLE = "guideapp"

@@ -5,6 +5,7 @@ from guideapp.changelog import models as changelog_models  # noqa: F401
 from guideapp.commissions import models as commissions_models  # noqa: F401
 from guideapp.db import Base
 from guideapp.idempotency import models as idempotency_models  # noqa: F401
+from guideapp.jobs import models as jobs_models  # noqa: F401
 from guideapp.materials import models as materials_models  # noqa: F401
 from guideapp.members import models as members_models  # noqa: F401
 from guideapp.org import models as org_models  # noqa: F401

@@ -129,7 +129,7 @@ def init_request_lifecycle(app: Flask) -> None:
                     replay.body,
                     status=replay.status_code,
                     mimetype="application/json",
-                    headers={"Idempotent-Replayed": "true"},
+                    headers={"Idempotent-Replayed": "true", **_replayed_location(replay)},
                 )
         return None
 
@@ -157,6 +157,19 @@ def init_request_lifecycle(app: Flask) -> None:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
+
+
+def _replayed_location(replay) -> dict:
+    """A replayed 202 points at its job again (the stored body has the job's url)."""
+    if replay.status_code != 202:
+        return {}
+    import json
+
+    try:
+        url = json.loads(replay.body).get("url")
+    except (ValueError, AttributeError):
+        return {}
+    return {"Location": url} if isinstance(url, str) else {}
 
 
 def _log_request(response: Response) -> None:

@@ -3,7 +3,12 @@ transaction rolled back at its end (requests and services join it through SAVEPO
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -68,7 +73,15 @@ def session(connection):
         yield s
 
 
+# Each app gets a queue of its own (in one scratch SQLite file), so no test ever runs
+# another test's jobs; tests/test_jobs.py also runs them on Redis.
+JOBS_FILE = Path(tempfile.mkdtemp(prefix="guideapp-jobs-")) / "jobs.db"
+atexit.register(shutil.rmtree, JOBS_FILE.parent, True)
+
+
 def make_config(database, **overrides) -> Config:
+    overrides.setdefault("JOBS_URL", f"sqlite:///{JOBS_FILE}")
+    overrides.setdefault("JOBS_NAME", f"test-{uuid.uuid4().hex}")
     return Config(
         DATABASE_URL=database.url,
         SECRET_KEY="test-secret-key-of-at-least-32-bytes!",

@@ -86,17 +86,24 @@ def test_settle_a_month_statements_approve_and_export(api, session):
     for i, who in enumerate((guide, guide, colleague)):
         recruit(session, who, at=OCT + timedelta(hours=i), name=f"十月会员{i}")
     assert (
-        api.post(GUIDE, "/api/v1/commissions/settlements", json={"month": "2026-10"}).status_code
+        api.post(
+            GUIDE, "/api/v1/commissions/settlements?wait=true", json={"month": "2026-10"}
+        ).status_code
         == 403
     )
     current = current_month(session, guide.tenant_id)
     assert (
-        api.post(HQ, "/api/v1/commissions/settlements", json={"month": current}).status_code == 409
+        api.post(
+            HQ, "/api/v1/commissions/settlements?wait=true", json={"month": current}
+        ).status_code
+        == 409
     )
-    closed = api.post(HQ, "/api/v1/commissions/settlements", json={"month": "2026-10"})
+    closed = api.post(HQ, "/api/v1/commissions/settlements?wait=true", json={"month": "2026-10"})
     assert closed.status_code == 201, closed.get_json()
     settled = closed.get_json()
-    again = api.post(HQ, "/api/v1/commissions/settlements", json={"month": "2026-10"}).get_json()
+    again = api.post(
+        HQ, "/api/v1/commissions/settlements?wait=true", json={"month": "2026-10"}
+    ).get_json()
     assert again["id"] == settled["id"] and settled["state"] == "draft"
     assert settled["net_fen"] >= 1500
     url = f"/api/v1/commissions/settlements/{settled['id']}"

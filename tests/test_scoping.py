@@ -24,6 +24,8 @@ from guideapp.replies.models import QuickReply
 from tests.scan_factories import make_code
 from guideapp.commissions.models import CommissionEntry, CommissionRule, CommissionSettlement
 from tests.commission_factories import foreign_commissions
+from guideapp.jobs.models import Job
+from tests.job_factories import foreign_jobs
 from tests.factories import (
     make_plans,
     make_task,
@@ -47,6 +49,7 @@ MODELS = {
 MODELS["scan_code"] = ScanCode
 MODELS.update(material=Material, upload=StoredUpload)
 MODELS["quick_reply"] = QuickReply
+MODELS["job"] = Job
 MODELS.update(
     commission_entry=CommissionEntry,
     commission_rule=CommissionRule,
@@ -153,6 +156,14 @@ SCOPED_ROUTES.update(
 )
 
 
+SCOPED_ROUTES.update(
+    {
+        "/api/v1/jobs/<job_id>": ("job", [("GET", None)]),
+        "/api/v1/jobs/<job_id>/cancel": ("job", [("POST", None)]),
+    }
+)
+
+
 def _foreign_materials(session, caller, kind):
     """Materials aimed at another store or tenant; files of another tenant."""
     from guideapp.materials.service import create_material, store_upload
@@ -189,6 +200,8 @@ def _foreign(session, caller, kind):
         return _foreign_materials(session, caller, kind)
     if kind == "quick_reply":
         return _foreign_replies(session, caller, bj, rival_store)
+    if kind == "job":
+        return foreign_jobs(session, caller)
     if kind.startswith("commission_"):
         return foreign_commissions(session, caller, kind)
     if kind == "scan_code":

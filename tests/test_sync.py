@@ -306,7 +306,7 @@ def test_a_published_campaign_reaches_the_phone_with_its_targets(api, session):
             "distribution": "auto",
         },
     ).get_json()
-    api.post(HQ, f"/api/v1/campaigns/{created['id']}/publish")
+    api.post(HQ, f"/api/v1/campaigns/{created['id']}/publish?wait=true")
     changes = phone.pull()
     task_ids = {t["id"] for t in changes["tasks"]["updated"]}
     targets = changes["task_targets"]["updated"]

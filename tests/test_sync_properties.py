@@ -170,4 +170,4 @@ def _campaign_for(api, session):
         },
     ).get_json()
     assert "id" in created, created
-    api.post("13800000001", f"/api/v1/campaigns/{created['id']}/publish")
+    api.post("13800000001", f"/api/v1/campaigns/{created['id']}/publish?wait=true")

@@ -40,7 +40,7 @@ def _campaign(api, **overrides):
 def test_hq_to_manager_to_guide(api, session):
     sh001 = store_by_code(session, "SH001")
     cid = _campaign(api, target={"store_ids": [sh001.id]}, segment={"stages": ["regular"]})
-    published = api.post(HQ, f"/api/v1/campaigns/{cid}/publish").get_json()
+    published = api.post(HQ, f"/api/v1/campaigns/{cid}/publish?wait=true").get_json()
     assert published["tasks"] == 1
     regulars = session.scalar(
         select(func.count())
@@ -48,7 +48,7 @@ def test_hq_to_manager_to_guide(api, session):
         .where(Member.store_id == sh001.id, Member.stage == "regular")
     )
     assert published["targets"] == regulars > 0
-    assert api.post(HQ, f"/api/v1/campaigns/{cid}/publish").status_code == 409
+    assert api.post(HQ, f"/api/v1/campaigns/{cid}/publish?wait=true").status_code == 409
 
     store_inbox = api.get(MANAGER, "/api/v1/inbox").get_json()
     task = store_inbox["items"][0]["task"]
@@ -84,7 +84,7 @@ def test_hq_to_manager_to_guide(api, session):
 
 def test_auto_distribution_gives_each_guide_their_own_members(api, session):
     cid = _campaign(api, distribution="auto", segment={"stages": ["customer", "regular"]})
-    api.post(HQ, f"/api/v1/campaigns/{cid}/publish")
+    api.post(HQ, f"/api/v1/campaigns/{cid}/publish?wait=true")
     tasks = session.scalars(select(Task).where(Task.campaign_id == cid)).all()
     assert tasks and all(t.assignee_id for t in tasks)
     for task in tasks[:20]:
@@ -100,7 +100,7 @@ def test_auto_distribution_gives_each_guide_their_own_members(api, session):
 
 def test_cancel_removes_open_tasks_from_inboxes(api, session):
     cid = _campaign(api, distribution="auto")
-    api.post(HQ, f"/api/v1/campaigns/{cid}/publish")
+    api.post(HQ, f"/api/v1/campaigns/{cid}/publish?wait=true")
     before = api.get(GUIDE, "/api/v1/inbox").get_json()["counts"]["today"]
     result = api.post(HQ, f"/api/v1/campaigns/{cid}/cancel").get_json()
     assert result["state"] == "cancelled" and result["tasks"] > 0
@@ -170,7 +170,7 @@ def test_store_task_for_named_guides_and_members(api, session):
 def test_open_tasks_follow_members_to_their_new_guide(api, session):
     me, colleague = staff_by_phone(session, GUIDE), staff_by_phone(session, COLLEAGUE)
     cid = _campaign(api, distribution="auto", segment={"stages": ["customer", "regular"]})
-    api.post(HQ, f"/api/v1/campaigns/{cid}/publish")
+    api.post(HQ, f"/api/v1/campaigns/{cid}/publish?wait=true")
     task = session.scalar(select(Task).where(Task.campaign_id == cid, Task.assignee_id == me.id))
     targets = session.scalars(
         select(TaskTarget.member_id).where(TaskTarget.task_id == task.id)

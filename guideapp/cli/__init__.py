@@ -152,9 +152,10 @@ import_orders = _import_command("orders")
 
 def register_cli(app: Flask) -> None:
     from guideapp.cli.commissions import commissions_cli
+    from guideapp.cli.jobs import jobs_cli
     from guideapp.cli.scheduler import scheduler_cli
     from guideapp.wiring import connect_reactions
 
     connect_reactions()  # commands run services: their reactions must be connected
-    for group in (db_cli, demo_cli, import_cli, scheduler_cli, commissions_cli):
+    for group in (db_cli, demo_cli, import_cli, scheduler_cli, commissions_cli, jobs_cli):
         app.cli.add_command(group)

@@ -1,4 +1,4 @@
-"""`flask --app wsgi commissions settle --month YYYY-MM [--tenant slug]`: close a month."""
+"""`flask --app wsgi commissions settle --month YYYY-MM [--tenant slug] [--enqueue]`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from guideapp.commissions.settlement import close_month
 from guideapp.cli.common import tenants_to_run
+from guideapp.commissions.settlement import start_settlement
 from guideapp.db import transaction
 from guideapp.errors import DomainError
+from guideapp.jobs.models import Job
+from guideapp.jobs.runner import Runner, run_to_end
 
 commissions_cli = AppGroup("commissions", help="Guide commissions: monthly settlement.")
 
@@ -17,17 +19,38 @@ commissions_cli = AppGroup("commissions", help="Guide commissions: monthly settl
 @commissions_cli.command("settle")
 @click.option("--month", required=True, help="The month to close, YYYY-MM (tenant time zone).")
 @click.option("--tenant", "slug", help="Only this tenant (slug); default: every tenant.")
-def settle(month: str, slug: str | None):
-    """Close the month and write its statements; running it again changes nothing."""
-    maker = current_app.extensions["guideapp"]["sessionmaker"]
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Hand each tenant's close to the job workers and print the job ids, instead of "
+    "running it here.",
+)
+def settle(month: str, slug: str | None, enqueue: bool):
+    """Close the month and write its statements; running it again changes nothing.
+
+    Each tenant's close is a job (listed by GET /api/v1/jobs), run here unless --enqueue.
+    """
+    extension = current_app.extensions["guideapp"]
+    maker, queue = extension["sessionmaker"], extension["jobs"]
     for tenant_id, tenant_slug in tenants_to_run(slug):
-        with maker() as session, transaction(session):  # one tenant, one transaction
+        with maker() as session, transaction(session):
             try:
-                settled, created = close_month(session, tenant_id=tenant_id, month=month)
+                job, _ = start_settlement(
+                    session, tenant_id=tenant_id, month=month, enqueue=enqueue
+                )
             except DomainError as error:
                 raise click.ClickException(f"{tenant_slug}: {error.message}") from error
-            verb = "closed" if created else "already closed"
-            click.echo(
-                f"{tenant_slug}: {month} {verb}: {settled.entries} entries, "
-                f"net {settled.net_fen} fen ({settled.state})"
-            )
+        if enqueue:
+            click.echo(f"{tenant_slug}: {month} queued as job {job.id} ({job.state})")
+            continue
+        run_to_end(Runner(maker, queue.settings), job.id)  # here, retrying here
+        with maker() as session:
+            job = session.get(Job, job.id)
+        if job.state != "succeeded":
+            raise click.ClickException(f"{tenant_slug}: {job.error or job.state} (job {job.id})")
+        result = job.result
+        verb = "closed" if result["created"] else "already closed"
+        click.echo(
+            f"{tenant_slug}: {month} {verb}: {result['entries']} entries, "
+            f"net {result['net_fen']} fen ({result['state']})"
+        )

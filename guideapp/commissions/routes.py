@@ -6,6 +6,8 @@ from flask.views import MethodView
 from guideapp.commissions import export, leaderboards, service, settlement
 from guideapp.commissions import schemas as s
 from guideapp.extensions import Blueprint
+from guideapp.jobs.http import LOCATION_HEADER, accepted, answer, idempotency_key
+from guideapp.jobs.schemas import JobSchema, WaitArgsSchema
 from guideapp.pagination import CursorArgsSchema
 from guideapp.http import current_actor, db_session
 
@@ -88,11 +90,28 @@ class Settlements(MethodView):
         """Closed months, newest first (HQ)"""
         return settlement.list_settlements(db_session(), actor=current_actor(), **args)
 
+    @blp.arguments(WaitArgsSchema, location="query")
     @blp.arguments(s.CloseMonthSchema)
-    @blp.response(201, s.CommissionSettlementSchema)
-    def post(self, data):
-        """Close a month (HQ): freezes it and writes statements; closing again is a no-op"""
-        return settlement.close_for_actor(db_session(), actor=current_actor(), month=data["month"])
+    @blp.response(202, JobSchema, headers=LOCATION_HEADER)
+    @blp.alt_response(201, schema=s.CommissionSettlementSchema, description="With ?wait=true")
+    def post(self, args, data):
+        """Close a month (HQ), as a job: freezes it and writes statements; again is a no-op
+
+        Answers 202 with the job (`Location: /api/v1/jobs/<id>`; its result names the
+        settlement). `?wait=true` closes it inside the request and answers 201 with the
+        settlement, as before jobs existed. A month not over yet is refused (409) at once.
+        """
+        session, actor = db_session(), current_actor()
+        if args["wait"]:
+            closed = settlement.close_for_actor(session, actor=actor, month=data["month"])
+            return answer(_SETTLEMENT, closed, 201)
+        job, _ = settlement.start_settlement(
+            session, actor=actor, month=data["month"], idempotency_key=idempotency_key()
+        )
+        return accepted(job)
+
+
+_SETTLEMENT = s.CommissionSettlementSchema()
 
 
 @blp.route("/commissions/settlements/<settlement_id>")

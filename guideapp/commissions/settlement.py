@@ -1,4 +1,4 @@
-"""Monthly settlement: close a month (set-based statements), approve, read statements."""
+"""Monthly settlement: close a month (set-based statements, as a job), approve, read."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import case, func, insert, literal, select
 from sqlalchemy.orm import Session
 
+from guideapp import jobs
 from guideapp import policy
 from guideapp.policy.actor import Actor
 from guideapp.commissions import rules as maths
@@ -19,6 +20,7 @@ from guideapp.commissions.models import (
 )
 from guideapp.db import utcnow
 from guideapp.errors import Forbidden, InvalidInput, InvalidState
+from guideapp.jobs.service import find_by_key
 from guideapp.org.models import Staff, Store, Tenant
 from guideapp.pagination import paginate
 
@@ -43,10 +45,7 @@ def close_month(
     """Freeze a finished month and write its statements; closing it again changes nothing."""
     check_month(month)
     month_lock(session, tenant_id, exclusive=True)  # waits for in-flight ledger writes
-    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
-    _, end = maths.month_bounds(month, zone)
-    if end > (now or utcnow()):
-        raise InvalidState(f"{month} has not ended yet in {zone}; close it after it ends.")
+    _check_ended(session, tenant_id, month, now)
     existing = session.scalar(
         select(CommissionSettlement).where(
             CommissionSettlement.tenant_id == tenant_id, CommissionSettlement.month == month
@@ -83,6 +82,13 @@ def close_month(
     )
     session.flush()
     return settlement, True
+
+
+def _check_ended(session: Session, tenant_id: str, month: str, now: datetime | None) -> None:
+    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    _, end = maths.month_bounds(month, zone)
+    if end > (now or utcnow()):
+        raise InvalidState(f"{month} has not ended yet in {zone}; close it after it ends.")
 
 
 def _write_statements(
@@ -128,13 +134,86 @@ def _write_statements(
     )
 
 
-def close_for_actor(session: Session, *, actor: Actor, month: str):
-    if not actor.is_hq:
-        raise Forbidden("Only HQ settles commissions.")
-    settlement, _ = close_month(
-        session, tenant_id=actor.tenant_id, month=month, closed_by=actor.staff_id
+# --- closing a month as a job ------------------------------------------------------------
+
+KIND = "commissions.settle"
+
+
+def start_settlement(
+    session: Session,
+    *,
+    month: str,
+    actor: Actor | None = None,
+    tenant_id: str | None = None,
+    idempotency_key: str | None = None,
+    enqueue: bool = True,
+    now: datetime | None = None,
+) -> tuple[jobs.Job, bool]:
+    """The job closing `month` for the actor's tenant (HQ), or for `tenant_id` (cron, CLI):
+    (job, True) when queued now; (job, False) when this key already started it or a close of
+    the month is still under way. A month that is malformed or not over is refused here,
+    before any job exists."""
+    if actor is not None:
+        if not actor.is_hq:
+            raise Forbidden("Only HQ settles commissions.")
+        tenant_id = actor.tenant_id
+    started_by = actor.staff_id if actor is not None else None
+    check_month(month)
+    if idempotency_key:
+        earlier = find_by_key(
+            session, tenant_id, started_by, idempotency_key, kind=KIND, subject=f"month:{month}"
+        )
+        if earlier is not None:
+            return earlier, False
+    _check_ended(session, tenant_id, month, now)
+    return jobs.start(
+        session,
+        tenant_id=tenant_id,
+        kind=KIND,
+        params={"month": month, "closed_by": started_by},
+        started_by=started_by,
+        store_id=actor.store_id if actor is not None else None,
+        subject=f"month:{month}",
+        total=1,
+        idempotency_key=idempotency_key,
+        enqueue=enqueue,
     )
-    return settlement
+
+
+@jobs.kind(KIND, unit="months")
+def _settle_job(ctx: jobs.JobContext) -> dict:
+    """One unit: the month's statements are written in one transaction or not at all, and a
+    month closed already is left as it is, so a re-run never doubles anything."""
+    with ctx.unit() as session:
+        settlement, created = close_month(
+            session,
+            tenant_id=ctx.tenant_id,
+            month=ctx.params["month"],
+            closed_by=ctx.params.get("closed_by"),
+        )
+        ctx.progress(1, 1)
+    return {
+        "settlement_id": settlement.id,
+        "month": settlement.month,
+        "created": created,
+        "state": settlement.state,
+        "entries": settlement.entries,
+        "earned_fen": settlement.earned_fen,
+        "clawed_back_fen": settlement.clawed_back_fen,
+        "net_fen": settlement.net_fen,
+    }
+
+
+def close_for_actor(session: Session, *, actor: Actor, month: str) -> CommissionSettlement:
+    """Close the month now, in the caller's transaction (`?wait=true`); the job is kept."""
+    job, created = start_settlement(session, actor=actor, month=month, enqueue=False)
+    if not created:
+        raise InvalidState(
+            f"{month} is being closed by job {job.id} ({job.state}); "
+            f"follow it at {jobs.job_url(job.id)}."
+        )
+    result = jobs.run_inline(session, job)
+    return session.get(CommissionSettlement, result["settlement_id"])
 
 
 def get_settlement(session: Session, *, actor: Actor, settlement_id: str):

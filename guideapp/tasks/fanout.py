@@ -109,18 +109,35 @@ def log_generated(session: Session, tenant_id: str, where: ColumnElement[bool]) 
     )
 
 
-def publish_campaign(session: Session, campaign: Campaign) -> dict:
-    """Fan a campaign out to its stores' inboxes in two INSERT ... SELECTs.
+def stores_to_publish(
+    session: Session, campaign: Campaign, *, after: str | None = None, limit: int | None = None
+) -> list[str]:
+    """The campaign's target stores (by id, after `after`) that have none of its tasks yet:
+    a publish is idempotent per (campaign, store), so a re-run skips stores already done."""
+    stmt = target_stores(campaign.tenant_id, campaign.target).where(
+        Store.id.not_in(select(Task.store_id).where(Task.campaign_id == campaign.id))
+    )
+    if after is not None:
+        stmt = stmt.where(Store.id > after)
+    stmt = stmt.order_by(Store.id)
+    return list(session.scalars(stmt.limit(limit) if limit else stmt))
+
+
+def publish_campaign(session: Session, campaign: Campaign, store_ids: list[str] | None = None):
+    """Fan a campaign out to its stores' inboxes (or to `store_ids`, a batch of them that
+    has none of its tasks yet) in two INSERT ... SELECTs.
 
     Each statement reads the segment's members once and derives task ids from their owner
     (campaign id + guide or store id), so the targets need no join back to the new tasks.
-    The campaign row is locked by the caller, so a publish happens once: plain INSERTs,
-    without ON CONFLICT's second index probe per row.
+    The campaign row is locked by the caller, so each store is published once: plain
+    INSERTs, without ON CONFLICT's second index probe per row.
     """
     now = utcnow()
     tenant_id = campaign.tenant_id
     bulk_work_memory(session)
     stores = target_stores(tenant_id, campaign.target)
+    if store_ids is not None:
+        stores = select(Store.id).where(Store.tenant_id == tenant_id, Store.id.in_(store_ids))
     segmented = has_segment(campaign.segment)
     per_guide = campaign.distribution == "auto"
     common = dict(
@@ -160,9 +177,10 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
     task_rows = task_rows.where(owner.in_(owners))
     if segmented:  # no task for an owner none of whose members is in the segment
         # Grouped, the segment is one scan hashed against the owners, not a probe per owner.
-        owners_in_segment = (
-            select(member_owner.label("owner")).where(segment).group_by(member_owner).subquery()
-        )
+        in_segment = select(member_owner.label("owner")).where(segment)
+        if store_ids is not None:  # a batch: only its owners' members, not the whole segment
+            in_segment = in_segment.where(member_owner.in_(owners))
+        owners_in_segment = in_segment.group_by(member_owner).subquery()
         task_rows = task_rows.join(owners_in_segment, owners_in_segment.c.owner == owner)
     tasks = insert_from_select(session, Task, TASK_COLUMNS, task_rows.order_by(owner))
     targets = 0
@@ -176,7 +194,10 @@ def publish_campaign(session: Session, campaign: Campaign) -> dict:
             .order_by(target_id)
         )
         targets = insert_from_select(session, TaskTarget, TARGET_COLUMNS, rows)
-    log_generated(session, tenant_id, Task.campaign_id == campaign.id)
+    published = Task.campaign_id == campaign.id
+    if store_ids is not None:
+        published = and_(published, Task.store_id.in_(store_ids))
+    log_generated(session, tenant_id, published)
     return {"tasks": tasks, "targets": targets}
 
 

@@ -1,9 +1,12 @@
 """Inbox, tasks, campaigns, SOP rules, the marketing calendar and dashboards."""
 
 import marshmallow as ma
+from flask import current_app
 from flask.views import MethodView
 
 from guideapp.extensions import Blueprint
+from guideapp.jobs.http import LOCATION_HEADER, accepted, answer, idempotency_key
+from guideapp.jobs.schemas import JobSchema, WaitArgsSchema
 from guideapp.pagination import CursorArgsSchema
 from guideapp.tasks import dashboard, inbox, plans, service
 from guideapp.tasks import schemas as s
@@ -137,10 +140,31 @@ class CampaignById(MethodView):
 
 @blp.route("/campaigns/<campaign_id>/publish")
 class PublishCampaign(MethodView):
-    @blp.response(200, s.FanoutResultSchema)
-    def post(self, campaign_id):
-        """Publish: fan the campaign out to the target stores' inboxes"""
-        return service.publish(db_session(), actor=current_actor(), campaign_id=campaign_id)
+    @blp.arguments(WaitArgsSchema, location="query")
+    @blp.response(202, JobSchema, headers=LOCATION_HEADER)
+    @blp.alt_response(200, schema=s.FanoutResultSchema, description="With ?wait=true")
+    def post(self, args, campaign_id):
+        """Publish: fan the campaign out to the target stores' inboxes (a job)
+
+        Answers 202 with the job at once (`Location: /api/v1/jobs/<id>`: follow its progress
+        in stores). `?wait=true` publishes inside the request and answers 200 with the
+        counts, as before jobs existed.
+        """
+        session, actor = db_session(), current_actor()
+        if args["wait"]:
+            result = service.publish(session, actor=actor, campaign_id=campaign_id)
+            return answer(_FANOUT, result, 200)
+        job, _ = service.start_publish(
+            session,
+            actor=actor,
+            campaign_id=campaign_id,
+            idempotency_key=idempotency_key(),
+            batch_stores=current_app.config["PUBLISH_BATCH_STORES"],
+        )
+        return accepted(job)
+
+
+_FANOUT = s.FanoutResultSchema()
 
 
 @blp.route("/campaigns/<campaign_id>/cancel")

@@ -16,7 +16,7 @@ from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store
 from guideapp.pagination import paginate
 from guideapp.changelog import log_change, staff_scope, store_scope
-from guideapp.tasks import fanout
+from guideapp.tasks import fanout, publishing
 from guideapp.tasks.references import check_segment, check_suggestions, check_target
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 
@@ -69,17 +69,9 @@ def get_campaign(session: Session, *, actor: Actor, campaign_id: str) -> Campaig
     return policy.get_visible(session, actor, Campaign, campaign_id, label="Campaign")
 
 
-def publish(session: Session, *, actor: Actor, campaign_id: str) -> dict:
-    # Locked: a second publish of the same campaign waits, then finds it published.
-    campaign = policy.get_writable(
-        session, actor, Campaign, campaign_id, "publish", for_update=True
-    )
-    if campaign.state != "draft":
-        raise InvalidState(f"Campaign is {campaign.state}; only drafts can be published.")
-    counts = fanout.publish_campaign(session, campaign)
-    campaign.state, campaign.published_at = "published", utcnow()
-    session.flush()
-    return {"campaign_id": campaign.id, "state": campaign.state, **counts}
+# Publishing runs as a job (guideapp/tasks/publishing.py); `publish` is the synchronous one.
+publish = publishing.publish
+start_publish = publishing.start_publish
 
 
 def cancel_campaign(session: Session, *, actor: Actor, campaign_id: str) -> dict:
