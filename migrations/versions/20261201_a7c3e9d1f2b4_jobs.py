@@ -1,7 +1,7 @@
 """jobs: our record of each long piece of work (guideapp/jobs, docs/jobs.md)
 
 Revision ID: a7c3e9d1f2b4
-Revises: 5c1f0e2a7d93
+Revises: a7c3e9d1b4f2
 Create Date: 2026-12-01 20:00:00.000000+00:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import guideapp.db
 
 
 revision = 'a7c3e9d1f2b4'
-down_revision = '5c1f0e2a7d93'
+down_revision = 'a7c3e9d1b4f2'
 branch_labels = None
 depends_on = None
 
