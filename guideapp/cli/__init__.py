@@ -3,6 +3,8 @@ imports; the scheduler and settlement groups live beside this module."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 import click
@@ -99,7 +101,7 @@ def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool, mode: st
         tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
         if tenant_id is None:
             raise click.ClickException(f"No brand group with slug '{tenant_slug}'.")
-        options = dict(
+        options: dict[str, Any] = dict(
             tenant_id=tenant_id,
             kind=kind,
             filename=file.name,

@@ -65,7 +65,7 @@ def events(session: Session, tenant_id: str, moments, *, booked_at=None) -> dict
     if not moments:
         return {}
     month_lock(session, tenant_id, exclusive=False)
-    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    zone = session.execute(select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
     months = {at: maths.month_of(booked_at or at, zone) for at in moments}
     closed = set(
         session.scalars(

@@ -1,5 +1,7 @@
 """Request and response shapes for commission rules, entries, settlements and leaderboards."""
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -9,8 +11,8 @@ from guideapp.commissions.settlement import MONTH
 from guideapp.extensions import Schema, UTCDateTime
 from guideapp.pagination import CursorArgsSchema, page_schema
 
-_fen = dict(validate=validate.Range(min=0, max=10**12), allow_none=True)
-_month = dict(
+_fen: dict[str, Any] = dict(validate=validate.Range(min=0, max=10**12), allow_none=True)
+_month: dict[str, Any] = dict(
     validate=validate.Regexp(MONTH, error="A month as YYYY-MM (1900-2999), e.g. 2026-11."),
     metadata={"description": "YYYY-MM in the brand group's time zone"},
 )

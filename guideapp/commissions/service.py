@@ -151,7 +151,7 @@ def get_rule(session: Session, *, actor: Actor, rule_id: str) -> CommissionRule:
 
 
 def current_month(session: Session, tenant_id: str, now: datetime | None = None) -> str:
-    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    zone = session.execute(select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
     return maths.month_of(now or utcnow(), zone)
 
 

@@ -85,7 +85,7 @@ def close_month(
 
 
 def _check_ended(session: Session, tenant_id: str, month: str, now: datetime | None) -> None:
-    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    zone = session.execute(select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
     _, end = maths.month_bounds(month, zone)
     if end > (now or utcnow()):
         raise InvalidState(f"{month} has not ended yet in {zone}; close it after it ends.")

@@ -213,7 +213,9 @@ def record_share(
         resolve_id(session, actor, Member, member_id, field="member_id")
     elif channel == "member":
         raise InvalidInput(errors={"member_id": ["Name the member the material went to."]})
-    zone = ZoneInfo(session.scalar(select(Tenant.timezone).where(Tenant.id == actor.tenant_id)))
+    zone = ZoneInfo(
+        session.execute(select(Tenant.timezone).where(Tenant.id == actor.tenant_id)).scalar_one()
+    )
     now = utcnow()
     share = Share(
         tenant_id=actor.tenant_id,

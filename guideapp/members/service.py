@@ -241,7 +241,7 @@ def _next_occurrence(day: date, today: date) -> date:
 
 
 def _today(session: Session, tenant_id: str) -> date:
-    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    zone = session.execute(select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
     return datetime.now(ZoneInfo(zone or "Asia/Shanghai")).date()
 
 

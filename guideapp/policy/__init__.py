@@ -14,6 +14,8 @@ create_app (and so from the CLI) and from the tests.
 
 from __future__ import annotations
 
+from typing import Any
+
 from typing import Callable
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
@@ -35,7 +37,7 @@ _decisions: dict[str, tuple[Decision, str]] = {}
 
 
 def register_rules(
-    model: type, *, read: ReadRule | None = None, write: WriteRule | None = None
+    model: type[Any], *, read: ReadRule | None = None, write: WriteRule | None = None
 ) -> None:
     """The read and/or write rule of `model`; registering again replaces (idempotent)."""
     if read is not None:
@@ -68,7 +70,7 @@ def hq_writes(actor: Actor, record: object, action: str) -> bool:
     return actor.is_hq
 
 
-def store_or_hq_level(model: type) -> ReadRule:
+def store_or_hq_level(model: type[Any]) -> ReadRule:
     """HQ sees every row; staff the tenant-level rows (no store) and their own store's."""
 
     def rule(actor: Actor) -> ColumnElement[bool]:
@@ -82,7 +84,7 @@ def store_or_hq_level(model: type) -> ReadRule:
 # --- questions ----------------------------------------------------------------------------
 
 
-def visible(actor: Actor, model: type) -> ColumnElement[bool]:
+def visible(actor: Actor, model: type[Any]) -> ColumnElement[bool]:
     """The filter for rows of `model` the actor may read; the tenant fence is always on."""
     rule = _read_rules.get(model)
     if rule is None:
@@ -90,14 +92,14 @@ def visible(actor: Actor, model: type) -> ColumnElement[bool]:
     return and_(in_tenant(actor, model), rule(actor))
 
 
-def scoped_select(actor: Actor, model: type) -> Select:
+def scoped_select(actor: Actor, model: type[Any]) -> Select:
     return select(model).where(visible(actor, model))
 
 
 def get_visible(
     session: Session,
     actor: Actor,
-    model: type,
+    model: type[Any],
     record_id: str,
     *,
     label=None,
@@ -124,7 +126,7 @@ def require_write(actor: Actor, record: object, action: str) -> None:
 def get_writable(
     session: Session,
     actor: Actor,
-    model: type,
+    model: type[Any],
     record_id: str,
     action: str,
     *,
@@ -135,13 +137,13 @@ def get_writable(
     return record
 
 
-def in_tenant(actor: Actor, model: type) -> ColumnElement[bool]:
+def in_tenant(actor: Actor, model: type[Any]) -> ColumnElement[bool]:
     """The tenant fence alone, without the read rule."""
     tenant_column = model.id if model.__name__ == "Tenant" else model.tenant_id
     return tenant_column == actor.tenant_id
 
 
-def get_in_tenant(session: Session, actor: Actor, model: type, record_ids) -> dict:
+def get_in_tenant(session: Session, actor: Actor, model: type[Any], record_ids) -> dict:
     """id -> record behind the tenant fence only, in one query. For the few callers that
     must know of records the actor can no longer read (the sync push's "server wins": a
     task handed to another guide since the phone's last pull)."""

@@ -7,6 +7,8 @@ active guide of the task's store, say) give the same answer.
 
 from __future__ import annotations
 
+from typing import Any
+
 from typing import Iterable
 
 from sqlalchemy import ColumnElement, select
@@ -22,7 +24,7 @@ SHOWN = 5  # unknown ids named in the message, at most
 def resolve_ids(
     session: Session,
     actor: Actor,
-    model: type,
+    model: type[Any],
     ids: Iterable[str] | None,
     *,
     field: str,
@@ -49,7 +51,7 @@ def resolve_ids(
 def resolve_id(
     session: Session,
     actor: Actor,
-    model: type,
+    model: type[Any],
     record_id: str | None,
     *,
     field: str,
@@ -73,6 +75,6 @@ def unknown(field: str, ids: list[str], what: str) -> InvalidInput:
     return InvalidInput(errors=errors)
 
 
-def _label(model: type) -> str:
+def _label(model: type[Any]) -> str:
     name = model.__name__
     return "".join(" " + c.lower() if c.isupper() else c for c in name).strip()

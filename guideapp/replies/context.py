@@ -50,7 +50,9 @@ def _last_order(session: Session, member: Member) -> dict[str, str]:
     )
     if order is None:
         return {}
-    zone = session.scalar(select(Tenant.timezone).where(Tenant.id == member.tenant_id))
+    zone = session.execute(
+        select(Tenant.timezone).where(Tenant.id == member.tenant_id)
+    ).scalar_one()
     return {
         "member.last_order.product": render.product_names(order.items),
         "member.last_order.date": render.full_date(

@@ -1,5 +1,7 @@
 """Request and response shapes for channel codes, the public scan and scan statistics."""
 
+from typing import Any
+
 from marshmallow import fields, validate, validates_schema, ValidationError
 from webargs.fields import DelimitedList
 
@@ -9,7 +11,9 @@ from guideapp.pagination import CursorArgsSchema, page_schema
 from guideapp.scans.models import CHANNELS, CODE_KINDS, RESOLUTIONS
 from guideapp.scans.stats import DIMENSIONS
 
-_url = dict(validate=validate.And(validate.Length(max=500), validate.URL()), allow_none=True)
+_url: dict[str, Any] = dict(
+    validate=validate.And(validate.Length(max=500), validate.URL()), allow_none=True
+)
 
 
 class CodeUpdateSchema(Schema):

@@ -97,7 +97,9 @@ def code_stats(session: Session, *, actor: Actor, code_id: str, date_from=None, 
 
 def _range(session, actor, date_from: date | None, date_to: date | None, now) -> tuple:
     if date_to is None:
-        zone = session.scalar(select(Tenant.timezone).where(Tenant.id == actor.tenant_id))
+        zone = session.execute(
+            select(Tenant.timezone).where(Tenant.id == actor.tenant_id)
+        ).scalar_one()
         date_to = (now or utcnow()).astimezone(ZoneInfo(zone)).date()
     if date_from is None:
         date_from = date_to - timedelta(days=29)

@@ -15,6 +15,7 @@ savepoint per CHECKPOINT records; keep the attempts not applied, once each.
 
 from __future__ import annotations
 
+
 import json
 from typing import NamedTuple
 
