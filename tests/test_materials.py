@@ -168,7 +168,7 @@ def test_shares_are_counted_and_followed_by_orders(api, session):
         "order_no": "SHARE-1",
         "amount_fen": 19900,
         "phone": member.phone,
-        "ordered_at": (utcnow() + timedelta(hours=2)).isoformat(),
+        "ordered_at": (utcnow() + timedelta(minutes=1)).isoformat(),
     }
     assert api.post(HQ, "/api/v1/orders", json=order).status_code == 200
     day = utcnow().date()
