@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Callable, cast
+from typing import Any, Callable, cast
 
 from sqlalchemy import ColumnElement, and_, false, select
 
@@ -23,7 +23,7 @@ from guideapp.tasks.models import Task, TaskTarget
 @dataclass(frozen=True)
 class SyncTable:
     name: str
-    model: type
+    model: type[Any]
     columns: tuple[str, ...]
     since_version: int = 1
     scopes: Callable[[Actor], list[str]] = field(default=lambda actor: [])
