@@ -147,9 +147,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge):
-        limit = request.max_content_length
-        streamed = request.content_length is None  # chunked, past the limit (web.py)
-        if limit and (streamed or request.content_length > limit):
+        limit, length = request.max_content_length, request.content_length
+        # No length: chunked, and streamed past the limit (web.py).
+        if limit and (length is None or length > limit):
             message = f"The request body may be at most {limit} bytes."
         else:  # too many or too large form parts
             message = error.description or "The request body is too large."

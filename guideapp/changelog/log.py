@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, CompoundSelect, Select, func, select
 from sqlalchemy.orm import Session
 
 from guideapp.changelog.models import ChangeLogEntry
@@ -51,7 +51,12 @@ def log_changes(
 
 
 def log_changes_from_select(
-    session: Session, *, tenant_id: str, table: str, rows: Select, deleted: bool = False
+    session: Session,
+    *,
+    tenant_id: str,
+    table: str,
+    rows: Select | CompoundSelect,
+    deleted: bool = False,
 ) -> None:
     """Set-based form for fan-outs: `rows` selects (record_id, scope) pairs.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,7 @@ SINCE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def load_commission_rules(session: Session, *, tenant_id: str) -> list[CommissionRule]:
-    rules = [
+    rules: list[dict[str, Any]] = [
         dict(name="招募会员奖励 ¥5/人", kind="recruit_bounty", amount_fen=500),
         dict(
             name="首单提成 3%",

@@ -7,10 +7,11 @@ transfer moves future earnings and never touches past entries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Sequence, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from guideapp.commissions import ledger
@@ -77,7 +78,7 @@ def on_recruit(
     session.flush()
     if state != "counted":
         return recruit
-    store = session.get(Store, guide.store_id)
+    store = session.get_one(Store, guide.store_id)  # checked not None above
     for rule in ledger.applicable_rules(
         session, ev=ev, kind="recruit_bounty", store=store, campaign_id=campaign_id
     ):
@@ -105,13 +106,13 @@ def pay_tiers(
     campaign_id: str | None = None,
 ) -> None:
     """Each tier step pays once per guide per month, whichever rule version is in force."""
-    count = session.scalar(
+    count = session.execute(
         select(func.count(CommissionRecruit.id)).where(
             CommissionRecruit.guide_id == guide.id,
             CommissionRecruit.month == ev.month,
             CommissionRecruit.state == "counted",
         )
-    )
+    ).scalar_one()
     for rule in ledger.applicable_rules(
         session, ev=ev, kind="tier_bonus", store=store, campaign_id=campaign_id
     ):
@@ -282,7 +283,8 @@ class _Buyer:
     merged_into_id: str | None
     bound_at: datetime | None
     binding_locked_until: datetime | None
-    person: "_Buyer | None" = None  # the member a chain of merges ends at (itself if none)
+    # The member a chain of merges ends at (itself if none): set by _people for every buyer.
+    person: "_Buyer" = field(init=False)
 
 
 def _people(session: Session, member_ids: set) -> dict[str, _Buyer]:
@@ -306,7 +308,7 @@ def _people(session: Session, member_ids: set) -> dict[str, _Buyer]:
     return {i: found[i] for i in member_ids if i in found}
 
 
-def _first_orders(session: Session, orders: list, member_ids: set, versions: list) -> set:
+def _first_orders(session: Session, orders: list, member_ids: set, versions: Sequence) -> set:
     """Ids of the orders that were their member's first when recorded: no order of the member
     before this announcement, and the first of the announced ones (merges moved every order to
     the survivor, so a person's orders are its member's)."""
@@ -493,14 +495,15 @@ def _rows(session: Session, stmt, column, values, *, scalars: bool = False) -> l
 
 def on_merge(session: Session, *, survivor: Member, merged: Member) -> dict:
     """Attribution follows the survivor; a person's second bounty or first-order pay reverses."""
-    moved = session.execute(
+    result = session.execute(
         update(CommissionRecruit)
         .where(
             CommissionRecruit.tenant_id == survivor.tenant_id,
             CommissionRecruit.person_id == merged.id,
         )
         .values(person_id=survivor.id)
-    ).rowcount
+    )
+    moved = cast(CursorResult[Any], result).rowcount
     ev = ledger.event(session, survivor.tenant_id, utcnow())
     reversals = 0
     for recruit in ledger.mark_duplicates(

@@ -58,7 +58,7 @@ def describe(session: Session, entries: list[CommissionEntry]) -> list[dict]:
         if rule_ids
         else {}
     )
-    names = (
+    names: dict[str | None, str] = (
         {
             mid: member_label(name, tail)
             for mid, name, tail in session.execute(

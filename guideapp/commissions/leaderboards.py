@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
@@ -32,6 +34,8 @@ def leaderboard(
     """Guides ranked within the caller's store or region (HQ names the store or region)."""
     month = check_month(month) if month else current_month(session, actor.tenant_id)
     scope_id = _scope_id(session, actor, scope, store_id, region_id)
+    table: type[Any]
+    value: ColumnElement[Any]
     if metric == "recruits":
         table, value = CommissionRecruit, func.count(CommissionRecruit.id)
         where = [CommissionRecruit.month == month, CommissionRecruit.state == "counted"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Sequence, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
 from guideapp.commissions import rules as maths
@@ -120,16 +121,17 @@ def rules_in_force(
 
 def is_staff_phone(session: Session, *phones: str | None) -> bool:
     """Guides cannot recruit themselves or any colleague: staff phones never earn."""
-    phones = [p for p in phones if p]
+    given = [p for p in phones if p]
     return (
-        bool(phones)
-        and session.scalar(select(func.count(Staff.id)).where(Staff.phone.in_(phones))) > 0
+        bool(given)
+        and session.execute(select(func.count(Staff.id)).where(Staff.phone.in_(given))).scalar_one()
+        > 0
     )
 
 
 def used_this_month(session: Session, *, rule: CommissionRule, guide_id: str, month: str) -> int:
     """Gross earned under any version of `rule` by the guide in an accounting month (caps)."""
-    return session.scalar(
+    return session.execute(
         select(func.coalesce(func.sum(CommissionEntry.amount_fen), 0))
         .join(CommissionRule, CommissionRule.id == CommissionEntry.rule_id)
         .where(
@@ -139,7 +141,7 @@ def used_this_month(session: Session, *, rule: CommissionRule, guide_id: str, mo
             CommissionRule.tenant_id == rule.tenant_id,
             CommissionRule.rule_key == rule.rule_key,
         )
-    )
+    ).scalar_one()
 
 
 def write(session: Session, ev: Event, **values) -> bool:
@@ -148,7 +150,7 @@ def write(session: Session, ev: Event, **values) -> bool:
         _insert_once(session).values(**entry_row(ev, **values)),
         execution_options={"preserve_rowcount": True},
     )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def write_many(session: Session, rows: list[dict]) -> None:
@@ -174,10 +176,12 @@ def entry_row(ev: Event, **values) -> dict:
 
 def _insert_once(session: Session):
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(CommissionEntry).on_conflict_do_nothing()
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(CommissionEntry).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(CommissionEntry).on_conflict_do_nothing()
 
 
 def earn(
@@ -271,7 +275,7 @@ def resolve(session: Session, member: Member) -> Member:
     return follow_merges(session, member) or member
 
 
-def mark_duplicates(session: Session, *, tenant_id: str, person_id: str) -> list:
+def mark_duplicates(session: Session, *, tenant_id: str, person_id: str) -> Sequence:
     """Counted recruits of one person beyond the first become duplicates; returns them."""
     counted = session.scalars(
         select(CommissionRecruit)

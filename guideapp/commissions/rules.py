@@ -10,6 +10,7 @@ and the sum of clawbacks never depends on how the refunds were split.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 BP = 10_000
@@ -85,7 +86,7 @@ def yuan(fen: int) -> str:
 
 def effective_versions(versions: list, at: datetime) -> list:
     """Per rule, the newest version in force at `at` (later effective_from wins, then version)."""
-    best: dict[str, object] = {}
+    best: dict[str, Any] = {}
     for v in versions:
         if v.effective_from > at:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -45,7 +46,7 @@ def new_version(session: Session, *, actor: Actor, rule_id: str, data: dict) -> 
     """A new version superseding the rule from its effective date; old versions stay as-is."""
     base = policy.get_visible(session, actor, CommissionRule, rule_id, label="Rule")
     _require_hq(actor)
-    latest = session.scalar(
+    latest = session.execute(  # `base` itself has the key
         select(CommissionRule)
         .where(
             CommissionRule.tenant_id == actor.tenant_id, CommissionRule.rule_key == base.rule_key
@@ -53,7 +54,7 @@ def new_version(session: Session, *, actor: Actor, rule_id: str, data: dict) -> 
         .order_by(CommissionRule.version.desc())
         .limit(1)
         .with_for_update()
-    )
+    ).scalar_one()
     policy.require_write(actor, latest, "version")
     if data.get("kind", latest.kind) != latest.kind:
         raise InvalidInput(errors={"kind": ["A new version keeps the rule's kind."]})
@@ -115,12 +116,12 @@ def _validate(session: Session, actor: Actor, data: dict) -> None:
 
 
 def _scope_exists(session: Session, tenant_id: str, scope: str, scope_id: str | None) -> bool:
-    model = {"region": Region, "store": Store, "campaign": Campaign}[scope]
+    model: type[Any] = {"region": Region, "store": Store, "campaign": Campaign}[scope]
     return (
         bool(scope_id)
-        and session.scalar(
+        and session.execute(
             select(func.count(model.id)).where(model.id == scope_id, model.tenant_id == tenant_id)
-        )
+        ).scalar_one()
         > 0
     )
 

@@ -157,6 +157,7 @@ def start_settlement(
         if not actor.is_hq:
             raise Forbidden("Only HQ settles commissions.")
         tenant_id = actor.tenant_id
+    assert tenant_id is not None, "an actor or a tenant_id"
     started_by = actor.staff_id if actor is not None else None
     check_month(month)
     if idempotency_key:
@@ -213,7 +214,7 @@ def close_for_actor(session: Session, *, actor: Actor, month: str) -> Commission
             f"follow it at {jobs.job_url(job.id)}."
         )
     result = jobs.run_inline(session, job)
-    return session.get(CommissionSettlement, result["settlement_id"])
+    return session.get_one(CommissionSettlement, result["settlement_id"])
 
 
 def get_settlement(session: Session, *, actor: Actor, settlement_id: str):

@@ -13,6 +13,7 @@ import logging
 import threading
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from huey import RedisHuey, SqliteHuey
 from huey.consumer import Consumer
@@ -42,7 +43,8 @@ class JobQueue:
         self.settings = settings
         self.runner = Runner(sessionmaker, settings, enqueue=self.enqueue)
         self._app = app
-        self._huey = self._task = None
+        self._huey: Any = None
+        self._task: Any = None
         self._lock = threading.Lock()
 
     @property

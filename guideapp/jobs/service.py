@@ -8,6 +8,7 @@ yet, and a request that rolls back enqueues nothing.
 from __future__ import annotations
 
 import logging
+from typing import overload
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
@@ -171,6 +172,10 @@ def _forget_pending(session: Session) -> None:
 # --- helpers -------------------------------------------------------------------------------
 
 
+@overload
+def _clean_key(key: str) -> str: ...
+@overload
+def _clean_key(key: None) -> None: ...
 def _clean_key(key: str | None) -> str | None:
     if key is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -83,9 +84,9 @@ def get_upload(session: Session, *, actor: Actor, upload_id: str) -> StoredUploa
 
 def audiences_for(session: Session, actor: Actor, material: Material) -> list[str]:
     if material.level == "personal":
-        return [staff_scope(material.owner_staff_id)]
+        return [staff_scope(typing.cast(str, material.owner_staff_id))]  # set with the level
     if material.level == "store":
-        return [store_scope(material.owner_store_id)]
+        return [store_scope(typing.cast(str, material.owner_store_id))]
     target = material.target or {}
     if target.get("all"):
         return [tenant_scope(material.tenant_id)]

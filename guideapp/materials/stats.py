@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
@@ -27,6 +28,8 @@ def share_stats(
     order_days: int = 7,
     material_id: str | None = None,
 ) -> list[dict]:
+    key: Any
+    label: Any
     key, label = {
         "material": (Share.material_id, func.max(Material.title)),
         "guide": (Share.staff_id, func.max(Staff.name)),

@@ -68,9 +68,9 @@ def register() -> None:
     policy.register_rules(Member, read=_members, write=_member_writes)
     for model in (MemberNote, MemberTag, Order):
         policy.register_rules(model, read=_of_visible_members(model))
-    for model in (TagGroup, Tag):
+    for definition in (TagGroup, Tag):
         policy.register_rules(
-            model, read=policy.store_or_hq_level(model), write=_tag_definition_writes
+            definition, read=policy.store_or_hq_level(definition), write=_tag_definition_writes
         )
     policy.register_rules(QuestionnaireCode, read=policy.whole_tenant, write=policy.hq_writes)
     policy.register_decision(SEE_PHONE, can_see_phone, refusal="The phone number is masked.")

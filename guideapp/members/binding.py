@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Sequence, cast
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session
@@ -25,7 +26,7 @@ def bind(
     by_staff_id: str | None = None,
     now: datetime | None = None,
     force=False,
-) -> Binding:
+) -> Binding | None:
     """Bind `member` to `guide`. Refused while another guide's lock runs, unless `force`
     (a manager's or HQ's transfer)."""
     now = now or utcnow()
@@ -45,9 +46,9 @@ def bind(
         )
     old_scopes = member_scopes(member)
     _end_open_binding(session, member.id, now)
-    lock_days = session.scalar(
+    lock_days = session.execute(
         select(Tenant.binding_lock_days).where(Tenant.id == member.tenant_id)
-    )
+    ).scalar_one()
     locked_until = now + timedelta(days=lock_days)
     binding = Binding(
         tenant_id=member.tenant_id,
@@ -132,7 +133,9 @@ def transfer_members(
     if not ids and member_ids is not None:
         return {"transfer_id": None, "moved": 0}
     transfer_id = new_id()
-    lock_days = session.scalar(select(Tenant.binding_lock_days).where(Tenant.id == tenant_id))
+    lock_days = session.execute(
+        select(Tenant.binding_lock_days).where(Tenant.id == tenant_id)
+    ).scalar_one()
     locked_until = now + timedelta(days=lock_days)
     for chunk in _chunks(ids, 5000):
         session.execute(
@@ -172,8 +175,9 @@ def transfer_members(
     scopes = {
         staff_scope(from_guide.id),
         staff_scope(to_guide.id),
-        store_scope(from_guide.store_id),
-        store_scope(to_guide.store_id),
+        # from_guide is not checked to be a guide: an HQ admin's None reads "store:None".
+        store_scope(cast(str, from_guide.store_id)),
+        store_scope(cast(str, to_guide.store_id)),  # an active guide: the store_staff check
     }
     log_changes(
         session,
@@ -196,6 +200,6 @@ def transfer_members(
     return {"transfer_id": transfer_id, "moved": len(ids)}
 
 
-def _chunks(items: list, size: int):
+def _chunks(items: Sequence, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]

@@ -23,7 +23,7 @@ from guideapp.members.models import (
 )
 from guideapp.changelog import log_changes, staff_scope, store_scope, tenant_scope
 
-TAG_GROUPS = {
+TAG_GROUPS: dict[str, list[tuple[str, str | None]]] = {
     "运动偏好": [("跑步", None), ("篮球", None), ("瑜伽", None), ("户外", None)],
     "尺码": [("S", None), ("M", None), ("L", None), ("XL", None)],
     "运动频率": [("每周3次以上", "3"), ("每周1-2次", "2"), ("偶尔", "1")],

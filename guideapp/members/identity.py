@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -66,7 +67,7 @@ def resolve_member(
         clauses.append(Member.phone == phone)
     if unionid:
         clauses.append(Member.unionid == unionid)
-    found = []
+    found: Sequence[Member] = []
     if clauses:
         found = session.scalars(
             select(Member).where(Member.tenant_id == tenant_id, or_(*clauses))
@@ -83,8 +84,8 @@ def resolve_member(
                 ),
             )
         ).all()
-        found = [session.get(Member, i) for i in ids[:1]]
-    found.sort(key=lambda m: (m.phone != phone, m.created_at))
+        found = [session.get_one(Member, i) for i in ids[:1]]
+    found = sorted(found, key=lambda m: (m.phone != phone, m.created_at))
     return follow_merges(session, found[0]) if found else None
 
 

@@ -233,10 +233,10 @@ BLANK = {
 }
 
 
-def _fill(run, record: dict, member: dict) -> list[tuple[str, str]]:
+def _fill(run, record: dict, member: dict) -> list[tuple[str | None, str]]:
     """Take the row's values into `member` as the run's mode says; an empty cell never blanks
     anything. Returns (field, why) for each value that differs and was kept."""
-    kept = []
+    kept: list[tuple[str | None, str]] = []
     for name, blank in BLANK.items():
         value = record.get(name)
         if value is None or value == member[name] or (name == "gender" and value == "unknown"):

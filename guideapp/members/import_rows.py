@@ -300,7 +300,8 @@ def _local_datetime(raw, hint: str) -> datetime:
     try:
         match = _LOCAL.fullmatch(value)
         if match:
-            return datetime(*(int(part) for part in match.groups() if part is not None))
+            year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
+            return datetime(year, month, day, hour, minute, second)
         return datetime.fromisoformat(value.replace("Z", "+00:00"))  # zones, fractions
     except ValueError:
         raise CellError(f"'{value}' is not a date; use {hint}.") from None

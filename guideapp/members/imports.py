@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Callable
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -214,7 +214,7 @@ def run_import(
 
 
 def _start(session: Session, tenant_id: str, **options) -> Run:
-    tenant = session.get(Tenant, tenant_id)
+    tenant = session.get_one(Tenant, tenant_id)
     guides = session.execute(
         select(Staff.phone, Staff.id, Staff.store_id).where(
             Staff.tenant_id == tenant_id, Staff.role == "guide", Staff.state == "active"
@@ -270,7 +270,8 @@ def map_columns(spec: Spec, header: list) -> dict[str, int]:
 
 def check_rows(spec: Spec, rows, run: Run) -> list[dict]:
     """Every row parsed and checked; the good ones returned, the bad ones reported."""
-    records, seen = [], {}
+    records: list[dict] = []
+    seen: dict = {}
     for number, raw in rows:
         run.rows += 1
         record, bad = _parse_row(spec, number, raw, run)
@@ -281,7 +282,8 @@ def check_rows(spec: Spec, rows, run: Run) -> list[dict]:
 
 
 def _parse_row(spec: Spec, number: int, raw, run: Run) -> tuple[dict, set]:
-    record, bad = {"row": number}, set()
+    record: dict[str, Any] = {"row": number}
+    bad: set = set()
     for name, index in run.columns.items():
         cell = raw[index] if index < len(raw) else None
         if cell is None or cell == "":

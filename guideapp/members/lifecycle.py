@@ -35,10 +35,10 @@ def recompute_stage(session: Session, member: Member, now: datetime) -> str:
     rules = rules_for(session, member.tenant_id)
     paid = (Order.member_id == member.id) & (Order.refunded_fen < Order.amount_fen)
     since = now - timedelta(days=rules["regular_window_days"])
-    total = session.scalar(select(func.count()).select_from(Order).where(paid))
-    recent = session.scalar(
+    total = session.execute(select(func.count()).select_from(Order).where(paid)).scalar_one()
+    recent = session.execute(
         select(func.count()).select_from(Order).where(paid, Order.ordered_at >= since)
-    )
+    ).scalar_one()
     member.stage = stage_for(
         orders_total=total,
         orders_in_window=recent,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from guideapp import policy
@@ -77,7 +79,7 @@ def _move(session: Session, model, merged: Member, survivor: Member) -> int:
     result = session.execute(
         update(model).where(model.member_id == merged.id).values(member_id=survivor.id)
     )
-    return result.rowcount
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _move_tags(session: Session, merged: Member, survivor: Member) -> int:
@@ -86,9 +88,10 @@ def _move_tags(session: Session, merged: Member, survivor: Member) -> int:
     session.execute(
         delete(MemberTag).where(MemberTag.member_id == merged.id, MemberTag.tag_id.in_(have))
     )
-    return session.execute(
+    result = session.execute(
         update(MemberTag).where(MemberTag.member_id == merged.id).values(member_id=survivor.id)
-    ).rowcount
+    )
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _merge_bindings(session: Session, merged: Member, survivor: Member, now) -> int:

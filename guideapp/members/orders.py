@@ -141,7 +141,7 @@ def ingest_refund(
     session.add(refund)
     order.refunded_fen += data["amount_fen"]
     session.flush()
-    member = session.get(Member, order.member_id)
+    member = session.get_one(Member, order.member_id)
     recompute_stage(session, member, now)
     log_member(session, member)
     log_member(session, member, table="orders", record_id=order.id)

@@ -14,11 +14,11 @@ SIGN = {"earn": 1, "spend": -1, "expire": -1}
 
 def balance(session: Session, member_id: str) -> int:
     return int(
-        session.scalar(
+        session.execute(
             select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
                 PointsEntry.member_id == member_id
             )
-        )
+        ).scalar_one()
     )
 
 

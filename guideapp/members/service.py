@@ -89,6 +89,7 @@ def get_member(
     member = session.get(Member, member_id)
     if member is not None and member.merged_into_id:
         member = follow_merges(session, member)
+        assert member is not None  # merged_into_id is a foreign key
         member_id = member.id
     if field:
         member = resolve_id(session, actor, Member, member_id, field=field)
@@ -372,7 +373,7 @@ def register(session: Session, *, actor: Actor, data: dict, member_id: str | Non
         )
     if session.scalar(select(Staff.id).where(Staff.phone == phone)):
         raise InvalidInput(errors={"phone": ["Staff cannot be recruited as members."]})
-    guide = session.get(Staff, actor.staff_id)
+    guide = session.get_one(Staff, actor.staff_id)
     if not actor.is_guide:
         if not data.get("guide_id"):
             raise InvalidInput(errors={"guide_id": ["Name the guide the member is bound to."]})
@@ -499,7 +500,7 @@ def edit_note(session: Session, *, actor: Actor, note: MemberNote, body: str) ->
     if body != note.body:
         note.body, note.updated_at = body, utcnow()
         session.flush()
-        member = session.get(Member, note.member_id)
+        member = session.get_one(Member, note.member_id)
         log_member(session, member, table="member_notes", record_id=note.id)
     return note
 
@@ -507,7 +508,7 @@ def edit_note(session: Session, *, actor: Actor, note: MemberNote, body: str) ->
 def delete_note(session: Session, *, actor: Actor, note: MemberNote) -> None:
     """`note`: fetched visible by the caller."""
     require_note_author(actor, note)
-    member = session.get(Member, note.member_id)
+    member = session.get_one(Member, note.member_id)
     session.delete(note)
     session.flush()
     log_member(session, member, table="member_notes", record_id=note.id, deleted=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
@@ -38,7 +38,7 @@ def create_group(session: Session, *, actor: Actor, name: str, store_level: bool
 
 def _ensure_group_name_free(session: Session, group: TagGroup) -> None:
     """A name is taken by an HQ group, or by a group of the same store: one card, one heading."""
-    levels = TagGroup.store_id.is_(None)
+    levels: ColumnElement[bool] = TagGroup.store_id.is_(None)
     if group.store_id:
         levels = or_(levels, TagGroup.store_id == group.store_id)
     taken = session.scalar(

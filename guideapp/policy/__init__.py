@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
@@ -170,7 +170,7 @@ def require(actor: Actor, name: str, *args) -> None:
 
 def record_tenant(record: object) -> str | None:
     if type(record).__name__ == "Tenant":
-        return record.id
+        return cast(Any, record).id
     return getattr(record, "tenant_id", None)
 
 

@@ -33,7 +33,7 @@ def placeholder_values(
     if any(f.startswith("member.last_order.") for f in need):
         values.update(_last_order(session, member))
     if need & {"store.name", "store.address", "guide.name"}:
-        sender = session.get(Staff, actor.staff_id)  # loaded at login: no query
+        sender = session.get_one(Staff, actor.staff_id)  # loaded at login: no query
         store = sender.store or (session.get(Store, member.store_id) if member.store_id else None)
         values["store.name"] = store.name if store else ""
         values["store.address"] = store.address if store else ""

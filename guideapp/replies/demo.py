@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -12,7 +14,7 @@ from guideapp.replies.models import QuickReply, QuickReplyTag, ReplyCategory
 from guideapp.changelog import log_changes, store_scope, tenant_scope
 
 # scene -> (category, [(title, body, tag name or None)])
-HQ_SCRIPTS = {
+HQ_SCRIPTS: dict[str, tuple[str, list[tuple[str, str, str | None]]]] = {
     "greeting": (
         "欢迎语",
         [
@@ -95,7 +97,9 @@ def load_replies(session: Session, *, tenant_id: str) -> int:
             select(Tag.name, Tag.id).where(Tag.tenant_id == tenant_id, Tag.store_id.is_(None))
         ).all()
     )
-    categories, replies, reply_tags = [], [], []
+    categories: list[dict[str, Any]] = []
+    replies: list[dict[str, Any]] = []
+    reply_tags: list[dict[str, Any]] = []
     for position, (scene, (category_name, scripts)) in enumerate(HQ_SCRIPTS.items()):
         category = {
             "id": new_id(),

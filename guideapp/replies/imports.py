@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -137,7 +138,7 @@ def import_replies(
     header, rows = cells.read_table(filename, content)
     run = _start(session, actor, dry_run)
     run.columns = map_columns(SPEC, header)
-    records = check_rows(SPEC, rows, run)
+    records = check_rows(SPEC, rows, cast(Any, run))  # duck-typed: rows, columns, error()
     if not run.rows:
         raise InvalidInput(
             "The file has a header but no rows below it.",
@@ -158,7 +159,7 @@ def _start(session: Session, actor: Actor, dry_run: bool) -> ReplyRun:
         .join(TagGroup)
         .where(Tag.tenant_id == actor.tenant_id, Tag.store_id.is_(None))
     ):
-        for key in {name, code} - {None, ""}:
+        for key in {k for k in (name, code) if k}:  # neither None nor ""
             tags.setdefault(key, []).append((tag_id, group))
     categories = {
         (c.scene, c.name): c.id

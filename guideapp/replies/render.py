@@ -65,7 +65,9 @@ def parse(body: str) -> Template:
         raise TemplateError(
             [f"Braces do not match ({exc}); write {{{{ and }}}} for a literal brace."]
         ) from None
-    parts, problems, unknown = [], [], []
+    parts: list[tuple[str, str | None]] = []
+    problems: list[str] = []
+    unknown: list[str] = []
     for literal, field, spec, conversion in pieces:
         if field is None:
             parts.append((literal, None))

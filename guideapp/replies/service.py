@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -26,8 +28,8 @@ def reply_scopes(reply: QuickReply) -> list[str]:
     if reply.level == "hq":
         return [tenant_scope(reply.tenant_id)]
     if reply.level == "store":
-        return [store_scope(reply.owner_store_id)]
-    return [staff_scope(reply.owner_staff_id)]
+        return [store_scope(cast(str, reply.owner_store_id))]  # the level check: it has one
+    return [staff_scope(cast(str, reply.owner_staff_id))]
 
 
 def log_reply(session: Session, reply: QuickReply, old_scopes=(), deleted=False) -> None:

@@ -14,10 +14,12 @@ from guideapp.scans.models import GuideRotation, ScanRateWindow
 
 def _insert(session: Session):
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def increment(session: Session, model, keys: dict, column: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -62,7 +63,8 @@ def scan(
             "Unknown code: check the QR code and scan again.", errors={"code": ["No such code."]}
         )
     record, zone = found
-    position = None if lat is None else to_gcj02(lat, lng, coord_system)
+    # The schema sends lat and lng together, or neither.
+    position = None if lat is None else to_gcj02(lat, cast(float, lng), coord_system)
     row = Scan(
         id=new_id(),
         tenant_id=record.tenant_id,
@@ -106,7 +108,7 @@ def scan(
 
 
 def _check_validity(session: Session, record: ScanCode, row: Scan, now: datetime) -> None:
-    refusal = None
+    refusal: tuple[str, DomainError] | None = None
     if not record.active:
         refusal = "inactive", CodeGone("This code has been switched off.")
     elif record.valid_until is not None and record.valid_until <= now:
@@ -162,7 +164,7 @@ def _bind(
     locked = member.binding_locked_until is not None and member.binding_locked_until > now
     if member.guide_id is not None and (locked or code.kind != "guide"):
         return False
-    staff = session.get(Staff, guide.id)
+    staff = session.get_one(Staff, guide.id)
     reason = "recruited" if created else ("scan" if member.guide_id is None else "rebind")
     bindings.bind(session, member=member, guide=staff, reason=reason, now=now)
     if created:
@@ -183,7 +185,7 @@ def _write_tags(session: Session, *, code: ScanCode, member: Member) -> None:
 
 
 def _answer(row: Scan, code: ScanCode, destination: Destination, guide) -> dict:
-    store = destination.store
+    store: Any = destination.store  # a row of routing._STORE_COLUMNS
     return {
         "scan_id": row.id,
         "code": code.code,

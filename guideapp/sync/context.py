@@ -19,6 +19,7 @@ from guideapp.db import any_of
 from guideapp.errors import NotFound
 from guideapp.materials.models import Share
 from guideapp.members import service as members
+from guideapp.members.service import NewNote
 from guideapp.members.models import Member, MemberNote, MemberTag, Tag
 from guideapp.tasks.models import Task, TaskTarget
 
@@ -95,7 +96,7 @@ class PushContext:
             raise NotFound(OUT_OF_SCOPE)
         return member
 
-    def write_notes(self, notes: list[members.NewNote]) -> None:
+    def write_notes(self, notes: list[NewNote]) -> None:
         members.write_notes(self.session, actor=self.actor, notes=notes)
 
     def known_changes(self) -> dict:

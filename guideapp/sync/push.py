@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 import json
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -95,9 +95,9 @@ def push(session: Session, *, actor: Actor, last_pulled_at: int, changes: dict) 
     if conflicts:
         raise SyncConflict(errors=conflicts)
     attempts: list[Attempt] = []
-    planned: list[tuple[tuple, appliers.Step]] = []
+    planned: list[tuple[tuple[str, str, str, dict | str], appliers.Step]] = []
     for table_name, operation, record in records:
-        record_id = record if operation == "deleted" else record["id"]
+        record_id = cast(str, record) if operation == "deleted" else cast(dict, record)["id"]
         key = (table_name, record_id, operation, record)
         if (table_name, record_id) in ctx.server_wins:
             attempts.append(Attempt(*key, ctx.server_wins[(table_name, record_id)], True))

@@ -36,7 +36,9 @@ def require_phone_user(actor: Actor) -> None:
 
 
 def cursor_of(session: Session, tenant_id: str) -> SyncCounter:
-    return session.scalar(select(SyncCounter).where(SyncCounter.tenant_id == tenant_id))
+    return session.execute(
+        select(SyncCounter).where(SyncCounter.tenant_id == tenant_id)
+    ).scalar_one()
 
 
 def pull(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Callable
+from typing import Any, Callable, cast
 
 from sqlalchemy import ColumnElement, and_, false, select
 
@@ -23,7 +23,7 @@ from guideapp.tasks.models import Task, TaskTarget
 @dataclass(frozen=True)
 class SyncTable:
     name: str
-    model: type
+    model: type[Any]
     columns: tuple[str, ...]
     since_version: int = 1
     scopes: Callable[[Actor], list[str]] = field(default=lambda actor: [])
@@ -35,12 +35,17 @@ class SyncTable:
         return and_(clause, self.extra_filter(actor)) if self.extra_filter else clause
 
 
+# Phone users (require_phone_user) are store staff: the store_staff_have_store check.
 def _own(actor: Actor) -> list[str]:
-    return [staff_scope(actor.staff_id)] if actor.is_guide else [store_scope(actor.store_id)]
+    return (
+        [staff_scope(actor.staff_id)]
+        if actor.is_guide
+        else [store_scope(cast(str, actor.store_id))]
+    )
 
 
 def _store_and_own(actor: Actor) -> list[str]:
-    return [store_scope(actor.store_id), staff_scope(actor.staff_id)]
+    return [store_scope(cast(str, actor.store_id)), staff_scope(actor.staff_id)]
 
 
 def _shared(actor: Actor) -> list[str]:

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, and_, literal, null, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    String,
+    and_,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from guideapp.changelog import log_changes_from_select
@@ -140,7 +151,7 @@ def publish_campaign(session: Session, campaign: Campaign, store_ids: list[str] 
         stores = select(Store.id).where(Store.tenant_id == tenant_id, Store.id.in_(store_ids))
     segmented = has_segment(campaign.segment)
     per_guide = campaign.distribution == "auto"
-    common = dict(
+    common: dict[str, Any] = dict(
         tenant_id=tenant_id,
         source="campaign",
         title=campaign.title,
@@ -203,10 +214,13 @@ def publish_campaign(session: Session, campaign: Campaign, store_ids: list[str] 
 
 def cancel_open_tasks(session: Session, *, tenant_id: str, where) -> int:
     """Cancel open tasks matching `where`, set-based; phones drop them at their next pull."""
-    cancelled = session.execute(
-        update(Task)
-        .where(Task.tenant_id == tenant_id, Task.state == "open", where)
-        .values(state="cancelled", updated_at=utcnow())
+    cancelled = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Task)
+            .where(Task.tenant_id == tenant_id, Task.state == "open", where)
+            .values(state="cancelled", updated_at=utcnow())
+        ),
     ).rowcount
     if cancelled:
         log_generated(

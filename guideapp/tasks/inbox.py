@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import String, and_, case, func, literal, select
 from sqlalchemy.orm import Session
@@ -58,7 +58,7 @@ def inbox(
         )
     else:
         page = paginate(session, stmt, [Task.due_at, Task.id], limit=limit, cursor=cursor)
-    claimable = []
+    claimable: Sequence[Task] = []
     if actor.is_guide and bucket == "today" and cursor is None:
         claimable = session.scalars(
             policy.scoped_select(actor, Task)
@@ -83,7 +83,7 @@ def _counts(session, actor, now) -> dict:
     return dict(zip(BUCKETS, (int(v) for v in session.execute(stmt).one()), strict=True))
 
 
-def embed(session: Session, actor: Actor, tasks: list[Task]) -> list[dict]:
+def embed(session: Session, actor: Actor, tasks: Sequence[Task]) -> list[dict]:
     """Tasks with progress, first targets and their member summaries: three queries in all."""
     if not tasks:
         return []
@@ -161,7 +161,7 @@ def cached_inbox(
 def inbox_version(session: Session, actor: Actor) -> int:
     """The newest change-log sequence in any scope the actor's phone follows (a request
     reads it with the login check: Blueprint.versioned_read, Actor.change_version)."""
-    return session.scalar(
+    return session.execute(
         select(
             newest_change_seq(
                 literal(actor.tenant_id),
@@ -170,7 +170,7 @@ def inbox_version(session: Session, actor: Actor) -> int:
                 literal(actor.region_id, String),
             )
         )
-    )
+    ).scalar_one()
 
 
 def _next_change_at(session: Session, actor: Actor, now: datetime) -> datetime:

@@ -33,7 +33,9 @@ CALENDAR_WINDOW = ("10:00", "21:00")
 
 def tick(session: Session, *, tenant_id: str, now: datetime | None = None) -> SchedulerRun:
     now = now or utcnow()
-    tenant = session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+    tenant = session.execute(
+        select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+    ).scalar_one()
     zone = ZoneInfo(tenant.timezone)
     today = now.astimezone(zone).date()
     last, last_started = session.execute(

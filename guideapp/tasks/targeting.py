@@ -56,7 +56,9 @@ def segment_filter(segment: dict, now: datetime) -> ColumnElement[bool]:
 
 
 def has_segment(segment: dict | None) -> bool:
-    return bool(segment) and any(
+    if not segment:
+        return False
+    return any(
         segment.get(k)
         for k in ("tag_ids", "stages", "tiers", "birthday_month", "silent_days", "member_ids")
     )

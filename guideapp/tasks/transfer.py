@@ -3,7 +3,9 @@ signals, connected in guideapp/wiring.py), and the card shows a member's open ta
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from guideapp import policy
@@ -97,13 +99,21 @@ def merge_targets(session: Session, *, survivor, merged) -> dict:
     ).all()
     if not rows:
         return {"task_targets": 0, "task_targets_deduplicated": 0}
-    dropped = session.execute(
-        delete(TaskTarget).where(TaskTarget.member_id == merged.id, TaskTarget.task_id.in_(both))
+    dropped = cast(
+        CursorResult[Any],
+        session.execute(
+            delete(TaskTarget).where(
+                TaskTarget.member_id == merged.id, TaskTarget.task_id.in_(both)
+            )
+        ),
     ).rowcount
-    moved = session.execute(
-        update(TaskTarget)
-        .where(TaskTarget.member_id == merged.id)
-        .values(member_id=survivor.id, updated_at=utcnow())
+    moved = cast(
+        CursorResult[Any],
+        session.execute(
+            update(TaskTarget)
+            .where(TaskTarget.member_id == merged.id)
+            .values(member_id=survivor.id, updated_at=utcnow())
+        ),
     ).rowcount
     for deleted in (False, True):
         log_changes(
