@@ -17,8 +17,11 @@ COLLEAGUE = "13913775684"  # another guide of SH001
 def test_guide_searches_own_members(api, session):
     me = api.get(GUIDE, "/api/v1/me").get_json()["staff"]
     page = api.get(GUIDE, "/api/v1/members?limit=100").get_json()
-    assert len(page["items"]) == 60 and all(m["guide_id"] == me["id"] for m in page["items"])
-    member = page["items"][0]
+    mine = [m for m in page["items"] if m["guide_id"] == me["id"]]
+    pool = [m for m in page["items"] if m["guide_id"] is None]  # tests/factories.py POOL_STORES
+    assert len(mine) == 60 and len(pool) == 2 and len(mine) + len(pool) == len(page["items"])
+    assert {m["store_id"] for m in pool} == {me["store_id"]}
+    member = mine[0]
     tail = member["phone"][-4:]
     by_tail = api.get(GUIDE, f"/api/v1/members?phone_tail={tail}").get_json()["items"]
     assert member["id"] in [m["id"] for m in by_tail]
@@ -355,4 +358,4 @@ def test_guide_search_pages_cover_own_members_and_store_pool_exactly(api, sessio
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert seen == expected and len(expected) == 69
+    assert seen == expected and len(expected) == 60 + 9 + 2  # own, moved, the fixtures' pool

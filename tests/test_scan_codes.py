@@ -73,7 +73,7 @@ def test_hq_creates_any_kind_managers_only_their_stores(api, session):
         api.post(
             MANAGER, "/api/v1/codes", json={"kind": "guide", "channel": "sms", "guide_id": other.id}
         ).status_code
-        == 404
+        == 422
     )
     assert (
         api.post(
