@@ -166,3 +166,82 @@ def test_a_refused_push_is_kept_once_for_the_guide(api, session):
     _note_by_sync(api, member_id, "x" * 2001)
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(SyncRejection)) == before + 1
+
+
+# --- a task result ------------------------------------------------------------------------
+
+
+def _task_naming(api, session, member_id) -> str:
+    from datetime import timedelta
+
+    from guideapp.db import utcnow
+
+    now = utcnow()
+    created = api.post(
+        "13800000002",  # the store manager of SH001 hands the guide a call
+        "/api/v1/tasks",
+        json={
+            "title": "回访",
+            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "due_at": (now + timedelta(days=1)).isoformat(),
+            "assignee_ids": [staff_by_phone(session, GUIDE).id],
+            "member_ids": [member_id],
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    return created.get_json()[0]["id"]
+
+
+def _result_by_rest(api, task_id, member_id, result):
+    response = api.post(
+        GUIDE,
+        f"/api/v1/tasks/{task_id}/targets/{member_id}/result",
+        json={"result": result, "note": "没接"},
+    )
+    return "applied" if response.status_code == 200 else f"refused {response.status_code}"
+
+
+def _result_by_sync(api, task_id, member_id, result):
+    phone = Phone(api, GUIDE)
+    phone.pull()
+    target = next(
+        t
+        for t in phone.tables["task_targets"].values()
+        if t["task_id"] == task_id and t["member_id"] == member_id
+    )
+    phone.update("task_targets", target["id"], result=result, note="没接")
+    response = phone.push()
+    assert response.status_code == 200, response.get_json()
+    return "refused" if response.get_json().get("experimentalRejectedIds") else "applied"
+
+
+@pytest.mark.parametrize("result", ["unreachable", "exploded"])
+def test_a_task_result_enters_the_same_through_rest_and_sync(api, session, connection, result):
+    from guideapp.tasks.models import TaskTarget
+
+    member_id = _a_member_of(session)
+    api.headers(GUIDE)
+    task_id = _task_naming(api, session, member_id)
+
+    def observe():
+        target = session.scalar(
+            select(TaskTarget).where(
+                TaskTarget.task_id == task_id, TaskTarget.member_id == member_id
+            )
+        )
+        return (
+            (target.result, target.note, target.result_by),
+            _logged(session, "task_targets", [target.id]),
+        )
+
+    rest, by_rest = _in_savepoint(
+        connection, session, lambda: _result_by_rest(api, task_id, member_id, result), observe
+    )
+    sync, by_sync = _in_savepoint(
+        connection, session, lambda: _result_by_sync(api, task_id, member_id, result), observe
+    )
+    assert by_rest == by_sync
+    if result == "exploded":  # not a result a target can have: refused at both doors
+        assert rest == "refused 422" and sync == "refused" and by_rest[0][0] is None
+    else:
+        assert rest == sync == "applied" and by_rest[0][:2] == ("unreachable", "没接")
