@@ -128,6 +128,7 @@ def test_a_constraint_refused_at_commit_is_the_same_409(app, client):
         "code": 409,
         "status": "Conflict",
         "message": "This conflicts with an existing record.",
+        "errors": {},
     }
 
 

@@ -262,7 +262,7 @@ def _settled_october(api, session):
     store.name = "@SUM(1+1)*cmd|' /C calc'!A0"
     session.flush()
     recruit(session, guide, at=datetime(2026, 10, 15, 4, tzinfo=timezone.utc), name="十月")
-    closed = api.post(HQ, "/api/v1/commissions/settlements", json={"month": "2026-10"})
+    closed = api.post(HQ, "/api/v1/commissions/settlements?wait=true", json={"month": "2026-10"})
     assert closed.status_code == 201, closed.get_json()
     return guide, f"/api/v1/commissions/settlements/{closed.get_json()['id']}/export"
 

@@ -73,7 +73,7 @@ def _a_published_campaign(api, session):
     guide_id = staff_by_phone(session, GUIDE).id
 
     def write():
-        assert api.post(HQ, f"/api/v1/campaigns/{campaign_id}/publish").status_code == 200
+        assert api.post(HQ, f"/api/v1/campaigns/{campaign_id}/publish?wait=true").status_code == 200
         session.expire_all()
         made = select(Task.id).where(Task.campaign_id == campaign_id, Task.assignee_id == guide_id)
         return "tasks", session.scalars(made).all()
