@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -50,6 +51,8 @@ def main(argv=None) -> int:
         for scale in tenants.values():
             _working_set(engine, scale)
         app = create_app(Config(DATABASE_URL=url, LOG_LEVEL="WARNING", SECRET_KEY="b" * 40))
+        gc.collect()
+        gc.freeze()  # as gunicorn.conf.py's post_worker_init does in each worker
         client = app.test_client()
         empty = {
             size: _empty_pulls(client, scale, args.iterations) for size, scale in tenants.items()

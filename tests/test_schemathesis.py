@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -45,11 +45,9 @@ EXAMPLES = {"anonymous": 2, "guide": 6, "manager": 6, "hq": 6}
 CONFIG = SchemathesisConfig.from_dict(
     {
         "generation": {
-            # NUL bytes reaching PostgreSQL (500) belong to the `hostile` fix of issue 14
-            # (NUL in any string); excluded here until it lands.
-            "allow-x00": False,
-            # Strings are valid UTF-8 (no lone surrogates: also `hostile`'s).
-            "codec": "utf-8",
+            # Hostile strings included: NUL bytes and any code point (lone surrogates
+            # too) must get a 4xx, never a 500 (guideapp/untrusted.py).
+            "allow-x00": True,
         }
     }
 )
@@ -153,7 +151,6 @@ def test_operation_answers_as_documented(
     )
     @given(case=strategy)
     def run(case):
-        assume(not _left_to_hostile(case))
         response = case.call(app=shared_app, headers=headers())
         case.validate_response(response, checks=CHECKS)
 
@@ -172,15 +169,6 @@ def _strategy(operation, path_ids: tuple):
             for mode in GenerationMode
         ]
     return st.one_of(strategies)
-
-
-def _left_to_hostile(case) -> bool:
-    """Input classes whose 500 is the `hostile` helper's fix in issue 14, excluded here until
-    it lands (each named after the issue's bullet)."""
-    values = [case.body.get("month")] if isinstance(case.body, dict) else []
-    values.append((case.query or {}).get("month"))
-    # "settlement month `0000-01` raises"
-    return any(isinstance(v, str) and v.startswith("0000") for v in values)
 
 
 def _path_parameter_names(operation) -> list[str]:
