@@ -211,18 +211,7 @@ def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list, **_
         )
     ).all()
     firsts = _first_orders(session, orders, {o.member_id for o in earning}, versions)
-    paid = _pairs(
-        _rows(
-            session,
-            select(CommissionEntry.source_id, CommissionEntry.rule_id).where(
-                CommissionEntry.tenant_id == tenant_id,
-                CommissionEntry.source_type == "order",
-                CommissionEntry.kind == "order",
-            ),
-            CommissionEntry.source_id,
-            {o.id for o in earning},
-        )
-    )
+    paid = _booked(session, tenant_id, "order", "order", {o.id for o in earning})
     evs = ledger.events(session, tenant_id, {o.ordered_at for o in earning})
     due = []  # (event, rule, guide, order, person id, amount) in the order they pay
     for order in earning:
@@ -418,18 +407,7 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
         {e.id for entries in earnings.values() for e in entries},
     ):
         corrections.setdefault(reverses_id, {})[kind] = int(total)
-    clawed_before = _pairs(
-        _rows(
-            session,
-            select(CommissionEntry.source_id, CommissionEntry.rule_id).where(
-                CommissionEntry.tenant_id == tenant_id,
-                CommissionEntry.source_type == "refund",
-                CommissionEntry.kind == "clawback",
-            ),
-            CommissionEntry.source_id,
-            {r.id for r in refunds},
-        )
-    )
+    clawed_before = _booked(session, tenant_id, "refund", "clawback", {r.id for r in refunds})
     # orders.refunded_fen includes every announced refund: walk them up from before the first
     refunded = {o.id: o.refunded_fen for o in orders.values()}
     for refund in refunds:
@@ -477,6 +455,16 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
                 )
             )
     ledger.write_many(session, rows)
+
+
+def _booked(session: Session, tenant_id: str, source_type: str, kind: str, source_ids) -> set:
+    """(source id, rule id) pairs already booked: what a re-announced order or refund skips."""
+    stmt = select(CommissionEntry.source_id, CommissionEntry.rule_id).where(
+        CommissionEntry.tenant_id == tenant_id,
+        CommissionEntry.source_type == source_type,
+        CommissionEntry.kind == kind,
+    )
+    return _pairs(_rows(session, stmt, CommissionEntry.source_id, source_ids))
 
 
 def _pairs(rows) -> set[tuple]:

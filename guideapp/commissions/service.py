@@ -15,7 +15,7 @@ from guideapp.commissions import rules as maths
 from guideapp.commissions.models import CommissionEntry, CommissionRule, CommissionSettlement
 from guideapp.commissions.settlement import check_month
 from guideapp.db import new_id, utcnow
-from guideapp.errors import Forbidden, InvalidInput
+from guideapp.errors import InvalidInput
 from guideapp.org.models import Region, Store, Tenant
 from guideapp.pagination import paginate
 from guideapp.tasks.models import Campaign
@@ -38,14 +38,14 @@ RULE_FIELDS = (
 
 def create_rule(session: Session, *, actor: Actor, data: dict) -> CommissionRule:
     """Version 1 of a new rule (HQ)."""
-    _require_hq(actor)
+    policy.require_write(actor, CommissionRule(tenant_id=actor.tenant_id), "create")
     return _version(session, actor, data, rule_key=None, version=1)
 
 
 def new_version(session: Session, *, actor: Actor, rule_id: str, data: dict) -> CommissionRule:
     """A new version superseding the rule from its effective date; old versions stay as-is."""
     base = policy.get_visible(session, actor, CommissionRule, rule_id, label="Rule")
-    _require_hq(actor)
+    policy.require_write(actor, base, "version")
     latest = session.execute(  # `base` itself has the key
         select(CommissionRule)
         .where(
@@ -124,11 +124,6 @@ def _scope_exists(session: Session, tenant_id: str, scope: str, scope_id: str | 
         ).scalar_one()
         > 0
     )
-
-
-def _require_hq(actor: Actor) -> None:
-    if not actor.is_hq:
-        raise Forbidden("Only HQ sets commission rules.")
 
 
 def list_rules(

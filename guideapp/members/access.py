@@ -1,7 +1,7 @@
 """Who sees and changes members, their notes, tags, orders and tag definitions; who sees a
 full phone number; who feeds orders, refunds and import files."""
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import select
 
 from guideapp import policy
 from guideapp.members.models import (
@@ -18,16 +18,8 @@ SEE_PHONE = "members.see_phone"
 FEED_ORDERS = "members.feed_orders"
 
 
-def _members(actor):
-    if actor.is_hq:
-        return true()
-    if actor.is_manager:
-        return Member.store_id == actor.store_id
-    # A guide sees the members bound to them and the store's unassigned pool.
-    return or_(
-        Member.guide_id == actor.staff_id,
-        and_(Member.store_id == actor.store_id, Member.guide_id.is_(None)),
-    )
+# A guide sees the members bound to them and the store's unassigned pool.
+_members = policy.own_or_store_pool(Member.store_id, Member.guide_id)
 
 
 def _member_writes(actor, member, action):

@@ -81,6 +81,20 @@ def store_or_hq_level(model: type[Any]) -> ReadRule:
     return rule
 
 
+def own_or_store_pool(store_id, owner_id) -> ReadRule:
+    """HQ sees every row; a manager their store's; anyone else the rows they own and their
+    store's unowned pool (members nobody is bound to, tasks nobody has claimed)."""
+
+    def rule(actor: Actor) -> ColumnElement[bool]:
+        if actor.is_hq:
+            return true()
+        if actor.is_manager:
+            return store_id == actor.store_id
+        return or_(owner_id == actor.staff_id, and_(store_id == actor.store_id, owner_id.is_(None)))
+
+    return rule
+
+
 # --- questions ----------------------------------------------------------------------------
 
 

@@ -1,21 +1,13 @@
 """Who sees and changes tasks, their targets and HQ's plans (campaigns, SOP rules, calendar)."""
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import select
 
 from guideapp import policy
 from guideapp.tasks.models import CalendarItem, Campaign, SopRule, Task, TaskTarget
 
 
-def _tasks(actor):
-    if actor.is_hq:
-        return true()
-    if actor.is_manager:
-        return Task.store_id == actor.store_id
-    # A guide's inbox: their own tasks and the store's unassigned (claimable) ones.
-    return or_(
-        Task.assignee_id == actor.staff_id,
-        and_(Task.store_id == actor.store_id, Task.assignee_id.is_(None)),
-    )
+# A guide's inbox: their own tasks and the store's unassigned (claimable) ones.
+_tasks = policy.own_or_store_pool(Task.store_id, Task.assignee_id)
 
 
 def _task_writes(actor, task, action):
