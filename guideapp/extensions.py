@@ -243,6 +243,19 @@ class Blueprint(_Blueprint):
         return view
 
     @staticmethod
+    def counted_first(counter):
+        """`counter()` runs before anything else reads the request (the login, the
+        Idempotency-Key): a rate limit counted in a transaction of its own, committed at
+        once, that refuses (429) before any other work. First, because on SQLite the
+        request's own transaction holds the only write lock from its first statement on."""
+
+        def decorator(view):
+            view.counted_first = counter
+            return view
+
+        return decorator
+
+    @staticmethod
     def versioned_read(view):
         """A read served from pages kept per change version (the inbox).
 

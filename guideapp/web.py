@@ -101,6 +101,9 @@ def init_request_lifecycle(app: Flask) -> None:
             _refuse_streamed_body_over_limit()
         if not request.path.startswith("/api/"):
             return None
+        counter = getattr(handler, "counted_first", None)
+        if counter is not None:
+            counter()
         g.versioned_read = getattr(handler, "versioned_read", False)
         # An unknown route counts as public: Flask answers it 404/405.
         needs_login = handler is not None and not getattr(handler, "public", False)

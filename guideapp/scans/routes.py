@@ -1,9 +1,11 @@
 """Channel codes, their QR images and statistics; the public scan endpoint."""
 
+import marshmallow as ma
 from flask import Response, current_app, request
 from flask.views import MethodView
 
 from guideapp.db import commit, utcnow
+from guideapp import untrusted
 from guideapp.extensions import Blueprint
 from guideapp.scans import codes, counters, qr, service, stats
 from guideapp.scans import schemas as s
@@ -104,6 +106,19 @@ class ScanStats(MethodView):
         return stats.scan_stats(db_session(), actor=current_actor(), **args)
 
 
+_SCAN_REQUEST = s.ScanRequestSchema()
+
+
+def _count_scan() -> None:
+    """Per address and per code. Only a scan the view will take is counted: a refused body
+    writes nothing (the view answers its 422)."""
+    try:
+        data = _SCAN_REQUEST.load(untrusted.loads(request.get_data()))
+    except (ValueError, ma.ValidationError):  # JSON that can't be read, or isn't valid
+        return
+    _rate_limit(data["code"], request.remote_addr or "unknown")
+
+
 def _rate_limit(code: str, address: str) -> None:
     """Counted in a transaction of its own, committed at once: the counter rows are hot."""
     config = current_app.config
@@ -127,6 +142,7 @@ def _rate_limit(code: str, address: str) -> None:
 @blp.route("/scans")
 class Scans(MethodView):
     @blp.public
+    @blp.counted_first(_count_scan)
     @blp.arguments(s.ScanRequestSchema)
     @blp.response(200, s.ScanAnswerSchema)
     @blp.alt_response(403, description="Code not valid yet")
@@ -135,6 +151,5 @@ class Scans(MethodView):
     @blp.alt_response(429, description="Too many scans (see Retry-After)")
     def post(self, data):
         """Scan a code (public): route to the nearest open store and its guide, attribute it"""
-        address = request.remote_addr or "unknown"
-        _rate_limit(data["code"], address)
+        address = request.remote_addr or "unknown"  # counted already: _count_scan
         return service.scan(db_session(), client_address=address, **data)
