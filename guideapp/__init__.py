@@ -67,6 +67,10 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     from guideapp.cli import register_cli
 
     register_cli(app)
+
+    from guideapp.metrics import register_metrics
+
+    register_metrics(app)  # GET /metrics and `jobs stats`
     return app
 
 
