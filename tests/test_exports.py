@@ -85,7 +85,7 @@ def test_an_export_job_writes_the_file_the_synchronous_export_sends(api, app, se
     assert sent.headers["Content-Type"].startswith(result["content_type"])
     assert sent.headers["X-Content-Type-Options"] == "nosniff"
     disposition = sent.headers["Content-Disposition"]
-    assert disposition.startswith("attachment;")
+    assert disposition.startswith('attachment; filename="commissions-2026-10-guide.')
     assert f"filename*=UTF-8''{quote(title)}" in disposition  # RFC 5987 for the Chinese
     assert int(sent.headers["Content-Length"]) == result["size"] == len(sent.data)
 

@@ -75,10 +75,12 @@ def _export_job(ctx: jobs.JobContext) -> dict:
                     rows = export.write_xlsx(str(new.path), settlement, level, statements)
             assert new.stored is not None
             title = export.file_title(settlement, level, fmt)
+            ascii_title = export.filename(settlement, level, fmt)
         with ctx.unit():
             ctx.keep_file(
                 key=new.stored.key,
                 filename=title,
+                ascii_filename=ascii_title,
                 content_type=export.MIMETYPES[fmt],
                 size=new.stored.size,
             )

@@ -1,5 +1,7 @@
 """Jobs as resources: follow one, list the caller's, cancel one."""
 
+from urllib.parse import quote
+
 from flask import send_file
 from flask.views import MethodView
 
@@ -70,13 +72,16 @@ class JobDownload(MethodView):
             raise NotFound(
                 f"The file of job {job_id} is no longer stored; start the export again."
             ) from None
-        response = send_file(
-            path,
-            mimetype=file["content_type"],
-            as_attachment=True,
-            download_name=file["filename"],
-            max_age=0,
+        response = send_file(path, mimetype=file["content_type"], max_age=0)
+        response.headers["Content-Disposition"] = _attachment(
+            file["filename"], file.get("ascii_filename")
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "private, no-store"
         return response
+
+
+def _attachment(name: str, ascii_name: str | None) -> str:
+    """RFC 6266 / 5987: `filename*` in UTF-8 for any script, `filename` for old clients."""
+    fallback = (ascii_name or name).encode("ascii", "replace").decode().replace('"', "")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -104,12 +104,16 @@ class JobContext:
         job's row lock meanwhile, so a cancel or a progress read never waits for it."""
         raise NotImplementedError
 
-    def keep_file(self, *, key: str, filename: str, content_type: str, size: int) -> None:
+    def keep_file(
+        self, *, key: str, filename: str, content_type: str, size: int, ascii_filename: str
+    ) -> None:
         """The file this job produced (in the app's storage), saved with the current unit;
-        `GET /api/v1/jobs/<id>/download` sends it once the job has succeeded."""
+        `GET /api/v1/jobs/<id>/download` sends it once the job has succeeded, named
+        `filename` (any script) with `ascii_filename` for clients without RFC 5987."""
         self.checkpoint["file"] = {
             "key": key,
             "filename": filename,
+            "ascii_filename": ascii_filename,
             "content_type": content_type,
             "size": size,
         }
