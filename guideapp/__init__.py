@@ -9,6 +9,7 @@ from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionm
 from guideapp.extensions import Api
 from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
+from guideapp.storage import SESSION_KEY as STORAGE_KEY
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
 from guideapp.access import register_access_rules
@@ -41,11 +42,13 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
             bind, join_transaction_mode="create_savepoint", info=session_info
         )
         autocommit_sessionmaker = sessionmaker
+    # ...and its storage: a job writing a file (an export) finds it there.
+    session_info[STORAGE_KEY] = storage = LocalStorage(app.config["UPLOAD_DIR"])
     app.extensions["guideapp"] = {
         "engine": engine,
         "sessionmaker": sessionmaker,
         "autocommit_sessionmaker": autocommit_sessionmaker,
-        "storage": LocalStorage(app.config["UPLOAD_DIR"]),
+        "storage": storage,
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
     }
     session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
@@ -64,6 +67,10 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     from guideapp.cli import register_cli
 
     register_cli(app)
+
+    from guideapp.metrics import register_metrics
+
+    register_metrics(app)  # GET /metrics and `jobs stats`
     return app
 
 

@@ -75,6 +75,9 @@ class Config:
     JOBS_LEASE_SECONDS = _env_float("GUIDEAPP_JOBS_LEASE", 300.0)
     JOBS_RECOVER_EVERY_SECONDS = _env_float("GUIDEAPP_JOBS_RECOVER_EVERY", 60.0)
     JOBS_POLL_MAX_SECONDS = _env_float("GUIDEAPP_JOBS_POLL_MAX", 1.0)  # idle queue polling
+    # GET /metrics (guideapp/metrics.py): a bearer token for the scraper; unset, only a
+    # scraper on this machine (loopback) is answered.
+    METRICS_TOKEN = os.environ.get("GUIDEAPP_METRICS_TOKEN") or None
     PUBLISH_BATCH_STORES = _env_int("GUIDEAPP_PUBLISH_BATCH_STORES", 200)  # stores per checkpoint
 
     # flask-smorest / OpenAPI

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +23,25 @@ class StoredFile:
 class Storage(Protocol):
     def save(self, data: bytes, *, suffix: str) -> StoredFile: ...
     def read(self, key: str) -> bytes: ...
+    def writing(self, *, suffix: str) -> AbstractContextManager[NewFile]: ...
+    def path(self, key: str) -> Path: ...
+
+
+# Session.info: the app's Storage, so services (and jobs in workers) reach the configured
+# one without Flask (set by create_app; see `of`).
+SESSION_KEY = "storage"
+
+
+def of(session) -> Storage:
+    return session.info[SESSION_KEY]
+
+
+@dataclass
+class NewFile:
+    """A file being written (`path`); `stored` is set once it is in the storage."""
+
+    path: Path
+    stored: StoredFile | None = None
 
 
 class LocalStorage:
@@ -43,3 +66,43 @@ class LocalStorage:
         if self.root.resolve() not in path.parents:
             raise FileNotFoundError(key)
         return path.read_bytes()
+
+    @contextmanager
+    def writing(self, *, suffix: str) -> Iterator[NewFile]:
+        """A scratch file to write in pieces (exports: memory does not grow with the file);
+        on a clean exit it is stored as `save` stores bytes (hashed in chunks, moved in).
+
+            with storage.writing(suffix=".csv") as new:
+                write(new.path)
+            new.stored.key
+        """
+        scratch = self.root / "scratch"  # under root: the final move is a rename
+        scratch.mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(dir=scratch))
+        try:
+            new = NewFile(path=directory / f"file{suffix}")
+            yield new
+            new.stored = self._keep(new.path, suffix)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def path(self, key: str) -> Path:
+        """Where a stored file is, to send it in chunks; FileNotFoundError if it is not."""
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents or not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
+    def _keep(self, source: Path, suffix: str) -> StoredFile:
+        digest = hashlib.sha256()
+        with source.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        checksum = digest.hexdigest()
+        key = f"{checksum[:2]}/{checksum}{suffix}"
+        path = self.root / key
+        size = source.stat().st_size
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(path)  # atomic: readers never see half a file
+        return StoredFile(key=key, size=size, checksum=checksum)

@@ -143,7 +143,8 @@ def init_request_lifecycle(app: Flask) -> None:
             succeeded = response.status_code < 400
             if (succeeded or g.get("keep_writes")) and not g.get("idempotency_replayed"):
                 try:
-                    if succeeded:
+                    # (a file sent in chunks is a download, never a POST to replay)
+                    if succeeded and not response.is_streamed:
                         idempotency.finish(session, response.status_code, response.get_data())
                     commit(session)
                 except IntegrityError as error:

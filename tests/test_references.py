@@ -8,6 +8,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from guideapp.db import new_id, utcnow
+from guideapp.jobs.models import Job
 from guideapp.members.models import Member, Order, Tag, TagGroup
 from guideapp.models import metadata
 from guideapp.org.models import Staff, Store
@@ -240,9 +241,6 @@ def test_every_key_between_tenant_rows_carries_the_tenant():
         for fk in table.foreign_keys
         if "tenant_id" in fk.column.table.c
         and fk.column.table.name != "tenants"
-        # jobs (ground floor) name their starter and store for scoping only; tenant-scoping
-        # those two keys is the next migration (issue 15 note)
-        and table.name != "jobs"
         and "tenant_id" not in [c.name for c in fk.constraint.columns]
     ]
     assert unscoped == []
@@ -260,6 +258,21 @@ def _cross_tenant_rows(session):
         due_at=utcnow() + timedelta(days=1),
     )
     member = dict(tenant_id=stride.tenant_id, name="x", source_channel="pos", joined_at=utcnow())
+    job = dict(
+        tenant_id=stride.tenant_id,
+        kind="test.noop",
+        params={},
+        state="queued",
+        progress_done=0,
+        progress_unit="things",
+        checkpoint={},
+        attempts=0,
+        max_attempts=5,
+        cancel_requested=False,
+        created_at=utcnow(),
+        heartbeat_at=utcnow(),
+        updated_at=utcnow(),
+    )
     return {
         "task -> their store": (Task, {**task, "store_id": rival.id}),
         "task -> their guide": (
@@ -267,6 +280,8 @@ def _cross_tenant_rows(session):
             {**task, "store_id": stride.id, "assignee_id": rival_guide.id},
         ),
         "member -> their store": (Member, {**member, "store_id": rival.id}),
+        "job -> their starter": (Job, {**job, "started_by": rival_guide.id}),
+        "job -> their store": (Job, {**job, "started_by": guide.id, "store_id": rival.id}),
         "member -> their guide": (Member, {**member, "guide_id": rival_guide.id}),
         "order -> their member": (
             Order,
@@ -315,6 +330,8 @@ def _cross_tenant_rows(session):
         "task -> their guide",
         "member -> their store",
         "member -> their guide",
+        "job -> their starter",
+        "job -> their store",
         "order -> their member",
         "staff -> their store",
         "store -> their region",

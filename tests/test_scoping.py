@@ -152,6 +152,10 @@ SCOPED_ROUTES.update(
             "commission_settlement",
             [("GET", None)],
         ),
+        "/api/v1/commissions/settlements/<settlement_id>/exports": (
+            "commission_settlement",
+            [("POST", {"format": "csv"})],
+        ),
     }
 )
 
@@ -160,6 +164,7 @@ SCOPED_ROUTES.update(
     {
         "/api/v1/jobs/<job_id>": ("job", [("GET", None)]),
         "/api/v1/jobs/<job_id>/cancel": ("job", [("POST", None)]),
+        "/api/v1/jobs/<job_id>/download": ("job", [("GET", None)]),
     }
 )
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from typing import BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -47,7 +49,7 @@ def yuan_number(fen: int) -> Decimal:
     return Decimal(fen).scaleb(-2)
 
 
-def _rows(level: str, statements: list[dict]):
+def _rows(level: str, statements: Iterable[dict]) -> Iterator[list]:
     for s in statements:
         who = [s["name"], s.get("guide_phone")] if level == "guide" else [s["name"]]
         where = [s["store_id"], s["store_name"]] if level == "guide" else []
@@ -66,30 +68,55 @@ def _rows(level: str, statements: list[dict]):
         ] + [yuan_number(s["net_fen"])]
 
 
-def _total(level: str, statements: list[dict]) -> list:
-    total = sum(s["net_fen"] for s in statements)
-    pad = [None] * (HEADERS[level].index("条目数") - 1)
-    return [
-        "合计",
-        *pad,
-        sum(s["entries"] for s in statements),
-        sum(s["earned_fen"] for s in statements),
-        sum(s["clawed_back_fen"] for s in statements),
-        total,
-        yuan_number(total),
-    ]
+class _Totals:
+    """The 合计 row, summed while the rows stream past (the ledger is never held whole)."""
+
+    def __init__(self, level: str):
+        self.level = level
+        self.rows = self.entries = self.earned = self.clawed_back = self.net = 0
+
+    def add(self, statements: Iterable[dict]) -> Iterator[dict]:
+        for s in statements:
+            self.rows += 1
+            self.entries += s["entries"]
+            self.earned += s["earned_fen"]
+            self.clawed_back += s["clawed_back_fen"]
+            self.net += s["net_fen"]
+            yield s
+
+    def row(self) -> list:
+        pad = [None] * (HEADERS[self.level].index("条目数") - 1)
+        return [
+            "合计",
+            *pad,
+            self.entries,
+            self.earned,
+            self.clawed_back,
+            self.net,
+            yuan_number(self.net),
+        ]
 
 
-def to_csv(settlement, level: str, statements: list[dict]) -> bytes:
-    """UTF-8 with a BOM so Excel on Windows opens the Chinese headers correctly."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(HEADERS[level])
-    writer.writerows(_rows(level, statements))
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+def write_csv(out: BinaryIO, level: str, statements: Iterable[dict]) -> int:
+    """Write the CSV to `out` row by row; returns the rows written (headers aside).
+    UTF-8 with a BOM so Excel on Windows opens the Chinese headers correctly."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    try:
+        text.write("\ufeff")
+        writer = csv.writer(text)
+        writer.writerow(HEADERS[level])
+        rows = 0
+        for row in _rows(level, statements):
+            writer.writerow(row)
+            rows += 1
+        return rows
+    finally:
+        text.detach()  # `out` stays open: it is the caller's
 
 
-def to_xlsx(settlement, level: str, statements: list[dict]) -> bytes:
+def write_xlsx(out, settlement, level: str, statements: Iterable[dict]) -> int:
+    """Write the workbook to `out` (a path or binary file) with openpyxl's write-only mode:
+    rows go to a scratch file as they come; returns the rows written (the total aside)."""
     workbook = Workbook(write_only=True)
     label = "导购" if level == "guide" else "门店"
     sheet = workbook.create_sheet(title=f"{settlement.month} {label}")
@@ -97,10 +124,23 @@ def to_xlsx(settlement, level: str, statements: list[dict]) -> bytes:
         [f"佣金结算 {settlement.month}", STATE_WORDS.get(settlement.state, settlement.state)]
     )
     sheet.append(HEADERS[level])
-    for row in (*_rows(level, statements), _total(level, statements)):
+    totals = _Totals(level)
+    for row in _rows(level, totals.add(statements)):
         sheet.append(_typed(sheet, row))
+    sheet.append(_typed(sheet, totals.row()))
+    workbook.save(out)
+    return totals.rows
+
+
+def to_csv(settlement, level: str, statements: list[dict]) -> bytes:
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    write_csv(buffer, level, statements)
+    return buffer.getvalue()
+
+
+def to_xlsx(settlement, level: str, statements: list[dict]) -> bytes:
+    buffer = io.BytesIO()
+    write_xlsx(buffer, settlement, level, statements)
     return buffer.getvalue()
 
 
@@ -117,5 +157,18 @@ def _typed(sheet, row: list) -> list:
     return cells
 
 
+MIMETYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
+LEVEL_WORDS = {"guide": "导购", "store": "门店"}
+
+
 def filename(settlement, level: str, fmt: str) -> str:
     return f"commissions-{settlement.month}-{level}.{fmt}"
+
+
+def file_title(settlement, level: str, fmt: str) -> str:
+    """What the download of an export job is called: in the HQ operator's words (sent as
+    RFC 5987 filename*, with an ASCII fallback)."""
+    return f"佣金结算-{settlement.month}-{LEVEL_WORDS[level]}.{fmt}"

@@ -3,7 +3,7 @@
 from flask import Response
 from flask.views import MethodView
 
-from guideapp.commissions import export, leaderboards, service, settlement
+from guideapp.commissions import export, export_jobs, leaderboards, service, settlement
 from guideapp.commissions import schemas as s
 from guideapp.extensions import Blueprint
 from guideapp.jobs.http import LOCATION_HEADER, accepted, answer, idempotency_key
@@ -18,10 +18,7 @@ blp = Blueprint(
     description="Guide incentives: commission rules, ledger, settlement",
 )
 
-MIMETYPES = {
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv; charset=utf-8",
-}
+MIMETYPES = export.MIMETYPES
 
 
 @blp.route("/commissions/me")
@@ -152,7 +149,11 @@ class ExportStatements(MethodView):
         description="The statements as an Excel workbook or CSV file",
     )
     def get(self, args, settlement_id):
-        """Export statements as .xlsx or .csv"""
+        """Export statements as .xlsx or .csv, built inside the request (old clients)
+
+        For a big month use `POST .../exports`: the file is built by a job and downloaded
+        from it, with no request timeout to race.
+        """
         level, fmt = args["level"], args["format"]
         closed, rows = settlement.all_statements(
             db_session(), actor=current_actor(), settlement_id=settlement_id, level=level
@@ -164,6 +165,29 @@ class ExportStatements(MethodView):
             mimetype=MIMETYPES[fmt],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+
+@blp.route("/commissions/settlements/<settlement_id>/exports")
+class StartExport(MethodView):
+    @blp.arguments(s.CommissionExportInSchema)
+    @blp.response(202, JobSchema, headers=LOCATION_HEADER)
+    def post(self, data, settlement_id):
+        """Export statements as a job (HQ): 202 with the job; download its file when done
+
+        The job (`commissions.export`, progress in rows) writes the .xlsx or .csv to the
+        file storage; once it has succeeded its result has `download_url`
+        (`/api/v1/jobs/<id>/download`), `filename`, `size`, `rows` and `content_type`. The
+        same export asked again while one is under way answers that job.
+        """
+        job, _ = export_jobs.start_export(
+            db_session(),
+            actor=current_actor(),
+            settlement_id=settlement_id,
+            level=data["level"],
+            fmt=data["format"],
+            idempotency_key=idempotency_key(),
+        )
+        return accepted(job)
 
 
 @blp.route("/leaderboards")

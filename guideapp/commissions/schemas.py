@@ -161,6 +161,19 @@ class CommissionExportArgsSchema(Schema):
     format = fields.String(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
 
 
+class CommissionExportInSchema(Schema):
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(["xlsx", "csv"]),
+        metadata={"description": "xlsx (Excel) or csv (UTF-8 with BOM)"},
+    )
+    level = fields.String(
+        load_default="guide",
+        validate=validate.OneOf(["guide", "store"]),
+        metadata={"description": "One row per guide (default) or per store"},
+    )
+
+
 class LeaderboardArgsSchema(Schema):
     scope = fields.String(load_default="store", validate=validate.OneOf(SCOPES))
     metric = fields.String(load_default="recruits", validate=validate.OneOf(METRICS))

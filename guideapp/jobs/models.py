@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, utcnow
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -31,12 +31,15 @@ class Job(Base):
         # The subject's active job (one publish of a campaign at a time), and recovery.
         Index("ix_jobs_subject", "tenant_id", "subject", "state"),
         Index("ix_jobs_state_heartbeat", "state", "heartbeat_at"),
+        # The starter and their store are of the job's tenant, and the database says so.
+        tenant_fk("started_by", "staff"),
+        tenant_fk("store_id", "stores"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    started_by: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))  # NULL: cron / CLI
-    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id"))  # the starter's
+    started_by: Mapped[str | None] = mapped_column(String(32))  # NULL: cron / CLI
+    store_id: Mapped[str | None] = mapped_column(String(32))  # the starter's
     kind: Mapped[str] = mapped_column(String(64))  # e.g. campaign.publish
     subject: Mapped[str | None] = mapped_column(String(100))  # e.g. campaign:<id>, month:2026-11
     params: Mapped[dict] = mapped_column(JSON, default=dict)

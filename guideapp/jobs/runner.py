@@ -98,6 +98,26 @@ class JobContext:
     def unit(self):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def reading(self):  # pragma: no cover - overridden
+        """A session for reads outside any unit: work that writes nothing to the database
+        and can simply be redone (an export builds its file here), without holding the
+        job's row lock meanwhile, so a cancel or a progress read never waits for it."""
+        raise NotImplementedError
+
+    def keep_file(
+        self, *, key: str, filename: str, content_type: str, size: int, ascii_filename: str
+    ) -> None:
+        """The file this job produced (in the app's storage), saved with the current unit;
+        `GET /api/v1/jobs/<id>/download` sends it once the job has succeeded, named
+        `filename` (any script) with `ascii_filename` for clients without RFC 5987."""
+        self.checkpoint["file"] = {
+            "key": key,
+            "filename": filename,
+            "ascii_filename": ascii_filename,
+            "content_type": content_type,
+            "size": size,
+        }
+
     def _save(self, job: Job) -> None:
         job.checkpoint = dict(self.checkpoint)
         job.progress_done, job.progress_total = self.done, self.total
@@ -128,6 +148,14 @@ class WorkerContext(JobContext):
         for hook in UNIT_HOOKS:
             hook(self)
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._sessionmaker() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()  # it only read
+
 
 class InlineContext(JobContext):
     """`?wait=true`: the units run in the caller's own transaction, committed as one."""
@@ -142,6 +170,10 @@ class InlineContext(JobContext):
         self._save(self._job)
         self._session.flush()
         self.units += 1
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        yield self._session
 
 
 def run_inline(session: Session, job: Job) -> dict:

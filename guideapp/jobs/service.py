@@ -141,6 +141,21 @@ def cancel(session: Session, *, job: Job) -> Job:
     return job
 
 
+def download(session: Session, *, actor, job_id: str, visible) -> dict:
+    """The file a job produced ({key, filename, content_type, size}), seen exactly as the
+    job is (not the caller's: 404); 409 until the job has succeeded."""
+    job = get(session, actor=actor, job_id=job_id, visible=visible)
+    if job.state != "succeeded":
+        raise InvalidState(
+            f"The job is {job.state}; its file can be downloaded once it has succeeded. "
+            f"Follow it at {job_url(job.id)}."
+        )
+    file = (job.checkpoint or {}).get("file")
+    if not file:
+        raise NotFound(f"Job {job.id} ({job.kind}) has no file to download.")
+    return file
+
+
 def job_url(job_id: str) -> str:
     return f"/api/v1/jobs/{job_id}"
 
