@@ -9,7 +9,7 @@ from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionm
 from guideapp.extensions import Api
 from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
-from guideapp.storage import LocalStorage
+from guideapp.storage import SESSION_KEY as STORAGE_KEY, LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
 from guideapp.access import register_access_rules
 from guideapp.wiring import connect_reactions
@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         "storage": LocalStorage(app.config["UPLOAD_DIR"]),
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
     }
+    session_info[STORAGE_KEY] = app.extensions["guideapp"]["storage"]  # for jobs' files
     session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
         app, sessionmaker
     )
