@@ -42,9 +42,7 @@ def settle(month: str, slug: str | None, enqueue: bool):
 def _settle_one(maker, queue, month: str, tenant_id: str, tenant_slug: str, enqueue: bool):
     with maker() as session, transaction(session):
         try:
-            job, _ = start_settlement(
-                session, tenant_id=tenant_id, month=month, enqueue=enqueue
-            )
+            job, _ = start_settlement(session, tenant_id=tenant_id, month=month, enqueue=enqueue)
         except DomainError as error:
             raise click.ClickException(f"{tenant_slug}: {error.message}") from error
     if enqueue:

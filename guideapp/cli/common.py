@@ -33,8 +33,8 @@ def tenants_to_run(slug: str | None) -> list[tuple[str, str]]:
 class Progress:
     """A progress bar (rich) on a terminal, plain lines otherwise (cron, logs, pipes).
 
-        with progress("importing members.csv", unit="rows") as bar:
-            bar.update(done, total)
+    with progress("importing members.csv", unit="rows") as bar:
+        bar.update(done, total)
     """
 
     PLAIN_EVERY_SECONDS = 1.0  # plain lines: at most one a second, and the last one

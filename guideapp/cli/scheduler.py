@@ -34,7 +34,5 @@ def scheduler_tick(slug: str | None, now: datetime | None):
                 made = ", ".join(
                     f"{count} {kind.replace('_', ' ')}" for kind, count in run.created.items()
                 )
-                click.echo(
-                    f"{tenant_slug}: days {run.from_day}..{run.through_day}: created {made}"
-                )
+                click.echo(f"{tenant_slug}: days {run.from_day}..{run.through_day}: created {made}")
             bar.update(done)

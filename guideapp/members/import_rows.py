@@ -191,9 +191,7 @@ def _csv_encoding(file: BinaryIO) -> str:
         if empty:
             raise _file_error("The file is empty.")
         if binary:
-            raise _file_error(
-                "This is no CSV text file (it contains binary data). " + ACCEPTED
-            )
+            raise _file_error("This is no CSV text file (it contains binary data). " + ACCEPTED)
         return encoding
     raise _file_error("The CSV is neither UTF-8 nor GBK text. " + ACCEPTED)
 
@@ -205,7 +203,8 @@ def _csv_rows(file: BinaryIO, encoding: str):
     except csv.Error as exc:  # e.g. a quote never closed: the rest is one giant cell
         raise _file_error(f"The CSV cannot be read ({exc}); check its quotes.") from exc
     finally:
-        text.detach()  # the caller owns the file
+        if not file.closed:
+            text.detach()  # the caller owns the file
 
 
 def _xlsx_declared_rows(file: BinaryIO) -> int | None:
