@@ -241,6 +241,9 @@ def live_pair(request, tmp_path_factory):
         next(generator, None)
 
 
+_RUNS = iter(range(10))  # the databases serve every queue backend: each run its own rows
+
+
 def _orders_file(session) -> bytes:
     """Orders of the demo's bound members (they earn commission) and of new buyers (members
     created), a refund, and a repeat across batches."""
@@ -248,12 +251,13 @@ def _orders_file(session) -> bytes:
         select(Member.phone).where(Member.guide_id.is_not(None)).order_by(Member.phone).limit(12)
     ).all()
     at = (utcnow() - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")
+    run = next(_RUNS)
     rows = [
-        f"pos,K-{n},{100 + n}.50,{at},{phone},{'20' if n % 5 == 0 else ''}"
+        f"pos,K{run}-{n},{100 + n}.50,{at},{phone},{'20' if n % 5 == 0 else ''}"
         for n, phone in enumerate(bound)
     ]
-    rows += [f"tmall,N-{n},88,{at},1390000{n:04d}," for n in range(10)]
-    rows.append(f"pos,K-1,101.50,{at},{bound[1]},")  # repeats row 3
+    rows += [f"tmall,N{run}-{n},88,{at},139{run}000{n:04d}," for n in range(10)]
+    rows.append(f"pos,K{run}-1,101.50,{at},{bound[1]},")  # repeats row 3
     return (
         "channel,order_no,amount,ordered_at,phone,refund_amount\n" + "\n".join(rows) + "\n"
     ).encode()
