@@ -1,4 +1,7 @@
-"""Benchmark: a 100,000-row members import, set-based, against a naive row-by-row import."""
+"""Benchmark: a 100,000-row members import, set-based, against a naive row-by-row import;
+and the same import through its job (`flask jobs work-off` in a child process: rows/s and
+the worker's peak RSS), at 100,000 rows and, with --job-rows or GUIDEAPP_BENCH_IMPORT_JOB_ROWS,
+1,000,000 rows, to show memory does not grow with the file."""
 
 from __future__ import annotations
 
@@ -6,9 +9,13 @@ import argparse
 import csv
 import io
 import json
+import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +28,7 @@ from guideapp.demo import load_demo
 from guideapp.members.binding import bind
 from guideapp.members.identity import ensure_member
 from guideapp.members.imports import run_import
+from guideapp.jobs.models import Job
 from guideapp.members.models import Binding, Member
 from guideapp.org.models import Staff, Tenant
 from guideapp.changelog import ChangeLogEntry
@@ -64,7 +72,18 @@ def _parse_args(argv):
         help="share of rows that update existing members (default 0.10)",
     )
     parser.add_argument("--naive-rows", type=int, default=2_000)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--job-rows",
+        type=int,
+        action="append",
+        help="rows of each import run through the job (repeatable; default 100,000, and "
+        "GUIDEAPP_BENCH_IMPORT_JOB_ROWS=1000000 adds a run of that size)",
+    )
+    args = parser.parse_args(argv)
+    if args.job_rows is None:
+        extra = int(os.environ.get("GUIDEAPP_BENCH_IMPORT_JOB_ROWS") or 0)
+        args.job_rows = [100_000] + ([extra] if extra else [])
+    return args
 
 
 def run(engine, args) -> dict:
@@ -103,6 +122,10 @@ def run(engine, args) -> dict:
             )
         }
     naive_seconds = _naive(engine, tenant_id, args.naive_rows, guide_phones)
+    job_runs = [
+        _through_job(engine, rows, guide_phones, prefix=f"{17 + i}")
+        for i, rows in enumerate(args.job_rows)
+    ]
     rows_per_s = args.rows / seconds
     naive_rows_per_s = args.naive_rows / naive_seconds
     return {
@@ -117,8 +140,55 @@ def run(engine, args) -> dict:
         "csv_bytes": len(content),
         "naive_rows": args.naive_rows,
         "naive_seconds": round(naive_seconds, 2),
+        "job_runs": job_runs,
         **counts,
     }
+
+
+def _through_job(engine, rows: int, guide_phones: list[str], *, prefix: str) -> dict:
+    """The file written to a temp dir as it is generated, enqueued by the CLI, run by a
+    `jobs work-off` child whose peak RSS os.wait4 reports."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "members.csv"
+        with path.open("w", encoding="utf-8-sig", newline="") as out:
+            _write_members(out, rows, 0, guide_phones, prefix=prefix)
+        env = {
+            **os.environ,
+            "GUIDEAPP_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "GUIDEAPP_JOBS_URL": f"sqlite:///{scratch}/jobs.db",
+            "GUIDEAPP_JOBS_NAME": "bench-import",
+            "GUIDEAPP_UPLOAD_DIR": f"{scratch}/uploads",
+            "GUIDEAPP_IMPORT_MAX_ROWS": str(rows + 10),
+            "GUIDEAPP_LOG_LEVEL": "WARNING",
+        }
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+        enqueued = subprocess.run(
+            [*flask, "import", "members", str(path), "--enqueue"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        started = time.perf_counter()
+        worker = subprocess.Popen([*flask, "jobs", "work-off"], env=env, cwd=PROJECT_ROOT)
+        _, status, usage = os.wait4(worker.pid, 0)
+        seconds = time.perf_counter() - started
+        worker.returncode = os.waitstatus_to_exitcode(status)
+        job_id = enqueued.stdout.split(" queued as job ")[1].split()[0]
+        with Session(engine) as session:
+            job = session.get_one(Job, job_id)
+            result, state = job.result or {}, job.state
+        return {
+            "rows": rows,
+            "csv_bytes": path.stat().st_size,
+            "state": state,
+            "seconds": round(seconds, 1),
+            "rows_per_s": round(rows / seconds),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+            "imported": result.get("imported"),
+            "failed": result.get("failed"),
+        }
 
 
 def _phone(n: int) -> str:
@@ -143,8 +213,13 @@ def _seed_existing(engine, tenant_id: str, count: int) -> None:
 
 def members_csv(rows: int, updates: int, guide_phones: list[str]) -> bytes:
     """Rows 0..updates-1 update the seeded members; the rest are new; all bound to guides."""
-    rng = random.Random(2026)
     out = io.StringIO()
+    _write_members(out, rows, updates, guide_phones)
+    return out.getvalue().encode("utf-8-sig")
+
+
+def _write_members(out, rows: int, updates: int, guide_phones: list[str], prefix="15") -> None:
+    rng = random.Random(2026)
     writer = csv.writer(out)
     writer.writerow(HEADER)
     for n in range(rows):
@@ -152,11 +227,11 @@ def members_csv(rows: int, updates: int, guide_phones: list[str]) -> bytes:
         joined = f"2025/{rng.randint(1, 12)}/{rng.randint(1, 28)} {rng.randint(9, 21)}:30"
         writer.writerow(
             [
-                _phone(n),
+                f"{prefix}{n:09d}",
                 f"会员{n}",
                 rng.choice(["男", "女", ""]),
                 birthday,
-                f"oBench{n:022d}" if n % 3 == 0 else "",
+                f"oBench{prefix}{n:020d}" if n % 3 == 0 else "",
                 rng.choice(guide_phones),
                 rng.choice(["普通", "银卡", "金卡"]),
                 rng.choice([0, 0, 100, 2500]),
@@ -164,7 +239,6 @@ def members_csv(rows: int, updates: int, guide_phones: list[str]) -> bytes:
                 joined,
             ]
         )
-    return out.getvalue().encode("utf-8-sig")
 
 
 def _naive(engine, tenant_id: str, rows: int, guide_phones: list[str]) -> float:
@@ -204,8 +278,19 @@ failed {result["failed"]:,}
   afterwards:  {result["members"]:,} members, {result["bindings"]:,} bindings, \
 {result["change_log"]:,} change-log rows
 """)
+    for run in result["job_runs"]:
+        print(
+            f"  as a job:    {run['rows']:,} rows ({run['csv_bytes'] / 1e6:.0f} MB) in "
+            f"{run['seconds']:.1f} s -> {run['rows_per_s']:,} rows/s, worker peak RSS "
+            f"{run['peak_rss_mb']:.0f} MB ({run['state']}; imported {run['imported']}, "
+            f"failed {run['failed']})"
+        )
     keys = ("rows", "seconds", "rows_per_s", "naive_rows_per_s", "ratio")
-    print("RESULT " + json.dumps({k: result[k] for k in keys}))
+    summary = {k: result[k] for k in keys}
+    for run in result["job_runs"]:
+        summary[f"job_{run['rows']}_rows_per_s"] = run["rows_per_s"]
+        summary[f"job_{run['rows']}_peak_rss_mb"] = run["peak_rss_mb"]
+    print("RESULT " + json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class Config:
     # .xlsx may inflate to (its zip's declared uncompressed sizes, checked before reading).
     IMPORT_MAX_ROWS = _env_int("GUIDEAPP_IMPORT_MAX_ROWS", 200_000)
     IMPORT_MAX_XLSX_MB = _env_int("GUIDEAPP_IMPORT_MAX_XLSX_MB", 100)
+    IMPORT_BATCH_ROWS = _env_int("GUIDEAPP_IMPORT_BATCH_ROWS", 5000)  # rows per import checkpoint
 
     # Jobs (guideapp/jobs, docs/jobs.md): the queue, its workers, retries and leases.
     JOBS_URL = _jobs_url()  # redis://host:6379/0 or sqlite:///path/jobs.db

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,9 @@ class StoredFile:
 
 class Storage(Protocol):
     def save(self, data: bytes, *, suffix: str) -> StoredFile: ...
+    def save_stream(self, stream: BinaryIO, *, suffix: str) -> StoredFile: ...
     def read(self, key: str) -> bytes: ...
+    def open(self, key: str) -> BinaryIO: ...
     def writing(self, *, suffix: str) -> AbstractContextManager[NewFile]: ...
     def path(self, key: str) -> Path: ...
 
@@ -30,6 +32,7 @@ class Storage(Protocol):
 # Session.info: the app's Storage, so services (and jobs in workers) reach the configured
 # one without Flask (set by create_app; see `of`).
 SESSION_KEY = "storage"
+CHUNK = 1 << 20
 
 
 def of(session) -> Storage:
@@ -61,11 +64,20 @@ class LocalStorage:
             temporary.replace(path)  # atomic: readers never see half a file
         return StoredFile(key=key, size=len(data), checksum=checksum)
 
+    def save_stream(self, stream: BinaryIO, *, suffix: str) -> StoredFile:
+        """`save` for a file too big to hold (an import's upload): copied in 1 MB chunks."""
+        with self.writing(suffix=suffix) as new:
+            with new.path.open("wb") as out:
+                shutil.copyfileobj(stream, out, CHUNK)
+        assert new.stored is not None
+        return new.stored
+
     def read(self, key: str) -> bytes:
-        path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents:
-            raise FileNotFoundError(key)
-        return path.read_bytes()
+        return self.path(key).read_bytes()
+
+    def open(self, key: str) -> BinaryIO:
+        """The stored file for reading as a stream (the caller closes it)."""
+        return self.path(key).open("rb")
 
     @contextmanager
     def writing(self, *, suffix: str) -> Iterator[NewFile]:
@@ -96,7 +108,7 @@ class LocalStorage:
     def _keep(self, source: Path, suffix: str) -> StoredFile:
         digest = hashlib.sha256()
         with source.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            for chunk in iter(lambda: f.read(CHUNK), b""):
                 digest.update(chunk)
         checksum = digest.hexdigest()
         key = f"{checksum[:2]}/{checksum}{suffix}"

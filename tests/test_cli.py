@@ -22,7 +22,7 @@ def test_scheduler_tick_runs_once_per_moment(app, session):
     tasks = session.scalar(select(func.count()).select_from(Task))
     again = runner.invoke(args=args)
     assert again.exit_code == 0, again.output
-    assert again.output.rstrip().endswith("created 0 sop tasks, 0 calendar tasks")
+    assert "created 0 sop tasks, 0 calendar tasks\nscheduler tick: 1/1 tenants\n" in again.output
     assert session.scalar(select(func.count()).select_from(Task)) == tasks
 
 

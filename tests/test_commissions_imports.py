@@ -17,7 +17,7 @@ PHONE = "13566661234"
 def upload_orders(api, *lines):
     content = "channel,order_no,amount_fen,ordered_at,phone,refund_amount\n" + "\n".join(lines)
     response = api.client.post(
-        "/api/v1/imports/orders",
+        "/api/v1/imports/orders?wait=true",
         data={"file": (io.BytesIO((content + "\n").encode()), "orders.csv")},
         headers=api.headers(HQ),
         content_type="multipart/form-data",

@@ -112,7 +112,7 @@ def _member_by_import(api, session, phone):
     guide = staff_by_phone(session, GUIDE)
     content = f"手机号,姓名,导购手机号,门店编码\n{phone},门店新客,{GUIDE},SH001\n"
     response = api.client.post(
-        "/api/v1/imports/members",
+        "/api/v1/imports/members?wait=true",
         data={"file": (io.BytesIO(content.encode()), "members.csv")},
         headers=api.headers(HQ),
         content_type="multipart/form-data",

@@ -25,7 +25,7 @@ EXISTING = "18524949613"  # a demo member without unionid
 
 
 def upload(api, kind, content, filename, *, phone=HQ, dry_run=False):
-    url = f"/api/v1/imports/{kind}" + ("?dry_run=true" if dry_run else "")
+    url = f"/api/v1/imports/{kind}?wait=true" + ("&dry_run=true" if dry_run else "")
     return api.client.post(
         url,
         data={"file": (io.BytesIO(content), filename)},
@@ -408,7 +408,7 @@ def test_overwrite_replaces_values_but_never_identities_nor_blanks(api, session)
     assert (kept["mode"], kept["updated"], kept["unchanged"]) == ("fill", 0, 1)
     assert {n["field"] for n in kept["notes"]} == {"name", "tier", "unionid"}
     overwrite = api.client.post(
-        "/api/v1/imports/members?mode=overwrite",
+        "/api/v1/imports/members?mode=overwrite&wait=true",
         data={"file": (io.BytesIO(content), "members.csv")},
         headers=api.headers(HQ),
         content_type="multipart/form-data",
@@ -421,7 +421,7 @@ def test_overwrite_replaces_values_but_never_identities_nor_blanks(api, session)
     assert member.unionid == "oOwn0001"  # an identity is never replaced
     assert member.birthday == date(1990, 1, 1)  # an empty cell blanks nothing
     orders = api.client.post(
-        "/api/v1/imports/orders?mode=overwrite",
+        "/api/v1/imports/orders?mode=overwrite&wait=true",
         data={"file": (io.BytesIO(ORDERS_CSV), "orders.csv")},
         headers=api.headers(HQ),
         content_type="multipart/form-data",

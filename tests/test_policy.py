@@ -120,7 +120,7 @@ def test_only_hq_feeds_orders_refunds_and_files(api, session, phone, expected):
     answer = api.post(phone, "/api/v1/orders/refunds", json=refund)
     assert answer.status_code == expected, answer.get_json()
     upload = api.client.post(
-        "/api/v1/imports/members?dry_run=true",
+        "/api/v1/imports/members?dry_run=true&wait=true",
         data={"file": (io.BytesIO(MEMBERS_CSV), "members.csv")},
         headers=api.headers(phone),
         content_type="multipart/form-data",

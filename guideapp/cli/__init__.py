@@ -3,8 +3,6 @@ imports; the scheduler and settlement groups live beside this module."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pathlib import Path
 
 import click
@@ -13,6 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from guideapp.cli.common import cli_session as _session
+from guideapp.cli.common import progress
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import transaction
 from guideapp.migrations import alembic_config
@@ -79,51 +78,82 @@ def _import_command(kind: str):
         show_default=True,
         help="fill: only fill what members lack; overwrite: filled cells replace values.",
     )
-    def command_(file: Path, tenant_slug: str, dry_run: bool, mode: str):
-        report = _run_import(kind, file, tenant_slug, dry_run, mode)
+    @click.option(
+        "--enqueue",
+        is_flag=True,
+        help="Hand the import to the job workers and print the job id, instead of running it here.",
+    )
+    def command_(file: Path, tenant_slug: str, dry_run: bool, mode: str, enqueue: bool):
+        job = _start_import(kind, file, tenant_slug, dry_run, mode, enqueue)
+        if enqueue:
+            click.echo(f"{kind} import of {file.name} queued as job {job.id} ({job.state})")
+            return
+        report = _run_job(job, f"{kind} import of {file.name}")
         _echo_report(report, file)
         if report["failed"]:
             raise SystemExit(1)
 
-    command_.__doc__ = f"Import {kind} from FILE (.csv UTF-8 / UTF-8-BOM / GBK, or .xlsx)."
+    command_.__doc__ = (
+        f"Import {kind} from FILE (.csv UTF-8 / UTF-8-BOM / GBK, or .xlsx), as a job run "
+        "here (a progress bar on a terminal) unless --enqueue."
+    )
     return import_cli.command(kind)(command_)
 
 
-def _run_import(kind: str, file: Path, tenant_slug: str, dry_run: bool, mode: str) -> dict:
+def _start_import(kind: str, file: Path, tenant_slug: str, dry_run: bool, mode: str, enqueue):
     from sqlalchemy import select
 
     from guideapp.errors import DomainError
     from guideapp.members.import_rows import Limits
-    from guideapp.members.imports import run_import
+    from guideapp.members.imports import start_import
     from guideapp.org.models import Tenant
 
     with _session() as session:
         tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == tenant_slug))
         if tenant_id is None:
             raise click.ClickException(f"No brand group with slug '{tenant_slug}'.")
-        options: dict[str, Any] = dict(
-            tenant_id=tenant_id,
-            kind=kind,
-            filename=file.name,
-            content=file.read_bytes(),
-            dry_run=dry_run,
-            mode=mode,
-            limits=Limits(
-                max_rows=current_app.config["IMPORT_MAX_ROWS"],
-                max_xlsx_bytes=current_app.config["IMPORT_MAX_XLSX_MB"] * 1024 * 1024,
-            ),
-        )
         try:
-            if dry_run:
-                report = run_import(session, **options)
-                session.rollback()
-            else:
-                with transaction(session):
-                    report = run_import(session, **options)
+            with transaction(session), file.open("rb") as stream:
+                job, _ = start_import(
+                    session,
+                    tenant_id=tenant_id,
+                    kind=kind,
+                    filename=file.name,
+                    file=stream,
+                    dry_run=dry_run,
+                    mode=mode,
+                    limits=Limits(
+                        max_rows=current_app.config["IMPORT_MAX_ROWS"],
+                        max_xlsx_bytes=current_app.config["IMPORT_MAX_XLSX_MB"] * 1024 * 1024,
+                    ),
+                    enqueue=enqueue,
+                    batch_rows=current_app.config["IMPORT_BATCH_ROWS"],
+                )
         except DomainError as exc:
-            details = "; ".join(m for ms in (exc.errors or {}).values() for m in ms)
-            raise click.ClickException(details or exc.message) from exc
-    return report
+            raise click.ClickException(_details(exc)) from exc
+        session.expunge(job)
+    return job
+
+
+def _details(exc) -> str:
+    return "; ".join(m for ms in (exc.errors or {}).values() for m in ms) or exc.message
+
+
+def _run_job(job, label: str) -> dict:
+    """Run a recorded job here (retrying here), with a progress bar; its result."""
+    from guideapp.jobs.models import Job
+    from guideapp.jobs.runner import Runner, run_to_end
+
+    extension = current_app.extensions["guideapp"]
+    maker, settings = extension["sessionmaker"], extension["jobs"].settings
+    with progress(label, unit=job.progress_unit, total=job.progress_total) as bar:
+        runner = Runner(maker, settings, on_unit=lambda ctx: bar.update(ctx.done, ctx.total))
+        run_to_end(runner, job.id)
+    with maker() as session:
+        finished = session.get_one(Job, job.id)
+    if finished.state != "succeeded":
+        raise click.ClickException(f"{finished.error or finished.state} (job {job.id})")
+    return finished.result
 
 
 def _echo_report(report: dict, file: Path, limit: int = 50) -> None:
@@ -136,13 +166,15 @@ def _echo_report(report: dict, file: Path, limit: int = 50) -> None:
     )
     errors = report["errors"]
     if errors:
-        shown = f"first {limit} of {len(errors)}" if len(errors) > limit else len(errors)
+        found = report.get("errors_total", len(errors))
+        shown = f"first {min(limit, len(errors))} of {found}" if found > limit else found
         click.echo(f"errors ({shown}):")
         for error in errors[:limit]:
             click.echo(f"  row {error['row']:>6}  {error['field']:<15} {error['message']}")
     notes = report["notes"]
     if notes:
-        shown = f"first {limit} of {len(notes)}" if len(notes) > limit else len(notes)
+        found = report.get("notes_total", len(notes))
+        shown = f"first {min(limit, len(notes))} of {found}" if found > limit else found
         click.echo(f"notes ({shown}):")
         for note in notes[:limit]:
             click.echo(f"  row {note['row']:>6}  {note['field'] or '':<15} {note['message']}")

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from guideapp.cli.common import tenants_to_run
+from guideapp.cli.common import progress, tenants_to_run
 from guideapp.commissions.settlement import start_settlement
 from guideapp.db import transaction
 from guideapp.errors import DomainError
@@ -32,25 +32,30 @@ def settle(month: str, slug: str | None, enqueue: bool):
     """
     extension = current_app.extensions["guideapp"]
     maker, queue = extension["sessionmaker"], extension["jobs"]
-    for tenant_id, tenant_slug in tenants_to_run(slug):
-        with maker() as session, transaction(session):
-            try:
-                job, _ = start_settlement(
-                    session, tenant_id=tenant_id, month=month, enqueue=enqueue
-                )
-            except DomainError as error:
-                raise click.ClickException(f"{tenant_slug}: {error.message}") from error
-        if enqueue:
-            click.echo(f"{tenant_slug}: {month} queued as job {job.id} ({job.state})")
-            continue
-        run_to_end(Runner(maker, queue.settings), job.id)  # here, retrying here
-        with maker() as session:
-            job = session.get(Job, job.id)
-        if job.state != "succeeded":
-            raise click.ClickException(f"{tenant_slug}: {job.error or job.state} (job {job.id})")
-        result = job.result
-        verb = "closed" if result["created"] else "already closed"
-        click.echo(
-            f"{tenant_slug}: {month} {verb}: {result['entries']} entries, "
-            f"net {result['net_fen']} fen ({result['state']})"
-        )
+    tenants = tenants_to_run(slug)
+    with progress(f"closing {month}", unit="tenants", total=len(tenants)) as bar:
+        for done, (tenant_id, tenant_slug) in enumerate(tenants, start=1):
+            _settle_one(maker, queue, month, tenant_id, tenant_slug, enqueue)
+            bar.update(done)
+
+
+def _settle_one(maker, queue, month: str, tenant_id: str, tenant_slug: str, enqueue: bool):
+    with maker() as session, transaction(session):
+        try:
+            job, _ = start_settlement(session, tenant_id=tenant_id, month=month, enqueue=enqueue)
+        except DomainError as error:
+            raise click.ClickException(f"{tenant_slug}: {error.message}") from error
+    if enqueue:
+        click.echo(f"{tenant_slug}: {month} queued as job {job.id} ({job.state})")
+        return
+    run_to_end(Runner(maker, queue.settings), job.id)  # here, retrying here
+    with maker() as session:
+        job = session.get(Job, job.id)
+    if job.state != "succeeded":
+        raise click.ClickException(f"{tenant_slug}: {job.error or job.state} (job {job.id})")
+    result = job.result
+    verb = "closed" if result["created"] else "already closed"
+    click.echo(
+        f"{tenant_slug}: {month} {verb}: {result['entries']} entries, "
+        f"net {result['net_fen']} fen ({result['state']})"
+    )

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from guideapp.cli.common import tenants_to_run
+from guideapp.cli.common import progress, tenants_to_run
 from guideapp.db import transaction
 from guideapp.tasks.scheduler import tick
 
@@ -26,10 +26,13 @@ scheduler_cli = AppGroup("scheduler", help="The task scheduler (run from cron)."
 def scheduler_tick(slug: str | None, now: datetime | None):
     """Create every due SOP and calendar task exactly once, catching up missed days."""
     maker = current_app.extensions["guideapp"]["sessionmaker"]
-    for tenant_id, tenant_slug in tenants_to_run(slug):
-        with maker() as session, transaction(session):  # one tenant, one transaction
-            run = tick(session, tenant_id=tenant_id, now=now)
-            made = ", ".join(
-                f"{count} {kind.replace('_', ' ')}" for kind, count in run.created.items()
-            )
-            click.echo(f"{tenant_slug}: days {run.from_day}..{run.through_day}: created {made}")
+    tenants = tenants_to_run(slug)
+    with progress("scheduler tick", unit="tenants", total=len(tenants)) as bar:
+        for done, (tenant_id, tenant_slug) in enumerate(tenants, start=1):
+            with maker() as session, transaction(session):  # one tenant, one transaction
+                run = tick(session, tenant_id=tenant_id, now=now)
+                made = ", ".join(
+                    f"{count} {kind.replace('_', ' ')}" for kind, count in run.created.items()
+                )
+                click.echo(f"{tenant_slug}: days {run.from_day}..{run.through_day}: created {made}")
+            bar.update(done)

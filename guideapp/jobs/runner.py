@@ -127,10 +127,11 @@ class JobContext:
 class WorkerContext(JobContext):
     """Each unit is its own transaction on a fresh session (a worker, or the CLI)."""
 
-    def __init__(self, job: Job, attempt: int, sessionmaker, should_stop=None):
+    def __init__(self, job: Job, attempt: int, sessionmaker, should_stop=None, on_unit=None):
         super().__init__(job, attempt)
         self._sessionmaker = sessionmaker
         self._should_stop = should_stop or (lambda: False)
+        self._on_unit = on_unit
 
     @contextmanager
     def unit(self) -> Iterator[Session]:
@@ -147,6 +148,8 @@ class WorkerContext(JobContext):
         self.units += 1
         for hook in UNIT_HOOKS:
             hook(self)
+        if self._on_unit is not None:
+            self._on_unit(self)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -204,10 +207,17 @@ class Runner:
     """Runs jobs by id in fresh sessions from `sessionmaker`; `enqueue(job_id, delay=...,
     retry_of=...)` puts a retry on the queue (None: the caller retries, e.g. the CLI)."""
 
-    def __init__(self, sessionmaker, settings: Settings, enqueue: Callable | None = None):
+    def __init__(
+        self,
+        sessionmaker,
+        settings: Settings,
+        enqueue: Callable | None = None,
+        on_unit: Callable | None = None,
+    ):
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.enqueue = enqueue
+        self.on_unit = on_unit  # fn(ctx) after each committed unit (the CLI's progress bar)
         # Set by a worker: true once it is stopping; jobs then pause at their next unit.
         self.should_stop: Callable[[], bool] = lambda: False
 
@@ -220,7 +230,9 @@ class Runner:
         if claimed is None:
             return None
         job_view, attempt = claimed
-        ctx = WorkerContext(job_view, attempt, self.sessionmaker, self.should_stop)
+        ctx = WorkerContext(
+            job_view, attempt, self.sessionmaker, self.should_stop, on_unit=self.on_unit
+        )
         try:
             result = KINDS[job_view.kind].handler(ctx)
         except Superseded:

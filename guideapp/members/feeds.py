@@ -1,6 +1,6 @@
 """HQ's feeds as use cases: orders, refunds and import files, once the policy allows them.
 
-The CLI imports as the operator (no actor) through `imports.run_import` directly."""
+The CLI imports as the operator (no actor) through `imports.start_import` directly."""
 
 from __future__ import annotations
 
@@ -22,8 +22,21 @@ def feed_refund(session: Session, *, actor: Actor, data: dict):
     return orders.ingest_refund(session, tenant_id=actor.tenant_id, data=data)
 
 
-def import_file(session: Session, *, actor: Actor, **options) -> dict:
+def start_import(session: Session, *, actor: Actor, **options):
+    """The import as a job (202); (job, created)."""
     policy.require(actor, FEED_ORDERS)
-    return imports.run_import(
-        session, tenant_id=actor.tenant_id, by_staff_id=actor.staff_id, **options
-    )
+    return imports.start_import(session, **_as(actor), **options)
+
+
+def import_file(session: Session, *, actor: Actor, **options) -> dict:
+    """The import run to the end inside the request (`?wait=true`): its report."""
+    policy.require(actor, FEED_ORDERS)
+    return imports.import_now(session, **_as(actor), **options)
+
+
+def _as(actor: Actor) -> dict:
+    return {
+        "tenant_id": actor.tenant_id,
+        "started_by": actor.staff_id,
+        "store_id": actor.store_id,
+    }

@@ -111,6 +111,10 @@ class Plan:
 def apply(session: Session, run, batch: list[dict]) -> None:
     by_phone = existing_members(session, run, Member.phone, (r.get("phone") for r in batch))
     by_unionid = existing_members(session, run, Member.unionid, (r.get("unionid") for r in batch))
+    # members an earlier batch already changed (in-file repeats by another key)
+    matched = {("member", m["id"]) for m in (*by_phone.values(), *by_unionid.values())}
+    earlier = run.seen.earlier(session, matched)
+    run.claimed = dict(earlier)
     plan = Plan()
     for record in batch:
         member = _match(run, record, by_phone, by_unionid)
@@ -121,6 +125,7 @@ def apply(session: Session, run, batch: list[dict]) -> None:
         # else: reported as failed by _match
     run.imported += len(plan.creates)
     run.updated += len(plan.updates)
+    run.seen.remember(session, {k: r for k, r in run.claimed.items() if k not in earlier})
     if not run.dry_run:
         _write(session, run, plan)
 
@@ -139,7 +144,7 @@ def _match(run, record: dict, by_phone: dict, by_unionid: dict):
     member = phone_match or unionid_match
     if member is None:
         return None
-    first = run.claimed.setdefault(member["id"], record["row"])
+    first = run.claimed.setdefault(("member", member["id"]), record["row"])
     if first != record["row"]:
         run.error(
             record["row"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePath
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 from openpyxl import load_workbook
 from openpyxl.utils.datetime import from_excel
@@ -41,33 +42,95 @@ class Limits:
     max_columns: int = 200
 
 
+@dataclass(frozen=True)
+class Table:
+    """What a look at an import file found at once: its header row, how to decode it (CSV)
+    and how many rows it has below the header, blank ones included (None: not known yet)."""
+
+    suffix: str
+    header: list
+    encoding: str | None
+    rows: int | None
+
+
 def read_table(
     filename: str, content: bytes, limits: Limits | None = None
 ) -> tuple[list, Iterator[tuple[int, Sequence]]]:
     """The header row and an iterator of (row number, cells) below it; blank rows skipped.
 
     A file over `limits` is a 413 (raised before reading an .xlsx, or while iterating)."""
+    return open_rows(filename, io.BytesIO(content), limits)
+
+
+def inspect(filename: str, file: BinaryIO, limits: Limits | None = None) -> Table:
+    """Everything that needs no import work, checked at once (a 4xx before any job): the
+    file type, the encoding, the header; a CSV's rows counted (a quick pass that parses no
+    cell), a workbook's rows as its sheet declares them. Streams: nothing held whole."""
+    limits = limits or Limits()
+    suffix = _suffix(filename)
+    encoding = _csv_encoding(file) if suffix == ".csv" else None
+    file.seek(0)
+    header, rows = open_rows(filename, file, limits, encoding=encoding)
+    counted: int | None = None
+    if suffix == ".csv":
+        counted = sum(1 for _ in rows)  # _at_most refuses more than the limit on the way
+    else:
+        declared = _xlsx_declared_rows(file)
+        if declared is not None and declared > limits.max_rows + 1:
+            raise _too_large(
+                f"The workbook says it has {declared - 1:,} rows below the header, more than"
+                f" {limits.max_rows:,}; split it into smaller files."
+            )
+    file.seek(0)
+    return Table(suffix=suffix, header=header, encoding=encoding, rows=counted)
+
+
+def count_rows(filename: str, file: BinaryIO, limits: Limits, encoding: str | None) -> int:
+    """Rows below the header, blank ones included; a 413 past the limit (nothing parsed)."""
+    _, rows = open_rows(filename, file, limits, encoding=encoding, skip_blank=False)
+    return sum(1 for _ in rows)
+
+
+def open_rows(
+    filename: str,
+    file: BinaryIO,
+    limits: Limits | None = None,
+    *,
+    encoding: str | None = None,
+    skip_blank: bool = True,
+) -> tuple[list, Iterator[tuple[int, Sequence]]]:
+    """`read_table` on a binary file read as it goes: memory does not grow with the file.
+    Row numbers count every row of the file (the header's included), as people see them."""
+    suffix = _suffix(filename)
+    limits = limits or Limits()
+    if suffix == ".csv":
+        rows = _csv_rows(file, encoding or _csv_encoding(file))
+    else:
+        head = file.read(512)
+        file.seek(0)
+        if not head.strip() and len(head) < 512:
+            raise _file_error("The file is empty.")
+        _check_inflated_size(file, limits.max_xlsx_bytes)
+        rows = _xlsx_rows(file, limits.max_columns)
+    numbered = (
+        (number, cells)
+        for number, cells in enumerate(_at_most(rows, limits.max_rows + 1), start=1)
+        if not skip_blank or any(c not in (None, "") for c in cells)
+    )
+    first = next(
+        ((n, c) for n, c in numbered if any(x not in (None, "") for x in c)), None
+    )  # the header: the first row that is not blank
+    if first is None:
+        raise _file_error("The file is empty.")
+    return list(first[1]), numbered
+
+
+def _suffix(filename: str) -> str:
     suffix = PurePath(filename or "").suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         message = f"Unsupported file type '{suffix or filename or '(no name)'}'. {ACCEPTED}"
         raise InvalidInput(message, errors={"file": [message]})
-    if not content or not content.strip():
-        raise _file_error("The file is empty.")
-    limits = limits or Limits()
-    if suffix == ".csv":
-        rows = _csv_rows(content)
-    else:
-        _check_inflated_size(content, limits.max_xlsx_bytes)
-        rows = _xlsx_rows(content, limits.max_columns)
-    numbered = (
-        (number, cells)
-        for number, cells in enumerate(_at_most(rows, limits.max_rows + 1), start=1)
-        if any(c not in (None, "") for c in cells)
-    )
-    first = next(numbered, None)  # the header: the first row that is not blank
-    if first is None:
-        raise _file_error("The file is empty.")
-    return list(first[1]), numbered
+    return suffix
 
 
 def _file_error(message: str) -> InvalidInput:
@@ -89,15 +152,18 @@ def _at_most(rows, limit: int):
         yield row
 
 
-def _check_inflated_size(content: bytes, limit: int) -> None:
+def _check_inflated_size(file: BinaryIO, limit: int) -> None:
     """A zip names the uncompressed size of every member, and Python's zipfile never
     inflates a member past it (it fails the CRC check instead), so the sum bounds what
     reading the workbook can decompress: a 300 KB file that inflates to 300 MB stops here."""
     try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        file.seek(0)
+        with zipfile.ZipFile(file) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _file_error(f"Not a readable Excel .xlsx workbook ({exc}). " + ACCEPTED) from exc
+    finally:
+        file.seek(0)
     if inflated > limit:
         raise _too_large(
             f"This workbook inflates to {inflated / 2**20:,.0f} MB, more than the "
@@ -105,30 +171,65 @@ def _check_inflated_size(content: bytes, limit: int) -> None:
         )
 
 
-def _csv_rows(content: bytes):
+def _csv_encoding(file: BinaryIO) -> str:
+    """UTF-8 (with or without BOM), else GBK: the whole file decoded chunk by chunk and
+    thrown away, so an undecodable byte near the end is refused before any row is used."""
     for encoding in ("utf-8-sig", "gb18030"):  # gb18030 reads every GBK file
+        file.seek(0)
+        decoder = codecs.getincrementaldecoder(encoding)()
+        empty, binary = True, False
         try:
-            text = content.decode(encoding)
-            break
+            while chunk := file.read(1 << 20):
+                empty = empty and not chunk.strip()
+                binary = binary or b"\x00" in chunk
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-    else:
-        raise _file_error("The CSV is neither UTF-8 nor GBK text. " + ACCEPTED)
-    if "\x00" in text:
-        raise _file_error("This is no CSV text file (it contains binary data). " + ACCEPTED)
+        finally:
+            file.seek(0)
+        if empty:
+            raise _file_error("The file is empty.")
+        if binary:
+            raise _file_error("This is no CSV text file (it contains binary data). " + ACCEPTED)
+        return encoding
+    raise _file_error("The CSV is neither UTF-8 nor GBK text. " + ACCEPTED)
+
+
+def _csv_rows(file: BinaryIO, encoding: str):
+    text = io.TextIOWrapper(file, encoding=encoding, newline="")
     try:
-        yield from csv.reader(io.StringIO(text, newline=""))
+        yield from csv.reader(text)
     except csv.Error as exc:  # e.g. a quote never closed: the rest is one giant cell
         raise _file_error(f"The CSV cannot be read ({exc}); check its quotes.") from exc
+    finally:
+        if not file.closed:
+            text.detach()  # the caller owns the file
+
+
+def _xlsx_declared_rows(file: BinaryIO) -> int | None:
+    """The first sheet's row count as its <dimension> says (cheap; may be absent or stale:
+    the job counts again while it reads)."""
+    file.seek(0)
+    try:
+        book = load_workbook(file, read_only=True, data_only=True)
+        try:
+            return book.worksheets[0].max_row if book.worksheets else None
+        finally:
+            book.close()
+    except _XLSX_ERRORS:
+        return None
+    finally:
+        file.seek(0)
 
 
 _XLSX_ERRORS = (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError)
 
 
-def _xlsx_rows(content: bytes, max_columns: int):
+def _xlsx_rows(file: BinaryIO, max_columns: int):
     """Streamed (read-only mode): rows are parsed as they are read, never held as a sheet."""
     try:
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        book = load_workbook(file, read_only=True, data_only=True)
     except _XLSX_ERRORS as exc:
         raise _file_error(f"Not a readable Excel .xlsx workbook ({exc}). " + ACCEPTED) from exc
     try:

@@ -307,3 +307,17 @@ class MemberMerge(Base):
     by_staff_id: Mapped[str] = mapped_column(String(32))
     moved: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImportKey(Base):
+    """A key (a phone, a unionid, an order number, a matched member) an import job met in
+    an earlier batch of its file, and the row that had it: in-file repeats are found across
+    batches and across a worker's restart without holding every key of a big file in memory.
+    Written in each batch's transaction (so it agrees with the job's checkpoint), deleted
+    when the job ends."""
+
+    __tablename__ = "import_keys"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    row: Mapped[int]

@@ -9,6 +9,8 @@ from guideapp.members import feeds, import_rows, imports, lifecycle, merge, serv
 from guideapp.members import schemas as s
 from guideapp.pagination import CursorArgsSchema
 from guideapp.http import current_actor, db_session
+from guideapp.jobs.http import LOCATION_HEADER, accepted, answer, idempotency_key
+from guideapp.jobs.schemas import JobSchema, WaitArgsSchema
 
 blp = Blueprint("members", __name__, url_prefix="/api/v1", description="Member cards")
 
@@ -234,7 +236,7 @@ class QuestionnaireCodes(MethodView):
         return tags.add_code(db_session(), actor=current_actor(), **data)
 
 
-class ImportArgsSchema(ma.Schema):
+class ImportArgsSchema(WaitArgsSchema):
     dry_run = ma.fields.Boolean(
         load_default=False, metadata={"description": "Validate and report, write nothing."}
     )
@@ -257,22 +259,29 @@ class ImportFileSchema(ma.Schema):
 class Imports(MethodView):
     @blp.arguments(ImportArgsSchema, location="query")
     @blp.arguments(ImportFileSchema, location="files")
-    @blp.response(200, s.ImportReportSchema)
+    @blp.response(202, JobSchema, headers=LOCATION_HEADER)
+    @blp.alt_response(200, schema=s.ImportReportSchema, description="With ?wait=true")
     def post(self, args, files, kind):
-        """Import members or orders from a CSV or .xlsx file (HQ); every row is reported
+        """Import members or orders from a CSV or .xlsx file (HQ), as a job; every row is reported
+
+        Answers 202 with the job (`Location: /api/v1/jobs/<id>`; progress in rows; its result
+        is the row report) once the file is stored and what needs no work is checked: the
+        kind, the file type and encoding, the header's required columns, a CSV's row count.
+        `?wait=true` imports inside the request and answers 200 with the report, as before
+        jobs existed (small files: the request may time out).
 
         imported + updated + unchanged + failed = rows; failed rows have `errors`, unchanged
-        rows (and values a row kept) have `notes` saying why. A file with more rows than
+        rows (and values a row kept) have `notes` saying why (the first 1,000 of each;
+        `errors_total` and `notes_total` count them all). A file with more rows than
         GUIDEAPP_IMPORT_MAX_ROWS, or an .xlsx inflating past GUIDEAPP_IMPORT_MAX_XLSX_MB, is
-        a 413 and nothing is written."""
+        a 413 and nothing is written (a workbook whose size shows only when read fails its
+        job with that message, before any row is written)."""
         upload = files["file"]
         config = current_app.config
-        return feeds.import_file(
-            db_session(),
-            actor=current_actor(),
+        options = dict(
             kind=kind,
             filename=upload.filename or "",
-            content=upload.read(),
+            file=upload.stream,
             dry_run=args["dry_run"],
             mode=args["mode"],
             limits=import_rows.Limits(
@@ -280,3 +289,14 @@ class Imports(MethodView):
                 max_xlsx_bytes=config["IMPORT_MAX_XLSX_MB"] * 1024 * 1024,
             ),
         )
+        session, actor = db_session(), current_actor()
+        options["batch_rows"] = config["IMPORT_BATCH_ROWS"]
+        if args["wait"]:
+            return answer(_REPORT, feeds.import_file(session, actor=actor, **options), 200)
+        job, _ = feeds.start_import(
+            session, actor=actor, idempotency_key=idempotency_key(), **options
+        )
+        return accepted(job)
+
+
+_REPORT = s.ImportReportSchema()

@@ -276,6 +276,12 @@ class ImportReportSchema(Schema):
         fields.Nested(ImportNoteSchema),
         metadata={"description": "Why a row changed nothing, or which of its values were kept."},
     )
+    errors_total = fields.Integer(
+        metadata={"description": "All errors found; `errors` lists the first 1,000."}
+    )
+    notes_total = fields.Integer(
+        metadata={"description": "All notes written; `notes` lists the first 1,000."}
+    )
 
 
 MemberPageSchema = page_schema(MemberSchema, "MemberPage")
