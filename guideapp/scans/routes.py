@@ -8,6 +8,8 @@ from guideapp.extensions import Blueprint
 from guideapp.scans import codes, counters, qr, service, stats
 from guideapp.scans import schemas as s
 from guideapp.http import current_actor, db_session
+from guideapp.wechat import service as wechat
+from guideapp.wechat.schemas import JssdkConfigSchema, JssdkRequestSchema
 
 blp = Blueprint(
     "scans",
@@ -132,9 +134,28 @@ class Scans(MethodView):
     @blp.alt_response(403, description="Code not valid yet")
     @blp.alt_response(404, description="Unknown code")
     @blp.alt_response(410, description="Expired or switched-off code")
+    @blp.alt_response(422, description="Invalid fields, or WeChat refused a code")
     @blp.alt_response(429, description="Too many scans (see Retry-After)")
+    @blp.alt_response(503, description="WeChat busy or unreachable: nothing written; retry")
     def post(self, data):
         """Scan a code (public): route to the nearest open store and its guide, attribute it"""
         address = request.remote_addr or "unknown"
         _rate_limit(data["code"], address)
         return service.scan(db_session(), client_address=address, **data)
+
+
+@blp.route("/public/wechat/jssdk-config")
+class JssdkConfig(MethodView):
+    @blp.public
+    @blp.arguments(JssdkRequestSchema)
+    @blp.response(200, JssdkConfigSchema)
+    @blp.alt_response(404, description="Unknown code, or wechat_not_configured")
+    @blp.alt_response(429, description="Too many requests (see Retry-After)")
+    @blp.alt_response(503, description="WeChat busy; try again")
+    def post(self, data):
+        """wx.config for a landing page inside WeChat (public): the scan code's brand's
+        official account signs the page URL (only guideapp's own landing pages)"""
+        _rate_limit(data["code"], request.remote_addr or "unknown")
+        session = db_session()
+        tenant_id = service.tenant_of_code(session, data["code"])
+        return wechat.jssdk_config(session, tenant_id, data["url"])
