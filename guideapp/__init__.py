@@ -14,7 +14,7 @@ from guideapp.tasks.inbox_cache import PageCache
 from guideapp.access import register_access_rules
 from guideapp.wiring import connect_reactions
 from guideapp.wechat.clients import SETTINGS_KEY as WECHAT_SETTINGS_KEY
-from guideapp.wechat.clients import WechatSettings, make_storage
+from guideapp.wechat.clients import DatabaseStorage, WechatSettings, make_storage
 from guideapp.wechat.secrets import SecretBox
 
 
@@ -100,7 +100,15 @@ def _wechat(app: Flask, sessionmaker) -> WechatSettings:
     return WechatSettings(
         api_base=config["WECHAT_API_BASE"],
         oauth_base=config["WECHAT_OAUTH_BASE"],
-        storage=make_storage(config["WECHAT_CACHE_REDIS_URL"], sessionmaker),
+        # Tests (one bound connection) keep the cache in their transaction.
+        storage=DatabaseStorage(sessionmaker)
+        if app.extensions["guideapp"]["engine"] is None
+        else make_storage(
+            config["WECHAT_CACHE_URL"],
+            sessionmaker,
+            config["DATABASE_URL"],
+            config["WECHAT_CACHE_SQLITE_URL"],
+        ),
         box=box,
         timeout=config["WECHAT_TIMEOUT_SECONDS"],
         public_base_url=config["SCAN_BASE_URL"],

@@ -78,8 +78,12 @@ class Config:
     WECHAT_OAUTH_BASE = os.environ.get("GUIDEAPP_WECHAT_OAUTH_BASE", "https://open.weixin.qq.com")
     WECHAT_SECRETS_KEY = os.environ.get("GUIDEAPP_WECHAT_SECRETS_KEY")
     WECHAT_TIMEOUT_SECONDS = _env_float("GUIDEAPP_WECHAT_TIMEOUT", 5.0)
-    # Tokens and tickets are shared through Redis when there is one, else the database.
-    WECHAT_CACHE_REDIS_URL = os.environ.get("GUIDEAPP_REDIS_URL")
+    # Where wechatpy keeps tokens and tickets for every worker (wechat/clients.py make_storage):
+    # Redis, else PostgreSQL (the main database), else a SQLite file of its own.
+    WECHAT_CACHE_URL = (
+        os.environ.get("GUIDEAPP_WECHAT_CACHE_URL") or os.environ.get("GUIDEAPP_REDIS_URL") or ""
+    )
+    WECHAT_CACHE_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'wechat-cache.db'}"
     WECHAT_ENV = _wechat_env()
     UPLOAD_DIR = os.environ.get("GUIDEAPP_UPLOAD_DIR", str(PROJECT_ROOT / "instance" / "uploads"))
     # Hostile input (guideapp/untrusted.py, web.py): a body larger than its limit is a 413;

@@ -88,7 +88,6 @@ def make_config(database, **overrides) -> Config:
     overrides.setdefault("WECHAT_API_BASE", fake_wechat_server().url)
     overrides.setdefault("WECHAT_OAUTH_BASE", fake_wechat_server().url)
     overrides.setdefault("WECHAT_SECRETS_KEY", WECHAT_TEST_KEY)
-    overrides.setdefault("WECHAT_CACHE_REDIS_URL", None)
     overrides.setdefault("WECHAT_ENV", {})
     return Config(
         DATABASE_URL=database.url,

@@ -296,3 +296,42 @@ def shared() -> FakeWechat:
         _shared = FakeWechatServer()
         _shared.__enter__()
     return _shared.fake
+
+
+def main() -> None:
+    """`python -m tests.fake_wechat 8213 wx...:secret ...`: the fake on a fixed port, for
+    trying the app by hand (docs/wechat.md). POST /_fake/<kind>_code?appid=&openid=&phone=
+    issues a code (kind: login, oauth, phone); POST /_fake/expire_tokens expires tokens."""
+    import sys
+
+    from werkzeug.serving import run_simple
+
+    fake = FakeWechat()
+    for pair in sys.argv[2:]:
+        fake.add_app(*pair.split(":", 1))
+
+    def app(environ, start_response):
+        request = Request(environ)
+        if request.path.startswith("/_fake/"):
+            args = request.args
+            kind = request.path.removeprefix("/_fake/")
+            if kind == "expire_tokens":
+                fake.expire_tokens()
+                return _json({"ok": True})(environ, start_response)
+            issue = {"login_code": fake.login_code, "oauth_code": fake.oauth_code}
+            if kind in issue:
+                code = issue[kind](
+                    args["appid"], openid=args["openid"], unionid=args.get("unionid")
+                )
+            elif kind == "phone_code":
+                code = fake.phone_code(args["appid"], phone=args["phone"])
+            else:
+                return Response("unknown", status=404)(environ, start_response)
+            return _json({"code": code})(environ, start_response)
+        return fake(environ, start_response)
+
+    run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

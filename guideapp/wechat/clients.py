@@ -16,7 +16,7 @@ import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Iterator
 
 import requests
@@ -92,7 +92,7 @@ class DatabaseStorage(SessionStorage):
     def set(self, key, value, ttl=None):
         if value is None:
             return
-        expires_at: datetime | None = utcnow() + timedelta(seconds=ttl) if ttl else None
+        expires_at = utcnow() + timedelta(seconds=ttl) if ttl else None
         with self._sessionmaker() as session:
             try:
                 session.merge(
@@ -108,13 +108,26 @@ class DatabaseStorage(SessionStorage):
             commit(session)
 
 
-def make_storage(redis_url: str | None, sessionmaker) -> SessionStorage:
-    """Redis when the deployment has one (GUIDEAPP_REDIS_URL), else our database."""
-    if redis_url:
+def make_storage(
+    cache_url: str, sessionmaker, database_url: str, sqlite_url: str
+) -> SessionStorage:
+    """Redis when there is one (GUIDEAPP_WECHAT_CACHE_URL or GUIDEAPP_REDIS_URL); else the
+    main database when it is PostgreSQL; else a SQLite file of its own (sqlite_url,
+    instance/wechat-cache.db by default): on SQLite every transaction holds the one write
+    lock, and a token stored during a request must not wait for that request's own lock."""
+    if cache_url.startswith(("redis://", "rediss://", "unix://")):
         import redis
 
-        return RedisStorage(redis.Redis.from_url(redis_url), prefix="guideapp:wechat")
-    return DatabaseStorage(sessionmaker)
+        return RedisStorage(redis.Redis.from_url(cache_url), prefix="guideapp:wechat")
+    if not cache_url and not database_url.startswith("sqlite"):
+        return DatabaseStorage(sessionmaker)
+    from sqlalchemy.orm import sessionmaker as make_sessionmaker
+
+    from guideapp.db import make_engine
+
+    engine = make_engine(cache_url or sqlite_url)
+    WechatCacheEntry.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    return DatabaseStorage(make_sessionmaker(engine, expire_on_commit=False))
 
 
 class _TimeoutSession(requests.Session):
@@ -122,7 +135,7 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, *args, **kwargs):  # type: ignore[override]
+    def request(self, *args, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
         return super().request(*args, **kwargs)

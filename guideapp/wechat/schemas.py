@@ -1,14 +1,16 @@
 """The WeChat configuration HQ sets (secrets write-only) and the JS-SDK signature."""
 
+from typing import Any
+
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema
 
-_appid = dict(
+_appid: dict[str, Any] = dict(
     allow_none=True,
     validate=validate.Regexp(r"^wx[0-9a-f]{16}$", error="An appid is wx + 16 hex digits."),
 )
-_secret = dict(
+_secret: dict[str, Any] = dict(
     load_only=True,
     allow_none=True,
     validate=validate.Regexp(r"^[0-9A-Za-z]{32}$", error="32 letters or digits."),
