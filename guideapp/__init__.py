@@ -14,6 +14,9 @@ from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
 from guideapp.access import register_access_rules
 from guideapp.wiring import connect_reactions
+from guideapp.wechat.clients import SETTINGS_KEY as WECHAT_SETTINGS_KEY
+from guideapp.wechat.clients import DatabaseStorage, WechatSettings, make_storage
+from guideapp.wechat.secrets import SecretBox
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
@@ -54,6 +57,10 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
         app, sessionmaker
     )
+    # ...and the WeChat settings its services call WeChat with (guideapp/wechat/clients.py).
+    session_info[WECHAT_SETTINGS_KEY] = app.extensions["guideapp"]["wechat"] = _wechat(
+        app, autocommit_sessionmaker
+    )
 
     api = Api(app)
     app.extensions["guideapp"]["api"] = api
@@ -87,6 +94,35 @@ def _job_queue(app: Flask, sessionmaker):
     )
 
 
+def _wechat(app: Flask, sessionmaker) -> WechatSettings:
+    """A malformed GUIDEAPP_WECHAT_SECRETS_KEY stops the app here, before it serves."""
+    config = app.config
+    try:
+        box = SecretBox(config["WECHAT_SECRETS_KEY"])
+    except ValueError as error:
+        raise RuntimeError(
+            "GUIDEAPP_WECHAT_SECRETS_KEY must be Fernet keys (comma-separated), e.g. from "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'`"
+        ) from error
+    return WechatSettings(
+        api_base=config["WECHAT_API_BASE"],
+        oauth_base=config["WECHAT_OAUTH_BASE"],
+        # Tests (one bound connection) keep the cache in their transaction.
+        storage=DatabaseStorage(sessionmaker)
+        if app.extensions["guideapp"]["engine"] is None
+        else make_storage(
+            config["WECHAT_CACHE_URL"],
+            sessionmaker,
+            config["DATABASE_URL"],
+            config["WECHAT_CACHE_SQLITE_URL"],
+        ),
+        box=box,
+        timeout=config["WECHAT_TIMEOUT_SECONDS"],
+        public_base_url=config["SCAN_BASE_URL"],
+        env=config["WECHAT_ENV"],
+    )
+
+
 def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
     from guideapp.auth.routes import blp as auth_blp
@@ -99,6 +135,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.scans.routes import blp as scans_blp
     from guideapp.sync.routes import blp as sync_blp
     from guideapp.tasks.routes import blp as tasks_blp
+    from guideapp.wechat.routes import blp as wechat_blp
 
     app.register_blueprint(health.blp)
     for blp in (
@@ -112,6 +149,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         replies_blp,
         commissions_blp,
         jobs_blp,
+        wechat_blp,
     ):
         api.register_blueprint(blp)
 

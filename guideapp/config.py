@@ -24,6 +24,31 @@ def _jobs_url() -> str:
     )
 
 
+# A single-tenant deployment may give its WeChat apps here instead of through the API
+# (docs/wechat.md): they apply to the tenant GUIDEAPP_WECHAT_TENANT names (its slug), field
+# by field where HQ stored nothing.
+WECHAT_ENV_FIELDS = (
+    "mp_appid",
+    "mp_secret",
+    "oa_appid",
+    "oa_secret",
+    "pay_mchid",
+    "pay_apiv3_key",
+    "pay_platform_public_key",
+    "pay_platform_serial",
+)
+
+
+def _wechat_env() -> dict:
+    values = {
+        name: os.environ[f"GUIDEAPP_WECHAT_{name.upper()}"]
+        for name in WECHAT_ENV_FIELDS
+        if os.environ.get(f"GUIDEAPP_WECHAT_{name.upper()}")
+    }
+    tenant = os.environ.get("GUIDEAPP_WECHAT_TENANT")
+    return {"tenant": tenant, **values} if tenant and values else {}
+
+
 class Config:
     """Defaults are for the demo on one laptop; production sets GUIDEAPP_* variables."""
 
@@ -47,6 +72,19 @@ class Config:
     SCAN_RATE_WINDOW_SECONDS = _env_int("GUIDEAPP_SCAN_RATE_WINDOW", 60)
     SCAN_RATE_PER_CODE = _env_int("GUIDEAPP_SCAN_RATE_PER_CODE", 6000)
     SCAN_RATE_PER_ADDRESS = _env_int("GUIDEAPP_SCAN_RATE_PER_ADDRESS", 60)
+    # WeChat (guideapp/wechat, docs/wechat.md): the hosts wechatpy calls (tests: a fake), the
+    # Fernet key(s) stored app secrets are encrypted with, and the call timeout.
+    WECHAT_API_BASE = os.environ.get("GUIDEAPP_WECHAT_API_BASE", "https://api.weixin.qq.com")
+    WECHAT_OAUTH_BASE = os.environ.get("GUIDEAPP_WECHAT_OAUTH_BASE", "https://open.weixin.qq.com")
+    WECHAT_SECRETS_KEY = os.environ.get("GUIDEAPP_WECHAT_SECRETS_KEY")
+    WECHAT_TIMEOUT_SECONDS = _env_float("GUIDEAPP_WECHAT_TIMEOUT", 5.0)
+    # Where wechatpy keeps tokens and tickets for every worker (wechat/clients.py make_storage):
+    # Redis, else PostgreSQL (the main database), else a SQLite file of its own.
+    WECHAT_CACHE_URL = (
+        os.environ.get("GUIDEAPP_WECHAT_CACHE_URL") or os.environ.get("GUIDEAPP_REDIS_URL") or ""
+    )
+    WECHAT_CACHE_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'wechat-cache.db'}"
+    WECHAT_ENV = _wechat_env()
     UPLOAD_DIR = os.environ.get("GUIDEAPP_UPLOAD_DIR", str(PROJECT_ROOT / "instance" / "uploads"))
     # Hostile input (guideapp/untrusted.py, web.py): a body larger than its limit is a 413;
     # views that take files (uploads, imports) have the larger one. A URL (path and query)

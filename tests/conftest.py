@@ -24,8 +24,10 @@ from guideapp.migrations import alembic_config
 from guideapp.wiring import connect_reactions
 from tests.databases import backends, scratch_database
 from tests.factories import make_pool_members, make_rival_tenant
+from tests.fake_wechat import shared as fake_wechat_server
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
+WECHAT_TEST_KEY = "k8D0Cq6o0pmDqvj5NU3uuSB5c1ZD7k3sD1xWQbO8y6Q="  # a Fernet key for tests only
 
 # Services called without an app (the demo loader, the session fixture) ask the policy too.
 register_access_rules()
@@ -82,6 +84,11 @@ atexit.register(shutil.rmtree, JOBS_FILE.parent, True)
 def make_config(database, **overrides) -> Config:
     overrides.setdefault("JOBS_URL", f"sqlite:///{JOBS_FILE}")
     overrides.setdefault("JOBS_NAME", f"test-{uuid.uuid4().hex}")
+    # WeChat is the fake in tests/fake_wechat.py, whatever the environment says.
+    overrides.setdefault("WECHAT_API_BASE", fake_wechat_server().url)
+    overrides.setdefault("WECHAT_OAUTH_BASE", fake_wechat_server().url)
+    overrides.setdefault("WECHAT_SECRETS_KEY", WECHAT_TEST_KEY)
+    overrides.setdefault("WECHAT_ENV", {})
     return Config(
         DATABASE_URL=database.url,
         SECRET_KEY="test-secret-key-of-at-least-32-bytes!",
@@ -138,3 +145,35 @@ def api(client):
 
 HQ, MANAGER, GUIDE, OTHER_GUIDE = "13800000001", "13800000002", "13800000003", "13800000004"
 RIVAL_HQ, RIVAL_MANAGER, RIVAL_GUIDE = "13700000001", "13700000002", "13700000003"
+
+
+@pytest.fixture
+def fake_wechat():
+    """The fake WeChat server, emptied for this test."""
+    fake = fake_wechat_server()
+    fake.reset()
+    return fake
+
+
+# The demo brand's WeChat apps on the fake (tests/wechat_helpers.py configures them).
+MP_APPID, MP_SECRET = "wx00000000000000a1", "mpsecret0000000000000000000000a1"
+OA_APPID, OA_SECRET = "wx00000000000000b2", "oasecret0000000000000000000000b2"
+
+
+@pytest.fixture
+def wechat_apps(api, fake_wechat):
+    """The demo brand has a mini-program and an official account, both on the fake."""
+    fake_wechat.add_app(MP_APPID, MP_SECRET)
+    fake_wechat.add_app(OA_APPID, OA_SECRET)
+    response = api.client.put(
+        "/api/v1/wechat/config",
+        json={
+            "mp_appid": MP_APPID,
+            "mp_secret": MP_SECRET,
+            "oa_appid": OA_APPID,
+            "oa_secret": OA_SECRET,
+        },
+        headers=api.headers(HQ),
+    )
+    assert response.status_code == 200, response.get_json()
+    return fake_wechat

@@ -17,7 +17,7 @@ from guideapp.commissions.rules import month_bounds, month_of
 from guideapp.commissions.service import current_month
 from guideapp.members.models import Member, Order, OrderRefund
 from tests.commission_factories import recruit
-from tests.conftest import GUIDE, HQ, MANAGER
+from tests.conftest import GUIDE, HQ, MANAGER, MP_APPID
 from tests.factories import staff_by_phone, store_by_code
 
 ZONE = "Asia/Shanghai"
@@ -231,8 +231,9 @@ def test_a_pos_buyer_new_to_us_joins_the_orders_store(api, session):
     assert member.store_id == store.id  # a home store stays; a later order elsewhere moves none
 
 
-def test_a_member_recruited_by_scan_is_named_by_a_later_order(api, session):
-    scan = api.client.post("/api/v1/scans", json={"code": "zhang-card", "phone": "13566661234"})
+def test_a_member_recruited_by_scan_is_named_by_a_later_order(api, session, wechat_apps):
+    code = wechat_apps.phone_code(MP_APPID, phone="13566661234")
+    scan = api.client.post("/api/v1/scans", json={"code": "zhang-card", "phone_code": code})
     assert scan.status_code in (200, 201), scan.get_json()
     member = session.scalar(select(Member).where(Member.phone == "13566661234"))
     assert member.name == "" and member.guide_id == staff_by_phone(session, GUIDE).id

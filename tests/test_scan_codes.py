@@ -9,7 +9,7 @@ from sqlalchemy import select
 from guideapp import create_app
 from guideapp.members.models import Tag
 from guideapp.scans.models import ScanCode
-from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE, make_config
+from tests.conftest import GUIDE, HQ, MP_APPID, MANAGER, OTHER_GUIDE, make_config
 from tests.factories import staff_by_phone, store_by_code
 
 BASE = "https://s.stride.example.cn/s/"
@@ -145,17 +145,20 @@ def test_qr_images_hold_the_codes_url(api, session, kind, mimetype):
     )
 
 
-def test_statistics_count_scans_new_members_and_bindings(api, session):
+def test_statistics_count_scans_new_members_and_bindings(api, session, wechat_apps):
+    def phone(number):  # what the mini-program's getPhoneNumber button gives, on the fake
+        return {"phone_code": wechat_apps.phone_code(MP_APPID, phone=number)}
+
     scans = [
         (
             "stride-lbs",
-            {"lat": 31.2285, "lng": 121.4785, "coord_system": "gcj02", "phone": "13612349001"},
+            {"lat": 31.2285, "lng": 121.4785, "coord_system": "gcj02", **phone("13612349001")},
         ),
         ("stride-lbs", {"lat": 39.9355, "lng": 116.4549, "coord_system": "gcj02"}),
         ("stride-lbs", {"lat": 45.0, "lng": 100.0}),
-        ("sh001-desk", {"phone": "13612349002"}),
-        ("sh001-desk", {"phone": "13612349002"}),
-        ("zhang-card", {}),
+        ("sh001-desk", phone("13612349002")),
+        ("sh001-desk", phone("13612349002")),
+        ("zhang-card", {"lead_phone": "13612349003"}),  # a lead: no member
     ]
     for code, body in scans:
         assert api.client.post("/api/v1/scans", json={"code": code, **body}).status_code == 200

@@ -103,6 +103,9 @@ class Scan(Base):
     member_created: Mapped[bool] = mapped_column(default=False)
     bound: Mapped[bool] = mapped_column(default=False)  # this scan bound the member to a guide
     client_address: Mapped[str | None] = mapped_column(String(64))
+    # A phone the consumer typed on an unidentified scan: an unverified lead for the guide to
+    # follow up, never an identity (only WeChat's phone-number code identifies).
+    lead_phone: Mapped[str | None] = mapped_column(String(20))
     scanned_at: Mapped[datetime] = mapped_column(default=utcnow)
     scanned_on: Mapped[date] = mapped_column(Date)  # the tenant's local day, for statistics
 

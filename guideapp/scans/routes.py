@@ -10,6 +10,8 @@ from guideapp.extensions import Blueprint
 from guideapp.scans import codes, counters, qr, service, stats
 from guideapp.scans import schemas as s
 from guideapp.http import current_actor, db_session
+from guideapp.wechat import service as wechat
+from guideapp.wechat.schemas import JssdkConfigSchema, JssdkRequestSchema
 
 blp = Blueprint(
     "scans",
@@ -106,17 +108,18 @@ class ScanStats(MethodView):
         return stats.scan_stats(db_session(), actor=current_actor(), **args)
 
 
-_SCAN_REQUEST = s.ScanRequestSchema()
+def _counted(schema: ma.Schema):
+    """A `counted_first` hook: the request counts per address and per code. Only a body the
+    view will take is counted; a refused one writes nothing (the view answers its 422)."""
 
+    def count() -> None:
+        try:
+            data = schema.load(untrusted.loads(request.get_data()))
+        except (ValueError, ma.ValidationError):  # JSON that can't be read, or isn't valid
+            return
+        _rate_limit(data["code"], request.remote_addr or "unknown")
 
-def _count_scan() -> None:
-    """Per address and per code. Only a scan the view will take is counted: a refused body
-    writes nothing (the view answers its 422)."""
-    try:
-        data = _SCAN_REQUEST.load(untrusted.loads(request.get_data()))
-    except (ValueError, ma.ValidationError):  # JSON that can't be read, or isn't valid
-        return
-    _rate_limit(data["code"], request.remote_addr or "unknown")
+    return count
 
 
 def _rate_limit(code: str, address: str) -> None:
@@ -142,14 +145,33 @@ def _rate_limit(code: str, address: str) -> None:
 @blp.route("/scans")
 class Scans(MethodView):
     @blp.public
-    @blp.counted_first(_count_scan)
+    @blp.counted_first(_counted(s.ScanRequestSchema()))
     @blp.arguments(s.ScanRequestSchema)
     @blp.response(200, s.ScanAnswerSchema)
     @blp.alt_response(403, description="Code not valid yet")
     @blp.alt_response(404, description="Unknown code")
     @blp.alt_response(410, description="Expired or switched-off code")
+    @blp.alt_response(422, description="Invalid fields, or WeChat refused a code")
     @blp.alt_response(429, description="Too many scans (see Retry-After)")
+    @blp.alt_response(503, description="WeChat busy or unreachable: nothing written; retry")
     def post(self, data):
         """Scan a code (public): route to the nearest open store and its guide, attribute it"""
-        address = request.remote_addr or "unknown"  # counted already: _count_scan
+        address = request.remote_addr or "unknown"  # counted already: _counted
         return service.scan(db_session(), client_address=address, **data)
+
+
+@blp.route("/public/wechat/jssdk-config")
+class JssdkConfig(MethodView):
+    @blp.public
+    @blp.counted_first(_counted(JssdkRequestSchema()))
+    @blp.arguments(JssdkRequestSchema)
+    @blp.response(200, JssdkConfigSchema)
+    @blp.alt_response(404, description="Unknown code, or wechat_not_configured")
+    @blp.alt_response(429, description="Too many requests (see Retry-After)")
+    @blp.alt_response(503, description="WeChat busy; try again")
+    def post(self, data):
+        """wx.config for a landing page inside WeChat (public): the scan code's brand's
+        official account signs the page URL (only guideapp's own landing pages)"""
+        session = db_session()
+        tenant_id = service.tenant_of_code(session, data["code"])
+        return wechat.jssdk_config(session, tenant_id, data["url"])

@@ -70,14 +70,42 @@ class ScanRequestSchema(Schema):
         validate=validate.OneOf(COORD_SYSTEMS),
         metadata={"description": "wgs84 (wx.getLocation's default) or gcj02."},
     )
-    openid = fields.String(validate=validate.Length(min=1, max=100))
-    unionid = fields.String(validate=validate.Length(min=1, max=64))
-    phone = fields.String(validate=validate.Length(min=1, max=20))
+    # Who scanned is only ever what WeChat vouches for (docs/wechat.md): codes the backend
+    # exchanges once. A scan without them is anonymous: routed and counted, nobody bound.
+    oauth_code = fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "H5 inside WeChat: the snsapi_base OAuth code (-> openid)."},
+    )
+    login_code = fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "Mini-program: a wx.login code (code2Session -> openid)."},
+    )
+    phone_code = fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "Mini-program: a getPhoneNumber code (-> verified phone)."},
+    )
+    lead_phone = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={
+            "description": "A phone the consumer typed: kept on the scan as an unverified "
+            "lead for the guide; identifies nobody. Refused beside an identity code."
+        },
+    )
 
     @validates_schema
     def _both_or_neither(self, data, **kwargs):
         if ("lat" in data) != ("lng" in data):
             raise ValidationError("Send both lat and lng, or neither.", "lat")
+        if "oauth_code" in data and "login_code" in data:
+            raise ValidationError(
+                "Send one identity code: oauth_code (H5) or login_code (mini-program).",
+                "login_code",
+            )
+        if "lead_phone" in data and data.keys() & {"oauth_code", "login_code", "phone_code"}:
+            raise ValidationError(
+                "An identified scan takes its phone from phone_code, not a typed one.",
+                "lead_phone",
+            )
 
 
 class ScanStoreSchema(Schema):

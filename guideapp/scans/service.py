@@ -22,6 +22,8 @@ from guideapp.org.models import Staff, Tenant
 from guideapp.phones import normalize_phone
 from guideapp.scans.models import Scan, ScanCode
 from guideapp.scans.routing import Destination, choose_guide, resolve
+from guideapp.wechat import service as wechat
+from guideapp.wechat.service import WechatIdentity
 
 
 class CodeGone(DomainError):
@@ -45,13 +47,15 @@ def scan(
     lat: float | None = None,
     lng: float | None = None,
     coord_system: str = "wgs84",
-    openid: str | None = None,
-    unionid: str | None = None,
-    phone: str | None = None,
+    oauth_code: str | None = None,
+    login_code: str | None = None,
+    phone_code: str | None = None,
+    lead_phone: str | None = None,
     client_address: str | None = None,
     now: datetime | None = None,
 ) -> dict:
-    """Resolve a scan to a store and guide; identify, tag and (when new) recruit the member."""
+    """Resolve a scan to a store and guide; identify (by what WeChat vouches for), tag and
+    (when new) recruit the member. Anonymous scans are routed and recorded only."""
     now = now or utcnow()
     found = session.execute(
         select(ScanCode, Tenant.timezone)
@@ -78,13 +82,22 @@ def scan(
         scanned_on=now.astimezone(ZoneInfo(zone)).date(),
     )
     _check_validity(session, record, row, now)
-    if phone is not None and normalize_phone(phone) is None:
-        raise InvalidInput(errors={"phone": ["Not a mainland mobile number (11 digits)."]})
+    if lead_phone is not None:
+        row.lead_phone = normalize_phone(lead_phone)
+        if row.lead_phone is None:
+            raise InvalidInput(errors={"lead_phone": ["Not a mainland mobile number (11 digits)."]})
+    # Codes are exchanged before anything is written: a refused or failed exchange (422,
+    # 503) rolls the request back whole, and WeChat will not take the same code twice.
+    identity, phone = _vouched(
+        session,
+        record.tenant_id,
+        oauth_code=oauth_code,
+        login_code=login_code,
+        phone_code=phone_code,
+    )
 
     destination = resolve(session, code=record, position=position)
-    member, created = _identify(
-        session, record.tenant_id, phone=phone, unionid=unionid, openid=openid
-    )
+    member, created = _identify(session, record.tenant_id, phone=phone, identity=identity)
     guide = destination.guide
     if guide is None and destination.store is not None:
         guide = choose_guide(
@@ -107,6 +120,14 @@ def scan(
     return _answer(row, record, destination, guide)
 
 
+def tenant_of_code(session: Session, code: str) -> str:
+    """The tenant whose code this is (public pages: the JS-SDK signature); 404 if none."""
+    tenant_id = session.scalar(select(ScanCode.tenant_id).where(ScanCode.code == code))
+    if tenant_id is None:
+        raise NotFound("Unknown code.", errors={"code": ["No such code."]})
+    return tenant_id
+
+
 def _check_validity(session: Session, record: ScanCode, row: Scan, now: datetime) -> None:
     refusal: tuple[str, DomainError] | None = None
     if not record.active:
@@ -124,14 +145,26 @@ def _check_validity(session: Session, record: ScanCode, row: Scan, now: datetime
         raise refusal[1]
 
 
-def _identify(session: Session, tenant_id: str, *, phone, unionid, openid):
-    """(member, created) for the identity the page sent; (None, False) for none or staff."""
-    if not (phone or unionid or openid):
+def _vouched(
+    session: Session, tenant_id: str, *, oauth_code, login_code, phone_code
+) -> tuple[WechatIdentity | None, str | None]:
+    identity = None
+    if oauth_code is not None:
+        identity = wechat.identity_from_oauth_code(session, tenant_id, oauth_code)
+    elif login_code is not None:
+        identity = wechat.identity_from_login_code(session, tenant_id, login_code)
+    phone = wechat.phone_from_code(session, tenant_id, phone_code) if phone_code else None
+    return identity, phone
+
+
+def _identify(session: Session, tenant_id: str, *, phone, identity: WechatIdentity | None):
+    """(member, created) for who WeChat says scanned; (None, False) for nobody or staff."""
+    if phone is None and identity is None:
         return None, False
-    phone = normalize_phone(phone) if phone else None
     if phone and session.scalar(select(Staff.id).where(Staff.phone == phone)):
         return None, False  # staff cannot be members, nor recruit themselves
-    identities = {"openid": openid} if openid else None
+    unionid = identity.unionid if identity else None
+    identities = {identity.kind: identity.openid} if identity else None
     try:
         with session.begin_nested():  # a burst of scans by one new person: one member
             return ensure_member(

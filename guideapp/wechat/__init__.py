@@ -1,0 +1,1 @@
+"""WeChat: per-tenant app configuration, wechatpy clients, identities WeChat vouches for."""

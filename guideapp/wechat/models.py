@@ -1,0 +1,46 @@
+"""A tenant's WeChat apps (secrets encrypted), and the shared cache of WeChat tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from guideapp.db import Base, new_id, tenant_fk, utcnow
+
+
+class WechatConfig(Base):
+    """One row per tenant. *_secret columns hold Fernet tokens (guideapp/wechat/secrets.py),
+    never the plain secret; the platform public key and serial are public by nature."""
+
+    __tablename__ = "wechat_configs"
+    __table_args__ = (tenant_fk("updated_by", "staff"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), unique=True)
+    # Mini-program (wx.login -> code2session, phone-number codes, mini-program codes).
+    mp_appid: Mapped[str | None] = mapped_column(String(32))
+    mp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Official account (H5 OAuth snsapi_base on the landing page, JS-SDK signatures).
+    oa_appid: Mapped[str | None] = mapped_column(String(32))
+    oa_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # WeChat Pay API v3 (payment notifications; a later part of issue 16).
+    pay_mchid: Mapped[str | None] = mapped_column(String(32))
+    pay_apiv3_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pay_platform_public_key: Mapped[str | None] = mapped_column(Text)  # PEM
+    pay_platform_serial: Mapped[str | None] = mapped_column(String(64))
+    updated_by: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WechatCacheEntry(Base):
+    """wechatpy's session storage when there is no Redis: access tokens and jsapi tickets
+    shared by every worker (each fetch of /cgi-bin/token invalidates the previous token
+    after a few minutes, so per-worker caches would keep knocking each other out)."""
+
+    __tablename__ = "wechat_cache"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # JSON
+    expires_at: Mapped[datetime | None] = mapped_column()
