@@ -18,7 +18,12 @@ blp = Blueprint(
 
 
 def _base_url() -> str:
-    return current_app.config["SCAN_BASE_URL"]
+    """What a code's URL starts with: <GUIDEAPP_PUBLIC_BASE_URL>/s/ (config.py), else the
+    older GUIDEAPP_SCAN_BASE_URL prefix, else the address this request came to."""
+    config = current_app.config
+    if config.get("PUBLIC_BASE_URL"):
+        return config["PUBLIC_BASE_URL"].rstrip("/") + "/s/"
+    return config.get("SCAN_BASE_URL") or request.host_url.rstrip("/") + "/s/"
 
 
 @blp.route("/codes")
