@@ -247,7 +247,7 @@ def test_nearest_store_with_its_guide_qr_codes_hours_and_phone(open_page, site):
     assert "Stride 上海南京西路店" in text
     assert "上海市静安区南京西路1266号恒隆广场B1" in text
     assert re.search(r"距您 \d+ 米", text), text
-    assert "您的专属导购：" in text
+    assert "为您服务的导购：" in text
     assert page.get_attribute("#store-call", "href") == "tel:021-62881234"
     for image in ("#contact-img", "#group-img"):  # loaded from the (fake) WeCom host
         assert page.eval_on_selector(image, "img => img.complete && img.naturalWidth > 0")
@@ -318,6 +318,7 @@ def test_location_denied_on_a_store_code_still_shows_its_store(open_page, site):
     page = open_page("sh001-desk")
     assert page.get_attribute("#app", "data-shown") == "store"
     assert "没有获取到您的位置" in page.inner_text("#store-notice")
+    assert page.inner_text("#retry") == "重新定位"
     assert "Stride 上海南京西路店" in page.inner_text("#store-name")
     assert page.inner_text("#store-distance") == ""
     _shot(page, "store-without-position", site)
@@ -385,7 +386,7 @@ def test_expired_inactive_and_unknown_codes(open_page, site):
     page = open_page(expired, **_granted(NEAR_SH001))
     assert page.get_attribute("#app", "data-message") == "gone"
     text = _visible_text(page)
-    expected_day = (utcnow() - timedelta(days=2)).strftime("%Y-%m-%d")
+    expected_day = (utcnow() - timedelta(days=2)).astimezone(ZoneInfo("Asia/Shanghai")).date()
     assert "二维码已失效" in text and f"已于 {expected_day} 过期" in text
     assert page.get_attribute("#fallback", "href") == "https://stride.example.cn/stores"
     _shot(page, "code-expired", site)

@@ -69,9 +69,7 @@ def page(code: str):
         found=found,
         state=found["state"] if found else "unknown",
         fallback_url=_safe_url(found["fallback_url"]) if found else None,
-        valid_until=found["valid_until"].strftime("%Y-%m-%d")
-        if found and found["valid_until"]
-        else "",
+        valid_until=(found["valid_until_local"] or "") if found else "",
         asset=_asset_url,
     )
     return Response(html, status=200 if found else 404, mimetype="text/html")

@@ -121,16 +121,22 @@ def code_state(record: ScanCode, now: datetime) -> str:
 
 def landing_code(session: Session, code: str, now: datetime | None = None) -> dict | None:
     """What the landing page needs before it asks for a position (None: unknown code)."""
-    record = session.scalar(select(ScanCode).where(ScanCode.code == code))
-    if record is None:
+    found = session.execute(
+        select(ScanCode, Tenant.timezone)
+        .join(Tenant, Tenant.id == ScanCode.tenant_id)
+        .where(ScanCode.code == code)
+    ).first()
+    if found is None:
         return None
+    record, zone = found
+    until = record.valid_until
     return {
         "record": record,
         "code": record.code,
         "kind": record.kind,
         "state": code_state(record, now or utcnow()),
         "fallback_url": record.fallback_url,
-        "valid_until": record.valid_until,
+        "valid_until_local": until.astimezone(ZoneInfo(zone)).date() if until else None,
     }
 
 

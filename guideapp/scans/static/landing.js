@@ -27,9 +27,11 @@
     }
   }
 
-  function show(screen, { retry = false, fallback = true } = {}) {
+  function show(screen, { retry = false, fallback = true, retryLabel = "重试" } = {}) {
     for (const el of document.querySelectorAll("[data-screen]")) el.hidden = el.dataset.screen !== screen;
     $("retry").hidden = !retry;
+    $("retry").textContent = retryLabel;
+    $("retry").disabled = false;
     const link = fallback && fallbackUrl;
     $("fallback").hidden = !link;
     if (link) $("fallback").href = fallbackUrl;
@@ -204,7 +206,7 @@
       $("store-call").textContent = `拨打门店电话 ${store.phone}`;
     }
     $("store-guide").hidden = !answer.guide;
-    if (answer.guide) $("store-guide").textContent = `您的专属导购：${answer.guide.name}`;
+    if (answer.guide) $("store-guide").textContent = `为您服务的导购：${answer.guide.name}`;
     showQr("contact", answer.wecom_contact_qr_url);
     showQr("group", answer.community_qr_url);
     const hours = $("store-hours");
@@ -221,7 +223,11 @@
     notice.hidden = !locateError;
     if (locateError) notice.textContent = "没有获取到您的位置，为您推荐这家门店。允许定位后可重新匹配最近的门店。";
     app.dataset.storeState = store.open_now === false ? "closed" : "open";
-    show("store", { retry: Boolean(locateError), fallback: store.open_now === false || Boolean(locateError) });
+    show("store", {
+      retry: Boolean(locateError),
+      retryLabel: "重新定位",
+      fallback: store.open_now === false || Boolean(locateError),
+    });
   }
 
   function showAnswer(result, locateError) {
@@ -230,10 +236,10 @@
     if (status === 200 && json) {
       if (json.store) return showStore(json, locateError);
       if (locateError === "denied") {
-        return message("denied", "无法获取您的位置", "您没有允许获取位置，我们无法为您匹配附近门店。请在浏览器或微信的设置中允许定位后重试。", { retry: true });
+        return message("denied", "无法获取您的位置", "您没有允许获取位置，我们无法为您匹配附近门店。请在浏览器或微信的设置中允许定位后重试。", { retry: true, retryLabel: "重新定位" });
       }
       if (locateError) {
-        return message("unavailable", "暂时无法定位", "没能获取到您的位置，请打开手机定位服务后重试。", { retry: true });
+        return message("unavailable", "暂时无法定位", "没能获取到您的位置，请打开手机定位服务后重试。", { retry: true, retryLabel: "重新定位" });
       }
       return message("none", "附近暂无门店", "您附近还没有我们的门店，可以查看全部门店。", { retry: true });
     }
