@@ -162,7 +162,8 @@
 
   function distanceText(m) {
     if (m === null || m === undefined) return "";
-    return m < 1000 ? `距您 ${Math.round(m)} 米` : `距您 ${(m / 1000).toFixed(1)} 公里`;
+    if (m < 1000) return `距您 ${Math.round(m)} 米`;
+    return `距您 ${m < 10000 ? (m / 1000).toFixed(1) : Math.round(m / 1000)} 公里`;
   }
 
   function openingText(next) {
