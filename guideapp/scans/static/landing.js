@@ -242,7 +242,8 @@
       if (locateError) {
         return message("unavailable", "暂时无法定位", "没能获取到您的位置，请打开手机定位服务后重试。", { retry: true, retryLabel: "重新定位" });
       }
-      return message("none", "附近暂无门店", "您附近还没有我们的门店，可以查看全部门店。", { retry: true });
+      const where = fallbackUrl ? "您附近还没有我们的门店，可以查看全部门店。" : "您附近还没有我们的门店。";
+      return message("none", "附近暂无门店", where, { retry: true, retryLabel: "重新定位" });
     }
     if (status === 0) return message("network", "网络连接失败", "请检查网络后重试。", { retry: true });
     if (status === 404) return message("unknown", "无法识别的二维码", "没有找到这个二维码，请确认扫描的是门店或活动海报上的二维码。");
