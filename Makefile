@@ -29,6 +29,7 @@ demo: migrate
 run: demo
 	@$(FLASK) demo logins
 	@echo "Serving on http://127.0.0.1:$(PORT)  (API docs: http://127.0.0.1:$(PORT)/docs)"
+	@echo "Landing page of the demo LBS code: http://127.0.0.1:$(PORT)/s/stride-lbs"
 	exec $(BIN)/python scripts/supervise.py \
 		"$(BIN)/gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$(PORT) --workers $(WORKERS) --access-logfile - wsgi:app" \
 		"$(FLASK) jobs worker"

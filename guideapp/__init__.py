@@ -118,7 +118,6 @@ def _wechat(app: Flask, sessionmaker) -> WechatSettings:
         ),
         box=box,
         timeout=config["WECHAT_TIMEOUT_SECONDS"],
-        public_base_url=config["SCAN_BASE_URL"],
         env=config["WECHAT_ENV"],
     )
 
@@ -132,12 +131,14 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.members.routes import blp as members_blp
     from guideapp.org.routes import blp as org_blp
     from guideapp.replies.routes import blp as replies_blp
+    from guideapp.scans.landing import blp as landing_blp
     from guideapp.scans.routes import blp as scans_blp
     from guideapp.sync.routes import blp as sync_blp
     from guideapp.tasks.routes import blp as tasks_blp
     from guideapp.wechat.routes import blp as wechat_blp
 
     app.register_blueprint(health.blp)
+    app.register_blueprint(landing_blp)  # the HTML page QR codes open: not part of the API
     for blp in (
         auth_blp,
         org_blp,

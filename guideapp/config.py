@@ -67,8 +67,19 @@ class Config:
     LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
     # Rendered inbox pages each worker keeps (tasks/inbox_cache.py); 0 switches it off.
     INBOX_CACHE_BYTES = _env_int("GUIDEAPP_INBOX_CACHE_BYTES", 64 * 1024 * 1024)
-    # Channel codes: the URL in each QR code, and the public scan endpoint's fixed-window limits.
-    SCAN_BASE_URL = os.environ.get("GUIDEAPP_SCAN_BASE_URL", "http://127.0.0.1:8000/s/")
+    # Channel codes: QR images encode <PUBLIC_BASE_URL>/s/<code>, the landing page
+    # (scans/landing.py). Unset, the URL the API was called on stands in (right under
+    # `make run` on any port; behind a proxy, set it). GUIDEAPP_SCAN_BASE_URL, the older
+    # name, is the whole prefix ending in /s/ and still works when the new one is unset.
+    PUBLIC_BASE_URL = os.environ.get("GUIDEAPP_PUBLIC_BASE_URL") or None
+    SCAN_BASE_URL = os.environ.get("GUIDEAPP_SCAN_BASE_URL") or None
+    # Where the landing page may load images from (its CSP img-src, besides itself): the
+    # stores' WeCom contact and group QR images live on WeChat's image hosts, and the
+    # JS-SDK reports to open.weixin.qq.com. Space-separated CSP sources.
+    LANDING_IMAGE_SOURCES = os.environ.get(
+        "GUIDEAPP_LANDING_IMAGE_SOURCES", "https://*.qpic.cn https://open.weixin.qq.com"
+    )
+    # Public scan endpoint's fixed-window limits.
     SCAN_RATE_WINDOW_SECONDS = _env_int("GUIDEAPP_SCAN_RATE_WINDOW", 60)
     SCAN_RATE_PER_CODE = _env_int("GUIDEAPP_SCAN_RATE_PER_CODE", 6000)
     SCAN_RATE_PER_ADDRESS = _env_int("GUIDEAPP_SCAN_RATE_PER_ADDRESS", 60)

@@ -302,9 +302,13 @@ def test_the_rival_brand_cannot_use_our_apps(api, session, wechat_apps):
 
 # --- JS-SDK --------------------------------------------------------------------------------
 
+# The landing pages' address: GUIDEAPP_PUBLIC_BASE_URL is unset in tests, so the address the
+# API was called on (the test client's host).
+PAGES = "http://localhost/s/"
+
 
 def test_jssdk_signature_for_our_landing_page(api, app, wechat_apps):
-    url = f"{app.config['SCAN_BASE_URL']}{LBS}?from=poster"
+    url = f"{PAGES}{LBS}?from=poster"
     first = api.client.post(JSSDK, json={"code": LBS, "url": url + "#top"})
     assert first.status_code == 200, first.get_json()
     body = first.get_json()
@@ -329,8 +333,40 @@ def test_jssdk_signs_only_our_pages(api, wechat_apps, url):
 
 
 def test_jssdk_without_an_official_account_is_404_not_configured(api, app):
-    url = f"{app.config['SCAN_BASE_URL']}{LBS}"
+    url = f"{PAGES}{LBS}"
     response = api.client.post(JSSDK, json={"code": LBS, "url": url})
     assert response.status_code == 404
     assert "wechat_not_configured" in response.get_json()["message"]
     assert api.client.post(JSSDK, json={"code": "nope", "url": url}).status_code == 404
+
+
+# --- the landing page inside WeChat: snsapi_base OAuth first --------------------------------
+
+WECHAT_BROWSER = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI"
+)
+
+
+def test_landing_page_inside_wechat_goes_through_oauth_once(api, app, wechat_apps):
+    from urllib.parse import parse_qs, urlsplit
+
+    opened = api.client.get(f"/s/{LBS}?from=poster", headers={"User-Agent": WECHAT_BROWSER})
+    assert opened.status_code == 302
+    target = urlsplit(opened.headers["Location"])
+    assert target.geturl().startswith(app.config["WECHAT_OAUTH_BASE"])
+    query = parse_qs(target.query)
+    assert query["appid"] == [OA_APPID] and query["scope"] == ["snsapi_base"]
+    assert query["redirect_uri"] == [f"{PAGES}{LBS}?from=poster"]
+    # WeChat comes back with the code: the page is served (it posts the code), no loop.
+    back = api.client.get(
+        f"/s/{LBS}?from=poster&code=abc&state=scan", headers={"User-Agent": WECHAT_BROWSER}
+    )
+    assert back.status_code == 200 and b"<html" in back.data.lower()
+    # Another browser, or a brand without an official account: the page at once.
+    assert api.client.get(f"/s/{LBS}").status_code == 200
+
+
+def test_landing_page_inside_wechat_without_an_official_account_is_served(api):
+    opened = api.client.get(f"/s/{LBS}", headers={"User-Agent": WECHAT_BROWSER})
+    assert opened.status_code == 200

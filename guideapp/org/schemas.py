@@ -7,10 +7,10 @@ from marshmallow import fields, validate
 
 from guideapp.extensions import Schema
 from guideapp.org.geo import COORD_SYSTEMS
+from guideapp.org.hours import WEEKDAYS
 from guideapp.org.models import ROLES, STAFF_STATES, STORE_STATES
 from guideapp.pagination import CursorArgsSchema, page_schema
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 

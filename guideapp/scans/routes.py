@@ -7,7 +7,7 @@ from flask.views import MethodView
 from guideapp.db import commit, utcnow
 from guideapp import untrusted
 from guideapp.extensions import Blueprint
-from guideapp.scans import codes, counters, qr, service, stats
+from guideapp.scans import codes, counters, landing, qr, service, stats
 from guideapp.scans import schemas as s
 from guideapp.http import current_actor, db_session
 from guideapp.wechat import service as wechat
@@ -21,10 +21,6 @@ blp = Blueprint(
 )
 
 
-def _base_url() -> str:
-    return current_app.config["SCAN_BASE_URL"]
-
-
 @blp.route("/codes")
 class Codes(MethodView):
     @blp.arguments(s.CodeQueryArgsSchema, location="query")
@@ -32,7 +28,7 @@ class Codes(MethodView):
     def get(self, args):
         """Codes I can see (HQ: the tenant; manager: the store; guide: their own)"""
         page = codes.list_codes(db_session(), actor=current_actor(), **args)
-        page["items"] = [codes.present(c, _base_url()) for c in page["items"]]
+        page["items"] = [codes.present(c, landing.pages_base()) for c in page["items"]]
         return page
 
     @blp.arguments(s.CodeSchema)
@@ -40,7 +36,7 @@ class Codes(MethodView):
     def post(self, data):
         """Create a code (HQ: LBS, store, guide; manager: their store's store and guide codes)"""
         record = codes.create_code(db_session(), actor=current_actor(), data=data)
-        return codes.present(record, _base_url())
+        return codes.present(record, landing.pages_base())
 
 
 @blp.route("/codes/<code_id>")
@@ -49,19 +45,19 @@ class CodeById(MethodView):
     def get(self, code_id):
         """One code"""
         record = codes.get_code(db_session(), actor=current_actor(), code_id=code_id)
-        return codes.present(record, _base_url())
+        return codes.present(record, landing.pages_base())
 
     @blp.arguments(s.CodeUpdateSchema)
     @blp.response(200, s.CodeSchema)
     def patch(self, data, code_id):
         """Edit a code: channel, tags, validity, fallback; `active: false` switches it off"""
         record = codes.update_code(db_session(), actor=current_actor(), code_id=code_id, data=data)
-        return codes.present(record, _base_url())
+        return codes.present(record, landing.pages_base())
 
 
 def _qr(code_id: str, kind: str, mimetype: str) -> Response:
     record = codes.get_code(db_session(), actor=current_actor(), code_id=code_id)
-    image = qr.qr_image(codes.code_url(record, _base_url()), kind)
+    image = qr.qr_image(codes.code_url(record, landing.pages_base()), kind)
     return Response(
         image,
         mimetype=mimetype,
@@ -174,4 +170,4 @@ class JssdkConfig(MethodView):
         official account signs the page URL (only guideapp's own landing pages)"""
         session = db_session()
         tenant_id = service.tenant_of_code(session, data["code"])
-        return wechat.jssdk_config(session, tenant_id, data["url"])
+        return wechat.jssdk_config(session, tenant_id, data["url"], pages_base=landing.pages_base())

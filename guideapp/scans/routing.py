@@ -16,6 +16,8 @@ _STORE_COLUMNS = (
     Store.id,
     Store.name,
     Store.address,
+    Store.phone,
+    Store.opening_hours,
     Store.state,
     Store.lat,
     Store.lng,

@@ -108,11 +108,41 @@ class ScanRequestSchema(Schema):
             )
 
 
+class NextOpeningSchema(Schema):
+    weekday = fields.String(metadata={"description": "mon ... sun, in the tenant's zone."})
+    time = fields.String(metadata={"example": "10:00"})
+    in_days = fields.Integer(metadata={"description": "0 today, 1 tomorrow, ..."})
+
+
 class ScanStoreSchema(Schema):
     id = fields.String()
     name = fields.String()
     address = fields.String()
+    phone = fields.String(allow_none=True, metadata={"description": "For tap-to-call."})
     distance_m = fields.Float(allow_none=True)
+    opening_hours = fields.Dict(
+        metadata={
+            "description": "Per weekday [opens, closes], null when closed; a day left out "
+            "is unknown.",
+            "example": {"mon": ["10:00", "22:00"], "sun": None},
+        }
+    )
+    hours_today = fields.List(
+        fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "Today's [opens, closes] in the tenant's zone; null: closed or unknown."
+        },
+    )
+    open_now = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "Open at this moment (tenant's zone); null: hours unknown."},
+    )
+    next_opening = fields.Nested(
+        NextOpeningSchema,
+        allow_none=True,
+        metadata={"description": "When it next opens, within a week (null: not known)."},
+    )
 
 
 class ScanGuideSchema(Schema):
@@ -130,7 +160,13 @@ class ScanAnswerSchema(Schema):
     guide = fields.Nested(ScanGuideSchema, allow_none=True)
     wecom_contact_qr_url = fields.String(allow_none=True)
     community_qr_url = fields.String(allow_none=True)
-    fallback_url = fields.String(allow_none=True)
+    fallback_url = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The code's fallback page, whenever it has one (the landing page "
+            "offers it); resolution fallback_url says the scan was sent there."
+        },
+    )
 
 
 class StatsArgsSchema(Schema):

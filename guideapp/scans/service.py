@@ -17,6 +17,7 @@ from guideapp.members.signals import member_recruited
 from guideapp.members.identity import ensure_member, resolve_member
 from guideapp.members.models import Member, Tag
 from guideapp.members.tags import tag_member
+from guideapp.org import hours
 from guideapp.org.geo import to_gcj02
 from guideapp.org.models import Staff, Tenant
 from guideapp.phones import normalize_phone
@@ -117,7 +118,39 @@ def scan(
     row.member_id = member.id if member is not None else None
     row.member_created, row.bound = created, bound
     session.add(row)
-    return _answer(row, record, destination, guide)
+    return _answer(row, record, destination, guide, local=now.astimezone(ZoneInfo(zone)))
+
+
+def code_state(record: ScanCode, now: datetime) -> str:
+    """'active', or why a scan of it is refused: 'inactive', 'expired', 'not_yet_valid'."""
+    if not record.active:
+        return "inactive"
+    if record.valid_until is not None and record.valid_until <= now:
+        return "expired"
+    if record.valid_from is not None and record.valid_from > now:
+        return "not_yet_valid"
+    return "active"
+
+
+def landing_code(session: Session, code: str, now: datetime | None = None) -> dict | None:
+    """What the landing page needs before it asks for a position (None: unknown code)."""
+    found = session.execute(
+        select(ScanCode, Tenant.timezone)
+        .join(Tenant, Tenant.id == ScanCode.tenant_id)
+        .where(ScanCode.code == code)
+    ).first()
+    if found is None:
+        return None
+    record, zone = found
+    until = record.valid_until
+    return {
+        "record": record,
+        "code": record.code,
+        "kind": record.kind,
+        "state": code_state(record, now or utcnow()),
+        "fallback_url": record.fallback_url,
+        "valid_until_local": until.astimezone(ZoneInfo(zone)).date() if until else None,
+    }
 
 
 def tenant_of_code(session: Session, code: str) -> str:
@@ -129,20 +162,16 @@ def tenant_of_code(session: Session, code: str) -> str:
 
 
 def _check_validity(session: Session, record: ScanCode, row: Scan, now: datetime) -> None:
-    refusal: tuple[str, DomainError] | None = None
-    if not record.active:
-        refusal = "inactive", CodeGone("This code has been switched off.")
-    elif record.valid_until is not None and record.valid_until <= now:
-        refusal = "expired", CodeGone(f"This code expired on {record.valid_until:%Y-%m-%d}.")
-    elif record.valid_from is not None and record.valid_from > now:
-        refusal = (
-            "not_yet_valid",
-            CodeNotYetValid(f"This code is valid from {record.valid_from:%Y-%m-%d %H:%M} UTC."),
-        )
-    if refusal is not None:
-        row.outcome = refusal[0]
-        session.add(row)
-        raise refusal[1]
+    state = code_state(record, now)
+    if state == "active":
+        return
+    row.outcome = state
+    session.add(row)
+    if state == "inactive":
+        raise CodeGone("This code has been switched off.")
+    if state == "expired":
+        raise CodeGone(f"This code expired on {record.valid_until:%Y-%m-%d}.")
+    raise CodeNotYetValid(f"This code is valid from {record.valid_from:%Y-%m-%d %H:%M} UTC.")
 
 
 def _vouched(
@@ -217,7 +246,8 @@ def _write_tags(session: Session, *, code: ScanCode, member: Member) -> None:
         )
 
 
-def _answer(row: Scan, code: ScanCode, destination: Destination, guide) -> dict:
+def _answer(row: Scan, code: ScanCode, destination: Destination, guide, *, local) -> dict:
+    """What the landing page shows; open/closed is read at the tenant's wall-clock time."""
     store: Any = destination.store  # a row of routing._STORE_COLUMNS
     return {
         "scan_id": row.id,
@@ -231,12 +261,17 @@ def _answer(row: Scan, code: ScanCode, destination: Destination, guide) -> dict:
             "id": store.id,
             "name": store.name,
             "address": store.address,
+            "phone": store.phone,
             "distance_m": None
             if destination.distance_m is None
             else round(destination.distance_m, 1),
+            "opening_hours": store.opening_hours or {},
+            "hours_today": hours.hours_on(store.opening_hours, local),
+            "open_now": hours.open_at(store.opening_hours, local),
+            "next_opening": hours.next_opening(store.opening_hours, local),
         },
         "guide": None if guide is None else {"id": guide.id, "name": guide.name},
         "wecom_contact_qr_url": store.wecom_contact_qr_url if store is not None else None,
         "community_qr_url": store.community_qr_url if store is not None else None,
-        "fallback_url": destination.fallback_url,
+        "fallback_url": destination.fallback_url or code.fallback_url,
     }

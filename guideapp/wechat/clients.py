@@ -66,7 +66,6 @@ class WechatSettings:
     storage: SessionStorage
     box: SecretBox
     timeout: float = 5.0
-    public_base_url: str = ""
     # A single-tenant deployment's apps from the environment (config.py: WECHAT_ENV).
     env: dict[str, Any] = field(default_factory=dict)
 

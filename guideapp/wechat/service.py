@@ -211,16 +211,17 @@ def phone_from_code(session: Session, tenant_id: str, code: str) -> str:
 # --- the landing page inside WeChat ------------------------------------------------------
 
 
-def jssdk_config(session: Session, tenant_id: str, url: str) -> dict:
+def jssdk_config(session: Session, tenant_id: str, url: str, *, pages_base: str) -> dict:
     """wx.config's {appId, timestamp, nonceStr, signature} for `url`, signed with the
     tenant's official-account jsapi_ticket (wechatpy caches it in the shared storage).
-    Only pages under the scan base URL are signed: we are nobody's signing oracle."""
+    Only pages under `pages_base` (the landing pages' public address) are signed: we are
+    nobody's signing oracle."""
     settings = settings_of(session)
     url = url.split("#", 1)[0]  # WeChat signs the URL without its fragment
-    if not _under(url, settings.public_base_url):
+    if not _under(url, pages_base):
         raise InvalidInput(
             "Only guideapp's own landing pages are signed.",
-            errors={"url": [f"Must start with {settings.public_base_url}"]},
+            errors={"url": [f"Must start with {pages_base}"]},
         )
     found = credentials(session, tenant_id, "oa")
     if found is None:
