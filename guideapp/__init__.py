@@ -9,6 +9,7 @@ from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionm
 from guideapp.extensions import Api
 from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
+from guideapp.secretbox import SecretBox
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
 from guideapp.access import register_access_rules
@@ -47,6 +48,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         "autocommit_sessionmaker": autocommit_sessionmaker,
         "storage": LocalStorage(app.config["UPLOAD_DIR"]),
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
+        "secretbox": SecretBox.from_config(app.config),
     }
     session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
         app, sessionmaker
@@ -92,6 +94,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.scans.routes import blp as scans_blp
     from guideapp.sync.routes import blp as sync_blp
     from guideapp.tasks.routes import blp as tasks_blp
+    from guideapp.wechatpay.routes import blp as wechatpay_blp
 
     app.register_blueprint(health.blp)
     for blp in (
@@ -105,6 +108,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         replies_blp,
         commissions_blp,
         jobs_blp,
+        wechatpay_blp,
     ):
         api.register_blueprint(blp)
 

@@ -19,6 +19,18 @@ def register_access_rules() -> None:
     from guideapp.scans import access as scans
     from guideapp.sync import access as sync
     from guideapp.tasks import access as tasks
+    from guideapp.wechatpay import access as wechatpay
 
-    for domain in (org, members, tasks, materials, replies, scans, commissions, sync, jobs):
+    for domain in (
+        org,
+        members,
+        tasks,
+        materials,
+        replies,
+        scans,
+        commissions,
+        sync,
+        jobs,
+        wechatpay,
+    ):
         domain.register()
