@@ -22,7 +22,7 @@ from typing import Mapping
 from wechatpayv3.utils import aes_decrypt, load_public_key, rsa_verify
 
 from guideapp import untrusted
-from guideapp.errors import DomainError
+from guideapp.errors import DomainError, InvalidInput
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 HEADERS = ("Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial")
@@ -74,11 +74,37 @@ def _public_key(pem: str):
     return load_public_key(pem)
 
 
+def read_body(body: bytes, *, max_depth: int) -> tuple[str, dict]:
+    """(text, parsed) of a body from outside, refused as any body is (guideapp.untrusted)
+    before anything looks up a merchant: not UTF-8 or JSON 400, too deep 400, NUL or lone
+    surrogates 422 naming where."""
+    try:
+        text = body.decode("utf-8")
+        value = untrusted.loads(text, max_depth=max_depth)
+    except UnicodeDecodeError:
+        raise NotificationRefused("The body is not UTF-8 text.") from None
+    except untrusted.UnsafeText as problem:
+        raise InvalidInput(errors=problem.errors()) from None
+    except untrusted.TooDeep as problem:
+        raise NotificationRefused(problem.msg) from None
+    except json.JSONDecodeError:
+        raise NotificationRefused("The body is not JSON.") from None
+    if not isinstance(value, dict):
+        raise NotificationRefused("The body is not a JSON object.")
+    return text, value
+
+
 def open_notification(
-    keys: MerchantKeys, headers: Mapping[str, str], body: bytes, *, now: float, window_s: int
+    keys: MerchantKeys,
+    headers: Mapping[str, str],
+    text: str,
+    envelope: dict,
+    *,
+    now: float,
+    window_s: int,
 ) -> dict:
-    """The verified notification with its resource decrypted: {id, event_type, create_time,
-    summary, resource: {...}}."""
+    """The verified notification (`text` as received, `envelope` its parse) with its
+    resource decrypted: {id, event_type, resource: {...}}."""
     sent = {name: headers.get(name) or "" for name in HEADERS}
     missing = [name for name, value in sent.items() if not value]
     if missing:
@@ -99,15 +125,10 @@ def open_notification(
             "Wechatpay-Serial names no platform key of this merchant: add it in the"
             " merchant's platform_keys."
         )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotificationRefused("The body is not UTF-8 text.") from None
     if not rsa_verify(
         timestamp, sent["Wechatpay-Nonce"], text, sent["Wechatpay-Signature"], _public_key(pem)
     ):
         raise NotAuthentic("The Wechatpay-Signature does not verify with the named key.")
-    envelope = _json_object(text, "The body")
     resource = envelope.get("resource")
     if envelope.get("resource_type") != "encrypt-resource" or not isinstance(resource, dict):
         raise NotificationRefused("The body carries no encrypted resource.")

@@ -132,6 +132,7 @@ class Notify(MethodView):
             box=extension("secretbox"),
             env=config["WECHATPAY_ENV_MERCHANT"],
             window_s=config["WECHATPAY_TIMESTAMP_WINDOW_SECONDS"],
+            max_depth=config["MAX_JSON_DEPTH"],
         )
         return Response(status=204)
 
@@ -143,7 +144,7 @@ def _fail_shape(response: Response) -> Response:
     if request.endpoint != NOTIFY_ENDPOINT or response.status_code < 400:
         return response
     payload = response.get_json(silent=True) if response.is_json else None
-    message = payload.get("message") if isinstance(payload, dict) else None
+    message = _fail_message(payload) if isinstance(payload, dict) else None
     log.warning(
         "wechat pay notification refused",
         extra={"status": response.status_code, "reason": message, "path": request.path},
@@ -153,3 +154,23 @@ def _fail_shape(response: Response) -> Response:
     )
     response.mimetype = "application/json"
     return response
+
+
+def _fail_message(payload: dict) -> str | None:
+    """The error's message with its field problems, which the FAIL shape has no place for."""
+    problems = list(_field_problems(payload.get("errors") or {}, ""))
+    message = payload.get("message")
+    if problems:
+        return f"{message} ({'; '.join(problems)})"
+    return message
+
+
+def _field_problems(errors, where: str):
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            yield from _field_problems(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(errors, list):
+        for value in errors:
+            yield from _field_problems(value, where)
+    else:
+        yield f"{where}: {errors}" if where else str(errors)

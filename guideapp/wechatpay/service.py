@@ -31,6 +31,7 @@ from guideapp.wechatpay.notification import (
     MerchantKeys,
     NotificationRefused,
     open_notification,
+    read_body,
     serial_key,
 )
 from guideapp.wechatpay.schemas import RefundSchema, TransactionSchema
@@ -249,13 +250,15 @@ def receive_notification(
     box: SecretBox,
     env: Mapping[str, str],
     window_s: int,
+    max_depth: int,
     now: datetime | None = None,
 ) -> str:
     """Verify, decrypt and record one notification; returns what happened (`recorded`,
     `replayed`, `ignored`). Refusals raise; they write nothing (the request rolls back)."""
     now = now or utcnow()
+    text, envelope = read_body(body, max_depth=max_depth)
     keys = merchant_keys(session, merchant_key, box=box, env=env)
-    note = open_notification(keys, headers, body, now=now.timestamp(), window_s=window_s)
+    note = open_notification(keys, headers, text, envelope, now=now.timestamp(), window_s=window_s)
     event = note["event_type"]
     if event == "TRANSACTION.SUCCESS":
         outcome = _record_payment(session, keys, note["resource"], now)
