@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _load_demo(engine)
             pay, merchant_id, bound_openids = _merchant(engine, box_key)
-            env = {"GUIDEAPP_SECRETBOX_KEYS": box_key}
+            env = {"GUIDEAPP_WECHAT_SECRETS_KEY": box_key}
             with _server(url, args.workers, env=env) as port:
                 bare = _send(port, [("/bench/bare", {}, b"{}")] * args.requests, args)
                 notes = _notifications(pay, merchant_id, bound_openids, args.requests)
@@ -95,7 +95,7 @@ def _merchant(engine, box_key: str):
     from guideapp.policy.actor import Actor
     from guideapp.secretbox import SecretBox
     from guideapp.wechatpay.service import create_merchant
-    from tests.wechatpay_fake import FakeWeChatPay
+    from tests.wechatpay_fake import SAMPLE_TRANSACTION, FakeWeChatPay
 
     pay = FakeWeChatPay()
     with Session(engine) as session, transaction(session):
@@ -111,7 +111,7 @@ def _merchant(engine, box_key: str):
             "active": True,
         }
         merchant = create_merchant(
-            session, actor=Actor.for_staff(hq), box=SecretBox([box_key.encode()]), data=data
+            session, actor=Actor.for_staff(hq), box=SecretBox(box_key), data=data
         )
         bound = session.scalars(
             select(Member).where(Member.guide_id.is_not(None)).order_by(Member.id).limit(200)
@@ -119,7 +119,8 @@ def _merchant(engine, box_key: str):
         openids = []
         for number, member in enumerate(bound):
             openids.append(f"o-bench-bound-{number}")
-            add_identity(session, member, kind="openid", value=openids[-1])
+            kind = f"openid:{SAMPLE_TRANSACTION['appid']}"
+            add_identity(session, member, kind=kind, value=openids[-1])
         return pay, merchant.id, openids
 
 

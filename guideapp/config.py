@@ -65,8 +65,8 @@ class Config:
     IMPORT_MAX_XLSX_MB = _env_int("GUIDEAPP_IMPORT_MAX_XLSX_MB", 100)
 
     # Secrets at rest (guideapp/secretbox.py): comma-separated Fernet keys, the first seals;
-    # unset, one key derived from SECRET_KEY.
-    SECRETBOX_KEYS = os.environ.get("GUIDEAPP_SECRETBOX_KEYS", "")
+    # unset, no secret can be stored (503).
+    WECHAT_SECRETS_KEY = os.environ.get("GUIDEAPP_WECHAT_SECRETS_KEY")
     # WeChat Pay v3 notifications (guideapp/wechatpay, docs/wechat-pay.md): the public base
     # of the notify URL HQ gives WeChat, how far a notification's timestamp may be from our
     # clock, and the largest notification body read.

@@ -1,51 +1,56 @@
 """Secrets at rest (a WeChat Pay APIv3 key...): sealed with Fernet, opened only where used.
 
-Keys come from configuration: `GUIDEAPP_SECRETBOX_KEYS`, comma-separated Fernet keys (the
-first seals, every one opens: add a new key in front to rotate, drop the old one once the
-secrets were sealed again). Unset, one key is derived from `GUIDEAPP_SECRET_KEY` with HKDF,
-which suits the demo; production sets its own keys.
+The key is its own setting, `GUIDEAPP_WECHAT_SECRETS_KEY` (comma-separated Fernet keys: the
+first seals, every one opens, so a new key in front rotates), never derived from
+SECRET_KEY: the demo ships a public SECRET_KEY, and what signs tokens should not also unlock
+payment keys. No key: nothing secret can be stored or read (503). The same variable and
+rule as guideapp/wechat's secrets (the lead may make them one module).
 """
 
 from __future__ import annotations
 
-import base64
-
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from guideapp.errors import DomainError
 
 
-class SealedSecretUnreadable(Exception):
-    """A sealed value none of the configured keys opens (keys rotated away, or tampered)."""
-
-
-def derived_key(secret: str) -> bytes:
-    """A Fernet key from the app's secret, for deployments that set no box keys."""
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"guideapp-secretbox").derive(
-        secret.encode()
+class SecretsKeyMissing(DomainError):
+    status = 503
+    default_message = (
+        "Secrets cannot be stored or read: this server has no GUIDEAPP_WECHAT_SECRETS_KEY "
+        "(ask the operator to set one)."
     )
-    return base64.urlsafe_b64encode(raw)
 
 
 class SecretBox:
-    def __init__(self, keys: list[bytes]):
-        if not keys:
-            raise ValueError("SecretBox needs at least one key")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
+    def __init__(self, keys: str | None):
+        """keys: comma-separated Fernet keys; ValueError when one is malformed."""
+        parts = [k.strip() for k in (keys or "").split(",") if k.strip()]
+        self._fernet = MultiFernet([Fernet(k) for k in parts]) if parts else None
 
     @classmethod
     def from_config(cls, config) -> "SecretBox":
-        listed = [k.strip() for k in (config.get("SECRETBOX_KEYS") or "").split(",") if k.strip()]
-        return cls([k.encode() for k in listed] or [derived_key(config["SECRET_KEY"])])
+        return cls(config.get("WECHAT_SECRETS_KEY"))
+
+    @property
+    def available(self) -> bool:
+        return self._fernet is not None
 
     def seal(self, secret: str) -> str:
+        if self._fernet is None:
+            raise SecretsKeyMissing()
         return self._fernet.encrypt(secret.encode()).decode("ascii")
 
     def open(self, sealed: str) -> str:
+        if self._fernet is None:
+            raise SecretsKeyMissing()
         try:
             return self._fernet.decrypt(sealed.encode("ascii")).decode()
-        except (InvalidToken, UnicodeError) as error:
-            raise SealedSecretUnreadable() from error
+        except (InvalidToken, UnicodeError):
+            raise SecretsKeyMissing(
+                "A stored secret cannot be decrypted with this server's "
+                "GUIDEAPP_WECHAT_SECRETS_KEY (was the key changed?): HQ must enter it again."
+            ) from None
 
     def __repr__(self) -> str:  # never show key material
         return "SecretBox(...)"

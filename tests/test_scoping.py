@@ -180,7 +180,8 @@ SCOPED_ROUTES["/api/v1/wechat/pay/merchants/<merchant_id>"] = (
 
 def _foreign_merchants(session, caller):
     """Merchants are HQ's alone: staff see none; each HQ only its own tenant's."""
-    from guideapp.secretbox import SecretBox, derived_key
+    from guideapp.secretbox import SecretBox
+    from tests.conftest import TEST_SECRETS_KEY
     from guideapp.wechatpay.service import create_merchant
 
     def made_by(phone, mchid):
@@ -196,7 +197,7 @@ def _foreign_merchants(session, caller):
             "active": True,
         }
         actor = Actor.for_staff(staff_by_phone(session, phone))
-        box = SecretBox([derived_key("scoping")])
+        box = SecretBox(TEST_SECRETS_KEY)
         return create_merchant(session, actor=actor, box=box, data=data).id
 
     stride, rival = made_by(HQ, "1230000109"), made_by(RIVAL_HQ, "1230000109")

@@ -85,12 +85,11 @@ def snapshot(session) -> dict:
     }
 
 
+OPENID_KIND = f"openid:{APPID}"  # an openid in the paying app's namespace, as scans keep it
+
+
 def payer_identity(session, openid=SAMPLE_TRANSACTION["payer"]["openid"]):
-    return session.scalar(
-        select(MemberIdentity).where(
-            MemberIdentity.kind == "openid", MemberIdentity.value == openid
-        )
-    )
+    return session.scalar(select(MemberIdentity).where(MemberIdentity.value == openid))
 
 
 # --- payments -------------------------------------------------------------------------------
@@ -109,6 +108,7 @@ def test_the_docs_sample_payment_makes_a_member_and_an_order_and_a_retry_changes
     assert after["Member"] == before["Member"] + 1
     assert after["Order"] == before["Order"] + 1
     identity = payer_identity(session)
+    assert identity.kind == OPENID_KIND
     member = session.get(Member, identity.member_id)
     assert member.source_channel == "wechat_pay" and member.stage == "customer"
     order = session.scalar(select(Order).where(Order.order_no == resource["transaction_id"]))
@@ -130,7 +130,7 @@ def test_a_bound_member_pays_and_their_guide_earns_then_a_refund_claws_back(
     member = session.get(Member, created.get_json()["id"])
     guide = staff_by_phone(session, GUIDE)
     assert member.guide_id == guide.id
-    add_identity(session, member, kind="openid", value="o-bound-payer")
+    add_identity(session, member, kind=OPENID_KIND, value="o-bound-payer")
     resource = paid(
         transaction_id="4200000001202612010000000001",
         amount={"total": 69900, "currency": "CNY"},
@@ -388,7 +388,9 @@ def test_a_tenants_merchant_url_cannot_record_for_another_tenant(
         },
     )
     assert rival.status_code == 201, rival.get_json()
-    rival_paid = paid(mchid="1900000109", appid=None, payer={"openid": "o-rival-payer"})
+    rival_paid = paid(
+        mchid="1900000109", appid="wx1111111111111111", payer={"openid": "o-rival-payer"}
+    )
     before = snapshot(session)
     # the rival's genuine notification sent to our URL: our APIv3 key cannot open it
     headers, body = rival_pay.notification("TRANSACTION.SUCCESS", rival_paid)
@@ -588,3 +590,34 @@ def test_a_rival_store_and_a_duplicate_mchid_are_refused(api, session, pay, merc
     assert answer.status_code == 422 and "store_id" in answer.get_json()["errors"]
     twice = api.post(HQ, "/api/v1/wechat/pay/merchants", json=merchant_body(session, pay))
     assert twice.status_code == 409 and "mchid" in twice.get_json()["errors"]
+
+
+def test_a_sub_merchants_payment_is_its_own_apps_payer(client, session, pay, merchant):
+    """Partner mode (服务商): the brand is the sub-merchant; its payer is sub_openid."""
+    resource = paid(
+        mchid=None,
+        appid=None,
+        sp_mchid="1900000100",
+        sub_mchid=MCHID,
+        sp_appid="wx8888888888888888",
+        sub_appid=APPID,
+        payer={"sp_openid": "o-provider-ns", "sub_openid": "o-brand-ns"},
+    )
+    answer = notify(client, merchant["id"], *pay.notification("TRANSACTION.SUCCESS", resource))
+    assert answer.status_code == 204, answer.get_json()
+    identity = payer_identity(session, "o-brand-ns")
+    assert identity.kind == OPENID_KIND and payer_identity(session, "o-provider-ns") is None
+
+
+def test_without_a_secrets_key_hq_cannot_store_a_merchant(database, connection, session, pay):
+    from guideapp import create_app
+    from tests.conftest import ApiClient
+
+    app = create_app(make_config(database, WECHAT_SECRETS_KEY=None), bind=connection)
+    api = ApiClient(app.test_client())
+    before = session.scalar(select(func.count()).select_from(PayMerchant))
+    answer = api.post(HQ, "/api/v1/wechat/pay/merchants", json=merchant_body(session, pay))
+    assert (
+        answer.status_code == 503 and "GUIDEAPP_WECHAT_SECRETS_KEY" in answer.get_json()["message"]
+    )
+    assert session.scalar(select(func.count()).select_from(PayMerchant)) == before

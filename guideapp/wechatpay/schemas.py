@@ -134,6 +134,7 @@ class TransactionSchema(_Loose):
     sub_mchid = fields.String(validate=validate.Length(max=32))
     appid = fields.String(validate=validate.Length(max=32))
     sub_appid = fields.String(validate=validate.Length(max=32))
+    sp_appid = fields.String(validate=validate.Length(max=32))
     trade_state = fields.String(required=True)
     success_time = UTCDateTime()
     amount = fields.Nested(_Amount, required=True)

@@ -305,10 +305,11 @@ def _record_payment(session: Session, keys: MerchantKeys, resource: dict, now) -
     _check_merchant(keys, paid)
     if paid["trade_state"] != "SUCCESS":
         return "ignored"
-    payer = paid["payer"]
-    openid = payer.get("sub_openid") or payer.get("openid") or payer.get("sp_openid")
-    if not openid or "success_time" not in paid:
-        raise NotificationRefused("A successful transaction names its payer and success_time.")
+    identity = _payer_identity(paid)
+    if identity is None or "success_time" not in paid:
+        raise NotificationRefused(
+            "A successful transaction names its app, its payer and its success_time."
+        )
     if paid["amount"]["currency"] != "CNY":
         raise InvalidInput(errors={"amount": ["Only CNY payments are recorded (fen)."]})
     data = {
@@ -316,14 +317,28 @@ def _record_payment(session: Session, keys: MerchantKeys, resource: dict, now) -
         "order_no": paid["transaction_id"],
         "amount_fen": paid["amount"]["total"],
         "ordered_at": paid["success_time"],
-        "identities": {"openid": openid},
-        "unionid": payer.get("unionid"),
+        "identities": dict([identity]),
+        "unionid": paid["payer"].get("unionid"),
         "store_id": _store_for(session, keys, paid),
     }
     _, created = _retrying_once(
         session, lambda: ingest_order(session, tenant_id=keys.tenant_id, data=data, now=now)
     )
     return "recorded" if created else "replayed"
+
+
+def _payer_identity(paid: dict) -> tuple[str, str] | None:
+    """The payer as a member identity: an openid lives in one app's namespace, the kind
+    "openid:<appid>" scans and logins use too (partner mode: the sub-merchant's own app)."""
+    payer = paid["payer"]
+    for appid, openid in (
+        (paid.get("sub_appid"), payer.get("sub_openid")),
+        (paid.get("appid"), payer.get("openid")),
+        (paid.get("sp_appid"), payer.get("sp_openid")),
+    ):
+        if appid and openid:
+            return f"openid:{appid}", openid
+    return None
 
 
 def _record_refund(session: Session, keys: MerchantKeys, resource: dict, now) -> str:
