@@ -10,13 +10,13 @@ from guideapp.extensions import Api
 from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
 from guideapp.storage import SESSION_KEY as STORAGE_KEY
+from guideapp.secretbox import SecretBox
 from guideapp.storage import LocalStorage
 from guideapp.tasks.inbox_cache import PageCache
 from guideapp.access import register_access_rules
 from guideapp.wiring import connect_reactions
 from guideapp.wechat.clients import SETTINGS_KEY as WECHAT_SETTINGS_KEY
 from guideapp.wechat.clients import DatabaseStorage, WechatSettings, make_storage
-from guideapp.wechat.secrets import SecretBox
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
@@ -53,6 +53,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         "autocommit_sessionmaker": autocommit_sessionmaker,
         "storage": storage,
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
+        "secretbox": _secretbox(app.config),
     }
     session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
         app, sessionmaker
@@ -94,16 +95,20 @@ def _job_queue(app: Flask, sessionmaker):
     )
 
 
-def _wechat(app: Flask, sessionmaker) -> WechatSettings:
+def _secretbox(config) -> SecretBox:
     """A malformed GUIDEAPP_WECHAT_SECRETS_KEY stops the app here, before it serves."""
-    config = app.config
     try:
-        box = SecretBox(config["WECHAT_SECRETS_KEY"])
+        return SecretBox.from_config(config)
     except ValueError as error:
         raise RuntimeError(
             "GUIDEAPP_WECHAT_SECRETS_KEY must be Fernet keys (comma-separated), e.g. from "
             "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'`"
         ) from error
+
+
+def _wechat(app: Flask, sessionmaker) -> WechatSettings:
+    config = app.config
+    box = app.extensions["guideapp"]["secretbox"]
     return WechatSettings(
         api_base=config["WECHAT_API_BASE"],
         oauth_base=config["WECHAT_OAUTH_BASE"],
@@ -136,6 +141,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.sync.routes import blp as sync_blp
     from guideapp.tasks.routes import blp as tasks_blp
     from guideapp.wechat.routes import blp as wechat_blp
+    from guideapp.wechatpay.routes import blp as wechatpay_blp
 
     app.register_blueprint(health.blp)
     app.register_blueprint(landing_blp)  # the HTML page QR codes open: not part of the API
@@ -151,6 +157,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         commissions_blp,
         jobs_blp,
         wechat_blp,
+        wechatpay_blp,
     ):
         api.register_blueprint(blp)
 

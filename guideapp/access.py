@@ -20,6 +20,19 @@ def register_access_rules() -> None:
     from guideapp.sync import access as sync
     from guideapp.tasks import access as tasks
     from guideapp.wechat import access as wechat
+    from guideapp.wechatpay import access as wechatpay
 
-    for domain in (org, members, tasks, materials, replies, scans, commissions, sync, jobs, wechat):
+    for domain in (
+        org,
+        members,
+        tasks,
+        materials,
+        replies,
+        scans,
+        commissions,
+        sync,
+        jobs,
+        wechat,
+        wechatpay,
+    ):
         domain.register()

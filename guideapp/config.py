@@ -32,10 +32,6 @@ WECHAT_ENV_FIELDS = (
     "mp_secret",
     "oa_appid",
     "oa_secret",
-    "pay_mchid",
-    "pay_apiv3_key",
-    "pay_platform_public_key",
-    "pay_platform_serial",
 )
 
 
@@ -113,6 +109,31 @@ class Config:
     IMPORT_MAX_ROWS = _env_int("GUIDEAPP_IMPORT_MAX_ROWS", 200_000)
     IMPORT_MAX_XLSX_MB = _env_int("GUIDEAPP_IMPORT_MAX_XLSX_MB", 100)
     IMPORT_BATCH_ROWS = _env_int("GUIDEAPP_IMPORT_BATCH_ROWS", 5000)  # rows per import checkpoint
+
+    # Secrets at rest (guideapp/secretbox.py): comma-separated Fernet keys, the first seals;
+    # unset, no secret can be stored (503).
+    WECHAT_SECRETS_KEY = os.environ.get("GUIDEAPP_WECHAT_SECRETS_KEY")
+    # WeChat Pay v3 notifications (guideapp/wechatpay, docs/wechat-pay.md): the public base
+    # of the notify URL HQ gives WeChat, how far a notification's timestamp may be from our
+    # clock, and the largest notification body read.
+    WECHATPAY_NOTIFY_BASE_URL = os.environ.get(
+        "GUIDEAPP_WECHATPAY_NOTIFY_BASE_URL",
+        os.environ.get("GUIDEAPP_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+    )
+    WECHATPAY_TIMESTAMP_WINDOW_SECONDS = _env_int("GUIDEAPP_WECHATPAY_TIMESTAMP_WINDOW", 300)
+    WECHATPAY_MAX_NOTIFY_BYTES = _env_int("GUIDEAPP_WECHATPAY_MAX_NOTIFY_BYTES", 64 * 1024)
+    # A single-tenant deployment's one merchant from the environment (notify key "env");
+    # see docs/wechat-pay.md. Empty MCHID: none.
+    WECHATPAY_ENV_MERCHANT = {
+        "tenant": os.environ.get("GUIDEAPP_WECHATPAY_TENANT", ""),
+        "mchid": os.environ.get("GUIDEAPP_WECHATPAY_MCHID", ""),
+        "apiv3_key": os.environ.get("GUIDEAPP_WECHATPAY_APIV3_KEY", ""),
+        "public_key_id": os.environ.get("GUIDEAPP_WECHATPAY_PUBLIC_KEY_ID", ""),
+        "public_key": os.environ.get("GUIDEAPP_WECHATPAY_PUBLIC_KEY", ""),
+        "public_key_file": os.environ.get("GUIDEAPP_WECHATPAY_PUBLIC_KEY_FILE", ""),
+        "appids": os.environ.get("GUIDEAPP_WECHATPAY_APPIDS", ""),
+        "store_code": os.environ.get("GUIDEAPP_WECHATPAY_STORE_CODE", ""),
+    }
 
     # Jobs (guideapp/jobs, docs/jobs.md): the queue, its workers, retries and leases.
     JOBS_URL = _jobs_url()  # redis://host:6379/0 or sqlite:///path/jobs.db

@@ -12,6 +12,7 @@ from guideapp.org import models as org_models  # noqa: F401
 from guideapp.scans import models as scans_models  # noqa: F401
 from guideapp.tasks import models as tasks_models  # noqa: F401
 from guideapp.replies import models as replies_models  # noqa: F401
+from guideapp.wechatpay import models as wechatpay_models  # noqa: F401
 from guideapp.sync import models as sync_models  # noqa: F401
 from guideapp.wechat import models as wechat_models  # noqa: F401
 

@@ -81,8 +81,12 @@ JOBS_FILE = Path(tempfile.mkdtemp(prefix="guideapp-jobs-")) / "jobs.db"
 atexit.register(shutil.rmtree, JOBS_FILE.parent, True)
 
 
+TEST_SECRETS_KEY = "tGWJ3P0o6e8rZHX8eJ2p6lUvJ6a1pjQ3sV8mC0dP4kE="  # a Fernet key for tests
+
+
 def make_config(database, **overrides) -> Config:
     overrides.setdefault("JOBS_URL", f"sqlite:///{JOBS_FILE}")
+    overrides.setdefault("WECHAT_SECRETS_KEY", TEST_SECRETS_KEY)
     overrides.setdefault("JOBS_NAME", f"test-{uuid.uuid4().hex}")
     # WeChat is the fake in tests/fake_wechat.py, whatever the environment says.
     overrides.setdefault("WECHAT_API_BASE", fake_wechat_server().url)

@@ -155,6 +155,10 @@ def _shape_problem(response) -> str | None:
         return None
     if response.status_code >= 400:
         body = response.get_json(silent=True)
+        if response.request.path.startswith("/api/v1/wechat/pay/notify/"):
+            # WeChat Pay reads a refusal as {"code": "FAIL", "message"} (docs/wechat-pay.md)
+            fail = isinstance(body, dict) and body.get("code") == "FAIL"
+            return None if fail and isinstance(body.get("message"), str) else "not FAIL"
         if not (
             isinstance(body, dict)
             and body.get("code") == response.status_code

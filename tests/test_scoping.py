@@ -26,6 +26,8 @@ from guideapp.commissions.models import CommissionEntry, CommissionRule, Commiss
 from tests.commission_factories import foreign_commissions
 from guideapp.jobs.models import Job
 from tests.job_factories import foreign_jobs
+from guideapp.wechatpay.models import PayMerchant
+from tests.wechatpay_fake import FakeWeChatPay
 from tests.factories import (
     make_plans,
     make_task,
@@ -36,7 +38,9 @@ from tests.factories import (
 )
 
 COLLEAGUE = "13913775684"  # another guide of SH001 (fixtures/demo/staff.json)
-NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>"}
+# The pay notify URL is public and names a merchant WeChat signs for: tests/test_wechatpay.py
+# shows another tenant's merchant URL records nothing for this one.
+NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>", "/api/v1/wechat/pay/notify/<merchant_key>"}
 MODELS = {
     "store": Store,
     "staff": Staff,
@@ -50,6 +54,7 @@ MODELS["scan_code"] = ScanCode
 MODELS.update(material=Material, upload=StoredUpload)
 MODELS["quick_reply"] = QuickReply
 MODELS["job"] = Job
+MODELS["pay_merchant"] = PayMerchant
 MODELS.update(
     commission_entry=CommissionEntry,
     commission_rule=CommissionRule,
@@ -73,6 +78,11 @@ def _body(kind_of_body, session):
         "result": {"result": "done"},
         "empty": {},
         "inactive": {"active": False},
+        "merchant": {
+            "name": "改名",
+            "mchid": "1230000109",
+            "platform_keys": [FakeWeChatPay().platform_key()],
+        },
     }[kind_of_body]
 
 
@@ -167,6 +177,36 @@ SCOPED_ROUTES.update(
         "/api/v1/jobs/<job_id>/download": ("job", [("GET", None)]),
     }
 )
+SCOPED_ROUTES["/api/v1/wechat/pay/merchants/<merchant_id>"] = (
+    "pay_merchant",
+    [("GET", None), ("PUT", "merchant")],
+)
+
+
+def _foreign_merchants(session, caller):
+    """Merchants are HQ's alone: staff see none; each HQ only its own tenant's."""
+    from guideapp.secretbox import SecretBox
+    from tests.conftest import TEST_SECRETS_KEY
+    from guideapp.wechatpay.service import create_merchant
+
+    def made_by(phone, mchid):
+        pay = FakeWeChatPay()
+        data = {
+            "name": "商户",
+            "mchid": mchid,
+            "appids": [],
+            "apiv3_key": pay.apiv3_key,
+            "platform_keys": [pay.platform_key()],
+            "store_id": None,
+            "terminals": [],
+            "active": True,
+        }
+        actor = Actor.for_staff(staff_by_phone(session, phone))
+        box = SecretBox(TEST_SECRETS_KEY)
+        return create_merchant(session, actor=actor, box=box, data=data).id
+
+    stride, rival = made_by(HQ, "1230000109"), made_by(RIVAL_HQ, "1230000109")
+    return {RIVAL_HQ: [stride], HQ: [rival]}.get(caller, [stride, rival])
 
 
 def _foreign_materials(session, caller, kind):
@@ -207,6 +247,8 @@ def _foreign(session, caller, kind):
         return _foreign_replies(session, caller, bj, rival_store)
     if kind == "job":
         return foreign_jobs(session, caller)
+    if kind == "pay_merchant":
+        return _foreign_merchants(session, caller)
     if kind.startswith("commission_"):
         return foreign_commissions(session, caller, kind)
     if kind == "scan_code":

@@ -20,7 +20,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
-CHANNELS = ("pos", "tmall", "jd", "douyin", "brand_mall", "mini_program", "store_scan", "import")
+CHANNELS = (
+    "pos",
+    "tmall",
+    "jd",
+    "douyin",
+    "brand_mall",
+    "mini_program",
+    "store_scan",
+    "import",
+    "wechat_pay",
+)
 STAGES = ("prospect", "fan", "customer", "regular", "ambassador")
 TIERS = ("normal", "silver", "gold", "platinum")
 GENDERS = ("female", "male", "unknown")

@@ -23,7 +23,9 @@ def ingest_order(
 ) -> tuple[Order, bool]:
     """Record an order; a replay of the same channel + order_no returns the first one.
 
-    `now` is the server's clock (tests and replays of old feeds may set it)."""
+    `now` is the server's clock (tests and replays of old feeds may set it). Callers other
+    than the REST schema may also give `identities` ({kind: value}, e.g. a WeChat Pay
+    payer's {"openid": ...}) and a `store_id` they resolved themselves."""
     now = now or utcnow()
     existing = session.scalar(
         select(Order).where(
@@ -41,7 +43,10 @@ def ingest_order(
         return existing, False
     check_fact_time("ordered_at", data["ordered_at"], now=now)
     phone = require_phone(data["phone"]) if data.get("phone") else None
-    if not (phone or data.get("unionid") or data.get("channel_customer_id")):
+    identities = dict(data.get("identities") or {})
+    if data.get("channel_customer_id"):
+        identities[data["channel"]] = data["channel_customer_id"]
+    if not (phone or data.get("unionid") or identities):
         raise InvalidInput(
             errors={
                 "phone": [
@@ -50,19 +55,20 @@ def ingest_order(
                 ]
             }
         )
-    identities = (
-        {data["channel"]: data["channel_customer_id"]} if data.get("channel_customer_id") else None
-    )
     member, _ = ensure_member(
         session,
         tenant_id=tenant_id,
         source_channel=data["channel"],
         phone=phone,
         unionid=data.get("unionid"),
-        identities=identities,
+        identities=identities or None,
         name=data.get("buyer_name") or "",
     )
-    store_id = _store_id(session, tenant_id, data.get("store_code")) or member.store_id
+    store_id = (
+        data.get("store_id")
+        or _store_id(session, tenant_id, data.get("store_code"))
+        or member.store_id
+    )
     old_scopes = member_scopes(member)
     learn_from_order(member, buyer_name=data.get("buyer_name"), store_id=store_id)
     order = Order(

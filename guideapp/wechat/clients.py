@@ -30,7 +30,7 @@ from wechatpy.session.redisstorage import RedisStorage
 from guideapp.db import commit, utcnow
 from guideapp.errors import DomainError, InvalidInput
 from guideapp.wechat.models import WechatCacheEntry
-from guideapp.wechat.secrets import SecretBox
+from guideapp.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 

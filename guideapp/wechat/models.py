@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guideapp.db import Base, new_id, tenant_fk, utcnow
 
 
 class WechatConfig(Base):
-    """One row per tenant. *_secret columns hold Fernet tokens (guideapp/wechat/secrets.py),
-    never the plain secret; the platform public key and serial are public by nature."""
+    """One row per tenant. *_secret columns hold Fernet tokens (guideapp/secretbox.py),
+    never the plain secret. WeChat Pay merchants are guideapp/wechatpay's (a brand may have
+    several)."""
 
     __tablename__ = "wechat_configs"
     __table_args__ = (tenant_fk("updated_by", "staff"),)
@@ -21,15 +22,10 @@ class WechatConfig(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), unique=True)
     # Mini-program (wx.login -> code2session, phone-number codes, mini-program codes).
     mp_appid: Mapped[str | None] = mapped_column(String(32))
-    mp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    mp_secret: Mapped[str | None] = mapped_column(Text)
     # Official account (H5 OAuth snsapi_base on the landing page, JS-SDK signatures).
     oa_appid: Mapped[str | None] = mapped_column(String(32))
-    oa_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # WeChat Pay API v3 (payment notifications; a later part of issue 16).
-    pay_mchid: Mapped[str | None] = mapped_column(String(32))
-    pay_apiv3_key: Mapped[bytes | None] = mapped_column(LargeBinary)
-    pay_platform_public_key: Mapped[str | None] = mapped_column(Text)  # PEM
-    pay_platform_serial: Mapped[str | None] = mapped_column(String(64))
+    oa_secret: Mapped[str | None] = mapped_column(Text)
     updated_by: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -22,24 +22,6 @@ class WechatConfigUpdateSchema(Schema):
     mp_secret = fields.String(**_secret, metadata={"description": "Mini-program AppSecret."})
     oa_appid = fields.String(**_appid, metadata={"description": "Official account AppID."})
     oa_secret = fields.String(**_secret, metadata={"description": "Official account AppSecret."})
-    pay_mchid = fields.String(
-        allow_none=True,
-        validate=validate.Regexp(r"^[0-9]{1,32}$", error="A merchant id is digits."),
-    )
-    pay_apiv3_key = fields.String(
-        **_secret, metadata={"description": "WeChat Pay APIv3 key (32 characters)."}
-    )
-    pay_platform_public_key = fields.String(
-        allow_none=True,
-        validate=validate.Length(max=4000),
-        metadata={"description": "WeChat Pay platform public key (PEM)."},
-    )
-    pay_platform_serial = fields.String(
-        allow_none=True,
-        validate=validate.Regexp(
-            r"^[0-9A-Za-z_]{1,64}$", error="The key's serial (PUB_KEY_ID_...)."
-        ),
-    )
 
 
 class WechatConfigSchema(Schema):
@@ -47,13 +29,8 @@ class WechatConfigSchema(Schema):
     mp_secret_set = fields.Boolean()
     oa_appid = fields.String(allow_none=True)
     oa_secret_set = fields.Boolean()
-    pay_mchid = fields.String(allow_none=True)
-    pay_apiv3_key_set = fields.Boolean()
-    pay_platform_public_key = fields.String(allow_none=True)
-    pay_platform_serial = fields.String(allow_none=True)
     mini_program_ready = fields.Boolean()
     official_account_ready = fields.Boolean()
-    pay_ready = fields.Boolean()
     from_environment = fields.List(
         fields.String(), metadata={"description": "Fields that come from GUIDEAPP_WECHAT_*."}
     )

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wechatpy.utils import random_string
@@ -33,7 +32,7 @@ from guideapp.wechat.clients import (
 )
 from guideapp.wechat.models import WechatConfig
 
-SECRET_FIELDS = ("mp_secret", "oa_secret", "pay_apiv3_key")
+SECRET_FIELDS = ("mp_secret", "oa_secret")
 PLAIN_FIELDS = tuple(f for f in WECHAT_ENV_FIELDS if f not in SECRET_FIELDS)
 APPS = {"mp": "mini-program", "oa": "official account"}
 
@@ -86,7 +85,6 @@ def put_config(session: Session, *, actor, data: dict) -> dict:
     """Set the fields sent (null clears one); secrets left out are kept, since nobody can
     read them back to send them again."""
     policy.require(actor, "configure_wechat")
-    _check(data)
     settings = settings_of(session)
     row = _row(session, actor.tenant_id)
     if row is None:
@@ -99,21 +97,6 @@ def put_config(session: Session, *, actor, data: dict) -> dict:
     row.updated_by, row.updated_at = actor.staff_id, utcnow()
     session.flush()
     return _present(session, actor.tenant_id)
-
-
-def _check(data: dict) -> None:
-    errors: dict[str, list[str]] = {}
-    pem = data.get("pay_platform_public_key")
-    if pem:
-        try:
-            load_pem_public_key(pem.encode())
-        except ValueError:
-            errors["pay_platform_public_key"] = [
-                "Not a PEM public key (-----BEGIN PUBLIC KEY-----): paste the WeChat Pay "
-                "platform public key from the merchant console."
-            ]
-    if errors:
-        raise InvalidInput(errors=errors)
 
 
 def _present(session: Session, tenant_id: str) -> dict:
@@ -130,12 +113,6 @@ def _present(session: Session, tenant_id: str) -> dict:
         answer[f"{name}_set"] = stored(name) is not None or bool(env.get(name))
     answer["mini_program_ready"] = bool(answer["mp_appid"] and answer["mp_secret_set"])
     answer["official_account_ready"] = bool(answer["oa_appid"] and answer["oa_secret_set"])
-    answer["pay_ready"] = bool(
-        answer["pay_mchid"]
-        and answer["pay_apiv3_key_set"]
-        and answer["pay_platform_public_key"]
-        and answer["pay_platform_serial"]
-    )
     answer["from_environment"] = sorted(
         name for name in WECHAT_ENV_FIELDS if stored(name) is None and env.get(name)
     )
