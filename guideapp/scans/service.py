@@ -58,11 +58,7 @@ def scan(
     """Resolve a scan to a store and guide; identify (by what WeChat vouches for), tag and
     (when new) recruit the member. Anonymous scans are routed and recorded only."""
     now = now or utcnow()
-    found = session.execute(
-        select(ScanCode, Tenant.timezone)
-        .join(Tenant, Tenant.id == ScanCode.tenant_id)
-        .where(ScanCode.code == code)
-    ).first()
+    found = _code_and_zone(session, code)
     if found is None:
         raise NotFound(
             "Unknown code: check the QR code and scan again.", errors={"code": ["No such code."]}
@@ -134,11 +130,7 @@ def code_state(record: ScanCode, now: datetime) -> str:
 
 def landing_code(session: Session, code: str, now: datetime | None = None) -> dict | None:
     """What the landing page needs before it asks for a position (None: unknown code)."""
-    found = session.execute(
-        select(ScanCode, Tenant.timezone)
-        .join(Tenant, Tenant.id == ScanCode.tenant_id)
-        .where(ScanCode.code == code)
-    ).first()
+    found = _code_and_zone(session, code)
     if found is None:
         return None
     record, zone = found
@@ -151,6 +143,16 @@ def landing_code(session: Session, code: str, now: datetime | None = None) -> di
         "fallback_url": record.fallback_url,
         "valid_until_local": until.astimezone(ZoneInfo(zone)).date() if until else None,
     }
+
+
+def _code_and_zone(session: Session, code: str) -> tuple[ScanCode, str] | None:
+    """The code and its tenant's time zone (calendar rules: validity, opening hours)."""
+    found = session.execute(
+        select(ScanCode, Tenant.timezone)
+        .join(Tenant, Tenant.id == ScanCode.tenant_id)
+        .where(ScanCode.code == code)
+    ).first()
+    return (found[0], found[1]) if found is not None else None
 
 
 def tenant_of_code(session: Session, code: str) -> str:
