@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 def register_access_rules() -> None:
+    from guideapp.auth import access as auth
     from guideapp.commissions import access as commissions
     from guideapp.jobs import access as jobs
     from guideapp.materials import access as materials
@@ -21,5 +22,17 @@ def register_access_rules() -> None:
     from guideapp.tasks import access as tasks
     from guideapp.wechat import access as wechat
 
-    for domain in (org, members, tasks, materials, replies, scans, commissions, sync, jobs, wechat):
+    for domain in (
+        org,
+        members,
+        tasks,
+        materials,
+        replies,
+        scans,
+        commissions,
+        sync,
+        jobs,
+        wechat,
+        auth,
+    ):
         domain.register()
