@@ -123,6 +123,7 @@ def _wechat(app: Flask, sessionmaker) -> WechatSettings:
         ),
         box=box,
         timeout=config["WECHAT_TIMEOUT_SECONDS"],
+        mp_code_page=config["WECHAT_MP_CODE_PAGE"],
         env=config["WECHAT_ENV"],
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 def register_access_rules() -> None:
+    from guideapp.auth import access as auth
     from guideapp.commissions import access as commissions
     from guideapp.jobs import access as jobs
     from guideapp.materials import access as materials
@@ -34,5 +35,6 @@ def register_access_rules() -> None:
         jobs,
         wechat,
         wechatpay,
+        auth,
     ):
         domain.register()

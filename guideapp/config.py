@@ -92,6 +92,8 @@ class Config:
     )
     WECHAT_CACHE_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'wechat-cache.db'}"
     WECHAT_ENV = _wechat_env()
+    # The mini-program page a channel code's mini-program code opens, unless HQ set one.
+    WECHAT_MP_CODE_PAGE = os.environ.get("GUIDEAPP_WECHAT_MP_CODE_PAGE", "pages/scan/index")
     UPLOAD_DIR = os.environ.get("GUIDEAPP_UPLOAD_DIR", str(PROJECT_ROOT / "instance" / "uploads"))
     # Hostile input (guideapp/untrusted.py, web.py): a body larger than its limit is a 413;
     # views that take files (uploads, imports) have the larger one. A URL (path and query)

@@ -9,6 +9,7 @@ module connects nothing.
 | signal (sender: the session)           | receivers                                          |
 |----------------------------------------|----------------------------------------------------|
 | org.staff_signed_off                   | auth.service.end_logins,                           |
+|                                        | auth.wechat_login.release_on_leaving,              |
 |                                        | members.binding.hand_over_book (with a successor)  |
 | org.staff_password_changed             | auth.service.end_logins                            |
 | members.member_recruited               | commissions.events.on_recruit                      |
@@ -31,6 +32,7 @@ def connect_reactions() -> None:
     """Connect every cross-domain receiver. Idempotent: connecting again changes nothing
     (blinker keys receivers by identity; they are module-level functions, held strongly)."""
     from guideapp.auth.service import end_logins
+    from guideapp.auth.wechat_login import release_on_leaving
     from guideapp.commissions import events as commissions
     from guideapp.materials.service import log_validity_edges
     from guideapp.members import signals as members
@@ -41,6 +43,7 @@ def connect_reactions() -> None:
 
     for signal, receiver in (
         (org.staff_signed_off, end_logins),
+        (org.staff_signed_off, release_on_leaving),
         (org.staff_signed_off, hand_over_book),
         (org.staff_password_changed, end_logins),
         (members.member_recruited, commissions.on_recruit),

@@ -24,13 +24,16 @@ Tests issue codes on it (`fake.login_code(openid=..., unionid=...)`), expire tok
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import secrets
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+import segno
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -42,6 +45,9 @@ MESSAGES = {
     40163: "code been used",
     42001: "access_token expired",
     45009: "reach max api daily quota limit",
+    40129: "invalid scene",
+    40169: "invalid length for scene, or the data is not json string",
+    41030: "invalid page",
 }
 # Enough of a JPEG (SOI, JFIF APP0, EOI) for a test to see "an image came back".
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
@@ -66,6 +72,8 @@ class FakeWechat:
     calls: Counter = field(default_factory=Counter)
     requests: list[tuple[str, dict, bytes]] = field(default_factory=list)
     tickets: list[str] = field(default_factory=list)  # jsapi tickets issued, newest last
+    # The released mini-program's pages: getwxacodeunlimit refuses any other (41030).
+    pages: set[str] = field(default_factory=lambda: {"pages/index/index", "pages/scan/index"})
     url: str = ""
 
     # --- what tests do ---------------------------------------------------------------
@@ -245,16 +253,32 @@ def _getticket(fake: FakeWechat, request: Request) -> Response:
     return _json({"errcode": 0, "errmsg": "ok", "ticket": fake.tickets[-1], "expires_in": 7200})
 
 
+# The characters a scene may hold (wxacode.getUnlimited: "其它字符请自行编码").
+SCENE = re.compile(r"^[0-9A-Za-z!#$&'()*+,/:;=?@._~-]*$")
+
+
 def _getwxacodeunlimit(fake: FakeWechat, request: Request) -> Response:
+    """A real image of the scene and page (a QR code standing in for WeChat's round code):
+    PNG with is_hyaline (transparent background), else JPEG as WeChat sends."""
     if (refused := fake._token_error(request)) is not None:
         return refused
     try:
         body = json.loads(request.get_data() or b"{}")
     except ValueError:
-        return _error(47001)
-    if not isinstance(body.get("scene"), str) or not 1 <= len(body["scene"]) <= 32:
+        return _error(40169)  # "or the data is not json string"
+    scene = body.get("scene")
+    if not isinstance(scene, str) or not 1 <= len(scene) <= 32:
         return _error(40169)  # invalid length for scene
-    return Response(JPEG, mimetype="image/jpeg")
+    if not SCENE.match(scene):
+        return _error(40129)  # invalid scene
+    page = body.get("page") or "pages/index/index"
+    if page not in fake.pages:
+        return _error(41030)  # invalid page: not in the released mini-program
+    if not body.get("is_hyaline"):
+        return Response(JPEG, mimetype="image/jpeg")
+    buffer = io.BytesIO()
+    segno.make(f"{page}?scene={scene}", error="m").save(buffer, kind="png", scale=4)
+    return Response(buffer.getvalue(), mimetype="image/png")
 
 
 ROUTES = {

@@ -93,6 +93,7 @@ SCOPED_ROUTES = {
     "/api/v1/stores/<store_id>/reopen": ("store", [("POST", None)]),
     "/api/v1/staff/<staff_id>": ("staff", [("GET", None), ("PATCH", {"name": "改名"})]),
     "/api/v1/staff/<staff_id>/leave": ("staff", [("POST", None)]),
+    "/api/v1/staff/<staff_id>/wechat": ("staff", [("GET", None), ("DELETE", None)]),
     "/api/v1/members/<member_id>/card": ("member", [("GET", None)]),
     "/api/v1/members/<member_id>/notes": ("member", [("POST", "note")]),
     "/api/v1/members/<member_id>/tags": ("member", [("POST", "tags")]),
@@ -114,6 +115,7 @@ SCOPED_ROUTES = {
     "/api/v1/codes/<code_id>": ("scan_code", [("GET", None), ("PATCH", "inactive")]),
     "/api/v1/codes/<code_id>/qr.png": ("scan_code", [("GET", None)]),
     "/api/v1/codes/<code_id>/qr.svg": ("scan_code", [("GET", None)]),
+    "/api/v1/codes/<code_id>/wxacode.png": ("scan_code", [("GET", None)]),
     "/api/v1/codes/<code_id>/stats": ("scan_code", [("GET", None)]),
 }
 SCOPED_ROUTES.update(

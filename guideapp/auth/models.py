@@ -1,11 +1,12 @@
-"""Login sessions (refresh tokens) and login attempts for throttling."""
+"""Login sessions (refresh tokens), login attempts for throttling, and the WeChat
+identities staff log in with."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, utcnow
+from guideapp.db import Base, new_id, tenant_fk, utcnow
 
 
 class AuthSession(Base):
@@ -36,3 +37,27 @@ class LoginAttempt(Base):
     phone: Mapped[str] = mapped_column(String(32))
     address: Mapped[str] = mapped_column(String(64))
     attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffWechat(Base):
+    """A staff member's mini-program identity (openid in one app's namespace): they log in
+    with a wx.login code instead of a password. Lives in auth, not org: it is a way to log
+    in, and auth may read org's staff while org knows nothing of logins.
+
+    One WeChat identity per staff account and app, one staff account per identity and
+    tenant: a second bind either way is refused until HQ unbinds the first."""
+
+    __tablename__ = "staff_wechat"
+    __table_args__ = (
+        tenant_fk("staff_id", "staff"),
+        UniqueConstraint("tenant_id", "appid", "openid"),
+        UniqueConstraint("staff_id", "appid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    staff_id: Mapped[str] = mapped_column(String(32))
+    appid: Mapped[str] = mapped_column(String(32))
+    openid: Mapped[str] = mapped_column(String(64))
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    bound_at: Mapped[datetime] = mapped_column(default=utcnow)

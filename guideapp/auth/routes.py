@@ -1,10 +1,18 @@
-"""Login, refresh, logout and who-am-I."""
+"""Login (password or the mini-program's WeChat), refresh, logout and who-am-I; HQ's view
+of staff members' WeChat bindings."""
 
 from flask import current_app, request
 from flask.views import MethodView
 
-from guideapp.auth import service
-from guideapp.auth.schemas import LoginSchema, RefreshSchema, TokenPairSchema
+from guideapp.auth import service, wechat_login
+from guideapp.auth.schemas import (
+    LoginSchema,
+    RefreshSchema,
+    StaffWechatSchema,
+    TokenPairSchema,
+    WechatBindSchema,
+    WechatLoginSchema,
+)
 from guideapp.extensions import Blueprint
 from guideapp.org import service as org
 from guideapp.org.schemas import MeSchema
@@ -30,6 +38,64 @@ class Login(MethodView):
             address=request.remote_addr or "unknown",
             config=current_app.config,
         )
+
+
+@blp.route("/auth/wechat")
+class WechatLogin(MethodView):
+    @blp.public
+    @blp.arguments(WechatLoginSchema)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(409, description="wechat_not_bound: bind first (POST /auth/wechat/bind).")
+    @blp.alt_response(422, description="WeChat refused the code (invalid, used) or the appid.")
+    @blp.alt_response(429, description="Too many failed logins from this address.")
+    @blp.alt_response(503, description="WeChat is busy or cannot be reached; try again.")
+    def post(self, args):
+        """Log in with a mini-program wx.login code (staff whose WeChat is bound)"""
+        return wechat_login.login(
+            db_session(),
+            appid=args["appid"],
+            code=args["code"],
+            address=request.remote_addr or "unknown",
+            config=current_app.config,
+        )
+
+
+@blp.route("/auth/wechat/bind")
+class WechatBind(MethodView):
+    @blp.public
+    @blp.arguments(WechatBindSchema)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(401, description="Phone or password is wrong, or the phone is no staff's.")
+    @blp.alt_response(409, description="This WeChat or this staff account is bound elsewhere.")
+    @blp.alt_response(422, description="WeChat refused a code, or the body is incomplete.")
+    @blp.alt_response(429, description="Too many failed logins for this phone or address.")
+    @blp.alt_response(503, description="WeChat is busy or cannot be reached; try again.")
+    def post(self, args):
+        """Bind my WeChat to my staff account (phone + password, or phone_code) and log in"""
+        phone = args.get("phone")
+        return wechat_login.bind(
+            db_session(),
+            appid=args["appid"],
+            code=args["code"],
+            phone=(normalize_phone(phone) or phone) if phone is not None else None,
+            password=args.get("password"),
+            phone_code=args.get("phone_code"),
+            address=request.remote_addr or "unknown",
+            config=current_app.config,
+        )
+
+
+@blp.route("/staff/<staff_id>/wechat")
+class StaffWechat(MethodView):
+    @blp.response(200, StaffWechatSchema)
+    def get(self, staff_id):
+        """Whether a staff member has WeChat bound (no openid is shown)"""
+        return wechat_login.binding(db_session(), actor=current_actor(), staff_id=staff_id)
+
+    @blp.response(204)
+    def delete(self, staff_id):
+        """Unbind a staff member's WeChat (HQ): it may bind again; their logins end now"""
+        wechat_login.unbind(db_session(), actor=current_actor(), staff_id=staff_id)
 
 
 @blp.route("/auth/refresh")

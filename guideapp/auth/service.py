@@ -78,10 +78,17 @@ def authenticate_request(
     )
 
 
-def check_login_throttle(session: Session, *, phone: str, address: str, config) -> None:
+def check_login_throttle(session: Session, *, phone: str | None, address: str, config) -> None:
+    """429 when the phone (None: not known yet) or the address failed too often lately."""
     since = utcnow() - timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
-    by_phone = session.scalar(
-        select(func.count()).where(LoginAttempt.phone == phone, LoginAttempt.attempted_at > since)
+    by_phone = (
+        session.scalar(
+            select(func.count()).where(
+                LoginAttempt.phone == phone, LoginAttempt.attempted_at > since
+            )
+        )
+        if phone is not None
+        else 0
     )
     by_address = session.scalar(
         select(func.count()).where(

@@ -86,6 +86,33 @@ class CodeQrSvg(MethodView):
         return _qr(code_id, "svg", "image/svg+xml")
 
 
+@blp.route("/codes/<code_id>/wxacode.png")
+class CodeMiniProgramCode(MethodView):
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "The mini-program code (WeChat's getwxacodeunlimit, scene = the "
+                "code), PNG with a transparent background",
+                "content": {"image/png": {}},
+            }
+        }
+    )
+    @blp.alt_response(409, description="No mini-program configured, or WeChat refused the page")
+    @blp.alt_response(503, description="WeChat is busy or cannot be reached; try again")
+    def get(self, code_id):
+        """The code's mini-program code: opens the brand's mini-program page with the code"""
+        record = codes.get_code(db_session(), actor=current_actor(), code_id=code_id)
+        image, mimetype = wechat.mini_program_code(db_session(), record.tenant_id, record.code)
+        return Response(
+            image,
+            mimetype=mimetype,
+            headers={
+                "Content-Disposition": f'inline; filename="{record.code}-wxacode.png"',
+                "Cache-Control": "private, max-age=3600",
+            },
+        )
+
+
 @blp.route("/codes/<code_id>/stats")
 class CodeStats(MethodView):
     @blp.arguments(s.CodeStatsArgsSchema, location="query")

@@ -66,6 +66,7 @@ class WechatSettings:
     storage: SessionStorage
     box: SecretBox
     timeout: float = 5.0
+    mp_code_page: str = "pages/scan/index"
     # A single-tenant deployment's apps from the environment (config.py: WECHAT_ENV).
     env: dict[str, Any] = field(default_factory=dict)
 

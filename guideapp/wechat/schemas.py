@@ -20,6 +20,21 @@ _secret: dict[str, Any] = dict(
 class WechatConfigUpdateSchema(Schema):
     mp_appid = fields.String(**_appid, metadata={"description": "Mini-program AppID."})
     mp_secret = fields.String(**_secret, metadata={"description": "Mini-program AppSecret."})
+    mp_code_page = fields.String(
+        allow_none=True,
+        validate=[
+            validate.Length(max=128),
+            validate.Regexp(
+                r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$",
+                error="A page path of the released mini-program, without a leading / "
+                "(e.g. pages/scan/index).",
+            ),
+        ],
+        metadata={
+            "description": "The page mini-program codes open (null: the server's default, "
+            "GUIDEAPP_WECHAT_MP_CODE_PAGE)."
+        },
+    )
     oa_appid = fields.String(**_appid, metadata={"description": "Official account AppID."})
     oa_secret = fields.String(**_secret, metadata={"description": "Official account AppSecret."})
 
@@ -27,6 +42,7 @@ class WechatConfigUpdateSchema(Schema):
 class WechatConfigSchema(Schema):
     mp_appid = fields.String(allow_none=True)
     mp_secret_set = fields.Boolean()
+    mp_code_page = fields.String(metadata={"description": "The page mini-program codes open."})
     oa_appid = fields.String(allow_none=True)
     oa_secret_set = fields.Boolean()
     mini_program_ready = fields.Boolean()
