@@ -11,7 +11,8 @@ module connects nothing.
 | org.staff_signed_off                   | auth.service.end_logins,                           |
 |                                        | members.binding.hand_over_book (with a successor)  |
 | org.staff_password_changed             | auth.service.end_logins                            |
-| members.member_recruited               | commissions.events.on_recruit                      |
+| members.member_recruited               | commissions.recruits.on_recruit                    |
+| members.members_recruited              | commissions.recruits.on_members_recruited          |
 | members.members_transferred            | tasks.transfer.move_open_tasks                     |
 | members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
 |                                        | commissions.events.on_merge                        |
@@ -32,6 +33,7 @@ def connect_reactions() -> None:
     (blinker keys receivers by identity; they are module-level functions, held strongly)."""
     from guideapp.auth.service import end_logins
     from guideapp.commissions import events as commissions
+    from guideapp.commissions import recruits
     from guideapp.materials.service import log_validity_edges
     from guideapp.members import signals as members
     from guideapp.members.binding import hand_over_book
@@ -43,7 +45,8 @@ def connect_reactions() -> None:
         (org.staff_signed_off, end_logins),
         (org.staff_signed_off, hand_over_book),
         (org.staff_password_changed, end_logins),
-        (members.member_recruited, commissions.on_recruit),
+        (members.member_recruited, recruits.on_recruit),
+        (members.members_recruited, recruits.on_members_recruited),
         (members.members_transferred, transfer.move_open_tasks),
         (members.members_merged, transfer.merge_targets),
         (members.members_merged, commissions.on_merge),
