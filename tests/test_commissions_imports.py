@@ -5,6 +5,7 @@ members an import creates with a guide, as POST /members does."""
 import io
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import event, func, select, update
 
 from guideapp.commissions import rules as maths
@@ -237,7 +238,8 @@ def recruits_of(session, phones) -> dict:
     return {phone: tuple(rest) for phone, *rest in rows}
 
 
-def test_an_import_recruits_the_members_it_creates_with_a_guide(api, session):
+@pytest.mark.parametrize("registered", ["注册时间", "registered_at"])
+def test_an_import_recruits_the_members_it_creates_with_a_guide(api, session, registered):
     """Dated by 注册时间 when the file has it, else by the import's start; members it only
     updates or rebinds are no recruits (as POST /members/<id>/binding); a dry run books
     nothing; importing the file again books nothing twice."""
@@ -245,7 +247,7 @@ def test_an_import_recruits_the_members_it_creates_with_a_guide(api, session):
     pooled = session.scalar(
         select(Member).where(Member.store_id == guide.store_id, Member.guide_id.is_(None))
     )
-    header = "手机号,姓名,导购手机号,注册时间"
+    header = f"手机号,姓名,导购手机号,{registered}"
     lines = [
         f"13577781001,甲,{GUIDE},2026-11-05 10:30",  # Asia/Shanghai: 02:30 UTC
         f"13577781002,乙,{GUIDE},",
