@@ -15,14 +15,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guideapp.commissions import ledger
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import CommissionEntry, CommissionRecruit, CommissionRule
 from guideapp.commissions.reads import people, rows_in, used_under_caps
-from guideapp.db import new_id, utcnow
+from guideapp.db import insert_rows, new_id, utcnow
 from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store
 
@@ -143,7 +143,7 @@ def record_recruits(
         )
         if state == "counted":
             book.count(member, guide, ev)
-    session.execute(insert(CommissionRecruit.__table__), recruit_rows)
+    insert_rows(session, CommissionRecruit.__table__, recruit_rows)
     ledger.write_many(session, book.entries)
 
 
