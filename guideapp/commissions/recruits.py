@@ -3,10 +3,10 @@ both run `record_recruits`, so a recruit books the same whichever door it came t
 
 A batch costs a fixed number of statements (each IN list chunked at reads.BATCH ids): the
 guides, the members and the persons they resolve to, the recruits already there, staff
-phones, persons already counted, the rule versions, the months' counts, tiers already paid,
-bounties already booked and caps used; then one INSERT of recruits and one of entries. The
-batch is walked in its order with those figures kept current, so it books exactly what one
-call per member in that order would (tests/test_recruit_batches.py holds it to that).
+phones, persons already counted, the rule versions, the months' counts, tiers already paid
+and caps used; then one INSERT of recruits and one of entries. The batch is walked in its
+order with those figures kept current, so it books exactly what one call per member in that
+order would (tests/test_recruit_batches.py holds it to that).
 """
 
 from __future__ import annotations
@@ -210,19 +210,6 @@ class _Book:
                 scalars=True,
             )
         )
-        self.bounties_booked = {
-            tuple(row)
-            for row in rows_in(
-                session,
-                select(CommissionEntry.source_id, CommissionEntry.rule_id).where(
-                    CommissionEntry.tenant_id == tenant_id,
-                    CommissionEntry.source_type == "recruit",
-                    CommissionEntry.kind == "bounty",
-                ),
-                CommissionEntry.source_id,
-                {m.id for m, _, _ in fresh},
-            )
-        }
         capped = [v.rule_key for v in versions if v.cap_fen is not None]
         self.used = used_under_caps(
             session,
@@ -233,18 +220,19 @@ class _Book:
     def count(self, member, guide, ev: ledger.Event) -> None:
         """A counted recruit: its bounties, then the guide's month count and its tiers."""
         self.counted.add(member.person.id)
+        # No bounty of a member is booked before its recruit row (they are written together,
+        # neither is ever deleted): nothing to look up; the ledger's once-only key stays.
         for rule in self._in_force(self.bounties, guide, ev):
-            if (member.id, rule.id) not in self.bounties_booked:
-                self._earn(
-                    ev,
-                    rule,
-                    guide,
-                    kind="bounty",
-                    amount_fen=rule.amount_fen or 0,
-                    source_type="recruit",
-                    source_id=member.id,
-                    member_id=member.id,
-                )
+            self._earn(
+                ev,
+                rule,
+                guide,
+                kind="bounty",
+                amount_fen=rule.amount_fen or 0,
+                source_type="recruit",
+                source_id=member.id,
+                member_id=member.id,
+            )
         self.month_counts[guide.id, ev.month] += 1
         count = self.month_counts[guide.id, ev.month]
         for rule in self._in_force(self.tiers, guide, ev):
