@@ -12,7 +12,8 @@ module connects nothing.
 |                                        | auth.wechat_login.release_on_leaving,              |
 |                                        | members.binding.hand_over_book (with a successor)  |
 | org.staff_password_changed             | auth.service.end_logins                            |
-| members.member_recruited               | commissions.events.on_recruit                      |
+| members.member_recruited               | commissions.recruits.on_recruit                    |
+| members.members_recruited              | commissions.recruits.on_members_recruited          |
 | members.members_transferred            | tasks.transfer.move_open_tasks                     |
 | members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
 |                                        | commissions.events.on_merge                        |
@@ -34,6 +35,7 @@ def connect_reactions() -> None:
     from guideapp.auth.service import end_logins
     from guideapp.auth.wechat_login import release_on_leaving
     from guideapp.commissions import events as commissions
+    from guideapp.commissions import recruits
     from guideapp.materials.service import log_validity_edges
     from guideapp.members import signals as members
     from guideapp.members.binding import hand_over_book
@@ -46,7 +48,8 @@ def connect_reactions() -> None:
         (org.staff_signed_off, release_on_leaving),
         (org.staff_signed_off, hand_over_book),
         (org.staff_password_changed, end_logins),
-        (members.member_recruited, commissions.on_recruit),
+        (members.member_recruited, recruits.on_recruit),
+        (members.members_recruited, recruits.on_members_recruited),
         (members.members_transferred, transfer.move_open_tasks),
         (members.members_merged, transfer.merge_targets),
         (members.members_merged, commissions.on_merge),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from guideapp.policy.actor import Actor
-from guideapp.commissions import events
+from guideapp.commissions import recruits
 from guideapp.commissions.models import (
     CommissionEntry,
     CommissionRecruit,
@@ -70,7 +70,7 @@ class Sim:
             else:  # the same person scanned again, or a replayed recruitment
                 if member.guide_id is None:  # a walk-in buyer scans a guide's code
                     bind(s, member=member, guide=w.guides[a], reason="recruited", now=self.now)
-                events.on_recruit(s, member=member, guide=w.guides[a], source="scan")
+                recruits.on_recruit(s, member=member, guide=w.guides[a], source="scan")
         elif op == "order":
             member = self.member(a)
             data = {

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from guideapp.policy.actor import Actor
-from guideapp.commissions import events
+from guideapp.commissions import recruits
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import CommissionRecruit, CommissionStatement
 from guideapp.members.binding import transfer_members
@@ -64,8 +64,8 @@ def test_pure_maths():
 def test_bounty_once_per_recruit_and_replayed_hook_earns_once(session, world):
     rule(session, world, kind="recruit_bounty", amount_fen=500)
     member = recruit(session, world.guides[0], at=NOV, name="张三")
-    events.on_recruit(session, member=member, guide=world.guides[0], source="registration")
-    events.on_recruit(session, member=member, guide=world.guides[1], source="scan")
+    recruits.on_recruit(session, member=member, guide=world.guides[0], source="registration")
+    recruits.on_recruit(session, member=member, guide=world.guides[1], source="scan")
     assert [(e.kind, e.amount_fen, e.guide_id) for e in entries(session, world)] == [
         ("bounty", 500, world.guides[0].id)
     ]
@@ -99,7 +99,7 @@ def test_same_person_merged_pays_one_bounty_and_one_first_order(session, world):
     assert total(session, world) == 500 + 300  # the first guide keeps what they earned
     assert total(session, world, guide_id=world.guides[2].id) == 0
     # A later recruitment event for the survivor (a scan) pays nothing: same person.
-    events.on_recruit(session, member=a, guide=world.guides[1], source="scan")
+    recruits.on_recruit(session, member=a, guide=world.guides[1], source="scan")
     assert total(session, world) == 500 + 300
     # A second order of the merged person is not a first order.
     order(session, world, a, amount=50000, at=NOV + timedelta(days=4))

@@ -1,15 +1,19 @@
 """Imported orders and refunds earn and claw back exactly as POST /orders and
-POST /orders/refunds do (the same signals, the same rules), set-based for large files."""
+POST /orders/refunds do (the same signals, the same rules), set-based for large files; so do
+members an import creates with a guide, as POST /members does."""
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import event, select, update
+import pytest
+from sqlalchemy import event, func, select, update
 
-from guideapp.commissions.models import CommissionEntry
+from guideapp.commissions import rules as maths
+from guideapp.commissions.models import CommissionEntry, CommissionRecruit
 from guideapp.db import utcnow
 from guideapp.members.models import Binding, Member, Order, OrderRefund
 from tests.conftest import GUIDE, HQ
+from tests.factories import staff_by_phone
 
 PHONE = "13566661234"
 
@@ -193,3 +197,117 @@ def test_a_large_orders_file_costs_the_same_statements_as_a_small_one(api, sessi
         )
     ).all()
     assert len(earned) > 40  # first orders (3%) all, binding (10%) until the cap
+
+
+# --- members an import creates with a guide are recruits --------------------------------
+
+
+def upload_members(api, header, *lines, query="?wait=true"):
+    content = header + "\n" + "\n".join(lines) + "\n"
+    response = api.client.post(
+        f"/api/v1/imports/members{query}",
+        data={"file": (io.BytesIO(content.encode()), "members.csv")},
+        headers=api.headers(HQ),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert report["failed"] == 0, report["errors"]
+    return report
+
+
+def recruits_of(session, phones) -> dict:
+    """phone -> (source, state, recruited_at, month, bounty fen) of each recruited member."""
+    session.expire_all()
+    rows = session.execute(
+        select(
+            Member.phone,
+            CommissionRecruit.source,
+            CommissionRecruit.state,
+            CommissionRecruit.recruited_at,
+            CommissionRecruit.month,
+            CommissionEntry.amount_fen,
+        )
+        .join(CommissionRecruit, CommissionRecruit.member_id == Member.id)
+        .outerjoin(
+            CommissionEntry,
+            (CommissionEntry.source_id == Member.id) & (CommissionEntry.kind == "bounty"),
+        )
+        .where(Member.phone.in_(list(phones)))
+    ).all()
+    return {phone: tuple(rest) for phone, *rest in rows}
+
+
+@pytest.mark.parametrize("registered", ["注册时间", "registered_at"])
+def test_an_import_recruits_the_members_it_creates_with_a_guide(api, session, registered):
+    """Dated by 注册时间 when the file has it, else by the import's start; members it only
+    updates or rebinds are no recruits (as POST /members/<id>/binding); a dry run books
+    nothing; importing the file again books nothing twice."""
+    guide = staff_by_phone(session, GUIDE)
+    pooled = session.scalar(
+        select(Member).where(Member.store_id == guide.store_id, Member.guide_id.is_(None))
+    )
+    header = f"手机号,姓名,导购手机号,{registered}"
+    lines = [
+        f"13577781001,甲,{GUIDE},2026-11-05 10:30",  # Asia/Shanghai: 02:30 UTC
+        f"13577781002,乙,{GUIDE},",
+        "13577781003,丙,,",  # no guide: a pool member, no recruit
+        f"{pooled.phone},,{GUIDE},",  # an existing member bound to the guide: a rebind
+    ]
+    dry = upload_members(api, header, *lines, query="?wait=true&dry_run=true")
+    assert dry["imported"] == 3 and recruits_of(session, ["13577781001"]) == {}
+    report = upload_members(api, header, *lines)
+    assert (report["imported"], report["updated"]) == (3, 1)
+    started = session.scalar(select(Member.bound_at).where(Member.phone == "13577781002"))
+    november = datetime(2026, 11, 5, 2, 30, tzinfo=timezone.utc)
+    assert recruits_of(session, [line.split(",")[0] for line in lines]) == {
+        "13577781001": ("import", "counted", november, "2026-11", 500),
+        "13577781002": ("import", "counted", started, month_of(started), 500),
+    }
+    again = upload_members(api, header, *lines)
+    assert again["imported"] == 0
+    assert (
+        session.scalar(
+            select(func.count(CommissionRecruit.id)).where(
+                CommissionRecruit.member_id.in_(
+                    select(Member.id).where(Member.phone.in_(["13577781001", "13577781002"]))
+                )
+            )
+        )
+        == 2
+    )
+
+
+def month_of(moment) -> str:
+    return maths.month_of(moment, "Asia/Shanghai")
+
+
+def test_a_large_members_file_costs_the_same_statements_as_a_small_one(api, session, connection):
+    """An import's recruits are booked set-based: 40 members with guides run as many
+    statements as 4, and every one of them earns its bounty."""
+    statements = []
+
+    def count(*_args, **_kwargs):
+        if counting:
+            statements[-1] += 1
+
+    counting = False
+    api.headers(HQ)
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        for size, first in ((4, 0), (40, 100)):
+            statements.append(0)
+            counting = True
+            upload_members(
+                api,
+                "手机号,姓名,导购手机号",
+                *[f"1357779{first + i:04d},新客{i},{GUIDE}" for i in range(size)],
+            )
+            counting = False
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    small, large = statements
+    assert large == small
+    phones = [f"1357779{100 + i:04d}" for i in range(40)]
+    booked = recruits_of(session, phones)
+    assert len(booked) == 40 and {b[1:2] + b[4:] for b in booked.values()} == {("counted", 500)}

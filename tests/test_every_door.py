@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from guideapp.changelog import ChangeLogEntry
+from guideapp.commissions.models import CommissionEntry, CommissionRecruit
 from guideapp.members.models import Member, MemberNote
 from guideapp.sync.models import SyncRejection
 from tests.conftest import GUIDE, HQ
@@ -123,6 +124,33 @@ def _member_by_import(api, session, phone):
     return "applied" if report["imported"] == 1 else "refused"
 
 
+def _recruited(session, member) -> tuple:
+    """The member's recruit and ledger lines as the guide earns them (ids differ per door;
+    `source` says which door, so it is left out)."""
+    recruits = session.execute(
+        select(
+            CommissionRecruit.person_id == member.id,
+            CommissionRecruit.guide_id,
+            CommissionRecruit.store_id,
+            CommissionRecruit.state,
+            CommissionRecruit.month,
+        ).where(CommissionRecruit.member_id == member.id)
+    ).all()
+    entries = session.execute(
+        select(
+            CommissionEntry.kind,
+            CommissionEntry.source_type,
+            CommissionEntry.source_id == member.id,
+            CommissionEntry.rule_id,
+            CommissionEntry.guide_id,
+            CommissionEntry.store_id,
+            CommissionEntry.amount_fen,
+            CommissionEntry.accounting_month,
+        ).where(CommissionEntry.member_id == member.id)
+    ).all()
+    return sorted(map(tuple, recruits)), sorted(map(tuple, entries))
+
+
 @pytest.mark.parametrize("phone", ["+86 135-7777-0001", "12345"])
 def test_a_member_with_a_phone_enters_the_same_through_every_door(api, session, connection, phone):
     guide = staff_by_phone(session, GUIDE)
@@ -139,6 +167,7 @@ def test_a_member_with_a_phone_enters_the_same_through_every_door(api, session, 
             # the scopes phones follow for member cards (own, store); REST also logs the
             # tenant scope, which no phone reads for members
             [row for row in _logged(session, "members", [member.id]) if row[1][:2] != "t:"],
+            _recruited(session, member),
         )
 
     doors = {
@@ -157,6 +186,9 @@ def test_a_member_with_a_phone_enters_the_same_through_every_door(api, session, 
         assert all(outcome == "applied" for outcome, _ in results.values()), results
         assert states["rest"] == states["sync"] == states["import"], states
         assert states["rest"][:3] == (NEW_PHONE, True, True)
+        recruits, entries = states["rest"][4]
+        assert [r[:4] for r in recruits] == [(True, guide.id, guide.store_id, "counted")]
+        assert [(e[0], e[1], e[2], e[6]) for e in entries] == [("bounty", "recruit", True, 500)]
 
 
 def test_a_refused_push_is_kept_once_for_the_guide(api, session):

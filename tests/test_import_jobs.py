@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from guideapp import create_app
 from guideapp.changelog.models import ChangeLogEntry
-from guideapp.commissions.models import CommissionEntry
+from guideapp.commissions.models import CommissionEntry, CommissionRecruit
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import make_engine, transaction, utcnow
 from guideapp.demo import load_demo
@@ -241,7 +241,7 @@ def live_pair(request, tmp_path_factory):
         next(generator, None)
 
 
-_RUNS = iter(range(10))  # the databases serve every queue backend: each run its own rows
+_RUNS = iter(range(20))  # the databases serve every queue backend: each run its own rows
 
 
 def _orders_file(session) -> bytes:
@@ -261,6 +261,21 @@ def _orders_file(session) -> bytes:
     return (
         "channel,order_no,amount,ordered_at,phone,refund_amount\n" + "\n".join(rows) + "\n"
     ).encode()
+
+
+def _members_file(session) -> bytes:
+    """New members, most of them with a guide (recruits: bounties, a tier step maybe), and a
+    repeat across batches."""
+    guides = session.scalars(
+        select(Staff.phone).where(Staff.role == "guide").order_by(Staff.phone).limit(3)
+    ).all()
+    run = next(_RUNS)
+    rows = [f"138{run}111{n:04d},新客{n},{guides[n % 3] if n % 4 != 3 else ''}" for n in range(22)]
+    rows.append(f"138{run}1110001,重复,{guides[0]}")  # repeats row 3
+    return ("手机号,姓名,导购手机号\n" + "\n".join(rows) + "\n").encode()
+
+
+FILES = {"orders": _orders_file, "members": _members_file}
 
 
 def _worker(database, jobs_url, name, uploads, *modules):
@@ -325,6 +340,14 @@ def _written(session) -> dict:
             CommissionEntry.member_id,
         )
     ).all()
+    recruits = session.execute(
+        select(
+            CommissionRecruit.member_id,
+            CommissionRecruit.guide_id,
+            CommissionRecruit.state,
+            CommissionRecruit.source,
+        )
+    ).all()
     log = session.execute(
         select(ChangeLogEntry.scope, ChangeLogEntry.table_name, ChangeLogEntry.record_id).where(
             ChangeLogEntry.table_name.in_(("members", "orders"))
@@ -334,12 +357,14 @@ def _written(session) -> dict:
         "members": sorted((p, n, s, named(g), named(st)) for p, n, s, g, st in members),
         "orders": sorted((c, no, a, r, named(m), named(g)) for c, no, a, r, m, g in orders),
         "entries": sorted((k, t, a, mo, named(g), named(m)) for k, t, a, mo, g, m in entries),
+        "recruits": sorted((named(m), named(g), st, so) for m, g, st, so in recruits),
         "log": Counter((named(s), t, named(r)) for s, t, r in log),
     }
 
 
+@pytest.mark.parametrize("kind", FILES)
 def test_a_worker_killed_mid_import_resumes_to_what_a_clean_run_writes(
-    live_pair, queue_backend, tmp_path
+    live_pair, queue_backend, tmp_path, kind
 ):
     killed_db, clean_db = live_pair
     jobs_url, name = queue_url(queue_backend, tmp_path), f"kill-{uuid.uuid4().hex}"
@@ -358,9 +383,9 @@ def test_a_worker_killed_mid_import_resumes_to_what_a_clean_run_writes(
     ]
     makers = [a.extensions["guideapp"]["sessionmaker"] for a in apps]
     with makers[0]() as session:
-        content = _orders_file(session)
+        content = FILES[kind](session)
     killed_api = ApiClient(apps[0].test_client())
-    job_id = upload(killed_api, "orders", content).get_json()["id"]
+    job_id = upload(killed_api, kind, content).get_json()["id"]
 
     def job():
         with makers[0]() as session:
@@ -384,14 +409,25 @@ def test_a_worker_killed_mid_import_resumes_to_what_a_clean_run_writes(
     assert finished.state == "succeeded", finished.error
     assert finished.attempts == 2 and finished.progress_done == 23
 
-    clean = upload(ApiClient(apps[1].test_client()), "orders", content, query="?wait=true")
+    clean = upload(ApiClient(apps[1].test_client()), kind, content, query="?wait=true")
     assert clean.status_code == 200, clean.get_json()
     assert finished.result == clean.get_json()
     assert finished.result["failed"] == 1 and finished.result["imported"] == 22
     with makers[0]() as one, makers[1]() as other:
         killed_state, clean_state = _written(one), _written(other)
         assert killed_state == clean_state
-        assert killed_state["entries"], "the bound members' orders earn commission"
+        assert killed_state["entries"], "the bound members' orders (or the recruits) earn"
+        if kind == "members":
+            phones = {line.split(",")[0] for line in content.decode().splitlines()[1:]}
+            # each member created with a guide recruited once, every batch (the resumed ones
+            # too) dated by the import's start, kept in its checkpoint
+            moments = one.execute(
+                select(CommissionRecruit.recruited_at, Member.bound_at)
+                .join(Member, Member.id == CommissionRecruit.member_id)
+                .where(Member.phone.in_(phones))
+            ).all()
+            assert len(moments) == 17
+            assert len({at for at, _ in moments}) == 1 and all(a == b for a, b in moments)
         assert one.scalar(select(func.count()).select_from(ImportKey)) == 0
     queue_of(apps[0]).flush()
     for each in apps:

@@ -1,5 +1,5 @@
-"""Receivers of the members signals: recruits, orders, refunds and merges become ledger entries
-(connected in guideapp/wiring.py).
+"""Receivers of the members signals: orders, refunds and merges become ledger entries
+(connected in guideapp/wiring.py; recruits are in recruits.py).
 
 Attribution is the member's guide at the event (orders carry it as `orders.guide_id`), so a
 transfer moves future earnings and never touches past entries.
@@ -7,8 +7,6 @@ transfer moves future earnings and never touches past entries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Sequence, cast
 
 from sqlalchemy import CursorResult, func, select, update
@@ -16,139 +14,19 @@ from sqlalchemy.orm import Session
 
 from guideapp.commissions import ledger
 from guideapp.commissions import rules as maths
-from guideapp.commissions.models import (
-    EARNING_KINDS,
-    CommissionEntry,
-    CommissionRecruit,
-    CommissionRule,
-)
+from guideapp.commissions.models import CommissionEntry, CommissionRecruit, CommissionRule
+from guideapp.commissions.reads import people, rows_in, used_under_caps
 from guideapp.db import utcnow
 from guideapp.members.models import Member, Order, OrderRefund
 from guideapp.org.models import Staff, Store
 
 
-def on_recruit(
-    session: Session,
-    *,
-    member: Member,
-    guide: Staff,
-    source: str,
-    campaign_id: str | None = None,
-    at=None,
-    **_ignored,
-) -> CommissionRecruit | None:
-    """Record the recruit once per member; pay the bounty once per person, then any tier."""
-    if guide is None or guide.role != "guide" or guide.store_id is None:
-        return None
-    existing = session.scalar(
-        select(CommissionRecruit).where(
-            CommissionRecruit.tenant_id == member.tenant_id,
-            CommissionRecruit.member_id == member.id,
-        )
-    )
-    if existing is not None:
-        return existing  # a replayed recruitment
-    at = at or member.bound_at or utcnow()
-    ev = ledger.event(session, member.tenant_id, at)
-    person = ledger.resolve(session, member)
-    state = "counted"
-    if ledger.is_staff_phone(session, member.phone, person.phone):
-        state = "staff"
-    elif session.scalar(
-        select(func.count(CommissionRecruit.id)).where(
-            CommissionRecruit.tenant_id == member.tenant_id,
-            CommissionRecruit.person_id == person.id,
-            CommissionRecruit.state == "counted",
-        )
-    ):
-        state = "duplicate"
-    recruit = CommissionRecruit(
-        tenant_id=member.tenant_id,
-        member_id=member.id,
-        person_id=person.id,
-        guide_id=guide.id,
-        store_id=guide.store_id,
-        source=source,
-        campaign_id=campaign_id,
-        state=state,
-        month=ev.month,
-        recruited_at=at,
-    )
-    session.add(recruit)
-    session.flush()
-    if state != "counted":
-        return recruit
-    store = session.get_one(Store, guide.store_id)  # checked not None above
-    for rule in ledger.applicable_rules(
-        session, ev=ev, kind="recruit_bounty", store=store, campaign_id=campaign_id
-    ):
-        ledger.earn(
-            session,
-            ev,
-            rule=rule,
-            guide=guide,
-            kind="bounty",
-            amount_fen=rule.amount_fen or 0,
-            source_type="recruit",
-            source_id=member.id,
-            member_id=member.id,
-        )
-    pay_tiers(session, ev, guide=guide, store=store, campaign_id=campaign_id)
-    return recruit
-
-
-def pay_tiers(
-    session: Session,
-    ev: ledger.Event,
-    *,
-    guide: Staff,
-    store: Store,
-    campaign_id: str | None = None,
-) -> None:
-    """Each tier step pays once per guide per month, whichever rule version is in force."""
-    count = session.execute(
-        select(func.count(CommissionRecruit.id)).where(
-            CommissionRecruit.guide_id == guide.id,
-            CommissionRecruit.month == ev.month,
-            CommissionRecruit.state == "counted",
-        )
-    ).scalar_one()
-    for rule in ledger.applicable_rules(
-        session, ev=ev, kind="tier_bonus", store=store, campaign_id=campaign_id
-    ):
-        for step in maths.tiers_reached(rule.tiers, count):
-            source_id = f"{guide.id}:{ev.month}:{rule.rule_key}:{step['recruits']}"
-            paid = session.scalar(
-                select(func.count(CommissionEntry.id)).where(
-                    CommissionEntry.tenant_id == ev.tenant_id,
-                    CommissionEntry.source_type == "tier",
-                    CommissionEntry.source_id == source_id,
-                )
-            )
-            if not paid:
-                ledger.earn(
-                    session,
-                    ev,
-                    rule=rule,
-                    guide=guide,
-                    kind="tier",
-                    amount_fen=int(step["bonus_fen"]),
-                    source_type="tier",
-                    source_id=source_id,
-                    member_id=None,
-                    basis_fen=count,
-                )
-
-
-BATCH = 1000  # ids per IN list: a batch of any size costs a fixed number of statements each
-
-
 def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list, **_ignored) -> None:
     """New orders of bound members earn their guide (then) a percentage under each rule in
     force. POST /orders sends one order, an import a batch: the same rules, computed in a
-    fixed number of statements per BATCH orders, applied in the order they were recorded
+    fixed number of statements per BATCH (reads.py) orders, applied in the order they were recorded
     (monthly caps, first orders)."""
-    orders = _rows(
+    orders = rows_in(
         session,
         select(
             Order.id,
@@ -164,7 +42,7 @@ def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list, **_
     orders.sort(key=lambda o: position[o.id])
     guides = {
         g.id: g
-        for g in _rows(
+        for g in rows_in(
             session,
             select(Staff.id, Staff.store_id, Store.region_id)
             .join(Store, Store.id == Staff.store_id)
@@ -176,9 +54,9 @@ def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list, **_
     earning = [o for o in orders if o.guide_id in guides]
     if not earning:
         return
-    members = _people(session, {o.member_id for o in earning})
+    members = people(session, {o.member_id for o in earning})
     staff_phones = set(
-        _rows(
+        rows_in(
             session,
             select(Staff.phone),
             Staff.phone,
@@ -196,7 +74,7 @@ def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list, **_
         return
     persons = {members[o.member_id].person.id for o in earning}
     campaigns = dict(
-        _rows(
+        rows_in(
             session,
             select(CommissionRecruit.person_id, CommissionRecruit.campaign_id).where(
                 CommissionRecruit.tenant_id == tenant_id, CommissionRecruit.state == "counted"
@@ -265,38 +143,6 @@ def _within_binding(member, order) -> bool:
     return member.binding_locked_until is None or order.ordered_at < member.binding_locked_until
 
 
-@dataclass
-class _Buyer:
-    id: str
-    phone: str | None
-    merged_into_id: str | None
-    bound_at: datetime | None
-    binding_locked_until: datetime | None
-    # The member a chain of merges ends at (itself if none): set by _people for every buyer.
-    person: "_Buyer" = field(init=False)
-
-
-def _people(session: Session, member_ids: set) -> dict[str, _Buyer]:
-    """Members by id, each with the person it resolves to through merges (ledger.resolve)."""
-    columns = select(
-        Member.id, Member.phone, Member.merged_into_id, Member.bound_at, Member.binding_locked_until
-    )
-    found: dict[str, _Buyer] = {}
-    wanted, asked = set(member_ids), set()
-    while wanted:  # one statement per level of merges
-        asked |= wanted
-        for row in _rows(session, columns, Member.id, wanted):
-            found[row.id] = _Buyer(*row)
-        wanted = {m.merged_into_id for m in found.values() if m.merged_into_id} - asked
-    for member in found.values():
-        person, seen = member, set()
-        while person.merged_into_id in found and person.id not in seen:
-            seen.add(person.id)
-            person = found[person.merged_into_id]
-        member.person = person
-    return {i: found[i] for i in member_ids if i in found}
-
-
 def _first_orders(session: Session, orders: list, member_ids: set, versions: Sequence) -> set:
     """Ids of the orders that were their member's first when recorded: no order of the member
     before this announcement, and the first of the announced ones (merges moved every order to
@@ -304,7 +150,7 @@ def _first_orders(session: Session, orders: list, member_ids: set, versions: Seq
     if not any(v.order_basis == "first" for v in versions):
         return set()
     totals = dict(
-        _rows(
+        rows_in(
             session,
             select(Order.member_id, func.count(Order.id)).group_by(Order.member_id),
             Order.member_id,
@@ -325,41 +171,19 @@ def _first_orders(session: Session, orders: list, member_ids: set, versions: Seq
 
 
 def _used_under_caps(session: Session, tenant_id: str, due: list) -> dict:
-    """What each guide already earned this accounting month under each capped rule
-    (ledger.used_this_month for every (rule_key, guide, month) of the batch, in one query)."""
+    """What each guide already earned this accounting month under each capped rule of `due`."""
     keys = {
         (rule.rule_key, guide.id, ev.accounting_month)
         for ev, rule, guide, *_ in due
         if rule.cap_fen is not None
     }
-    if not keys:
-        return {}
-    rows = session.execute(
-        select(
-            CommissionRule.rule_key,
-            CommissionEntry.guide_id,
-            CommissionEntry.accounting_month,
-            func.coalesce(func.sum(CommissionEntry.amount_fen), 0),
-        )
-        .join(CommissionRule, CommissionRule.id == CommissionEntry.rule_id)
-        .where(
-            CommissionRule.tenant_id == tenant_id,
-            CommissionRule.rule_key.in_({k for k, _, _ in keys}),
-            CommissionEntry.guide_id.in_({g for _, g, _ in keys}),
-            CommissionEntry.accounting_month.in_({m for _, _, m in keys}),
-            CommissionEntry.kind.in_(EARNING_KINDS),
-        )
-        .group_by(
-            CommissionRule.rule_key, CommissionEntry.guide_id, CommissionEntry.accounting_month
-        )
-    )
-    return {(k, g, m): int(total) for k, g, m, total in rows}
+    return used_under_caps(session, tenant_id, keys)
 
 
 def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, **_ignored) -> None:
     """Claw back each earning of the refunded orders in proportion to what is refunded by
     each refund (POST /orders/refunds sends one, an import a batch; the same maths)."""
-    refunds = _rows(
+    refunds = rows_in(
         session,
         select(
             OrderRefund.id,
@@ -374,7 +198,7 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
     position = {refund_id: i for i, refund_id in enumerate(dict.fromkeys(refund_ids))}
     refunds.sort(key=lambda r: position[r.id])
     earnings: dict[str, list[CommissionEntry]] = {}
-    for entry in _rows(
+    for entry in rows_in(
         session,
         select(CommissionEntry).where(
             CommissionEntry.tenant_id == tenant_id,
@@ -393,12 +217,12 @@ def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list, *
         entries.sort(key=lambda e: (e.created_at, e.id))
     orders = {
         o.id: o
-        for o in _rows(
+        for o in rows_in(
             session, select(Order.id, Order.amount_fen, Order.refunded_fen), Order.id, earnings
         )
     }
     corrections: dict[str, dict[str, int]] = {}  # earning id -> kind -> sum (negative fen)
-    for reverses_id, kind, total in _rows(
+    for reverses_id, kind, total in rows_in(
         session,
         select(
             CommissionEntry.reverses_id, CommissionEntry.kind, func.sum(CommissionEntry.amount_fen)
@@ -464,21 +288,11 @@ def _booked(session: Session, tenant_id: str, source_type: str, kind: str, sourc
         CommissionEntry.source_type == source_type,
         CommissionEntry.kind == kind,
     )
-    return _pairs(_rows(session, stmt, CommissionEntry.source_id, source_ids))
+    return _pairs(rows_in(session, stmt, CommissionEntry.source_id, source_ids))
 
 
 def _pairs(rows) -> set[tuple]:
     return {tuple(row) for row in rows}
-
-
-def _rows(session: Session, stmt, column, values, *, scalars: bool = False) -> list:
-    """`stmt` restricted to `column IN values`, BATCH values per statement."""
-    values = list(dict.fromkeys(v for v in values if v is not None))
-    found: list = []
-    for start in range(0, len(values), BATCH):
-        chunk = stmt.where(column.in_(values[start : start + BATCH]))
-        found += session.scalars(chunk).all() if scalars else session.execute(chunk).all()
-    return found
 
 
 def on_merge(session: Session, *, survivor: Member, merged: Member) -> dict:

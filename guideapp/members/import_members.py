@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from guideapp.db import new_id
 from guideapp.members.models import TIERS, Binding, Member, PointsEntry
+from guideapp.members.signals import members_recruited
 from guideapp.changelog import log_changes, staff_scope, store_scope, tenant_scope
 
 # What an import reads of an existing member, and writes back whole (one executemany shape).
@@ -369,3 +370,13 @@ def _write(session: Session, run, plan: Plan) -> None:
     if plan.updates:
         session.execute(update(Member), plan.updates)  # bulk UPDATE by primary key
     log_changes(session, tenant_id=run.tenant_id, table="members", rows=plan.log)
+    _announce_recruits(session, run, plan)
+
+
+def _announce_recruits(session: Session, run, plan: Plan) -> None:
+    """A member the batch created bound to a guide was recruited, as by POST /members: one
+    announcement per batch, dated when the member joined (入会时间/注册时间, else the
+    import's start). A rebind is no recruitment (nor is POST /members/<id>/binding)."""
+    recruits = [(m["id"], m["guide_id"], m["joined_at"]) for m in plan.creates if m["guide_id"]]
+    if recruits:
+        members_recruited.send(session, tenant_id=run.tenant_id, recruits=recruits, source="import")

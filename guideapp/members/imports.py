@@ -225,7 +225,10 @@ MEMBERS = Spec(
         "tier": (("会员等级", "tier", "等级"), cells.tier),
         "points": (("积分", "points", "积分余额"), cells.whole_number),
         "source_channel": (("来源渠道", "source_channel", "来源", "渠道"), cells.channel),
-        "joined_at": (("入会时间", "joined_at", "注册时间", "入会日期"), cells.moment),
+        "joined_at": (
+            ("入会时间", "joined_at", "注册时间", "入会日期", "registered_at"),
+            cells.moment,
+        ),
     },
     required=(("phone", "unionid"),),
     finish=_member_finish,

@@ -21,6 +21,13 @@ member_recruited = members.signal(
     "kwargs: member, guide (Staff), source ('registration' | 'scan'), "
     "campaign_id=None, at=None.",
 )
+members_recruited = members.signal(
+    "members-recruited",
+    doc="A batch of members was created bound to a guide (an import): `member_recruited` for "
+    "each, in order, booked set-based.\n"
+    "kwargs: tenant_id, recruits (list of (member_id, guide_id, at); at None: when bound), "
+    "source ('import'), campaign_id=None.",
+)
 members_transferred = members.signal(
     "members-transferred",
     doc="Members moved from one guide to another in one set-based step.\n"
