@@ -123,7 +123,7 @@ def run(engine, args) -> dict:
         }
     naive_seconds = _naive(engine, tenant_id, args.naive_rows, guide_phones)
     job_runs = [
-        _through_job(engine, rows, guide_phones, prefix=f"{17 + i}")
+        _through_job(engine, tenant_id, rows, args.update_share, guide_phones, prefix=f"{17 + i}")
         for i, rows in enumerate(args.job_rows)
     ]
     rows_per_s = args.rows / seconds
@@ -145,13 +145,18 @@ def run(engine, args) -> dict:
     }
 
 
-def _through_job(engine, rows: int, guide_phones: list[str], *, prefix: str) -> dict:
-    """The file written to a temp dir as it is generated, enqueued by the CLI, run by a
-    `jobs work-off` child whose peak RSS os.wait4 reports."""
+def _through_job(
+    engine, tenant_id: str, rows: int, update_share: float, guide_phones, *, prefix: str
+) -> dict:
+    """The same kind of file as the in-request run (the same share of update rows), written
+    to a temp dir as it is generated, enqueued by the CLI, run by a `jobs work-off` child
+    whose peak RSS is reported by a small launcher (see _PEAK_RSS)."""
+    updates = int(rows * update_share)
+    _seed_existing(engine, tenant_id, updates, prefix=prefix)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "members.csv"
         with path.open("w", encoding="utf-8-sig", newline="") as out:
-            _write_members(out, rows, 0, guide_phones, prefix=prefix)
+            _write_members(out, rows, updates, guide_phones, prefix=prefix)
         env = {
             **os.environ,
             "GUIDEAPP_DATABASE_URL": engine.url.render_as_string(hide_password=False),
@@ -171,35 +176,56 @@ def _through_job(engine, rows: int, guide_phones: list[str], *, prefix: str) -> 
             check=True,
         )
         started = time.perf_counter()
-        worker = subprocess.Popen([*flask, "jobs", "work-off"], env=env, cwd=PROJECT_ROOT)
-        _, status, usage = os.wait4(worker.pid, 0)
+        profile = os.environ.get("GUIDEAPP_BENCH_IMPORT_PROFILE")  # a py-spy output path
+        spy = ["py-spy", "record", "--idle", "-r", "50", "-f", "speedscope", "-o"]
+        command = [*spy, f"{profile}-{rows}.json", "--", *flask] if profile else flask
+        peak = Path(scratch) / "peak_rss"
+        launcher = [sys.executable, "-c", _PEAK_RSS, str(peak)]
+        subprocess.run([*launcher, *command, "jobs", "work-off"], env=env, cwd=PROJECT_ROOT)
         seconds = time.perf_counter() - started
-        worker.returncode = os.waitstatus_to_exitcode(status)
+        peak_kib = int(peak.read_text())
         job_id = enqueued.stdout.split(" queued as job ")[1].split()[0]
         with Session(engine) as session:
             job = session.get_one(Job, job_id)
             result, state = job.result or {}, job.state
+            # the job's own time: from its first unit to its last, without the worker's start
+            own = (job.finished_at - job.started_at).total_seconds() if job.finished_at else 0
         return {
             "rows": rows,
             "csv_bytes": path.stat().st_size,
             "state": state,
             "seconds": round(seconds, 1),
             "rows_per_s": round(rows / seconds),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+            "job_seconds": round(own, 1),
+            "job_rows_per_s": round(rows / own) if own else 0,
+            "peak_rss_mb": round(peak_kib / 1024, 1),
             "imported": result.get("imported"),
             "failed": result.get("failed"),
         }
 
 
-def _phone(n: int) -> str:
-    return f"15{n:09d}"
+# A child's ru_maxrss counts the pages it shared with its parent before exec: forked from
+# this process (which holds the in-request import), a worker would report this process's
+# RSS. A small launcher forks the worker instead and writes its peak (KiB) to argv[1].
+_PEAK_RSS = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
-def _seed_existing(engine, tenant_id: str, count: int) -> None:
+def _phone(n: int, prefix: str = "15") -> str:
+    return f"{prefix}{n:09d}"
+
+
+def _seed_existing(engine, tenant_id: str, count: int, prefix: str = "15") -> None:
     """Bare members (phone only), so the timed file's update rows fill names and bind them."""
     if not count:
         return
-    content = ("phone\n" + "\n".join(_phone(n) for n in range(count)) + "\n").encode()
+    phones = (_phone(n, prefix) for n in range(count))
+    content = ("phone\n" + "\n".join(phones) + "\n").encode()
     with Session(engine) as session, transaction(session):
         run_import(
             session,
@@ -281,7 +307,8 @@ failed {result["failed"]:,}
     for run in result["job_runs"]:
         print(
             f"  as a job:    {run['rows']:,} rows ({run['csv_bytes'] / 1e6:.0f} MB) in "
-            f"{run['seconds']:.1f} s -> {run['rows_per_s']:,} rows/s, worker peak RSS "
+            f"{run['seconds']:.1f} s -> {run['rows_per_s']:,} rows/s (the job itself: "
+            f"{run['job_seconds']:.1f} s -> {run['job_rows_per_s']:,} rows/s), worker peak RSS "
             f"{run['peak_rss_mb']:.0f} MB ({run['state']}; imported {run['imported']}, "
             f"failed {run['failed']})"
         )
@@ -289,6 +316,7 @@ failed {result["failed"]:,}
     summary = {k: result[k] for k in keys}
     for run in result["job_runs"]:
         summary[f"job_{run['rows']}_rows_per_s"] = run["rows_per_s"]
+        summary[f"job_{run['rows']}_own_rows_per_s"] = run["job_rows_per_s"]
         summary[f"job_{run['rows']}_peak_rss_mb"] = run["peak_rss_mb"]
     print("RESULT " + json.dumps(summary))
 

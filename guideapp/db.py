@@ -301,11 +301,14 @@ def any_of(session: Session, column, values):
     return column.in_(values)
 
 
+COPY_ROWS = 500  # from this many rows on, COPY beats one INSERT ... unnest (bench_import)
+
+
 def insert_rows(session: Session, table, rows: list[dict]) -> None:
-    """INSERT many rows of `table` (a Table) in one statement: on PostgreSQL
-    `INSERT ... SELECT * FROM unnest(<one bound array per column>)`, elsewhere an
-    executemany. Python-side column defaults are not applied: rows give every column
-    they need (all rows the same columns)."""
+    """INSERT many rows of `table` (a Table): on PostgreSQL a COPY FROM STDIN for big
+    batches, else `INSERT ... SELECT * FROM unnest(<one bound array per column>)`;
+    elsewhere an executemany. Python-side column defaults are not applied: rows give every
+    column they need (all rows the same columns)."""
     if not rows:
         return
     from sqlalchemy import bindparam, column, func, insert, select
@@ -314,6 +317,9 @@ def insert_rows(session: Session, table, rows: list[dict]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
+    if len(rows) >= COPY_ROWS:
+        copy_rows(session, table, rows)
+        return
     names = list(rows[0])
     arrays = [
         bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type), unique=True)
@@ -321,6 +327,28 @@ def insert_rows(session: Session, table, rows: list[dict]) -> None:
     ]
     source = func.unnest(*arrays).table_valued(*[column(name) for name in names]).render_derived()
     session.execute(insert(table).from_select(names, select(*[source.c[n] for n in names])))
+
+
+def copy_rows(session: Session, table, rows: list[dict]) -> None:
+    """PostgreSQL's COPY FROM STDIN into `table` on the session's connection, in its
+    transaction: the server's fastest way in (a third of an executemany's time per row).
+
+    Each value goes through its column type's bind processing for the dialect first, as in
+    any INSERT (UTCDateTime refuses a naive time, JSON is wrapped for psycopg); constraints
+    and triggers apply as they do to an INSERT."""
+    session.flush()  # rows the ORM still holds go first, as an execute() would send them
+    connection = session.connection()
+    dialect = connection.dialect
+    names = list(rows[0])
+    processors = [(n, table.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
+    quote = dialect.identifier_preparer
+    statement = (
+        f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)}) FROM STDIN"
+    )
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row([p(row[n]) if p else row[n] for n, p in processors])
 
 
 def commit(session: Session) -> None:

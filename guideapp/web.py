@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
 import uuid
+from typing import Iterator
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +44,36 @@ def _refuse_streamed_body_over_limit() -> None:
         limit = request.max_content_length
         if limit is not None and len(request.get_data(cache=True)) >= limit:
             raise RequestEntityTooLarge()
+
+
+FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _parts_fingerprint() -> Iterator[bytes]:
+    """What an Idempotency-Key compares for a view that takes files: the parsed parts, not
+    the raw body, which request.get_data() would hold whole in memory (and Werkzeug would
+    keep it for the form parser). Werkzeug spools each uploaded file to a temporary file
+    as it parses; each is hashed from there in chunks and rewound for the view. The form
+    fields and each file's field, name and type count too (the query is in the path), the
+    multipart boundary does not: a client's retry with a new boundary is still a replay."""
+    if request.mimetype not in FORMS:  # no parts to read (the view will refuse it)
+        yield from iter(lambda: request.stream.read(1 << 16), b"")
+        return
+    for name, value in sorted(request.form.items(multi=True)):
+        yield json.dumps(["form", name, value]).encode() + b"\n"
+    for name, upload in request.files.items(multi=True):
+        about = ["file", name, upload.filename, upload.mimetype, _digest(upload.stream)]
+        yield json.dumps(about).encode() + b"\n"
+
+
+def _digest(stream) -> str:
+    """SHA-256 of a file read in chunks from its start, rewound afterwards for the view."""
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while chunk := stream.read(1 << 16):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -95,7 +128,8 @@ def init_request_lifecycle(app: Flask) -> None:
         g.request_id = _request_id(request.headers.get("X-Request-ID"))
         refuse_hostile_url_and_headers(app.config)
         handler = _view_handler()
-        if _takes_files(handler):  # before anything reads the body
+        takes_files = _takes_files(handler)
+        if takes_files:  # before anything reads the body
             request.max_content_length = app.config["MAX_UPLOAD_BYTES"]
         else:
             _refuse_streamed_body_over_limit()
@@ -124,7 +158,7 @@ def init_request_lifecycle(app: Flask) -> None:
                 owner=g.actor.staff_id if g.actor else f"anon:{request.remote_addr}",
                 method=request.method,
                 path=request.full_path,
-                body=request.get_data(),
+                body=_parts_fingerprint() if takes_files else request.get_data(),
             )
             if replay is not None:
                 g.idempotency_replayed = True

@@ -8,6 +8,7 @@ An error response rolls the claim back with everything else, so a retry runs afr
 from __future__ import annotations
 
 import hashlib
+from typing import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,15 +21,23 @@ MAX_KEY_LENGTH = 128
 PENDING_KEY = "idempotency_claim"
 
 
-def begin(session: Session, *, key: str, owner: str, method: str, path: str, body: bytes):
-    """Return the stored response to replay, or claim the key and return None."""
+def begin(
+    session: Session, *, key: str, owner: str, method: str, path: str, body: bytes | Iterable[bytes]
+):
+    """Return the stored response to replay, or claim the key and return None.
+
+    `body` is the request's body, or the pieces that stand for it (an upload's parts,
+    hashed as they come: web.py), compared by their SHA-256."""
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(
             "Idempotency-Key must be 1-128 characters.",
             errors={"Idempotency-Key": ["1-128 characters, one per logical request."]},
         )
-    digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+    hashed = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n")
+    for piece in [body] if isinstance(body, bytes) else body:
+        hashed.update(piece)
+    digest = hashed.hexdigest()
     existing = _find(session, owner, key)
     if existing is None:
         claim = IdempotentRequest(
