@@ -4,8 +4,12 @@ GUIDEAPP_TEST_REDIS_URL is set (CI: must, like PostgreSQL in tests/databases.py)
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
+
+from guideapp.config import PROJECT_ROOT
 
 from tests.databases import IN_CI
 
@@ -39,3 +43,33 @@ def queue_url(backend: str, tmp_path) -> str:
     except redis.RedisError as error:
         pytest.fail(f"Redis at {REDIS_URL} unreachable: {error}")
     return REDIS_URL
+
+
+def start_worker(
+    database_url: str, jobs_url: str, name: str, *modules: str, **env
+) -> subprocess.Popen:
+    """A real `flask jobs worker` process (one thread) on `jobs_url`, with a short lease and
+    quick polls so kill-and-resume tests finish in seconds; `env` adds GUIDEAPP_* settings
+    (e.g. UPLOAD_DIR=...). Started in its own session: a test can SIGKILL it alone."""
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "GUIDEAPP_DATABASE_URL": database_url,
+        "GUIDEAPP_JOBS_URL": jobs_url,
+        "GUIDEAPP_JOBS_NAME": name,
+        "GUIDEAPP_JOBS_LEASE": "2",
+        "GUIDEAPP_JOBS_RECOVER_EVERY": "0.5",
+        "GUIDEAPP_JOBS_POLL_MAX": "0.2",
+        "GUIDEAPP_LOG_LEVEL": "WARNING",
+        **{f"GUIDEAPP_{key}": str(value) for key, value in env.items()},
+    }
+    imports = [arg for module in modules for arg in ("--import", module)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--workers", "1"]
+        + imports,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import tracemalloc
 import uuid
 from collections import Counter
@@ -32,7 +30,7 @@ from guideapp.migrations import alembic_config
 from guideapp.org.models import Staff, Store, Tenant
 from tests.conftest import FIXTURES, HQ, ApiClient, make_config
 from tests.databases import backends, scratch_database
-from tests.queues import queue_backends, queue_url
+from tests.queues import queue_backends, queue_url, start_worker
 from tests.test_jobs import _wait_for, queue_of, run_jobs
 
 BATCH = 2  # rows per checkpoint in these tests
@@ -345,28 +343,7 @@ FILES = {"orders": _orders_file, "members": _members_file}
 
 
 def _worker(database, jobs_url, name, uploads, *modules):
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(PROJECT_ROOT),
-        "GUIDEAPP_DATABASE_URL": database.url,
-        "GUIDEAPP_JOBS_URL": jobs_url,
-        "GUIDEAPP_JOBS_NAME": name,
-        "GUIDEAPP_UPLOAD_DIR": str(uploads),
-        "GUIDEAPP_JOBS_LEASE": "2",
-        "GUIDEAPP_JOBS_RECOVER_EVERY": "0.5",
-        "GUIDEAPP_JOBS_POLL_MAX": "0.2",
-        "GUIDEAPP_LOG_LEVEL": "WARNING",
-    }
-    imports = [arg for module in modules for arg in ("--import", module)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--workers", "1"]
-        + imports,
-        cwd=PROJECT_ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker(database.url, jobs_url, name, *modules, UPLOAD_DIR=uploads)
 
 
 def _written(session) -> dict:

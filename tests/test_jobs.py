@@ -41,7 +41,7 @@ from tests.conftest import (
 from tests.databases import backends, scratch_database
 from tests.factories import make_rival_tenant
 from tests.job_factories import COLLEAGUE, make_job
-from tests.queues import queue_backends, queue_url
+from tests.queues import queue_backends, queue_url, start_worker
 
 BATCH = 4  # stores per checkpoint in these tests: the demo's 46 open stores take 12 units
 
@@ -400,27 +400,7 @@ def live_database(request, tmp_path_factory):
 
 
 def _worker(database, jobs_url: str, name: str, *modules: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(PROJECT_ROOT),
-        "GUIDEAPP_DATABASE_URL": database.url,
-        "GUIDEAPP_JOBS_URL": jobs_url,
-        "GUIDEAPP_JOBS_NAME": name,
-        "GUIDEAPP_JOBS_LEASE": "2",
-        "GUIDEAPP_JOBS_RECOVER_EVERY": "0.5",
-        "GUIDEAPP_JOBS_POLL_MAX": "0.2",
-        "GUIDEAPP_LOG_LEVEL": "WARNING",
-    }
-    imports = [arg for module in modules for arg in ("--import", module)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--workers", "1"]
-        + imports,
-        cwd=PROJECT_ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker(database.url, jobs_url, name, *modules)
 
 
 def _wait_for(read, until, timeout: float = 120.0, what: str = "the job"):
