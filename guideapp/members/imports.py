@@ -130,7 +130,6 @@ class Run:
     batch_notes: list = field(default_factory=list)
     claimed: dict = field(default_factory=dict)  # ('member', id) -> the first row that changed it
     new_members: dict = field(default_factory=dict)  # ('phone'|'unionid', value) -> member
-    recruits: list = field(default_factory=list)  # (member id, guide id, at) created bound
 
     def error(self, row: int, name: str, message: str) -> None:
         self.batch_errors.append({"row": row, "field": name, "message": message})
@@ -155,7 +154,7 @@ class Run:
             found.sort(key=lambda e: e["row"])
             kept.extend(found[: max(REPORT_LIMIT - len(kept), 0)])
         self.failed, self.batch_errors, self.batch_notes = set(), [], []
-        self.claimed, self.new_members, self.recruits = {}, {}, []
+        self.claimed, self.new_members = {}, {}
 
     COUNTS = ("rows", "imported", "updated", "unchanged", "failed_rows", "error_count")
 
