@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bench.bench_scans import CITIES, CODE, SPREAD_DEG, _load_demo, _server
-from bench.common import emit, migrate, percentiles, scratch_postgres
+from bench.common import emit, migrate, percentiles, scratch_postgres, wait_until_up
 from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import make_engine, transaction
@@ -109,13 +109,8 @@ class _fake:
             stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/cgi-bin/token", timeout=1)
-                return self.url
-            except OSError:
-                time.sleep(0.2)
+        if wait_until_up(f"{self.url}/cgi-bin/token", seconds=30):
+            return self.url
         self.__exit__()
         raise RuntimeError("the fake WeChat did not come up")
 

@@ -13,7 +13,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPConnection
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.common import emit, migrate, percentiles, scratch_postgres
+from bench.common import emit, migrate, percentiles, scratch_postgres, wait_until_up
 from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import make_engine, transaction
@@ -194,13 +193,8 @@ class _server:
             cwd=PROJECT_ROOT,
             env=env,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                return self.port
-            except OSError:
-                time.sleep(0.3)
+        if wait_until_up(f"http://127.0.0.1:{self.port}/healthz", seconds=60, pause=0.3):
+            return self.port
         self.__exit__()
         raise RuntimeError("gunicorn did not come up within 60 s")
 

@@ -90,6 +90,20 @@ def _postgres_version() -> str:
         engine.dispose()
 
 
+def wait_until_up(url: str, *, seconds: float, pause: float = 0.2) -> bool:
+    """Whether `url` answered (any HTTP answer) within `seconds`: a server the bench started."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return True
+        except OSError:
+            time.sleep(pause)
+    return False
+
+
 def emit(name: str, **figures) -> None:
     """Print a readable block and one `RESULT {json}` line that bench.run_all collects.
 
