@@ -246,12 +246,17 @@ def _greatest_sqlite(element, compiler, **kw):
     return f"max({compiler.process(element.clauses, **kw)})"
 
 
-def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows) -> int:
-    """INSERT ... SELECT ... ON CONFLICT DO NOTHING, for generated rows with unique keys."""
+def upsert(session: Session, model):
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING / DO UPDATE on both databases."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(model).from_select(columns, rows).on_conflict_do_nothing()
+    return dialect.insert(model)
+
+
+def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows) -> int:
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING, for generated rows with unique keys."""
+    stmt = upsert(session, model).from_select(columns, rows).on_conflict_do_nothing()
     return _rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
 
 

@@ -7,10 +7,12 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from guideapp.commissions.models import (
     CommissionEntry,
+    CommissionMonthCount,
+    CommissionRecruit,
     CommissionRule,
     CommissionSettlement,
 )
@@ -234,3 +236,44 @@ def foreign_commissions(session, caller: str, kind: str) -> list[str]:
     if caller == GUIDE:
         return [rival_entry, bj_entry, colleague_entry]
     return {HQ: [rival_entry], RIVAL_HQ: [bj_entry]}.get(caller, [rival_entry, bj_entry])
+
+
+def recount(session, tenant_id):
+    """commission_month_counts from the recruit rows, as its migration fills it."""
+    session.flush()
+    session.execute(
+        CommissionMonthCount.__table__.delete().where(CommissionMonthCount.tenant_id == tenant_id)
+    )
+    session.execute(
+        CommissionMonthCount.__table__.insert().from_select(
+            ["tenant_id", "guide_id", "month", "counted"],
+            _counted(tenant_id),
+        )
+    )
+
+
+def _counted(tenant_id):
+    return (
+        select(
+            CommissionRecruit.tenant_id,
+            CommissionRecruit.guide_id,
+            CommissionRecruit.month,
+            func.count(),
+        )
+        .where(CommissionRecruit.tenant_id == tenant_id, CommissionRecruit.state == "counted")
+        .group_by(CommissionRecruit.tenant_id, CommissionRecruit.guide_id, CommissionRecruit.month)
+    )
+
+
+def assert_counts_kept(session, tenant_id):
+    """Every guide's month count equals its counted recruit rows."""
+    session.flush()
+    kept = session.execute(
+        select(
+            CommissionMonthCount.tenant_id,
+            CommissionMonthCount.guide_id,
+            CommissionMonthCount.month,
+            CommissionMonthCount.counted,
+        ).where(CommissionMonthCount.tenant_id == tenant_id, CommissionMonthCount.counted != 0)
+    ).all()
+    assert sorted(map(tuple, kept)) == sorted(map(tuple, session.execute(_counted(tenant_id))))

@@ -22,7 +22,7 @@ from guideapp.members.identity import follow_merges
 from guideapp.members.merge import merge_members
 from guideapp.members.models import Member, Order
 from guideapp.members.orders import ingest_order, ingest_refund
-from tests.commission_factories import close, make_world, phone, recruit, rule
+from tests.commission_factories import assert_counts_kept, close, make_world, phone, recruit, rule
 
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
 NAMES = (
@@ -237,6 +237,7 @@ class Sim:
                 root = follow_merges(s, s.get(Member, person.get(r.member_id, r.member_id)))
                 paid[(r.kind, root.id, rule_row.rule_key)] += 1
         assert all(n == 1 for n in paid.values()), paid  # nothing paid twice
+        assert_counts_kept(s, self.w.tenant_id)  # the tiers' counts follow recruits and merges
 
 
 @settings(

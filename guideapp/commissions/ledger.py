@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence, cast
@@ -10,6 +11,7 @@ from typing import Any, Sequence, cast
 from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.orm import Session
 
+from guideapp.commissions import month_counts
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import (
     EARNING_KINDS,
@@ -18,7 +20,7 @@ from guideapp.commissions.models import (
     CommissionRule,
     CommissionSettlement,
 )
-from guideapp.db import new_id, utcnow
+from guideapp.db import new_id, upsert, utcnow
 from guideapp.members.identity import follow_merges
 from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store, Tenant
@@ -175,13 +177,7 @@ def entry_row(ev: Event, **values) -> dict:
 
 
 def _insert_once(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(CommissionEntry).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(CommissionEntry).on_conflict_do_nothing()
+    return upsert(session, CommissionEntry).on_conflict_do_nothing()
 
 
 def earn(
@@ -293,4 +289,6 @@ def mark_duplicates(session: Session, *, tenant_id: str, person_id: str) -> Sequ
             .where(CommissionRecruit.id.in_([r.id for r in extra]))
             .values(state="duplicate")
         )
+        uncounted = Counter((r.guide_id, r.month) for r in extra)
+        month_counts.add(session, tenant_id, {key: -n for key, n in uncounted.items()})
     return extra

@@ -88,6 +88,19 @@ class CommissionRecruit(Base):
     recruited_at: Mapped[datetime]
 
 
+class CommissionMonthCount(Base):
+    """A guide's counted recruits in a month (the tiers' count), kept with every recruit row
+    that becomes or stops being counted: reading it costs one row however many there are."""
+
+    __tablename__ = "commission_month_counts"
+    __table_args__ = (tenant_fk("guide_id", "staff"),)
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    guide_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # as CommissionRecruit.month
+    counted: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CommissionEntry(Base):
     """An append-only ledger line in fen; never updated or deleted (reversals correct it)."""
 

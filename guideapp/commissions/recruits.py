@@ -3,8 +3,9 @@ both run `record_recruits`, so a recruit books the same whichever door it came t
 
 A batch costs a fixed number of statements (each IN list chunked at reads.BATCH ids): the
 guides, the members and the persons they resolve to, the recruits already there, staff
-phones, persons already counted, the rule versions, the months' counts, tiers already paid
-and caps used; then one INSERT of recruits and one of entries. The batch is walked in its
+phones, persons already counted, the rule versions, the months' counts (month_counts, locked
+for the batch), tiers already paid and caps used; then one INSERT of recruits, one move of
+the counts and one INSERT of entries. The batch is walked in its
 order with those figures kept current, so it books exactly what one call per member in that
 order would (tests/test_recruit_batches.py holds it to that).
 """
@@ -15,10 +16,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp.commissions import ledger
+from guideapp.commissions import ledger, month_counts
 from guideapp.commissions import rules as maths
 from guideapp.commissions.models import CommissionEntry, CommissionRecruit, CommissionRule
 from guideapp.commissions.reads import people, rows_in, used_under_caps
@@ -144,6 +145,7 @@ def record_recruits(
         if state == "counted":
             book.count(member, guide, ev)
     insert_rows(session, CommissionRecruit.__table__, recruit_rows)
+    month_counts.add(session, tenant_id, book.counted_now)
     ledger.write_many(session, book.entries)
 
 
@@ -177,23 +179,10 @@ class _Book:
         ).all()
         self.bounties = [v for v in versions if v.kind == "recruit_bounty"]
         self.tiers = [v for v in versions if v.kind == "tier_bonus"]
-        guide_ids = {g.id for _, g, _ in fresh}
-        self.month_counts: Counter = Counter(
-            {
-                (guide_id, month): int(n)
-                for guide_id, month, n in rows_in(
-                    session,
-                    select(CommissionRecruit.guide_id, CommissionRecruit.month, func.count())
-                    .where(
-                        CommissionRecruit.state == "counted",
-                        CommissionRecruit.month.in_({ev.month for ev in evs.values()}),
-                    )
-                    .group_by(CommissionRecruit.guide_id, CommissionRecruit.month),
-                    CommissionRecruit.guide_id,
-                    guide_ids,
-                )
-            }
+        self.month_counts = month_counts.hold(
+            session, tenant_id, {(g.id, evs[at].month) for _, g, at in fresh}
         )
+        self.counted_now: Counter = Counter()  # what this batch adds to month_counts
         steps = {(v.rule_key, t["recruits"]) for v in self.tiers for t in v.tiers or []}
         self.tiers_paid = set(
             rows_in(
@@ -234,6 +223,7 @@ class _Book:
                 member_id=member.id,
             )
         self.month_counts[guide.id, ev.month] += 1
+        self.counted_now[guide.id, ev.month] += 1
         count = self.month_counts[guide.id, ev.month]
         for rule in self._in_force(self.tiers, guide, ev):
             for step in maths.tiers_reached(rule.tiers, count):

@@ -8,24 +8,15 @@ from datetime import datetime
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
+from guideapp.db import upsert
 from guideapp.errors import TooManyRequests
 from guideapp.scans.models import GuideRotation, ScanRateWindow
-
-
-def _insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
 
 
 def increment(session: Session, model, keys: dict, column: str) -> int:
     """INSERT ... ON CONFLICT DO UPDATE SET n = n + 1 RETURNING n: one atomic statement."""
     counter = getattr(model, column)
-    stmt = _insert(session)(model).values(**keys, **{column: 1})
+    stmt = upsert(session, model).values(**keys, **{column: 1})
     stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={column: counter + 1})
     return session.execute(stmt.returning(counter)).scalar_one()
 
@@ -42,7 +33,7 @@ def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int, now: 
     start = int(stamp // window_s * window_s)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    stmt = _insert(session)(ScanRateWindow).values(
+    stmt = upsert(session, ScanRateWindow).values(
         [{"key": key, "window_start": start, "hits": 1} for key, _ in limits]
     )
     stmt = stmt.on_conflict_do_update(
