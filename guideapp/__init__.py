@@ -17,6 +17,8 @@ from guideapp.access import register_access_rules
 from guideapp.wiring import connect_reactions
 from guideapp.wechat.clients import SETTINGS_KEY as WECHAT_SETTINGS_KEY
 from guideapp.wechat.clients import DatabaseStorage, WechatSettings, make_storage
+from guideapp.wecom.clients import SETTINGS_KEY as WECOM_SETTINGS_KEY
+from guideapp.wecom.clients import WecomSettings
 
 
 def create_app(config: Config | None = None, *, bind=None) -> Flask:
@@ -62,6 +64,8 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     session_info[WECHAT_SETTINGS_KEY] = app.extensions["guideapp"]["wechat"] = _wechat(
         app, autocommit_sessionmaker
     )
+    # ...and the WeCom ones (guideapp/wecom/clients.py), tokens in the same shared cache.
+    session_info[WECOM_SETTINGS_KEY] = app.extensions["guideapp"]["wecom"] = _wecom(app)
 
     api = Api(app)
     app.extensions["guideapp"]["api"] = api
@@ -128,6 +132,20 @@ def _wechat(app: Flask, sessionmaker) -> WechatSettings:
     )
 
 
+def _wecom(app: Flask) -> WecomSettings:
+    config, extensions = app.config, app.extensions["guideapp"]
+    return WecomSettings(
+        api_base=config["WECOM_API_BASE"],
+        storage=extensions["wechat"].storage,
+        box=extensions["secretbox"],
+        timeout=config["WECOM_TIMEOUT_SECONDS"],
+        timestamp_window_s=config["WECOM_TIMESTAMP_WINDOW_SECONDS"],
+        max_callback_bytes=config["WECOM_MAX_CALLBACK_BYTES"],
+        event_max_attempts=config["WECOM_EVENT_MAX_ATTEMPTS"],
+        event_retry_s=config["WECOM_EVENT_RETRY_SECONDS"],
+    )
+
+
 def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
     from guideapp.auth.routes import blp as auth_blp
@@ -143,6 +161,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp.tasks.routes import blp as tasks_blp
     from guideapp.wechat.routes import blp as wechat_blp
     from guideapp.wechatpay.routes import blp as wechatpay_blp
+    from guideapp.wecom.routes import blp as wecom_blp
 
     app.register_blueprint(health.blp)
     app.register_blueprint(landing_blp)  # the HTML page QR codes open: not part of the API
@@ -159,6 +178,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         jobs_blp,
         wechat_blp,
         wechatpay_blp,
+        wecom_blp,
     ):
         api.register_blueprint(blp)
 

@@ -22,6 +22,7 @@ def register_access_rules() -> None:
     from guideapp.tasks import access as tasks
     from guideapp.wechat import access as wechat
     from guideapp.wechatpay import access as wechatpay
+    from guideapp.wecom import access as wecom
 
     for domain in (
         org,
@@ -35,6 +36,7 @@ def register_access_rules() -> None:
         jobs,
         wechat,
         wechatpay,
+        wecom,
         auth,
     ):
         domain.register()

@@ -137,6 +137,23 @@ class Config:
         "store_code": os.environ.get("GUIDEAPP_WECHATPAY_STORE_CODE", ""),
     }
 
+    # WeCom (guideapp/wecom, docs/wecom.md): its API host (tests: the fake), the public base
+    # of the callback URL HQ enters in the WeCom console, how far a callback's timestamp may
+    # be from our clock, the largest callback read, callbacks per tenant URL per minute, and
+    # how stored events are retried (the first retry after RETRY s, doubling, dead after
+    # MAX_ATTEMPTS).
+    WECOM_API_BASE = os.environ.get("GUIDEAPP_WECOM_API_BASE", "https://qyapi.weixin.qq.com")
+    WECOM_TIMEOUT_SECONDS = _env_float("GUIDEAPP_WECOM_TIMEOUT", 5.0)
+    WECOM_CALLBACK_BASE_URL = os.environ.get(
+        "GUIDEAPP_WECOM_CALLBACK_BASE_URL",
+        os.environ.get("GUIDEAPP_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+    )
+    WECOM_TIMESTAMP_WINDOW_SECONDS = _env_int("GUIDEAPP_WECOM_TIMESTAMP_WINDOW", 300)
+    WECOM_MAX_CALLBACK_BYTES = _env_int("GUIDEAPP_WECOM_MAX_CALLBACK_BYTES", 64 * 1024)
+    WECOM_CALLBACK_RATE_PER_MINUTE = _env_int("GUIDEAPP_WECOM_CALLBACK_RATE", 60_000)
+    WECOM_EVENT_MAX_ATTEMPTS = _env_int("GUIDEAPP_WECOM_EVENT_MAX_ATTEMPTS", 8)
+    WECOM_EVENT_RETRY_SECONDS = _env_float("GUIDEAPP_WECOM_EVENT_RETRY", 10.0)
+
     # Jobs (guideapp/jobs, docs/jobs.md): the queue, its workers, retries and leases.
     JOBS_URL = _jobs_url()  # redis://host:6379/0 or sqlite:///path/jobs.db
     JOBS_NAME = os.environ.get("GUIDEAPP_JOBS_NAME", "guideapp")  # queue name (key prefix)

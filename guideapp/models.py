@@ -15,5 +15,6 @@ from guideapp.replies import models as replies_models  # noqa: F401
 from guideapp.wechatpay import models as wechatpay_models  # noqa: F401
 from guideapp.sync import models as sync_models  # noqa: F401
 from guideapp.wechat import models as wechat_models  # noqa: F401
+from guideapp.wecom import models as wecom_models  # noqa: F401
 
 metadata = Base.metadata

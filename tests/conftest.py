@@ -25,6 +25,7 @@ from guideapp.wiring import connect_reactions
 from tests.databases import backends, scratch_database
 from tests.factories import make_pool_members, make_rival_tenant
 from tests.fake_wechat import shared as fake_wechat_server
+from tests.fake_wecom import shared as fake_wecom_server
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
 WECHAT_TEST_KEY = "k8D0Cq6o0pmDqvj5NU3uuSB5c1ZD7k3sD1xWQbO8y6Q="  # a Fernet key for tests only
@@ -93,6 +94,7 @@ def make_config(database, **overrides) -> Config:
     overrides.setdefault("WECHAT_OAUTH_BASE", fake_wechat_server().url)
     overrides.setdefault("WECHAT_SECRETS_KEY", WECHAT_TEST_KEY)
     overrides.setdefault("WECHAT_ENV", {})
+    overrides.setdefault("WECOM_API_BASE", fake_wecom_server().url)  # tests/fake_wecom.py
     return Config(
         DATABASE_URL=database.url,
         SECRET_KEY="test-secret-key-of-at-least-32-bytes!",
@@ -157,6 +159,29 @@ def fake_wechat():
     fake = fake_wechat_server()
     fake.reset()
     return fake
+
+
+@pytest.fixture
+def fake_wecom():
+    """The fake WeCom server, emptied for this test."""
+    fake = fake_wecom_server()
+    fake.reset()
+    return fake
+
+
+@pytest.fixture
+def wecom_corp(api, fake_wecom):
+    """The demo brand's WeCom corp, on the fake and configured through the API."""
+    from tests import wecom_helpers as w
+
+    fake_wecom.add_corp(
+        corp_id=w.CORP_ID,
+        contact_secret=w.CONTACT_SECRET,
+        agent_id=w.AGENT_ID,
+        agent_secret=w.AGENT_SECRET,
+    )
+    w.configure(api, HQ)
+    return w.Corp(fake_wecom)
 
 
 # The demo brand's WeChat apps on the fake (tests/wechat_helpers.py configures them).

@@ -188,8 +188,10 @@ def register_cli(app: Flask) -> None:
     from guideapp.cli.commissions import commissions_cli
     from guideapp.cli.jobs import jobs_cli
     from guideapp.cli.scheduler import scheduler_cli
+    from guideapp.cli.wecom import wecom_cli
     from guideapp.wiring import connect_reactions
 
     connect_reactions()  # commands run services: their reactions must be connected
-    for group in (db_cli, demo_cli, import_cli, scheduler_cli, commissions_cli, jobs_cli):
+    groups = (db_cli, demo_cli, import_cli, scheduler_cli, commissions_cli, jobs_cli, wecom_cli)
+    for group in groups:
         app.cli.add_command(group)

@@ -12,7 +12,17 @@ Nobody imports huey but guideapp/jobs/queue.py.
 
 from guideapp.jobs.kinds import UNIT_HOOKS, kind
 from guideapp.jobs.models import Job
-from guideapp.jobs.runner import JobContext, run_inline
+from guideapp.jobs.runner import STOPS, JobContext, is_transient, run_inline
 from guideapp.jobs.service import job_url, start
 
-__all__ = ["UNIT_HOOKS", "Job", "JobContext", "job_url", "kind", "run_inline", "start"]
+__all__ = [
+    "STOPS",
+    "UNIT_HOOKS",
+    "Job",
+    "JobContext",
+    "is_transient",
+    "job_url",
+    "kind",
+    "run_inline",
+    "start",
+]

@@ -63,6 +63,10 @@ class Paused(Exception):
     """The worker is shutting down gracefully: the job goes back on the queue as it is."""
 
 
+# A handler that catches its units' failures lets these through: they stop the job itself.
+STOPS = (Cancelled, Superseded, Paused)
+
+
 def is_transient(error: BaseException) -> bool:
     """Errors worth a retry: the database went away or was busy, not a rule or a bug."""
     if isinstance(error, (OperationalError, DisconnectionError)):

@@ -8,6 +8,7 @@ yet, and a request that rolls back enqueues nothing.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import overload
 
 from sqlalchemy import event, select
@@ -41,12 +42,14 @@ def start(
     idempotency_key: str | None = None,
     max_attempts: int | None = None,
     enqueue: bool = True,
+    delay: float | None = None,
 ) -> tuple[Job, bool]:
     """The job for this work: (job, True) when queued now; (job, False) for the job already
     started with the same Idempotency-Key, or still active on the same subject.
 
     The new job goes to the queue when `session` commits; `enqueue=False` leaves it to the
-    caller (run_inline for ?wait=true, or a CLI running it in-process).
+    caller (run_inline for ?wait=true, or a CLI running it in-process). With `delay` (s) it
+    is due that much later (a retry of work that failed for now).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
@@ -85,6 +88,8 @@ def start(
         or (queue.settings.max_attempts if queue else None)
         or DEFAULT_MAX_ATTEMPTS,
     )
+    if delay:  # recovery leaves a job alone until its heartbeat: its due time, then
+        job.heartbeat_at = utcnow() + timedelta(seconds=delay)
     try:
         with session.begin_nested():
             session.add(job)
@@ -95,7 +100,7 @@ def start(
             raise
         return _same_work(existing, kind, subject), False  # a concurrent twin won
     if enqueue:
-        session.info.setdefault(PENDING_KEY, []).append(job.id)
+        session.info.setdefault(PENDING_KEY, []).append((job.id, delay))
     return job, True
 
 
@@ -172,9 +177,9 @@ def _send_pending(session: Session) -> None:
     if queue is None:
         log.warning("jobs committed without a queue; run them with a worker's recovery")
         return
-    for job_id in pending:
+    for job_id, delay in pending:
         try:
-            queue.enqueue(job_id)
+            queue.enqueue(job_id, delay=delay)
         except Exception:  # the queue is down: the job stays queued; recovery re-sends it
             log.exception("could not enqueue job", extra={"job_id": job_id})
 

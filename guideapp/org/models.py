@@ -136,6 +136,8 @@ class Staff(Base):
         CheckConstraint("role = 'hq_admin' OR store_id IS NOT NULL", name="store_staff_have_store"),
         Index("ix_staff_store_id", "store_id"),
         Index("ix_staff_tenant_id", "tenant_id"),
+        # WeCom names a guide by their user id in the corp: one person per id per brand.
+        UniqueConstraint("tenant_id", "wecom_userid"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -145,6 +147,7 @@ class Staff(Base):
     name: Mapped[str] = mapped_column(String(60))
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
+    wecom_userid: Mapped[str | None] = mapped_column(String(64))  # their user id in the corp
     state: Mapped[str] = mapped_column(String(10), default="active")
     left_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -110,6 +110,14 @@ class StaffSchema(Schema):
     phone = fields.String(required=True, metadata={"example": "13800000003"})
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     store_id = fields.String(allow_none=True, load_default=None)
+    wecom_userid = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9_.@-]{1,64}$",
+            error="A WeCom user id (通讯录 账号): 1-64 letters, digits, _ . @ or -.",
+        ),
+        metadata={"description": "Their user id in the brand's WeCom corp (null: none)."},
+    )
     state = fields.String(dump_only=True)
     left_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)

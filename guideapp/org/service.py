@@ -260,6 +260,21 @@ def _apply_staff_fields(session: Session, actor: Actor, staff: Staff, data: dict
     for field in ("name", "role"):
         if field in data:
             setattr(staff, field, data[field])
+    if "wecom_userid" in data:
+        userid: str | None = data["wecom_userid"]
+        taken = userid is not None and session.scalar(
+            select(Staff.id).where(
+                Staff.tenant_id == staff.tenant_id,
+                Staff.wecom_userid == userid,
+                Staff.id != staff.id,
+            )
+        )
+        if taken:
+            raise Conflict(
+                "Another staff member has this WeCom user id.",
+                errors={"wecom_userid": ["Each WeCom user id belongs to one person."]},
+            )
+        staff.wecom_userid = userid
     if "store_id" in data:
         store_id = data["store_id"]
         store = resolve_id(session, actor, Store, store_id, field="store_id")

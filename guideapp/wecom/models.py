@@ -1,0 +1,131 @@
+"""A tenant's WeCom corp (secrets sealed) and the callback events WeCom sent it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+
+EVENT_STATES = ("pending", "done", "ignored", "dead")
+
+
+class WecomConfig(Base):
+    """One row per tenant. Sealed columns hold Fernet tokens (guideapp/secretbox.py): the
+    customer-contact secret, the app's secret, the callback token and EncodingAESKey."""
+
+    __tablename__ = "wecom_configs"
+    __table_args__ = (
+        tenant_fk("updated_by", "staff"),
+        # A corp is one brand's: its callbacks name it, and it names the tenant.
+        Index("uq_wecom_configs_corp_id", "corp_id", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), unique=True)
+    corp_id: Mapped[str | None] = mapped_column(String(32))
+    contact_secret: Mapped[str | None] = mapped_column(Text)  # 客户联系 secret
+    agent_id: Mapped[int | None]
+    agent_secret: Mapped[str | None] = mapped_column(Text)
+    callback_token: Mapped[str | None] = mapped_column(Text)
+    callback_aes_key: Mapped[str | None] = mapped_column(Text)  # EncodingAESKey
+    updated_by: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WecomEvent(Base):
+    """A callback as WeCom sent it, stored before it is answered: the durable inbox the
+    event worker processes (events.py). `key` is a digest of the event's own fields, so a
+    WeCom retry (the same message again) is recognised, while two customers adding one
+    guide in the same second are two events."""
+
+    __tablename__ = "wecom_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key"),
+        CheckConstraint("state IN ('pending', 'done', 'ignored', 'dead')", name="state"),
+        Index("ix_wecom_events_due", "tenant_id", "state", "next_attempt_at"),
+        Index("ix_wecom_events_received", "tenant_id", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    # Event / ChangeType as WeCom names them (change_external_contact / add_external_contact).
+    event: Mapped[str] = mapped_column(String(64))
+    change_type: Mapped[str | None] = mapped_column(String(64))
+    fields: Mapped[dict] = mapped_column(JSON)  # the decrypted XML's fields
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure, for people
+    error_detail: Mapped[str | None] = mapped_column(Text)  # its traceback: server-side only
+    result: Mapped[dict | None] = mapped_column(JSON)  # what processing did
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class WecomContactWay(Base):
+    """A WeCom "contact me" way (externalcontact/add_contact_way) of one of our codes, or
+    of one guide (the way an LBS code shows once it has routed to that guide). `state`
+    (WeCom allows 30 characters) comes back in the add_external_contact callback and names
+    this row, so the customer is attributed to the code and guide it was scanned for."""
+
+    __tablename__ = "wecom_contact_ways"
+    __table_args__ = (
+        tenant_key(),
+        UniqueConstraint("tenant_id", "state"),
+        tenant_fk("code_id", "scan_codes"),
+        tenant_fk("guide_id", "staff"),
+        Index("ix_wecom_contact_ways_code", "code_id"),
+        Index("ix_wecom_contact_ways_guide", "guide_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    state: Mapped[str] = mapped_column(String(30))
+    code_id: Mapped[str | None] = mapped_column(String(32))  # None: a guide's own way
+    guide_id: Mapped[str | None] = mapped_column(String(32))  # a single-guide way's guide
+    kind: Mapped[str] = mapped_column(String(10), default="single")  # single / multi (type 1/2)
+    userids: Mapped[list] = mapped_column(JSON, default=list)  # the WeCom users it names now
+    config_id: Mapped[str | None] = mapped_column(String(64))  # None until WeCom made it
+    qr_code: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    retired_at: Mapped[datetime | None]  # deleted in WeCom (del_contact_way)
+
+
+class WecomContact(Base):
+    """A customer in a guide's WeCom contacts (the follow relationship): who, through which
+    way, since when, and how it ended. The member also holds the identity
+    `wecom:<corp id>` = external_userid (member_identities), which finds them again."""
+
+    __tablename__ = "wecom_contacts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "userid", "external_userid"),
+        CheckConstraint(
+            "status IN ('active', 'deleted_by_guide', 'deleted_by_customer', 'transferred')",
+            name="status",
+        ),
+        tenant_fk("member_id", "members"),
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("contact_way_id", "wecom_contact_ways"),
+        Index("ix_wecom_contacts_external", "tenant_id", "external_userid"),
+        Index("ix_wecom_contacts_member", "member_id"),
+        Index("ix_wecom_contacts_guide", "guide_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
+    guide_id: Mapped[str | None] = mapped_column(String(32))  # None: a user id we don't map
+    userid: Mapped[str] = mapped_column(String(64))  # the employee's WeCom user id
+    external_userid: Mapped[str] = mapped_column(String(64))
+    contact_way_id: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(String(30))  # as WeCom sent it
+    status: Mapped[str] = mapped_column(String(24), default="active")
+    remark: Mapped[str | None] = mapped_column(String(100))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,107 @@
+"""The WeCom configuration HQ sets (secrets write-only), callbacks' query, stored events."""
+
+from typing import Any
+
+from marshmallow import fields, validate
+
+from guideapp.extensions import Schema, UTCDateTime
+from guideapp.pagination import CursorArgsSchema, page_schema
+from guideapp.wecom.models import EVENT_STATES
+
+_secret: dict[str, Any] = dict(load_only=True, allow_none=True)
+
+
+class WecomConfigUpdateSchema(Schema):
+    corp_id = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^w[wx][0-9a-zA-Z]{16}$", error="A corp id is ww + 16 letters or digits."
+        ),
+        metadata={"description": "企业ID (My Company > Company Info)."},
+    )
+    contact_secret = fields.String(
+        **_secret,
+        validate=validate.Regexp(
+            r"^[0-9A-Za-z_-]{16,64}$", error="A WeCom secret: 16-64 letters, digits, _ or -."
+        ),
+        metadata={"description": "客户联系 Secret (Customer Contact > API)."},
+    )
+    agent_id = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "AgentId of the self-built app guides use."},
+    )
+    agent_secret = fields.String(
+        **_secret,
+        validate=validate.Regexp(
+            r"^[0-9A-Za-z_-]{16,64}$", error="A WeCom secret: 16-64 letters, digits, _ or -."
+        ),
+        metadata={"description": "That app's Secret."},
+    )
+    callback_token = fields.String(
+        **_secret,
+        validate=validate.Regexp(r"^[0-9A-Za-z]{1,32}$", error="Up to 32 letters or digits."),
+        metadata={"description": "The callback Token set in the WeCom console."},
+    )
+    callback_aes_key = fields.String(
+        **_secret,
+        validate=validate.Regexp(
+            r"^[0-9A-Za-z]{43}$", error="An EncodingAESKey is 43 letters or digits."
+        ),
+        metadata={"description": "The callback EncodingAESKey set in the WeCom console."},
+    )
+
+
+class WecomConfigSchema(Schema):
+    corp_id = fields.String(allow_none=True)
+    agent_id = fields.Integer(allow_none=True)
+    contact_secret_set = fields.Boolean()
+    agent_secret_set = fields.Boolean()
+    callback_token_set = fields.Boolean()
+    callback_aes_key_set = fields.Boolean()
+    contacts_ready = fields.Boolean(
+        metadata={"description": "Contact ways and customers can be called."}
+    )
+    callback_ready = fields.Boolean(metadata={"description": "Callbacks can be verified."})
+    callback_url = fields.String(
+        metadata={"description": "What HQ enters as the callback URL (接收事件服务器 URL)."}
+    )
+    secrets_key_set = fields.Boolean(
+        metadata={"description": "false: the server cannot store secrets (no key)."}
+    )
+    updated_at = UTCDateTime(allow_none=True)
+
+
+class CallbackArgsSchema(Schema):
+    msg_signature = fields.String(required=True, validate=validate.Length(max=64))
+    timestamp = fields.String(required=True, validate=validate.Length(max=12))
+    nonce = fields.String(required=True, validate=validate.Length(max=64))
+
+
+class VerifyArgsSchema(CallbackArgsSchema):
+    echostr = fields.String(required=True, validate=validate.Length(max=1024))
+
+
+class EventArgsSchema(CursorArgsSchema):
+    state = fields.String(validate=validate.OneOf(EVENT_STATES))
+    event = fields.String(
+        validate=validate.Length(max=64),
+        metadata={"description": "Event or ChangeType, e.g. add_external_contact."},
+    )
+
+
+class WecomEventSchema(Schema):
+    id = fields.String()
+    event = fields.String()
+    change_type = fields.String(allow_none=True)
+    message = fields.Dict(attribute="fields", metadata={"description": "The decrypted fields."})
+    state = fields.String(validate=validate.OneOf(EVENT_STATES))
+    attempts = fields.Integer()
+    next_attempt_at = UTCDateTime()
+    error = fields.String(allow_none=True)
+    result = fields.Dict(allow_none=True)
+    received_at = UTCDateTime()
+    processed_at = UTCDateTime(allow_none=True)
+
+
+WecomEventPageSchema = page_schema(WecomEventSchema, "WecomEventPage")
