@@ -187,7 +187,7 @@ def test_config_secrets_are_write_only(api, wecom_corp):
     bad = api.client.put(
         "/api/v1/wecom/config", json={"callback_aes_key": "short"}, headers=api.headers(HQ)
     )
-    assert bad.status_code == 422 and "callback_aes_key" in bad.get_json()["errors"]["json"]
+    assert bad.status_code == 422 and "callback_aes_key" in bad.get_json()["errors"]
 
 
 def test_an_event_nobody_handles_is_kept_as_ignored(api, app, session, wecom_corp):
@@ -233,7 +233,7 @@ def test_a_failing_event_is_retried_then_dead_then_replayed(
         bind=connection,
     )
     api = ApiClient(app.test_client())
-    fake_wecom.add_corp(corp_id=w.CORP_ID, contact_secret=w.CONTACT_SECRET)
+    fake_wecom.add_corp(w.CORP_ID, w.CONTACT_SECRET, w.AGENT_ID, w.AGENT_SECRET)
     configure(api, HQ)
     corp = w.Corp(fake_wecom)
     fields = {

@@ -35,7 +35,7 @@ from wechatpy.work.exceptions import InvalidCorpIdException
 
 from guideapp import untrusted
 from guideapp.db import new_id, upsert, utcnow
-from guideapp.errors import DomainError, InvalidInput, NotFound
+from guideapp.errors import DomainError, NotFound
 from guideapp.org.models import Tenant
 from guideapp.wecom.events import wake
 from guideapp.wecom.models import WecomConfig, WecomEvent
@@ -49,6 +49,10 @@ class CallbackRefused(DomainError):
 
 class ForeignCallback(CallbackRefused):
     status = 403
+
+
+class UnreadableCallback(CallbackRefused):
+    status = 400
 
 
 def _keys(session: Session, slug: str) -> tuple[str, str, str, str]:
@@ -85,7 +89,7 @@ def _open(aes_key: str, corp_id: str, encrypted: str) -> str:
     except InvalidCorpIdException:
         raise ForeignCallback("This message is for another corp.") from None
     except (WeChatException, ValueError, binascii.Error, UnicodeError, IndexError):
-        raise InvalidInput("The message cannot be decrypted with this corp's key.") from None
+        raise UnreadableCallback("The message cannot be decrypted with this corp's key.") from None
 
 
 def verify_url(session: Session, *, slug: str, args: Mapping[str, str]) -> str:
@@ -103,14 +107,14 @@ def _xml(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         parsed = xmltodict.parse(text, disable_entities=True)
     except (ExpatError, ValueError, UnicodeError):
-        raise InvalidInput(f"The {what} is not XML.") from None
+        raise UnreadableCallback(f"The {what} is not XML.") from None
     message = parsed.get("xml") if isinstance(parsed, dict) else None
     if not isinstance(message, dict):
-        raise InvalidInput(f"The {what} is not a WeCom <xml> message.")
+        raise UnreadableCallback(f"The {what} is not a WeCom <xml> message.")
     try:
         untrusted.check(message, max_depth=8)
     except (untrusted.UnsafeText, ValueError):
-        raise InvalidInput(f"The {what} holds text we cannot keep.") from None
+        raise UnreadableCallback(f"The {what} holds text we cannot keep.") from None
     return message
 
 
@@ -130,7 +134,7 @@ def receive(
     envelope = _xml(body, "body")
     encrypted = envelope.get("Encrypt")
     if not isinstance(encrypted, str) or not encrypted:
-        raise InvalidInput("The body has no <Encrypt>.")
+        raise UnreadableCallback("The body has no <Encrypt>.")
     _signed(token, args, encrypted, settings.timestamp_window_s)
     if envelope.get("ToUserName") not in (None, corp_id):
         raise ForeignCallback("This message is for another corp.")
