@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guideapp.commissions.models import CommissionMonthCount as Count
-from guideapp.commissions.reads import BATCH, rows_in
-from guideapp.db import upsert
+from guideapp.commissions.reads import rows_in
+from guideapp.db import upsert_rows
 
 Key = tuple[str, str]  # (guide id, month)
+KEYS = ["tenant_id", "guide_id", "month"]
 
 
 def hold(session: Session, tenant_id: str, keys: Iterable[Key]) -> Counter:
@@ -28,12 +29,12 @@ def hold(session: Session, tenant_id: str, keys: Iterable[Key]) -> Counter:
     keys = sorted(set(keys))
     if not keys:
         return Counter()
-    for start in range(0, len(keys), BATCH):
-        rows = [
-            {"tenant_id": tenant_id, "guide_id": g, "month": m, "counted": 0}
-            for g, m in keys[start : start + BATCH]
-        ]
-        session.execute(upsert(session, Count).values(rows).on_conflict_do_nothing())
+    upsert_rows(
+        session,
+        Count.__table__,
+        [{"tenant_id": tenant_id, "guide_id": g, "month": m, "counted": 0} for g, m in keys],
+        keys=KEYS,
+    )
     stmt = (
         select(Count.guide_id, Count.month, Count.counted)
         .where(Count.tenant_id == tenant_id, Count.month.in_({m for _, m in keys}))
@@ -57,10 +58,4 @@ def add(session: Session, tenant_id: str, deltas: Mapping[Key, int]) -> None:
         for (g, m), n in sorted(deltas.items())
         if n
     ]
-    for start in range(0, len(rows), BATCH):
-        stmt = upsert(session, Count).values(rows[start : start + BATCH])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "guide_id", "month"],
-            set_={"counted": Count.counted + stmt.excluded.counted},
-        )
-        session.execute(stmt)
+    upsert_rows(session, Count.__table__, rows, keys=KEYS, add=("counted",))

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from guideapp.db import any_of
 from guideapp.commissions.models import EARNING_KINDS, CommissionEntry, CommissionRule
 from guideapp.members.models import Member
 
@@ -16,11 +17,13 @@ BATCH = 1000  # ids per IN list: a batch of any size costs a fixed number of sta
 
 
 def rows_in(session: Session, stmt, column, values, *, scalars: bool = False) -> list:
-    """`stmt` restricted to `column IN values`, BATCH values per statement."""
+    """`stmt` restricted to `column IN values`, BATCH values per statement (PostgreSQL: one
+    bound array per statement, db.any_of: an import's batch names thousands of ids, and an
+    IN list of a thousand parameters costs more to build and parse than to run)."""
     values = list(dict.fromkeys(v for v in values if v is not None))
     found: list = []
     for start in range(0, len(values), BATCH):
-        chunk = stmt.where(column.in_(values[start : start + BATCH]))
+        chunk = stmt.where(any_of(session, column, values[start : start + BATCH]))
         found += session.scalars(chunk).all() if scalars else session.execute(chunk).all()
     return found
 
