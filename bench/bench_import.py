@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from bench.common import migrate, scratch_postgres
 from guideapp.access import register_access_rules
+from guideapp.wiring import connect_reactions
 from guideapp.config import PROJECT_ROOT
 from guideapp.db import make_engine, transaction
 from guideapp.demo import load_demo
@@ -50,6 +51,7 @@ HEADER = [
 
 def main(argv: list[str] | None = None) -> int:
     register_access_rules()  # services run in this process, not only behind create_app
+    connect_reactions()  # ...and react as there: an import's recruits book commissions
     args = _parse_args(argv)
     with scratch_postgres("bench_import") as url:
         migrate(url)
