@@ -143,9 +143,7 @@ class WecomTransfer(Base):
     __tablename__ = "wecom_transfers"
     __table_args__ = (
         tenant_key(),
-        CheckConstraint(
-            "state IN ('pending', 'waiting', 'succeeded', 'failed')", name="state"
-        ),
+        CheckConstraint("state IN ('pending', 'waiting', 'succeeded', 'failed')", name="state"),
         CheckConstraint("kind IS NULL OR kind IN ('onjob', 'resigned')", name="kind"),
         tenant_fk("member_id", "members"),
         tenant_fk("from_guide_id", "staff"),
