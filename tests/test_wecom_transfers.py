@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from guideapp import create_app
 from guideapp.members.models import Binding
+from guideapp.org.models import Store
+from guideapp.tasks.models import Task, TaskTarget
 from guideapp.wecom.models import WecomContact, WecomTransfer
 from tests.conftest import (
     GUIDE,
@@ -17,10 +19,9 @@ from tests.conftest import (
     MANAGER,
     OTHER_GUIDE,
     RIVAL_HQ,
-    ApiClient,
     make_config,
 )
-from tests.factories import staff_by_phone
+from tests.factories import make_task, staff_by_phone
 from tests.test_jobs import queue_of
 from tests.wecom_book import guide_of, guides_of, make_wecom_book, wecom_user
 from tests.wecom_helpers import CORP_ID, post_callback
@@ -91,6 +92,11 @@ def _contact(session, userid, external_userid):
     )
 
 
+def _assignee(session, task_id):
+    session.expire_all()
+    return session.scalar(select(Task.assignee_id).where(Task.id == task_id))
+
+
 @pytest.fixture
 def guides(session, wecom_corp):
     """张导购 (SH001) and 陈导购 (BJ001), both WeCom users of the demo corp."""
@@ -146,6 +152,10 @@ def test_a_customer_who_refuses_stays_with_the_old_guide_in_our_books(
     zhang, chen = guides
     fake = wecom_corp.fake
     refuses, accepts = make_wecom_book(session, fake, zhang, 2)
+    store = session.get(Store, zhang.store_id)
+    task = make_task(session, store, assignee=zhang.id, title="回访")
+    session.add(TaskTarget(tenant_id=task.tenant_id, task_id=task.id, member_id=refuses.member_id))
+    session.flush()
     moved = api.post(
         HQ,
         "/api/v1/members/transfer",
@@ -156,6 +166,7 @@ def test_a_customer_who_refuses_stays_with_the_old_guide_in_our_books(
         },
     )
     assert moved.status_code == 200, moved.get_json()
+    assert _assignee(session, task.id) == chen.id  # the open task followed the member
     run_due(app, session)
     # zhang is still in service: the in-service API, never the resigned one.
     assert [sorted(ids) for ids in _sent(fake, ONJOB)] == [
@@ -175,6 +186,7 @@ def test_a_customer_who_refuses_stays_with_the_old_guide_in_our_books(
         select(Binding).where(Binding.member_id == refuses.member_id, Binding.ended_at.is_(None))
     )
     assert (back.guide_id, back.reason) == (zhang.id, "wecom_kept")
+    assert _assignee(session, task.id) == zhang.id  # ...and comes back with them
     assert _contact(session, "zhang", refuses.external_userid).status == "active"
     assert _contact(session, "chen", refuses.external_userid) is None
 

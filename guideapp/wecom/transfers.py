@@ -456,7 +456,7 @@ def poll_page(
         now = utcnow()
         for row in rows:
             item = latest[row.external_userid]
-            status, at = item.get("status"), _moment(item.get("takeover_time"))
+            status, at = int(item.get("status") or 0), _moment(item.get("takeover_time"))
             if status == 1:
                 _succeed(session, row, at or now)
                 outcome["succeeded"] += 1
