@@ -340,3 +340,70 @@ def test_who_sees_which_transfers(api, app, session, wecom_corp, guides):
     assert members(RIVAL_HQ) == set()  # another brand's transfers are not there
     bad = api.get(HQ, "/api/v1/wecom/transfers?state=lost")
     assert bad.status_code == 422 and "state" in json.dumps(bad.get_json()["errors"])
+
+
+def test_members_moving_on_before_wecom_was_asked(api, app, session, wecom_corp, guides):
+    zhang, chen = guides
+    fake = wecom_corp.fake
+    back, onward = make_wecom_book(session, fake, zhang, 2)
+    other = wecom_user(session, fake, guides_of(session, "SH002", zhang.tenant_id)[0], "sh2a")
+
+    def move(frm, to, member):
+        body = {"from_guide_id": frm.id, "to_guide_id": to.id, "member_ids": [member.member_id]}
+        assert api.post(HQ, "/api/v1/members/transfer", json=body).status_code == 200
+
+    move(zhang, chen, back)
+    move(zhang, chen, onward)
+    move(chen, zhang, back)  # back before the job ran: WeCom need not be asked
+    move(chen, other, onward)  # on: the customer is still zhang's in WeCom, so zhang -> sh2a
+    run_due(app, session)
+
+    (withdrawn,) = _transfers(session, member_id=back.member_id)
+    assert (withdrawn.state, withdrawn.reason) == ("failed", "withdrawn")
+    assert guide_of(session, back.member_id) == zhang.id
+    (rerouted,) = _transfers(session, member_id=onward.member_id)
+    assert (rerouted.state, rerouted.handover_userid, rerouted.takeover_userid) == (
+        "waiting",
+        "zhang",
+        "sh2a",
+    )
+    assert rerouted.to_guide_id == other.id
+    assert _sent(fake, ONJOB) == [[onward.external_userid]]
+    sent = [json.loads(body) for p, _, body in fake.requests if p == ONJOB]
+    assert (sent[0]["handover_userid"], sent[0]["takeover_userid"]) == ("zhang", "sh2a")
+
+
+def test_a_departed_guides_customer_who_refuses_stays_in_the_departed_guides_book(
+    api, app, session, wecom_corp, guides
+):
+    """As after a sign-off without a successor: the manager hands them on."""
+    zhang, chen = guides
+    fake = wecom_corp.fake
+    (customer,) = make_wecom_book(session, fake, zhang, 1)
+    fake.user_leaves(CORP_ID, "zhang")
+    api.post(HQ, f"/api/v1/staff/{zhang.id}/leave", json={"transfer_to": chen.id})
+    run_due(app, session)
+    fake.complete_transfers(CORP_ID, status=3)  # the customer declined
+    time.sleep(POLL_S)
+    run_due(app, session, until=lambda: "waiting" not in _states(session))
+    (transfer,) = _transfers(session)
+    assert (transfer.kind, transfer.state, transfer.reason) == (
+        "resigned",
+        "failed",
+        "customer_refused",
+    )
+    assert guide_of(session, customer.member_id) == zhang.id
+    assert fake.calls[ONJOB] == 0 and fake.calls[ONJOB_RESULT] == 0
+
+
+def test_wecom_not_yet_knowing_the_guide_left_is_asked_again(api, app, session, wecom_corp, guides):
+    zhang, chen = guides
+    fake = wecom_corp.fake
+    make_wecom_book(session, fake, zhang, 1)
+    api.post(HQ, f"/api/v1/staff/{zhang.id}/leave", json={"transfer_to": chen.id})
+    run_due(app, session)  # still a member in WeCom: 40097, not the in-service API
+    (transfer,) = _transfers(session)
+    assert (transfer.state, transfer.errcode) == ("pending", 40097)
+    fake.user_leaves(CORP_ID, "zhang")  # HQ removes them in the WeCom admin
+    run_due(app, session, until=lambda: _states(session) == {"waiting": 1})
+    assert fake.calls[RESIGNED] == 2 and fake.calls[ONJOB] == 0

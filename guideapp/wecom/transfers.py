@@ -41,9 +41,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence, cast
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from guideapp import jobs, policy
@@ -72,6 +72,14 @@ ECHO = "wecom.transfers.echo"  # session.info: a move back that mirrors WeCom
 # yet that the handover member left ("转出用户必须已经离职": HQ removes them in WeCom later).
 NOT_YET = {40097}
 OPEN = ("pending", "waiting")
+TRANSFER_PATH = {  # 在职继承 (in service) / 离职继承 (departed): never the first for a leaver
+    "onjob": "externalcontact/transfer_customer",
+    "resigned": "externalcontact/resigned/transfer_customer",
+}
+RESULT_PATH = {
+    "onjob": "externalcontact/transfer_result",
+    "resigned": "externalcontact/resigned/transfer_result",
+}
 # transfer_result status -> our failure reason (1 succeeded, 2 waiting).
 FAILED_STATUS = {3: "customer_refused", 4: "customer_limit_exceed", 5: "no_record"}
 FAILURE_WORDS = {
@@ -79,7 +87,7 @@ FAILURE_WORDS = {
     "customer_limit_exceed": "The new guide has reached WeCom's customer limit.",
     "no_record": "WeCom has no record of this transfer.",
     "takeover_not_in_wecom": "The new guide has no WeCom user id (set it on the staff record).",
-    "withdrawn": "The member went back to this guide before WeCom was asked.",
+    "withdrawn": "The member went back to the first guide before WeCom was asked.",
 }
 
 
@@ -101,7 +109,9 @@ def on_members_transferred(
     if session.info.get(ECHO):
         return
     now = now or utcnow()
-    withdrawn = _withdraw(session, tenant_id, member_ids, back_to=from_guide, now=now)
+    rerouted = _reroute(
+        session, tenant_id, member_ids, from_guide=from_guide, to_guide=to_guide, now=now
+    )
     rows: list[dict[str, Any]] = []
     by_staff_id = _by_staff(session, member_ids[0]) if member_ids else None
     for chunk in _chunks(member_ids, CHUNK):
@@ -148,37 +158,44 @@ def on_members_transferred(
         session.execute(insert(WecomTransfer), chunk)
     if any(row["state"] == "pending" for row in rows):
         wake(session, tenant_id)
-    if rows or withdrawn:
+    if rows or rerouted:
         log.info(
             "wecom transfers requested",
-            extra={"tenant_id": tenant_id, "transfers": len(rows), "withdrawn": withdrawn},
+            extra={"tenant_id": tenant_id, "transfers": len(rows), "rerouted": rerouted},
         )
 
 
-def _withdraw(session, tenant_id, member_ids, *, back_to, now) -> int:
-    """Members moved back to the guide a transfer not yet sent would take them from: WeCom
-    need not be asked any more. (One WeCom already has cannot be withdrawn.)"""
-    withdrawn = 0
+def _reroute(session, tenant_id, member_ids, *, from_guide, to_guide, now) -> int:
+    """Members moving on again before WeCom was asked to hand them to `from_guide`: the
+    customer is still with the first guide in WeCom, so the transfer not yet sent now goes
+    to `to_guide` instead, or is withdrawn when they go back to the first guide. (A transfer
+    WeCom already has cannot be changed: its outcome is mirrored as it comes.)"""
+    rerouted = 0
     for chunk in _chunks(member_ids, CHUNK):
-        result = session.execute(
-            update(WecomTransfer)
+        rows = session.scalars(
+            select(WecomTransfer)
             .where(
                 WecomTransfer.tenant_id == tenant_id,
                 WecomTransfer.state == "pending",
-                WecomTransfer.from_guide_id == back_to.id,
+                WecomTransfer.to_guide_id == from_guide.id,
                 WecomTransfer.member_id.in_(chunk),
             )
-            .values(
-                state="failed",
-                reason="withdrawn",
-                error=FAILURE_WORDS["withdrawn"],
-                finished_at=now,
-                updated_at=now,
-            ),
-            execution_options={"preserve_rowcount": True},
-        )
-        withdrawn += cast(CursorResult[Any], result).rowcount
-    return withdrawn
+            .with_for_update()
+        ).all()
+        for row in rows:
+            rerouted += 1
+            row.updated_at = now
+            if row.from_guide_id == to_guide.id:
+                row.state, row.reason, row.finished_at = "failed", "withdrawn", now
+                row.error = FAILURE_WORDS["withdrawn"]
+                continue
+            row.to_guide_id, row.to_store_id = to_guide.id, to_guide.store_id
+            row.takeover_userid = to_guide.wecom_userid
+            if to_guide.wecom_userid is None:
+                row.state, row.reason, row.finished_at = "failed", "takeover_not_in_wecom", now
+                row.error = FAILURE_WORDS["takeover_not_in_wecom"]
+    session.flush()
+    return rerouted
 
 
 def _by_staff(session: Session, member_id: str) -> str | None:
@@ -282,11 +299,10 @@ def send_batch(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[str
     now = utcnow()
     handover_guide = session.get(Staff, rows[0].from_guide_id) if rows[0].from_guide_id else None
     kind = "resigned" if handover_guide is None or handover_guide.state == "left" else "onjob"
-    path = (
-        "externalcontact/resigned/transfer_customer"
-        if kind == "resigned"
-        else ("externalcontact/transfer_customer")
-    )
+    # A pending transfer rerouted since the batch was read goes with the next batch.
+    pair = (rows[0].handover_userid, rows[0].takeover_userid)
+    rows = [row for row in rows if (row.handover_userid, row.takeover_userid) == pair]
+    path = TRANSFER_PATH[kind]
     try:
         answer = contact_client(session, tenant_id).call(
             "transfer customers",
@@ -419,11 +435,7 @@ def poll_page(
 ) -> tuple[str | None, dict[str, int]]:
     """One page of WeCom's transfer results for a pair, applied to our waiting transfers;
     the next cursor (None on the last page)."""
-    path = (
-        "externalcontact/resigned/transfer_result"
-        if kind == "resigned"
-        else ("externalcontact/transfer_result")
-    )
+    path = RESULT_PATH[kind]
     data = {"handover_userid": handover, "takeover_userid": takeover}
     if cursor:
         data["cursor"] = cursor
