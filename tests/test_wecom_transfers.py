@@ -407,3 +407,21 @@ def test_wecom_not_yet_knowing_the_guide_left_is_asked_again(api, app, session, 
     fake.user_leaves(CORP_ID, "zhang")  # HQ removes them in the WeCom admin
     run_due(app, session, until=lambda: _states(session) == {"waiting": 1})
     assert fake.calls[RESIGNED] == 2 and fake.calls[ONJOB] == 0
+
+
+def test_the_transfers_command_sends_and_polls_now(api, app, session, wecom_corp, guides):
+    zhang, chen = guides
+    fake = wecom_corp.fake
+    (customer,) = make_wecom_book(session, fake, zhang, 1)
+    api.post(
+        HQ, "/api/v1/members/transfer", json={"from_guide_id": zhang.id, "to_guide_id": chen.id}
+    )
+    queue_of(app).flush()  # no worker: the command does the work
+    result = app.test_cli_runner().invoke(args=["wecom", "transfers", "--tenant", "stride"])
+    assert result.exit_code == 0, result.output
+    assert "stride: 1 sent, 1 waiting" in result.output, result.output
+    fake.complete_transfers(CORP_ID)
+    result = app.test_cli_runner().invoke(args=["wecom", "transfers"])
+    assert "stride: 1 succeeded" in result.output, result.output
+    assert _transfers(session)[0].state == "succeeded"
+    assert _contact(session, "chen", customer.external_userid).status == "active"

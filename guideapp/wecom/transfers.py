@@ -20,7 +20,7 @@ The job, one per tenant at a time that matters (see `wake`):
    at their customer limit, 5 no record (so is a customer the result never lists two days
    after we asked);
 3. wakes itself again: when the first busy retry is due, or `transfer_poll_s` later while
-   any customer is waiting.
+   any customer is waiting. `flask --app wsgi wecom transfers` runs it now, in-process.
 
 Our books follow WeCom's outcome. Succeeded: the old guide's WecomContact becomes
 `transferred` and the takeover guide gets an active one. Failed (polled, or WeCom's
@@ -239,7 +239,7 @@ def run(ctx: jobs.JobContext) -> dict:
         delay = _next_run_in(session, ctx.tenant_id)
         if delay is not None:
             wake(session, ctx.tenant_id, delay=delay)
-    return dict(counts)
+    return {name: n for name, n in counts.items() if n}
 
 
 def _send_due(ctx: jobs.JobContext, counts) -> bool:
@@ -258,7 +258,7 @@ def _send_due(ctx: jobs.JobContext, counts) -> bool:
         for state, n in outcome.items():
             counts[state] += n
         if outcome.get("busy"):
-            return True
+            return True  # the rest waits for the retry
 
 
 def _next_batch(session: Session, tenant_id: str, *, exclude: set[str]) -> list[str]:
@@ -331,7 +331,7 @@ def send_batch(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[str
     codes = {
         item.get("external_userid"): item.get("errcode") for item in answer.get("customer") or []
     }
-    refused: dict[int, list[WecomTransfer]] = defaultdict(list)
+    refused: dict[int | None, list[WecomTransfer]] = defaultdict(list)
     waiting = 0
     for row in rows:
         row.kind, row.attempts = kind, row.attempts + 1
@@ -342,18 +342,20 @@ def send_batch(session: Session, tenant_id: str, ids: Sequence[str]) -> dict[str
             row.error = row.errcode = None
             waiting += 1
         else:
-            refused[code if code is not None else -2].append(row)
+            refused[code].append(row)
     for code, rows_refused in refused.items():
         _fail(
             session,
             rows_refused,
-            reason=f"errcode {code}",
+            reason=f"errcode {code}" if code is not None else "no_answer",
             errcode=code,
-            error=f"WeCom would not start this transfer (errcode {code}).",
+            error=f"WeCom would not start this transfer (errcode {code})."
+            if code is not None
+            else "WeCom's answer did not name this customer.",
             now=now,
         )
     session.flush()
-    return {"waiting": waiting, "failed": sum(len(r) for r in refused.values())}
+    return {"sent": waiting, "failed": sum(len(r) for r in refused.values())}
 
 
 def _later(session: Session, rows: list[WecomTransfer], error: DomainError, now) -> dict:
@@ -384,7 +386,10 @@ def _later(session: Session, rows: list[WecomTransfer], error: DomainError, now)
         extra={"transfers": len(rows), "errcode": errcode, "given_up": len(given_up)},
     )
     session.flush()
-    return {"busy": len(rows) - len(given_up), "failed": len(given_up)}
+    # A busy WeCom is busy for every batch: the run stops sending. A handover member WeCom
+    # does not know as resigned yet holds up only their own customers.
+    deferred = "deferred" if errcode in NOT_YET else "busy"
+    return {deferred: len(rows) - len(given_up), "failed": len(given_up)}
 
 
 def _poll_waiting(ctx: jobs.JobContext, counts) -> None:
@@ -412,7 +417,6 @@ def _poll_waiting(ctx: jobs.JobContext, counts) -> None:
                         extra={"errcode": error.errcode, "handover": handover},
                     )
                     counts["refused"] += 1
-                    outcome, seen = {}, set()
                     break
             for state, n in outcome.items():
                 counts[state] += n
