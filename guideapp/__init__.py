@@ -143,6 +143,9 @@ def _wecom(app: Flask) -> WecomSettings:
         max_callback_bytes=config["WECOM_MAX_CALLBACK_BYTES"],
         event_max_attempts=config["WECOM_EVENT_MAX_ATTEMPTS"],
         event_retry_s=config["WECOM_EVENT_RETRY_SECONDS"],
+        transfer_poll_s=config["WECOM_TRANSFER_POLL_SECONDS"],
+        transfer_retry_s=config["WECOM_TRANSFER_RETRY_SECONDS"],
+        transfer_max_attempts=config["WECOM_TRANSFER_MAX_ATTEMPTS"],
     )
 
 

@@ -153,6 +153,9 @@ class Config:
     WECOM_CALLBACK_RATE_PER_MINUTE = _env_int("GUIDEAPP_WECOM_CALLBACK_RATE", 60_000)
     WECOM_EVENT_MAX_ATTEMPTS = _env_int("GUIDEAPP_WECOM_EVENT_MAX_ATTEMPTS", 8)
     WECOM_EVENT_RETRY_SECONDS = _env_float("GUIDEAPP_WECOM_EVENT_RETRY", 10.0)
+    WECOM_TRANSFER_POLL_SECONDS = _env_float("GUIDEAPP_WECOM_TRANSFER_POLL", 1800.0)
+    WECOM_TRANSFER_RETRY_SECONDS = _env_float("GUIDEAPP_WECOM_TRANSFER_RETRY", 30.0)
+    WECOM_TRANSFER_MAX_ATTEMPTS = _env_int("GUIDEAPP_WECOM_TRANSFER_MAX_ATTEMPTS", 8)
 
     # Jobs (guideapp/jobs, docs/jobs.md): the queue, its workers, retries and leases.
     JOBS_URL = _jobs_url()  # redis://host:6379/0 or sqlite:///path/jobs.db

@@ -14,7 +14,8 @@ module connects nothing.
 | org.staff_password_changed             | auth.service.end_logins                            |
 | members.member_recruited               | commissions.recruits.on_recruit                    |
 | members.members_recruited              | commissions.recruits.on_members_recruited          |
-| members.members_transferred            | tasks.transfer.move_open_tasks                     |
+| members.members_transferred            | tasks.transfer.move_open_tasks,                    |
+|                                        | wecom.transfers.on_members_transferred             |
 | members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
 |                                        | commissions.events.on_merge                        |
 | members.orders_recorded                | commissions.events.on_orders_recorded              |
@@ -42,6 +43,7 @@ def connect_reactions() -> None:
     from guideapp.org import signals as org
     from guideapp.tasks import signals as tasks
     from guideapp.tasks import transfer
+    from guideapp.wecom import transfers as wecom_transfers
 
     for signal, receiver in (
         (org.staff_signed_off, end_logins),
@@ -51,6 +53,7 @@ def connect_reactions() -> None:
         (members.member_recruited, recruits.on_recruit),
         (members.members_recruited, recruits.on_members_recruited),
         (members.members_transferred, transfer.move_open_tasks),
+        (members.members_transferred, wecom_transfers.on_members_transferred),
         (members.members_merged, transfer.merge_targets),
         (members.members_merged, commissions.on_merge),
         (members.orders_recorded, commissions.on_orders_recorded),

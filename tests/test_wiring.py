@@ -10,7 +10,7 @@ from guideapp.wiring import connect_reactions
 EXPECTED = {
     members.member_recruited: 1,
     members.members_recruited: 1,
-    members.members_transferred: 1,
+    members.members_transferred: 2,
     members.members_merged: 2,
     members.orders_recorded: 1,
     members.refunds_recorded: 1,

@@ -1,4 +1,5 @@
-"""`flask --app wsgi wecom work | events | replay`: WeCom's stored callback events."""
+"""`flask --app wsgi wecom work | events | replay`: WeCom's stored callback events;
+`wecom transfers`: customer transfers sent and polled now."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from guideapp.db import transaction, utcnow
 from guideapp.jobs.runner import Runner, run_to_end
 from guideapp.jobs.service import start
 from guideapp.wecom import events
-from guideapp.wecom.models import WecomEvent
+from guideapp.wecom import transfers as wecom_transfers
+from guideapp.wecom.models import WecomEvent, WecomTransfer
 
 wecom_cli = AppGroup("wecom", help="WeCom callback events (docs/wecom.md).")
 
@@ -104,3 +106,29 @@ def replay(event_ids: tuple[str, ...], all_dead: bool, slug: str | None):
     click.echo(f"replaying {len(found)} event(s)")
     if missing:
         raise click.ClickException(f"not dead or not found: {', '.join(sorted(missing))}")
+
+
+@wecom_cli.command("transfers")
+@click.option("--tenant", "slug", help="Only this tenant (slug); default: every tenant.")
+def transfers_now(slug: str | None):
+    """Send the due customer transfers and poll WeCom for the waiting ones now, here, as the
+    job worker does on its own schedule (docs/wecom.md)."""
+    maker = current_app.extensions["guideapp"]["sessionmaker"]
+    queue = current_app.extensions["guideapp"]["jobs"]
+    with maker() as session:
+        open_ = set(
+            session.scalars(
+                select(WecomTransfer.tenant_id)
+                .where(WecomTransfer.state.in_(wecom_transfers.OPEN))
+                .distinct()
+            )
+        )
+    for tenant_id, tenant_slug in tenants_to_run(slug):
+        if tenant_id not in open_:
+            continue
+        with maker() as session, transaction(session):
+            job, _ = start(session, tenant_id=tenant_id, kind=wecom_transfers.KIND, enqueue=False)
+        run_to_end(Runner(maker, queue.settings), job.id)
+        with maker() as session:
+            result = session.get_one(type(job), job.id).result or {}
+        click.echo(f"{tenant_slug}: " + (", ".join(f"{n} {k}" for k, n in result.items()) or "-"))

@@ -109,16 +109,21 @@ def transfer_members(
     from_guide: Staff,
     to_guide: Staff,
     member_ids: list[str] | None,
-    by_staff_id: str,
+    by_staff_id: str | None,
     now: datetime | None = None,
+    reason: str = "transfer",
+    returning: bool = False,
 ) -> dict:
     """Move members (all of `from_guide`'s, or the listed ones) in one set-based step.
 
-    Bindings get a new 'transfer' row each (history kept); the lock restarts for the new
+    Bindings get a new `reason` row each (history kept); the lock restarts for the new
     guide. Open tasks and future commission attribution follow `members.guide_id`.
+    `returning`: the members go back to a guide who keeps them after all (WeCom refused to
+    hand the customers over), who may have left meanwhile, as after a sign-off without a
+    successor.
     """
     now = now or utcnow()
-    if to_guide.role != "guide" or to_guide.state != "active":
+    if to_guide.role != "guide" or (to_guide.state != "active" and not returning):
         raise InvalidInput(errors={"to_guide_id": ["Members can only move to an active guide."]})
     if to_guide.id == from_guide.id:
         raise InvalidInput(errors={"to_guide_id": ["Choose a different guide."]})
@@ -152,7 +157,7 @@ def transfer_members(
                     "member_id": mid,
                     "guide_id": to_guide.id,
                     "store_id": to_guide.store_id,
-                    "reason": "transfer",
+                    "reason": reason,
                     "started_at": now,
                     "locked_until": locked_until,
                     "by_staff_id": by_staff_id,

@@ -75,6 +75,12 @@ class WecomSettings:
     event_max_attempts: int = 8  # then the event is dead (inspect, replay)
     event_retry_s: float = 10.0  # doubled after each failed attempt, up to an hour
     welcome_window_s: float = 18.0  # WeCom's welcome_code lives 20 s; keep a margin
+    # Transfers (transfers.py): WeCom takes over after 24 h or the customer's answer, so a
+    # poll every half hour is plenty; a busy WeCom is asked again after transfer_retry_s,
+    # doubled per attempt, and a customer it could not take after the last is failed.
+    transfer_poll_s: float = 1800.0
+    transfer_retry_s: float = 30.0
+    transfer_max_attempts: int = 8
 
 
 class _TimeoutSession(requests.Session):

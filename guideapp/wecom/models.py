@@ -129,3 +129,63 @@ class WecomContact(Base):
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+TRANSFER_STATES = ("pending", "waiting", "succeeded", "failed")
+
+
+class WecomTransfer(Base):
+    """One customer handed from one guide's WeCom to another's (在职继承 / 离职继承), kept in
+    step with our books (guideapp/wecom/transfers.py): `pending` until WeCom accepted the
+    request, `waiting` for WeCom's takeover (24 h, or the customer's answer), then
+    `succeeded` or `failed` with WeCom's reason, and the member went back in our books."""
+
+    __tablename__ = "wecom_transfers"
+    __table_args__ = (
+        tenant_key(),
+        CheckConstraint("state IN ('pending', 'waiting', 'succeeded', 'failed')", name="state"),
+        CheckConstraint("kind IS NULL OR kind IN ('onjob', 'resigned')", name="kind"),
+        tenant_fk("member_id", "members"),
+        tenant_fk("from_guide_id", "staff"),
+        tenant_fk("to_guide_id", "staff"),
+        tenant_fk("by_staff_id", "staff"),
+        tenant_fk("from_store_id", "stores"),
+        tenant_fk("to_store_id", "stores"),
+        # The job's two questions: what is due to be sent, what is still waiting.
+        Index("ix_wecom_transfers_due", "tenant_id", "state", "next_attempt_at"),
+        # transfer_fail names the customer and the takeover member.
+        Index("ix_wecom_transfers_customer", "tenant_id", "external_userid", "state"),
+        Index("ix_wecom_transfers_member", "member_id"),
+        Index("ix_wecom_transfers_requested", "tenant_id", "requested_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    member_id: Mapped[str] = mapped_column(String(32))
+    # The handover guide's relationship (wecom_contacts has no (tenant_id, id) key).
+    contact_id: Mapped[str] = mapped_column(ForeignKey("wecom_contacts.id"))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    handover_userid: Mapped[str] = mapped_column(String(64))
+    takeover_userid: Mapped[str | None] = mapped_column(String(64))  # None: not in WeCom
+    from_guide_id: Mapped[str | None] = mapped_column(String(32))
+    to_guide_id: Mapped[str] = mapped_column(String(32))
+    # Managers see the transfers out of and into their store.
+    from_store_id: Mapped[str | None] = mapped_column(String(32))
+    to_store_id: Mapped[str | None] = mapped_column(String(32))
+    # onjob: externalcontact/transfer_customer; resigned: .../resigned/transfer_customer.
+    # Decided when sent, from whether the handover guide has left by then.
+    kind: Mapped[str | None] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    # Why it failed: WeCom's words (customer_refused, customer_limit_exceed, no_record)
+    # or `errcode <n>` for a customer WeCom would not start; `error` says it for people.
+    reason: Mapped[str | None] = mapped_column(String(40))
+    errcode: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)  # sends WeCom could not take (busy)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    by_staff_id: Mapped[str | None] = mapped_column(String(32))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    takeover_at: Mapped[datetime | None]  # WeCom's takeover_time: expected, then actual
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -8,7 +8,7 @@ from guideapp.errors import TooLarge
 from guideapp.extensions import Blueprint
 from guideapp.http import current_actor, db_session, extension
 from guideapp.scans import counters
-from guideapp.wecom import callback, events, service
+from guideapp.wecom import callback, events, service, transfers
 from guideapp.wecom import schemas as s
 
 blp = Blueprint(
@@ -131,3 +131,13 @@ class Replay(MethodView):
     def post(self, event_id):
         """Process a dead event again now, with its attempts reset (HQ)"""
         return events.replay(db_session(), actor=current_actor(), event_id=event_id)
+
+
+@blp.route("/transfers")
+class Transfers(MethodView):
+    @blp.arguments(s.TransferArgsSchema, location="query")
+    @blp.response(200, s.WecomTransferPageSchema)
+    def get(self, args):
+        """Customers handed over in WeCom with their members, newest first (HQ: all; a
+        manager: out of or into their store)"""
+        return transfers.list_transfers(db_session(), actor=current_actor(), **args)

@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from guideapp.extensions import Schema, UTCDateTime
 from guideapp.pagination import CursorArgsSchema, page_schema
-from guideapp.wecom.models import EVENT_STATES
+from guideapp.wecom.models import EVENT_STATES, TRANSFER_STATES
 
 _secret: dict[str, Any] = dict(load_only=True, allow_none=True)
 
@@ -105,3 +105,48 @@ class WecomEventSchema(Schema):
 
 
 WecomEventPageSchema = page_schema(WecomEventSchema, "WecomEventPage")
+
+
+class TransferArgsSchema(CursorArgsSchema):
+    state = fields.List(
+        fields.String(validate=validate.OneOf(TRANSFER_STATES)),
+        metadata={"description": "Only these states (repeat: ?state=waiting&state=failed)."},
+    )
+    member_id = fields.String(validate=validate.Length(max=32))
+
+
+class WecomTransferSchema(Schema):
+    id = fields.String()
+    member_id = fields.String()
+    external_userid = fields.String()
+    handover_userid = fields.String()
+    takeover_userid = fields.String(allow_none=True)
+    from_guide_id = fields.String(allow_none=True)
+    to_guide_id = fields.String()
+    from_store_id = fields.String(allow_none=True)
+    to_store_id = fields.String(allow_none=True)
+    kind = fields.String(
+        allow_none=True,
+        metadata={"description": "onjob (在职继承) or resigned (离职继承); null until sent."},
+    )
+    state = fields.String(validate=validate.OneOf(TRANSFER_STATES))
+    reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why it failed: customer_refused, customer_limit_exceed, "
+            "no_record, takeover_not_in_wecom, withdrawn, wecom_unavailable, errcode <n>."
+        },
+    )
+    errcode = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    requested_at = UTCDateTime()
+    sent_at = UTCDateTime(allow_none=True)
+    takeover_at = UTCDateTime(
+        allow_none=True,
+        metadata={"description": "WeCom's takeover time: expected while waiting, then actual."},
+    )
+    finished_at = UTCDateTime(allow_none=True)
+
+
+WecomTransferPageSchema = page_schema(WecomTransferSchema, "WecomTransferPage")
