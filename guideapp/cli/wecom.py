@@ -13,7 +13,7 @@ from guideapp.cli.common import tenants_to_run
 from guideapp.db import transaction, utcnow
 from guideapp.jobs.runner import Runner, run_to_end
 from guideapp.jobs.service import start
-from guideapp.wecom import events
+from guideapp.wecom import customer_sync, events
 from guideapp.wecom.models import WecomEvent
 
 wecom_cli = AppGroup("wecom", help="WeCom callback events (docs/wecom.md).")
@@ -104,3 +104,23 @@ def replay(event_ids: tuple[str, ...], all_dead: bool, slug: str | None):
     click.echo(f"replaying {len(found)} event(s)")
     if missing:
         raise click.ClickException(f"not dead or not found: {', '.join(sorted(missing))}")
+
+
+@wecom_cli.command("sync-customers")
+@click.option("--tenant", "slug", required=True, help="The tenant (slug).")
+@click.option("--userid", help="Only this guide's WeCom user id; default: every mapped guide.")
+def sync_customers(slug: str, userid: str | None):
+    """Import existing WeCom customers into members and relationships, here and now (the
+    same job HQ starts with POST /api/v1/wecom/customer-syncs); run again: same rows."""
+    maker = current_app.extensions["guideapp"]["sessionmaker"]
+    queue = current_app.extensions["guideapp"]["jobs"]
+    ((tenant_id, _),) = tenants_to_run(slug)
+    with maker() as session, transaction(session):
+        job, _ = customer_sync.start(session, tenant_id=tenant_id, userid=userid, enqueue=False)
+    run_to_end(Runner(maker, queue.settings), job.id)
+    with maker() as session:
+        done = session.get_one(type(job), job.id)
+        if done.state != "succeeded":
+            raise click.ClickException(f"sync {done.state}: {done.error or ''}")
+        result = done.result or {}
+    click.echo(", ".join(f"{n} {k}" for k, n in result.items()))
