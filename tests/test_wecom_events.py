@@ -4,15 +4,19 @@ Everything through the HTTP callback and run_jobs, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
 from guideapp import create_app
 from guideapp.commissions.models import CommissionEntry, CommissionRecruit
-from guideapp.db import utcnow
+from guideapp.db import transaction, utcnow
 from guideapp.members.identity import create_member
 from guideapp.members.models import Binding, Member, MemberIdentity, MemberTag
 from guideapp.org.models import Staff, Tenant
@@ -30,7 +34,8 @@ from tests.conftest import (
     ApiClient,
     make_config,
 )
-from tests.test_jobs import run_jobs
+from tests.queues import queue_url, start_worker
+from tests.test_jobs import live_database, queue_backend, queue_of, run_jobs  # noqa: F401 (fixtures)
 from tests.wecom_helpers import CORP_ID, post_callback
 
 ZHANG, CHEN = "zhangdaogou", "chendaogou"  # GUIDE's and OTHER_GUIDE's WeCom user ids
@@ -137,9 +142,7 @@ def _events(session, change_type):
     return session.scalars(select(WecomEvent).where(WecomEvent.change_type == change_type)).all()
 
 
-def test_a_customer_adding_a_guide_is_recruited_tagged_and_welcomed_once(
-    api, app, session, corp
-):
+def test_a_customer_adding_a_guide_is_recruited_tagged_and_welcomed_once(api, app, session, corp):
     _customer(corp, "wmLin0001", unionid="ou-lin-0001")
     members_before = _count(session, Member)
     fields = _adds(api, corp, "wmLin0001", times=4)  # WeCom retried it three times
@@ -455,3 +458,152 @@ def test_welcomes_are_hqs_and_never_another_tenants(api, session, corp):
         headers=api.headers(HQ),
     )
     assert bad.status_code == 422 and "material_id" in bad.get_json()["errors"]
+
+
+# --- killed processes: stored events are applied exactly once by a real worker ----------
+
+
+@pytest.fixture
+def live(live_database, queue_backend, tmp_path, fake_wecom):  # noqa: F811 (fixtures)
+    """A live app (commits stay) on the demo brand, its corp on the fake, and a way to
+    start real `flask jobs worker` processes on the same database and queue."""
+    from tests import wecom_helpers as w
+
+    jobs_url, name = queue_url(queue_backend, tmp_path), f"wecom-{uuid.uuid4().hex}"
+    app = create_app(make_config(live_database, JOBS_URL=jobs_url, JOBS_NAME=name))
+    api = ApiClient(app.test_client())
+    maker = app.extensions["guideapp"]["sessionmaker"]
+    fake_wecom.add_corp(w.CORP_ID, w.CONTACT_SECRET, w.AGENT_ID, w.AGENT_SECRET)
+    w.configure(api, HQ)
+    fake_wecom.add_user(CORP_ID, ZHANG)
+    with maker() as session, transaction(session):
+        _staff(session, GUIDE).wecom_userid = ZHANG
+        code = session.scalar(select(ScanCode).where(ScanCode.code == "zhang-card"))
+        if _count(session, WecomContactWay, WecomContactWay.state == STATE) == 0:
+            session.add(WecomContactWay(tenant_id=code.tenant_id, state=STATE, code_id=code.id))
+        code_id = code.id
+    api.client.put(
+        f"/api/v1/wecom/welcomes/{code_id}", json={"text": "欢迎！"}, headers=api.headers(HQ)
+    )
+    env = {
+        "WECOM_API_BASE": fake_wecom.url,
+        "WECHAT_SECRETS_KEY": app.config["WECHAT_SECRETS_KEY"],
+        "WECOM_EVENT_RETRY": "0.2",
+    }
+    workers = []
+
+    def worker():
+        process = start_worker(live_database.url, jobs_url, name, **env)
+        workers.append(process)
+        return process
+
+    yield SimpleNamespace(app=app, api=api, maker=maker, corp=w.Corp(fake_wecom), worker=worker)
+    for process in workers:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    queue_of(app).flush()
+    app.extensions["guideapp"]["engine"].dispose()
+
+
+def _wait(read, until, timeout=90.0, what="the events"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if until(value):
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {value}"
+        time.sleep(0.1)
+
+
+def _applied(maker, external_userids) -> dict:
+    with maker() as session:
+        members = [_member_of(session, e) for e in external_userids]
+        ids = [m.id for m in members if m is not None]
+        return {
+            "members": len(ids),
+            "identities": _count(
+                session, MemberIdentity, MemberIdentity.value.in_(external_userids)
+            ),
+            "contacts": _count(
+                session, WecomContact, WecomContact.external_userid.in_(external_userids)
+            ),
+            "bindings": _count(session, Binding, Binding.member_id.in_(ids)),
+            "recruits": _count(session, CommissionRecruit, CommissionRecruit.member_id.in_(ids)),
+            "bounties": _count(
+                session,
+                CommissionEntry,
+                CommissionEntry.member_id.in_(ids),
+                CommissionEntry.source_type == "recruit",
+            ),
+        }
+
+
+def _pending(maker, external_userids) -> list[str]:
+    with maker() as session:
+        rows = session.scalars(
+            select(WecomEvent).where(WecomEvent.change_type == "add_external_contact")
+        ).all()
+        return [e.state for e in rows if e.fields.get("ExternalUserID") in external_userids]
+
+
+def test_events_stored_by_a_process_that_died_are_applied_once_by_a_worker(live):
+    """Stored and answered, then the process is gone before anything processed them (no
+    worker ran): a worker started later applies each exactly once."""
+    corp, api = live.corp, live.api
+    customers = [f"wmKill{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for external_userid in customers:
+        corp.fake.add_customer(CORP_ID, external_userid, "顾客")
+        fields = corp.fake.customer_adds(CORP_ID, ZHANG, external_userid, state=STATE)
+        _deliver(api, corp, fields, times=3)  # and WeCom's retries
+    assert _pending(live.maker, customers) == ["pending", "pending"]
+    assert _applied(live.maker, customers)["members"] == 0
+
+    live.worker()
+    _wait(lambda: _pending(live.maker, customers), lambda s: s == ["done", "done"])
+    assert _applied(live.maker, customers) == {
+        "members": 2,
+        "identities": 2,
+        "contacts": 2,
+        "bindings": 2,
+        "recruits": 2,
+        "bounties": 2,
+    }
+    assert corp.fake.calls[WELCOME_PATH] <= 2
+
+
+def test_a_worker_killed_while_wecom_answers_slowly_leaves_it_for_the_next_once(live):
+    corp, api = live.corp, live.api
+    external_userid = f"wmSlow{uuid.uuid4().hex[:8]}"
+    corp.fake.add_customer(CORP_ID, external_userid, "慢")
+    corp.fake.delay_next(GET_PATH, 15)
+    _deliver(api, corp, corp.fake.customer_adds(CORP_ID, ZHANG, external_userid, state=STATE))
+
+    first = live.worker()
+    _wait(lambda: corp.fake.calls[GET_PATH], lambda n: n >= 1, what="the slow get")
+    os.killpg(first.pid, signal.SIGKILL)  # mid-event: inside its unit of work
+    first.wait(timeout=30)
+    assert _pending(live.maker, [external_userid]) == ["pending"]
+    assert _applied(live.maker, [external_userid])["members"] == 0
+
+    live.worker()
+    _wait(lambda: _pending(live.maker, [external_userid]), lambda s: s == ["done"])
+    assert _applied(live.maker, [external_userid]) == {
+        "members": 1,
+        "identities": 1,
+        "contacts": 1,
+        "bindings": 1,
+        "recruits": 1,
+        "bounties": 1,
+    }
+    with live.maker() as session:
+        rows = session.scalars(
+            select(WecomEvent).where(WecomEvent.change_type == "add_external_contact")
+        ).all()
+        (welcome,) = [
+            e.result["welcome"] for e in rows if e.fields["ExternalUserID"] == external_userid
+        ]
+        greeted = _count(session, Task, Task.dedupe_key.like("wecom:greet:%"))
+    # The welcome went once, or (had the restart taken too long) the guide greets by hand.
+    assert (welcome, corp.fake.calls[WELCOME_PATH]) in {("sent", 1), ("task", 0)}
+    assert greeted <= 1
