@@ -369,16 +369,17 @@ def test_a_customer_deleting_the_guide_ends_the_contact_and_feeds_a_win_back(
     )
     assert binding.guide_id == _staff(session, GUIDE).id and binding.lost_at is not None
 
-    rule = SopRule(
-        tenant_id=member.tenant_id,
-        name="挽回删除导购的会员",
-        trigger="contact_lost",
-        steps=[{"days": 1, "title": "挽回", "due_days": 2}],
-        created_by=_staff(session, HQ).id,
-        created_at=utcnow() - timedelta(days=3),
+    created = api.post(
+        HQ,
+        "/api/v1/sop-rules",
+        json={
+            "name": "挽回删除导购的会员",
+            "trigger": "contact_lost",
+            "steps": [{"days": 1, "title": "挽回", "due_days": 2}],
+        },
     )
-    session.add(rule)
-    session.flush()
+    assert created.status_code == 201, created.get_json()
+    rule = session.get(SopRule, created.get_json()["id"])
     tick(session, tenant_id=member.tenant_id, now=utcnow() + timedelta(days=1))
     tick(session, tenant_id=member.tenant_id, now=utcnow() + timedelta(days=1))  # once
     tasks = session.scalars(select(Task).where(Task.sop_rule_id == rule.id)).all()
@@ -607,3 +608,18 @@ def test_a_worker_killed_while_wecom_answers_slowly_leaves_it_for_the_next_once(
     # The welcome went once, or (had the restart taken too long) the guide greets by hand.
     assert (welcome, corp.fake.calls[WELCOME_PATH]) in {("sent", 1), ("task", 0)}
     assert greeted <= 1
+
+
+def test_the_sync_command_imports_one_guides_customers_idempotently(app, session, corp):
+    for n in range(3):
+        _customer(corp, f"wmCli{n}", name=f"命令{n}")
+        corp.fake.customer_adds(CORP_ID, CHEN, f"wmCli{n}")
+    runner = app.test_cli_runner()
+    args = ["wecom", "sync-customers", "--tenant", "stride", "--userid", CHEN]
+    first = runner.invoke(args=args)
+    assert first.exit_code == 0, first.output
+    assert "3 customers" in first.output and "3 members_created" in first.output
+    again = runner.invoke(args=args)
+    assert again.exit_code == 0 and "0 members_created" in again.output, again.output
+    assert _member_of(session, "wmCli2").guide_id == _staff(session, OTHER_GUIDE).id
+    assert runner.invoke(args=["wecom", "sync-customers", "--tenant", "nobody"]).exit_code != 0
