@@ -340,6 +340,7 @@ class FakeWecom:
     corps: dict[str, Corp] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     failures: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     calls: Counter = field(default_factory=Counter)
     requests: list[tuple[str, dict, bytes]] = field(default_factory=list)
     offset: float = 0.0  # seconds `advance` added to the fake's clock
@@ -576,6 +577,11 @@ class FakeWecom:
         """The next `times` calls of `path` answer `errcode` (45033, 45009, -1...)."""
         self.failures[path].extend([errcode] * times)
 
+    def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
+        """The next `times` calls of `path` answer only after `seconds` (a slow WeCom: the
+        caller can be killed while it waits). Other calls are not held up meanwhile."""
+        self.delays[path].extend([seconds] * times)
+
     def reset(self) -> None:
         """Forget everything but the url (the shared server outlives each test)."""
         url = self.url
@@ -706,6 +712,10 @@ class FakeWecom:
         self.calls[request.path] += 1
         self.requests.append((request.path, dict(request.args), request.get_data()))
         handler = ROUTES.get((request.method, request.path))
+        with self.lock:
+            delay = self.delays[request.path].pop(0) if self.delays[request.path] else 0.0
+        if delay:
+            time.sleep(delay)  # outside the lock: only this call is slow
         with self.lock:
             if request.path.startswith("/_fake/qr/") and request.method == "GET":
                 response = _qr_image(self, request)

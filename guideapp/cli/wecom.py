@@ -1,5 +1,6 @@
 """`flask --app wsgi wecom work | events | replay`: WeCom's stored callback events;
-`wecom transfers`: customer transfers sent and polled now."""
+`wecom transfers`: customer transfers sent and polled now; `wecom sync-customers`: a guide's
+existing WeCom customers imported."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from guideapp.cli.common import tenants_to_run
 from guideapp.db import transaction, utcnow
 from guideapp.jobs.runner import Runner, run_to_end
 from guideapp.jobs.service import start
-from guideapp.wecom import events
+from guideapp.wecom import customer_sync, events
 from guideapp.wecom import transfers as wecom_transfers
 from guideapp.wecom.models import WecomEvent, WecomTransfer
 
@@ -132,3 +133,23 @@ def transfers_now(slug: str | None):
         with maker() as session:
             result = session.get_one(type(job), job.id).result or {}
         click.echo(f"{tenant_slug}: " + (", ".join(f"{n} {k}" for k, n in result.items()) or "-"))
+
+
+@wecom_cli.command("sync-customers")
+@click.option("--tenant", "slug", required=True, help="The tenant (slug).")
+@click.option("--userid", help="Only this guide's WeCom user id; default: every mapped guide.")
+def sync_customers(slug: str, userid: str | None):
+    """Import existing WeCom customers into members and relationships, here and now (the
+    same job HQ starts with POST /api/v1/wecom/customer-syncs); run again: same rows."""
+    maker = current_app.extensions["guideapp"]["sessionmaker"]
+    queue = current_app.extensions["guideapp"]["jobs"]
+    ((tenant_id, _),) = tenants_to_run(slug)
+    with maker() as session, transaction(session):
+        job, _ = customer_sync.start(session, tenant_id=tenant_id, userid=userid, enqueue=False)
+    run_to_end(Runner(maker, queue.settings), job.id)
+    with maker() as session:
+        done = session.get_one(type(job), job.id)
+        if done.state != "succeeded":
+            raise click.ClickException(f"sync {done.state}: {done.error or ''}")
+        result = done.result or {}
+    click.echo(", ".join(f"{n} {k}" for k, n in result.items()))

@@ -75,6 +75,21 @@ def bind(
     return binding
 
 
+def mark_lost(
+    session: Session, *, member: Member, guide_id: str, at: datetime | None
+) -> Binding | None:
+    """The member removed `guide_id` from their contacts (`at`), or added them back (None).
+    The binding stays: the member is still the guide's in our books (attribution, tasks)
+    until someone moves them; the loss is what a win-back SOP rule looks for. Returns the
+    running binding when it is that guide's."""
+    binding = current_binding(session, member)
+    if binding is None or binding.guide_id != guide_id or binding.lost_at == at:
+        return binding if binding is not None and binding.guide_id == guide_id else None
+    binding.lost_at = at
+    session.flush()
+    return binding
+
+
 def current_binding(session: Session, member: Member) -> Binding | None:
     return session.scalar(
         select(Binding).where(Binding.member_id == member.id, Binding.ended_at.is_(None))

@@ -135,6 +135,10 @@ class Binding(Base):
     ended_at: Mapped[datetime | None]
     by_staff_id: Mapped[str | None] = mapped_column(String(32))
     transfer_id: Mapped[str | None] = mapped_column(String(32))
+    # The member removed the guide from their contacts (WeCom's del_follow_user) while this
+    # binding runs: the binding (and the guide's attribution) stays, the loss is recorded
+    # here for a win-back (the SOP trigger `contact_lost`); cleared when they add them again.
+    lost_at: Mapped[datetime | None]
 
 
 class PointsEntry(Base):

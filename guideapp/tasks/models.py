@@ -20,7 +20,14 @@ from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
 
 TASK_RESULTS = ("done", "unreachable", "declined")
 TARGET_RESULTS = ("done", "unreachable", "declined", "converted")
-SOP_TRIGGERS = ("member_joined", "first_order", "birthday", "silent", "points_expiring")
+SOP_TRIGGERS = (
+    "member_joined",
+    "first_order",
+    "birthday",
+    "silent",
+    "points_expiring",
+    "contact_lost",  # the member removed their guide from their contacts (win-back)
+)
 
 
 class Campaign(Base):

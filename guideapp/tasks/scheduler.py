@@ -15,7 +15,7 @@ from sqlalchemy import String, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp.db import UTCDateTime, insert_ignoring_duplicates, utcnow
-from guideapp.members.models import Member, PointsEntry
+from guideapp.members.models import Binding, Member, PointsEntry
 from guideapp.org.models import Store, Tenant
 from guideapp.tasks.fanout import (
     TARGET_COLUMNS,
@@ -103,6 +103,15 @@ def trigger_condition(rule: SopRule, anchor: date, zone: ZoneInfo):
                 Member.last_contact_at < literal(start, UTCDateTime()),
             ),
         )
+    if rule.trigger == "contact_lost":
+        # The loss is on the running binding: the guide keeps the member in our books.
+        return Member.id.in_(
+            select(Binding.member_id).where(
+                Binding.tenant_id == rule.tenant_id,
+                Binding.ended_at.is_(None),
+                _in_day(Binding.lost_at, anchor, zone),
+            )
+        )
     if rule.trigger == "points_expiring":
         return Member.id.in_(
             select(PointsEntry.member_id).where(
@@ -131,7 +140,8 @@ def _sop_step(session, rule: SopRule, index: int, step: dict, day: date, zone, n
             key_prefix=f"sop:{rule.id}:{stamp}:",
             id_prefix=id_prefix,
             store_id=Member.store_id,
-            assignee_id=Member.guide_id,
+            # A member who removed their guide is the store's to win back: anyone may claim it.
+            assignee_id=None if rule.trigger == "contact_lost" else Member.guide_id,
             owner_id=Member.id,
             title=step["title"],
             brief=step.get("brief", ""),

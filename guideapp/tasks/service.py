@@ -152,6 +152,53 @@ def create_store_task(session: Session, *, actor: Actor, data: dict) -> list[Tas
     return tasks
 
 
+def add_event_task(
+    session: Session,
+    *,
+    tenant_id: str,
+    store_id: str,
+    assignee_id: str | None,
+    source: str,
+    dedupe_key: str,
+    title: str,
+    brief: str,
+    starts_at: datetime,
+    due_at: datetime,
+    member_ids: list[str] = (),  # type: ignore[assignment]
+) -> tuple[Task, bool]:
+    """A single task something that happened asks of one person (a customer to greet, a
+    risk for the manager): no actor, since no person created it. Once per `dedupe_key`:
+    (the task, True) when made now, (the task made before, False) for a repeat."""
+    _check_window(starts_at, due_at)
+    existing = session.scalar(
+        select(Task).where(Task.tenant_id == tenant_id, Task.dedupe_key == dedupe_key)
+    )
+    if existing is not None:
+        return existing, False
+    task = Task(
+        tenant_id=tenant_id,
+        store_id=store_id,
+        assignee_id=assignee_id,
+        source=source,
+        dedupe_key=dedupe_key,
+        title=title[:120],
+        brief=brief,
+        starts_at=starts_at,
+        due_at=due_at,
+    )
+    session.add(task)
+    session.flush()
+    for member_id in dict.fromkeys(member_ids):
+        session.add(
+            TaskTarget(
+                id=task.id + member_id, tenant_id=tenant_id, task_id=task.id, member_id=member_id
+            )
+        )
+    session.flush()
+    log_task(session, task, with_targets=True)
+    return task, True
+
+
 def get_task(session: Session, *, actor: Actor, task_id: str, action: str | None = None):
     task = policy.get_visible(session, actor, Task, task_id, label="Task")
     if action:

@@ -1,10 +1,19 @@
-"""Who configures WeCom and sees its callback events: HQ only (the corp is the brand's).
-Customer transfers: HQ all, a manager those out of or into their store, guides none."""
+"""Who configures WeCom and sees its callback events and welcomes: HQ only (the corp is the
+brand's). Risk alerts: HQ all, a store manager their store's, guides none. Customer
+transfers: HQ all, a manager those out of or into their store, guides none."""
 
 from sqlalchemy import false, or_, true
 
 from guideapp import policy
-from guideapp.wecom.models import WecomConfig, WecomEvent, WecomTransfer
+from guideapp.wecom.models import WecomAlert, WecomConfig, WecomEvent, WecomTransfer, WecomWelcome
+
+
+def _alerts(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return WecomAlert.store_id == actor.store_id
+    return false()
 
 
 def _transfers(actor):
@@ -21,10 +30,17 @@ def _transfers(actor):
 def register() -> None:
     policy.register_rules(WecomConfig, read=policy.hq_reads, write=policy.hq_writes)
     policy.register_rules(WecomEvent, read=policy.hq_reads, write=policy.hq_writes)
+    policy.register_rules(WecomWelcome, read=policy.hq_reads, write=policy.hq_writes)
     policy.register_decision(
         "configure_wecom",
         lambda actor: actor.is_hq,
         refusal="Only HQ sees and sets the brand's WeCom configuration.",
+    )
+    policy.register_rules(WecomAlert, read=_alerts)
+    policy.register_decision(
+        "see_wecom_alerts",
+        lambda actor: actor.is_hq or actor.is_manager,
+        refusal="Risk alerts are for store managers and HQ.",
     )
     # Written only by the transfers job (mirroring WeCom): nobody writes them by hand.
     policy.register_rules(WecomTransfer, read=_transfers)

@@ -189,3 +189,59 @@ class WecomTransfer(Base):
     takeover_at: Mapped[datetime | None]  # WeCom's takeover_time: expected, then actual
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WecomWelcome(Base):
+    """The welcome message (欢迎语) a code's new WeCom customers get, sent with the add
+    event's welcome_code within its 20 s: a text and, optionally, a library material as a
+    link card. HQ sets one per code; a code without one sends none (WeCom's own welcome
+    configured in its admin console, if any, applies then)."""
+
+    __tablename__ = "wecom_welcomes"
+    __table_args__ = (
+        tenant_key(),
+        UniqueConstraint("tenant_id", "code_id"),
+        tenant_fk("code_id", "scan_codes"),
+        tenant_fk("material_id", "materials"),
+        tenant_fk("updated_by", "staff"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code_id: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    material_id: Mapped[str | None] = mapped_column(String(32))
+    updated_by: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+ALERT_KINDS = ("deleted_by_guide",)
+
+
+class WecomAlert(Base):
+    """A risk the store manager and HQ should see: a guide deleted a customer from their
+    WeCom contacts (del_external_contact). One per event: a replay adds nothing."""
+
+    __tablename__ = "wecom_alerts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "event_id"),
+        CheckConstraint("kind IN ('deleted_by_guide')", name="kind"),
+        tenant_fk("store_id", "stores"),
+        tenant_fk("guide_id", "staff"),
+        tenant_fk("member_id", "members"),
+        Index("ix_wecom_alerts_tenant_happened", "tenant_id", "happened_at", "id"),
+        Index("ix_wecom_alerts_store_happened", "store_id", "happened_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("wecom_events.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    store_id: Mapped[str | None] = mapped_column(String(32))  # the guide's store
+    guide_id: Mapped[str | None] = mapped_column(String(32))  # None: a user id we don't map
+    member_id: Mapped[str | None] = mapped_column(String(32))
+    userid: Mapped[str] = mapped_column(String(64))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    customer_name: Mapped[str] = mapped_column(String(60), default="")
+    happened_at: Mapped[datetime]  # the event's CreateTime
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,9 +7,22 @@ from guideapp.db import commit, utcnow
 from guideapp.errors import TooLarge
 from guideapp.extensions import Blueprint
 from guideapp.http import current_actor, db_session, extension
+from guideapp.jobs.http import LOCATION_HEADER, accepted, idempotency_key
+from guideapp.jobs.schemas import JobSchema
 from guideapp.scans import counters
-from guideapp.wecom import callback, events, service, transfers
+from guideapp.wecom import (
+    alerts,
+    callback,
+    customer_sync,
+    events,
+    handlers,
+    service,
+    transfers,
+    welcomes,
+)
 from guideapp.wecom import schemas as s
+
+assert handlers  # imported for its registrations: the web app and the worker both have them
 
 blp = Blueprint(
     "wecom", __name__, url_prefix="/api/v1/wecom", description="WeCom (企业微信): corp, callbacks"
@@ -141,3 +154,42 @@ class Transfers(MethodView):
         """Customers handed over in WeCom with their members, newest first (HQ: all; a
         manager: out of or into their store)"""
         return transfers.list_transfers(db_session(), actor=current_actor(), **args)
+
+
+@blp.route("/welcomes/<code_id>")
+class Welcome(MethodView):
+    @blp.response(200, s.WelcomeSchema)
+    def get(self, code_id):
+        """The welcome message a code's new WeCom customers get (HQ)"""
+        return welcomes.get_welcome(db_session(), actor=current_actor(), code_id=code_id)
+
+    @blp.arguments(s.WelcomeSchema)
+    @blp.response(200, s.WelcomeSchema)
+    def put(self, data, code_id):
+        """Set it (HQ): text and/or a material sent as a link card; both empty removes it"""
+        return welcomes.put_welcome(db_session(), actor=current_actor(), code_id=code_id, data=data)
+
+
+@blp.route("/alerts")
+class Alerts(MethodView):
+    @blp.arguments(s.AlertArgsSchema, location="query")
+    @blp.response(200, s.WecomAlertPageSchema)
+    def get(self, args):
+        """Risk alerts, newest first: a guide deleted a customer (HQ all, a manager their
+        store's; guides 403)"""
+        return alerts.list_alerts(db_session(), actor=current_actor(), **args)
+
+
+@blp.route("/customer-syncs")
+class CustomerSyncs(MethodView):
+    @blp.arguments(s.CustomerSyncSchema)
+    @blp.response(202, JobSchema, headers=LOCATION_HEADER)
+    def post(self, data):
+        """Import the guides' existing WeCom customers as a job (HQ; progress in customers)"""
+        job, _ = customer_sync.start_sync(
+            db_session(),
+            actor=current_actor(),
+            userid=data["userid"],
+            idempotency_key=idempotency_key(),
+        )
+        return accepted(job)

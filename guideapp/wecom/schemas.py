@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from guideapp.extensions import Schema, UTCDateTime
 from guideapp.pagination import CursorArgsSchema, page_schema
-from guideapp.wecom.models import EVENT_STATES, TRANSFER_STATES
+from guideapp.wecom.models import ALERT_KINDS, EVENT_STATES, TRANSFER_STATES
 
 _secret: dict[str, Any] = dict(load_only=True, allow_none=True)
 
@@ -150,3 +150,47 @@ class WecomTransferSchema(Schema):
 
 
 WecomTransferPageSchema = page_schema(WecomTransferSchema, "WecomTransferPage")
+
+
+class WelcomeSchema(Schema):
+    code_id = fields.String(dump_only=True)
+    text = fields.String(
+        load_default="",
+        validate=validate.Length(max=1300),  # WeCom: at most 4000 bytes of UTF-8
+        metadata={"description": "The welcome text; empty with no material: no welcome."},
+    )
+    material_id = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "A library material with a URL, sent as a link card."},
+    )
+    updated_at = UTCDateTime(dump_only=True, allow_none=True)
+
+
+class AlertArgsSchema(CursorArgsSchema):
+    kind = fields.String(validate=validate.OneOf(ALERT_KINDS))
+    store_id = fields.String(validate=validate.Length(max=32))
+
+
+class WecomAlertSchema(Schema):
+    id = fields.String()
+    kind = fields.String(validate=validate.OneOf(ALERT_KINDS))
+    store_id = fields.String(allow_none=True)
+    guide_id = fields.String(allow_none=True)
+    member_id = fields.String(allow_none=True)
+    userid = fields.String(metadata={"description": "The guide's WeCom user id."})
+    external_userid = fields.String()
+    customer_name = fields.String()
+    happened_at = UTCDateTime()
+
+
+WecomAlertPageSchema = page_schema(WecomAlertSchema, "WecomAlertPage")
+
+
+class CustomerSyncSchema(Schema):
+    userid = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "One guide's WeCom user id; default: every mapped guide."},
+    )
