@@ -131,3 +131,7 @@ class Replay(MethodView):
     def post(self, event_id):
         """Process a dead event again now, with its attempts reset (HQ)"""
         return events.replay(db_session(), actor=current_actor(), event_id=event_id)
+
+
+# The contact ways' views live in their own module, on this blueprint.
+from guideapp.wecom import contact_ways_routes  # noqa: E402, F401
