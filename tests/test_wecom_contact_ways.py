@@ -16,6 +16,7 @@ from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store, Tenant
 from guideapp.scans.models import ScanCode
 from guideapp.tasks.scheduler import tick
+from guideapp.wecom.contact_ways import recheck_after_add
 from guideapp.wecom.models import WecomContact, WecomContactWay
 from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE, RIVAL_HQ, ApiClient, make_config
 from tests.test_jobs import run_jobs
@@ -222,7 +223,7 @@ def _received(session, way: WecomContactWay, guide: Staff, n: int, *, at) -> Non
     members = session.scalars(
         select(Member.id).where(Member.tenant_id == way.tenant_id).limit(n)
     ).all()
-    for i, member_id in enumerate(members):
+    for member_id in members:
         session.add(
             WecomContact(
                 tenant_id=way.tenant_id,
@@ -269,14 +270,20 @@ def test_a_capped_guide_is_dropped_the_backup_named_and_all_back_the_next_day(
     assert made.user == ["cap0", "cap1"]
 
     now = utcnow()
-    _received(session, way, guides[0], 2, at=now)  # the cap: 2 today
+    _received(session, way, guides[0], 1, at=now)
+    recheck_after_add(session, contact_way_id=way.id)  # under the cap: nothing to do
+    assert _way(session, code["id"]).sync_due_at is None
+    _received(session, way, guides[0], 1, at=now)  # the cap: 2 today
     _received(session, way, guides[1], 1, at=now)
     _tick(quick_app, way.tenant_id)
     run_jobs(quick_app)
     assert made.user == ["cap1"]
 
-    _received(session, way, guides[1], 1, at=now)  # both capped: the backup takes over
-    _tick(quick_app, way.tenant_id)
+    # Both capped: the backup takes over, as soon as the event handler has recorded it.
+    with quick_app.extensions["guideapp"]["sessionmaker"]() as s:
+        _received(s, way, guides[1], 1, at=now)
+        recheck_after_add(s, contact_way_id=way.id)
+        s.commit()
     run_jobs(quick_app)
     assert made.user == ["backup"]
     assert _way(session, code["id"]).userids == ["backup"]

@@ -476,6 +476,20 @@ def on_scheduler_tick(session: Session, *, tenant_id: str, since, now: datetime)
         wake(session, tenant_id)
 
 
+def recheck_after_add(session: Session, *, contact_way_id: str | None) -> None:
+    """For the add_external_contact handler, after it recorded the WecomContact: a guide
+    who just reached the way's daily cap is dropped now, not at the next tick."""
+    way = session.get(WecomContactWay, contact_way_id) if contact_way_id else None
+    if way is None or way.kind != "multi" or way.retired_at is not None:
+        return
+    if way.sync_due_at is not None:
+        return  # a sync is coming anyway, and it recomputes the list
+    users, _problem = wanted(session, way, utcnow())
+    if users != way.userids:
+        _mark_due(way, utcnow())
+        wake(session, way.tenant_id)
+
+
 def on_staff_signed_off(session: Session, *, staff, successor=None, by_staff_id=None) -> None:
     """org.staff_signed_off: the ways naming the guide who left drop them now."""
     if not ready(session, staff.tenant_id) or not staff.wecom_userid:
