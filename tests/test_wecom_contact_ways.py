@@ -416,6 +416,23 @@ def test_wecom_refusals_are_kept_on_the_way_in_words(quick, quick_app, session, 
     assert way.config_id in _ways(corp) and way.last_error is None
 
 
+def test_a_guide_without_a_wecom_user_id_gets_their_way_at_the_tick_after_one_is_set(
+    quick, quick_app, session, corp
+):
+    guide = _staff(session, GUIDE)
+    code = _code(quick, kind="guide", guide_id=guide.id)
+    run_jobs(quick_app)
+    [listed] = quick.get(HQ, WAYS, query_string={"code_id": code["id"]}).get_json()["items"]
+    assert "has no WeCom user id" in listed["last_error"] and listed["config_id"] is None
+    assert corp.fake.calls[ADD] == 0
+
+    _in_wecom(session, corp, GUIDE, "zhang")
+    _tick(quick_app, guide.tenant_id)
+    run_jobs(quick_app)
+    way = _way(session, code["id"])
+    assert _ways(corp)[way.config_id].user == ["zhang"] and way.last_error is None
+
+
 def test_no_wecom_configured_means_no_ways_and_no_qr(api, session):
     guide = _staff(session, GUIDE)
     code = _code(api, kind="guide", guide_id=guide.id)

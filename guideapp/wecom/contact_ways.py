@@ -32,7 +32,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -447,9 +447,17 @@ def on_scan_resolved(
 
 def on_scheduler_tick(session: Session, *, tenant_id: str, since, now: datetime) -> None:
     """tasks.scheduler_ticked: multi-user ways whose guides came or went (caps, opening
-    hours, a new day), and ways of codes that expired or guides that left, are due."""
+    hours, a new day), ways of codes that expired or guides that left, and ways never made
+    for want of a WeCom user id (set since on the staff), are due."""
     if not ready(session, tenant_id):
         return
+    live = and_(WecomContactWay.config_id.is_not(None), WecomContactWay.retired_at.is_(None))
+    # Our own problem (no user id), not WeCom's refusal: that waits for a change or a sync.
+    unmade = and_(
+        WecomContactWay.config_id.is_(None),
+        WecomContactWay.last_error.is_not(None),
+        WecomContactWay.last_errcode.is_(None),
+    )
     candidates = session.scalars(
         select(WecomContactWay)
         .outerjoin(ScanCode, ScanCode.id == WecomContactWay.code_id)
@@ -457,12 +465,16 @@ def on_scheduler_tick(session: Session, *, tenant_id: str, since, now: datetime)
         .where(
             WecomContactWay.tenant_id == tenant_id,
             WecomContactWay.sync_due_at.is_(None),
-            WecomContactWay.retired_at.is_(None),
-            WecomContactWay.config_id.is_not(None),
             or_(
-                WecomContactWay.kind == "multi",
-                ScanCode.valid_until <= now,
-                Staff.state != "active",
+                and_(
+                    live,
+                    or_(
+                        WecomContactWay.kind == "multi",
+                        ScanCode.valid_until <= now,
+                        Staff.state != "active",
+                    ),
+                ),
+                unmade,
             ),
         )
     ).all()
