@@ -10,7 +10,8 @@ module connects nothing.
 |----------------------------------------|----------------------------------------------------|
 | org.staff_signed_off                   | auth.service.end_logins,                           |
 |                                        | auth.wechat_login.release_on_leaving,              |
-|                                        | members.binding.hand_over_book (with a successor)  |
+|                                        | members.binding.hand_over_book (with a successor), |
+|                                        | wecom.contact_ways.on_staff_signed_off             |
 | org.staff_password_changed             | auth.service.end_logins                            |
 | members.member_recruited               | commissions.recruits.on_recruit                    |
 | members.members_recruited              | commissions.recruits.on_members_recruited          |
@@ -21,7 +22,10 @@ module connects nothing.
 | members.orders_recorded                | commissions.events.on_orders_recorded              |
 | members.refunds_recorded               | commissions.events.on_refunds_recorded             |
 | members.member_card_requested -> dict  | tasks.transfer.open_tasks_section                  |
-| tasks.scheduler_ticked                 | materials.service.log_validity_edges               |
+| tasks.scheduler_ticked                 | materials.service.log_validity_edges,              |
+|                                        | wecom.contact_ways.on_scheduler_tick               |
+| scans.code_changed                     | wecom.contact_ways.on_code_changed                 |
+| scans.scan_resolved -> dict            | wecom.contact_ways.on_scan_resolved                |
 | tasks.inbox_suggestions_requested      | suggested_content (materials + replies, below)     |
 
 "-> value": the sender collects the receivers' return values from `send()`.
@@ -41,8 +45,10 @@ def connect_reactions() -> None:
     from guideapp.members import signals as members
     from guideapp.members.binding import hand_over_book
     from guideapp.org import signals as org
+    from guideapp.scans import signals as scans
     from guideapp.tasks import signals as tasks
     from guideapp.tasks import transfer
+    from guideapp.wecom import contact_ways
     from guideapp.wecom import transfers as wecom_transfers
 
     for signal, receiver in (
@@ -61,6 +67,10 @@ def connect_reactions() -> None:
         (members.member_card_requested, transfer.open_tasks_section),
         (tasks.scheduler_ticked, log_validity_edges),
         (tasks.inbox_suggestions_requested, suggested_content),
+        (tasks.scheduler_ticked, contact_ways.on_scheduler_tick),
+        (scans.code_changed, contact_ways.on_code_changed),
+        (scans.scan_resolved, contact_ways.on_scan_resolved),
+        (org.staff_signed_off, contact_ways.on_staff_signed_off),
     ):
         signal.connect(receiver, weak=False)
 

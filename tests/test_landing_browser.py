@@ -38,6 +38,7 @@ from guideapp.org.models import Store
 from guideapp.scans.models import Scan, ScanCode
 from tests.conftest import FIXTURES, HQ, ApiClient, make_config
 from tests.databases import backends, scratch_database
+from tests.fake_wecom import shared as fake_wecom_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -158,7 +159,8 @@ def site(request, tmp_path_factory):
         app = create_app(
             make_config(
                 _Url(url),
-                LANDING_IMAGE_SOURCES=images,
+                # the stores' QR host, and the fake WeCom's 「联系我」 QR images
+                LANDING_IMAGE_SOURCES=f"{images} {fake_wecom_server().url}",
                 SCAN_RATE_PER_CODE=PER_CODE_LIMIT,
                 SCAN_RATE_PER_ADDRESS=100_000,
             )
@@ -487,3 +489,44 @@ def test_without_javascript_the_page_says_what_to_do(open_page, site):
     assert page.get_attribute("noscript a", "href") == "https://stride.example.cn/stores"
     assert "正在获取您的位置" not in text  # no spinner that never ends
     _shot(page, "no-javascript", site)
+
+
+# --- the WeCom 「联系我」 QR of the code ------------------------------------------------------
+
+
+def test_a_guide_codes_wecom_contact_way_qr_is_the_one_shown(open_page, site, fake_wecom):
+    """Last in the module: it configures WeCom for the site's brand, and undoes it."""
+    from guideapp.org.models import Staff
+    from guideapp.wecom.models import WecomConfig, WecomContactWay
+    from tests import wecom_helpers as w
+    from tests.conftest import GUIDE
+    from tests.test_jobs import run_jobs
+
+    fake_wecom.add_corp(w.CORP_ID, w.CONTACT_SECRET, w.AGENT_ID, w.AGENT_SECRET)
+    fake_wecom.add_user(w.CORP_ID, "zhang", "张导购")
+    w.configure(site.api, HQ)
+    try:
+        with site.session() as session, transaction(session):
+            guide = session.scalar(select(Staff).where(Staff.phone == GUIDE))
+            guide.wecom_userid, guide_id = "zhang", guide.id
+        code = site.new_code(kind="guide", guide_id=guide_id)
+        run_jobs(site.app)
+        with site.session() as session:
+            qr = session.scalar(
+                select(WecomContactWay.qr_code)
+                .join(ScanCode, ScanCode.id == WecomContactWay.code_id)
+                .where(ScanCode.code == code)
+            )
+        assert qr and qr.startswith(fake_wecom.url)
+
+        page = open_page(code, **_granted(NEAR_SH001))
+        assert page.get_attribute("#app", "data-shown") == "store"
+        assert page.get_attribute("#contact-img", "src") == qr
+        assert page.eval_on_selector("#contact-img", "img => img.complete && img.naturalWidth > 0")
+        assert "长按识别二维码，添加导购企业微信" in _visible_text(page)
+        _shot(page, "store-wecom-contact-way", site)
+    finally:
+        with site.session() as session, transaction(session):
+            session.execute(update(Staff).where(Staff.phone == GUIDE).values(wecom_userid=None))
+            session.query(WecomContactWay).delete()
+            session.query(WecomConfig).delete()

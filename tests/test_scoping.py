@@ -117,6 +117,10 @@ SCOPED_ROUTES = {
     "/api/v1/codes/<code_id>/qr.svg": ("scan_code", [("GET", None)]),
     "/api/v1/codes/<code_id>/wxacode.png": ("scan_code", [("GET", None)]),
     "/api/v1/codes/<code_id>/stats": ("scan_code", [("GET", None)]),
+    "/api/v1/wecom/codes/<code_id>/way-rule": (
+        "scan_code",
+        [("GET", None), ("PUT", {"daily_cap": 5})],
+    ),
 }
 SCOPED_ROUTES.update(
     {

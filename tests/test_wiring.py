@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 from guideapp.members import signals as members
+from guideapp.org import signals as org
+from guideapp.scans import signals as scans
 from guideapp.tasks import signals as tasks
 from guideapp.wiring import connect_reactions
 
@@ -15,8 +17,11 @@ EXPECTED = {
     members.orders_recorded: 1,
     members.refunds_recorded: 1,
     members.member_card_requested: 1,
-    tasks.scheduler_ticked: 1,
+    tasks.scheduler_ticked: 2,
     tasks.inbox_suggestions_requested: 1,
+    scans.code_changed: 1,
+    scans.scan_resolved: 1,
+    org.staff_signed_off: 4,
 }
 
 
@@ -30,7 +35,8 @@ CHECK = """
 import guideapp, guideapp.wiring, guideapp.cli, guideapp.members.service, guideapp.tasks.inbox
 from guideapp.members import signals as members
 from guideapp.tasks import signals as tasks
-every = [*members.members.values(), *tasks.tasks.values()]
+from guideapp.scans import signals as scans
+every = [*members.members.values(), *tasks.tasks.values(), *scans.scans.values()]
 assert not any(s.receivers for s in every), "importing connected receivers"
 from guideapp import create_app
 from guideapp.config import Config

@@ -16,6 +16,7 @@ from guideapp.members.models import Tag
 from guideapp.org.models import Staff, Store
 from guideapp.pagination import paginate
 from guideapp.scans.models import ScanCode
+from guideapp.scans.signals import code_changed
 
 # No 0/O, 1/l/I: codes get typed from posters too.
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -69,6 +70,7 @@ def create_code(
     record.code = code or new_code_string(session)
     session.add(record)
     session.flush()
+    code_changed.send(session, code=record)
     return record
 
 
@@ -77,6 +79,7 @@ def update_code(session: Session, *, actor: Actor, code_id: str, data: dict) -> 
     _apply(session, actor, record, data)
     record.updated_at = utcnow()
     session.flush()
+    code_changed.send(session, code=record)
     return record
 
 

@@ -158,7 +158,16 @@ class ScanAnswerSchema(Schema):
     resolution = fields.String(metadata={"description": " | ".join(RESOLUTIONS)})
     store = fields.Nested(ScanStoreSchema, allow_none=True)
     guide = fields.Nested(ScanGuideSchema, allow_none=True)
-    wecom_contact_qr_url = fields.String(allow_none=True)
+    wecom_contact_qr_url = fields.String(
+        allow_none=True, metadata={"description": "The store's own WeCom QR image, if set."}
+    )
+    wecom_qr_code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The WeCom 「联系我」 QR image of the code (store codes: its guides) "
+            "or of the routed guide; null until WeCom has made it."
+        },
+    )
     community_qr_url = fields.String(allow_none=True)
     fallback_url = fields.String(
         allow_none=True,

@@ -23,6 +23,7 @@ from guideapp.org.models import Staff, Tenant
 from guideapp.phones import normalize_phone
 from guideapp.scans.models import Scan, ScanCode
 from guideapp.scans.routing import Destination, choose_guide, resolve
+from guideapp.scans.signals import scan_resolved
 from guideapp.wechat import service as wechat
 from guideapp.wechat.service import WechatIdentity
 
@@ -114,7 +115,17 @@ def scan(
     row.member_id = member.id if member is not None else None
     row.member_created, row.bound = created, bound
     session.add(row)
-    return _answer(row, record, destination, guide, local=now.astimezone(ZoneInfo(zone)))
+    answer = _answer(row, record, destination, guide, local=now.astimezone(ZoneInfo(zone)))
+    answer["wecom_qr_code"] = None
+    for _receiver, extra in scan_resolved.send(
+        session,
+        code=record,
+        resolution=destination.resolution,
+        store_id=row.store_id,
+        guide_id=row.guide_id,
+    ):
+        answer.update(extra or {})
+    return answer
 
 
 def code_state(record: ScanCode, now: datetime) -> str:

@@ -1,11 +1,34 @@
 """Who configures WeCom and sees its callback events and welcomes: HQ only (the corp is the
 brand's). Risk alerts: HQ all, a store manager their store's, guides none. Customer
-transfers: HQ all, a manager those out of or into their store, guides none."""
+transfers: HQ all, a manager those out of or into their store, guides none. Contact ways:
+HQ all; a manager their store's codes' and guides' ways; a guide their own."""
 
-from sqlalchemy import false, or_, true
+from sqlalchemy import false, or_, select, true
 
 from guideapp import policy
-from guideapp.wecom.models import WecomAlert, WecomConfig, WecomEvent, WecomTransfer, WecomWelcome
+from guideapp.org.models import Staff
+from guideapp.scans.models import ScanCode
+from guideapp.wecom.models import (
+    WecomAlert,
+    WecomConfig,
+    WecomContactWay,
+    WecomEvent,
+    WecomTransfer,
+    WecomWelcome,
+)
+
+
+def _contact_ways(actor):
+    if actor.is_hq:
+        return true()
+    if actor.is_manager:
+        return or_(
+            WecomContactWay.code_id.in_(
+                select(ScanCode.id).where(ScanCode.store_id == actor.store_id)
+            ),
+            WecomContactWay.guide_id.in_(select(Staff.id).where(Staff.store_id == actor.store_id)),
+        )
+    return WecomContactWay.guide_id == actor.staff_id
 
 
 def _alerts(actor):
@@ -31,6 +54,7 @@ def register() -> None:
     policy.register_rules(WecomConfig, read=policy.hq_reads, write=policy.hq_writes)
     policy.register_rules(WecomEvent, read=policy.hq_reads, write=policy.hq_writes)
     policy.register_rules(WecomWelcome, read=policy.hq_reads, write=policy.hq_writes)
+    policy.register_rules(WecomContactWay, read=_contact_ways)
     policy.register_decision(
         "configure_wecom",
         lambda actor: actor.is_hq,

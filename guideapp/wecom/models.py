@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
@@ -80,6 +89,17 @@ class WecomContactWay(Base):
         tenant_fk("guide_id", "staff"),
         Index("ix_wecom_contact_ways_code", "code_id"),
         Index("ix_wecom_contact_ways_guide", "guide_id"),
+        Index("ix_wecom_contact_ways_due", "tenant_id", "sync_due_at"),
+        # One way per code, and one own way per guide: concurrent first scans make one.
+        Index("uq_wecom_contact_ways_code", "tenant_id", "code_id", unique=True),
+        Index(
+            "uq_wecom_contact_ways_guide_own",
+            "tenant_id",
+            "guide_id",
+            unique=True,
+            sqlite_where=text("code_id IS NULL"),
+            postgresql_where=text("code_id IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -94,6 +114,39 @@ class WecomContactWay(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     retired_at: Mapped[datetime | None]  # deleted in WeCom (del_contact_way)
+    # In step with WeCom (contact_ways.py): due for a sync from this time (None: in step),
+    # how many syncs in a row WeCom was unavailable for, and why WeCom last refused it.
+    sync_due_at: Mapped[datetime | None]
+    sync_attempts: Mapped[int] = mapped_column(default=0)
+    synced_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_errcode: Mapped[int | None]
+
+
+class WecomWayRule(Base):
+    """How a store code's multi-user way hands out customers: which of the store's guides it
+    names (none listed: every active guide of the store with a WeCom user id), how many
+    customers each may receive through it per local day, and who takes over when every
+    named guide is capped or off duty."""
+
+    __tablename__ = "wecom_way_rules"
+    __table_args__ = (
+        tenant_key(),
+        UniqueConstraint("tenant_id", "code_id"),
+        tenant_fk("code_id", "scan_codes"),
+        tenant_fk("backup_guide_id", "staff"),
+        tenant_fk("updated_by", "staff"),
+        CheckConstraint("daily_cap IS NULL OR daily_cap > 0", name="daily_cap"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    code_id: Mapped[str] = mapped_column(String(32))
+    guide_ids: Mapped[list] = mapped_column(JSON, default=list)
+    daily_cap: Mapped[int | None]  # None: no cap
+    backup_guide_id: Mapped[str | None] = mapped_column(String(32))
+    updated_by: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class WecomContact(Base):

@@ -193,3 +193,7 @@ class CustomerSyncs(MethodView):
             idempotency_key=idempotency_key(),
         )
         return accepted(job)
+
+
+# The contact ways' views live in their own module, on this blueprint.
+from guideapp.wecom import contact_ways_routes  # noqa: E402, F401

@@ -194,3 +194,62 @@ class CustomerSyncSchema(Schema):
         validate=validate.Length(min=1, max=64),
         metadata={"description": "One guide's WeCom user id; default: every mapped guide."},
     )
+
+
+# --- contact ways (contact_ways.py) ----------------------------------------------------
+
+
+class ContactWayArgsSchema(CursorArgsSchema):
+    code_id = fields.String(validate=validate.Length(max=32))
+
+
+class ContactWaySchema(Schema):
+    id = fields.String()
+    code_id = fields.String(allow_none=True, metadata={"description": "null: a guide's own way."})
+    guide_id = fields.String(allow_none=True)
+    kind = fields.String(metadata={"description": "single (type 1) | multi (type 2)"})
+    state = fields.String(metadata={"description": "Sent back by WeCom when a customer adds."})
+    config_id = fields.String(allow_none=True, metadata={"description": "null: not made yet."})
+    qr_code = fields.String(allow_none=True, metadata={"description": "WeCom's QR image URL."})
+    userids = fields.List(fields.String(), metadata={"description": "WeCom users named now."})
+    sync_pending = fields.Method(
+        "_pending", metadata={"description": "Waiting for the sync job (or its retry)."}
+    )
+    sync_due_at = UTCDateTime(allow_none=True)
+    synced_at = UTCDateTime(allow_none=True)
+    last_error = fields.String(
+        allow_none=True, metadata={"description": "Why WeCom refused it, in words; null: fine."}
+    )
+    last_errcode = fields.Integer(allow_none=True)
+    retired_at = UTCDateTime(allow_none=True, metadata={"description": "Deleted in WeCom."})
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+    def _pending(self, way) -> bool:
+        return way.sync_due_at is not None
+
+
+ContactWayPageSchema = page_schema(ContactWaySchema, "WecomContactWayPage")
+
+
+class WayRuleUpdateSchema(Schema):
+    guide_ids = fields.List(
+        fields.String(validate=validate.Length(max=32)),
+        validate=validate.Length(max=100),
+        metadata={"description": "Guides of the code's store it names; []: all of them."},
+    )
+    daily_cap = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=1, max=100_000),
+        metadata={"description": "Customers per guide per local day via this code; null: none."},
+    )
+    backup_guide_id = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=32),
+        metadata={"description": "Named when every guide is capped or off duty."},
+    )
+
+
+class WayRuleSchema(WayRuleUpdateSchema):
+    code_id = fields.String()
+    updated_at = UTCDateTime(allow_none=True)

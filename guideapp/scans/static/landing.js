@@ -219,7 +219,9 @@
     }
     $("store-guide").hidden = !answer.guide;
     if (answer.guide) $("store-guide").textContent = `为您服务的导购：${answer.guide.name}`;
-    showQr("contact", answer.wecom_contact_qr_url);
+    // The code's (or the routed guide's) WeCom 「联系我」 QR names who the customer adds;
+    // the store's own uploaded QR is the fallback.
+    showQr("contact", answer.wecom_qr_code || answer.wecom_contact_qr_url);
     showQr("group", answer.community_qr_url);
     const hours = $("store-hours");
     hours.replaceChildren();
