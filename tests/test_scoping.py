@@ -27,6 +27,7 @@ from tests.commission_factories import foreign_commissions
 from guideapp.jobs.models import Job
 from tests.job_factories import foreign_jobs
 from guideapp.wechatpay.models import PayMerchant
+from guideapp.wecom.models import WecomEvent
 from tests.wechatpay_fake import FakeWeChatPay
 from tests.factories import (
     make_plans,
@@ -41,6 +42,9 @@ COLLEAGUE = "13913775684"  # another guide of SH001 (fixtures/demo/staff.json)
 # The pay notify URL is public and names a merchant WeChat signs for: tests/test_wechatpay.py
 # shows another tenant's merchant URL records nothing for this one.
 NOT_RECORD_ROUTES = {"/api/v1/imports/<kind>", "/api/v1/wechat/pay/notify/<merchant_key>"}
+# The WeCom callback URL is public and names a tenant WeCom signs for (a wrong corp's
+# message is refused there): tests/test_wecom_callbacks.py.
+NOT_RECORD_ROUTES.add("/api/v1/wecom/callback/<slug>")
 MODELS = {
     "store": Store,
     "staff": Staff,
@@ -55,6 +59,7 @@ MODELS.update(material=Material, upload=StoredUpload)
 MODELS["quick_reply"] = QuickReply
 MODELS["job"] = Job
 MODELS["pay_merchant"] = PayMerchant
+MODELS["wecom_event"] = WecomEvent
 MODELS.update(
     commission_entry=CommissionEntry,
     commission_rule=CommissionRule,
@@ -121,6 +126,9 @@ SCOPED_ROUTES = {
         "scan_code",
         [("GET", None), ("PUT", {"daily_cap": 5})],
     ),
+    "/api/v1/wecom/welcomes/<code_id>": ("scan_code", [("GET", None), ("PUT", {"text": "欢迎"})]),
+    "/api/v1/wecom/events/<event_id>": ("wecom_event", [("GET", None)]),
+    "/api/v1/wecom/events/<event_id>/replay": ("wecom_event", [("POST", None)]),
 }
 SCOPED_ROUTES.update(
     {
@@ -215,6 +223,26 @@ def _foreign_merchants(session, caller):
     return {RIVAL_HQ: [stride], HQ: [rival]}.get(caller, [stride, rival])
 
 
+def _foreign_wecom_events(session, caller):
+    """Callback events are HQ's alone (dead ones replayable): staff see none; each HQ only
+    its own tenant's."""
+    made = {}
+    for phone in (HQ, RIVAL_HQ):
+        event = WecomEvent(
+            tenant_id=staff_by_phone(session, phone).tenant_id,
+            key=new_id(),
+            event="change_external_contact",
+            change_type="add_external_contact",
+            fields={"Event": "change_external_contact"},
+            state="dead",
+            attempts=8,
+        )
+        session.add(event)
+        session.flush()
+        made[phone] = event.id
+    return {RIVAL_HQ: [made[HQ]], HQ: [made[RIVAL_HQ]]}.get(caller, list(made.values()))
+
+
 def _foreign_materials(session, caller, kind):
     """Materials aimed at another store or tenant; files of another tenant."""
     from guideapp.materials.service import create_material, store_upload
@@ -255,6 +283,8 @@ def _foreign(session, caller, kind):
         return foreign_jobs(session, caller)
     if kind == "pay_merchant":
         return _foreign_merchants(session, caller)
+    if kind == "wecom_event":
+        return _foreign_wecom_events(session, caller)
     if kind.startswith("commission_"):
         return foreign_commissions(session, caller, kind)
     if kind == "scan_code":

@@ -441,3 +441,39 @@ def test_no_wecom_configured_means_no_ways_and_no_qr(api, session):
     assert answer["wecom_qr_code"] is None
     assert api.post(HQ, f"{WAYS}/sync").status_code == 409
     assert session.scalar(select(ScanCode.id).where(ScanCode.id == code["id"]))
+
+
+def test_a_customer_added_through_the_way_drops_a_capped_guide_at_once(
+    quick, quick_app, session, corp
+):
+    """End to end: the add_external_contact callback records the contact on the way its
+    State names, and the handler's recheck drops the guide who reached the cap."""
+    from tests.wecom_helpers import post_callback
+
+    guides = _sh001_guides(session)[:2]
+    for n, guide in enumerate(guides):
+        _in_wecom(session, corp, guide.phone, f"cap{n}")
+    code = _code(quick, kind="store", store_id=guides[0].store_id)
+    rule = quick.client.put(
+        f"/api/v1/wecom/codes/{code['id']}/way-rule",
+        json={"guide_ids": [g.id for g in guides], "daily_cap": 1},
+        headers=quick.headers(HQ),
+    )
+    assert rule.status_code == 200, rule.get_json()
+    run_jobs(quick_app)
+    way = _way(session, code["id"])
+    made = _ways(corp)[way.config_id]
+    assert made.user == ["cap0", "cap1"]
+
+    corp.fake.add_customer(CORP_ID, external_userid="wmCapped0001", name="顾客", unionid=None)
+    fields = corp.fake.customer_adds(CORP_ID, "cap0", "wmCapped0001", state=way.state)
+    args, body = corp.callback(fields)
+    assert post_callback(quick.client, args, body).get_data(as_text=True) == "success"
+    run_jobs(quick_app)
+    session.expire_all()
+    contact = session.scalar(
+        select(WecomContact).where(WecomContact.external_userid == "wmCapped0001")
+    )
+    assert contact.contact_way_id == way.id and contact.guide_id == guides[0].id
+    assert made.user == ["cap1"]
+    assert _way(session, code["id"]).userids == ["cap1"]

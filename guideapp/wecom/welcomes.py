@@ -22,16 +22,16 @@ def of_code(session: Session, code_id: str) -> WecomWelcome | None:
 
 
 def get_welcome(session: Session, *, actor, code_id: str) -> dict:
+    code = policy.get_visible(session, actor, ScanCode, code_id, label="Code")  # 404 first
     policy.require(actor, "configure_wecom")
-    code = policy.get_visible(session, actor, ScanCode, code_id, label="Code")
     return _present(code, of_code(session, code.id))
 
 
 def put_welcome(session: Session, *, actor, code_id: str, data: dict) -> dict:
     """Set the code's welcome: text and/or a material (sent as a link card); both empty
     removes it, so the code sends none."""
+    code = policy.get_visible(session, actor, ScanCode, code_id, label="Code")  # 404 first
     policy.require(actor, "configure_wecom")
-    code = policy.get_visible(session, actor, ScanCode, code_id, label="Code")
     material_id = data.get("material_id")
     if material_id is not None:
         material = resolve_id(session, actor, Material, material_id, field="material_id")

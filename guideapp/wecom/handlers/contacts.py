@@ -20,7 +20,7 @@ from guideapp.members.models import Member
 from guideapp.members.signals import member_recruited
 from guideapp.org.models import Staff
 from guideapp.tasks.service import add_event_task
-from guideapp.wecom import customers, welcomes
+from guideapp.wecom import contact_ways, customers, welcomes
 from guideapp.wecom.clients import WecomClient, WecomRefused, WecomUnavailable
 from guideapp.wecom.customers import Customer, Recorded
 from guideapp.wecom.events import handles
@@ -100,6 +100,8 @@ def customer_added(session: Session, event: WecomEvent) -> dict:
         member_recruited.send(
             session, member=recorded.member, guide=recorded.guide, source="wecom", at=at
         )
+    # A guide who just reached the way's daily cap is dropped from it now, not at the tick.
+    contact_ways.recheck_after_add(session, contact_way_id=recorded.contact.contact_way_id)
     result = _summary(recorded)
     result["recruited"] = recruited
     # Last: WeCom sends a welcome once, so nothing of ours should fail after it.
