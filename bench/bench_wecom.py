@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                         LUA % {"file": requests_file, "threads": 2},
                         args,
                     )
-                    stored_after_load = _stored(engine)
+                    stored_after_load = _settled(engine)  # wrk stops with requests in flight
                     again = _stored_callbacks(engine, callbacks)[: args.customers]
                     retried = _retry(port, again, times=3)
                     stored_after_retries = _stored(engine)
@@ -254,6 +254,17 @@ def _stored_callbacks(engine, callbacks) -> list[tuple[str, str]]:
     with Session(engine) as session:
         stored = {f.get("ExternalUserID") for f in session.scalars(select(WecomEvent.fields))}
     return [c for n, c in enumerate(callbacks) if f"wmBench{n:010d}" in stored]
+
+
+def _settled(engine, quiet_s: float = 2.0) -> int:
+    """The stored count once it has stopped moving (the server finishes what wrk left)."""
+    count, since = _stored(engine), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        time.sleep(0.2)
+        now = _stored(engine)
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
 
 
 def _stored(engine) -> int:
