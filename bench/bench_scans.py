@@ -225,6 +225,11 @@ def _wrk(port: int, path: str, args) -> dict:
         "code": CODE,
         "path": path,
     }
+    return {"tool": "wrk", **run_wrk(port, script, args.connections, args.seconds)}
+
+
+def run_wrk(port: int, script: str, connections: int, seconds: int, path: str = "") -> dict:
+    """wrk -t2 on loopback with the Lua `script` (its done() prints a WRK {json} line)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
@@ -234,14 +239,14 @@ def _wrk(port: int, path: str, args) -> dict:
                 "-t",
                 "2",
                 "-c",
-                str(args.connections),
+                str(connections),
                 "-d",
-                f"{args.seconds}s",
+                f"{seconds}s",
                 "--timeout",
                 "10s",
                 "-s",
                 handle.name,
-                f"http://127.0.0.1:{port}",
+                f"http://127.0.0.1:{port}{path}",
             ],
             capture_output=True,
             text=True,
@@ -251,7 +256,6 @@ def _wrk(port: int, path: str, args) -> dict:
         Path(handle.name).unlink()
     raw = json.loads(next(line for line in out.splitlines() if line.startswith("WRK "))[4:])
     return {
-        "tool": "wrk",
         "requests": raw["requests"],
         "errors": raw["errors"],
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),

@@ -7,7 +7,6 @@ beside a bare endpoint on the same gunicorn; every one stored, none lost, none d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bench.bench_scans import _load_demo, _server
+from bench.bench_scans import _load_demo, _server, run_wrk
 from bench.common import emit, migrate, scratch_postgres
 from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT
@@ -195,45 +194,7 @@ def _callbacks(fake, guides: list[str], count: int) -> list[tuple[str, str]]:
 
 
 def _wrk_run(port: int, path: str, lua: str, args) -> dict:
-    class Args:
-        connections, seconds = args.connections, args.seconds
-
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(lua)
-    try:
-        return _wrk_with(port, path, handle.name, Args)
-    finally:
-        Path(handle.name).unlink()
-
-
-def _wrk_with(port: int, path: str, script: str, args) -> dict:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            "2",
-            "-c",
-            str(args.connections),
-            "-d",
-            f"{args.seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            script,
-            f"http://127.0.0.1:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    raw = json.loads(next(line for line in out.splitlines() if line.startswith("WRK "))[4:])
-    return {
-        "requests": raw["requests"],
-        "errors": raw["errors"],
-        "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-        "p50_ms": round(raw["p50_us"] / 1000, 2),
-        "p99_ms": round(raw["p99_us"] / 1000, 2),
-    }
+    return run_wrk(port, lua, args.connections, args.seconds, path)
 
 
 def _retry(port: int, callbacks, *, times: int) -> dict:

@@ -130,7 +130,9 @@ def make_storage(
     return DatabaseStorage(make_sessionmaker(engine, expire_on_commit=False))
 
 
-class _TimeoutSession(requests.Session):
+class TimeoutSession(requests.Session):
+    """requests with a default timeout (wechatpy's calls have none unless told)."""
+
     def __init__(self, timeout: float):
         super().__init__()
         self._timeout = timeout
@@ -141,26 +143,15 @@ class _TimeoutSession(requests.Session):
         return super().request(*args, **kwargs)
 
 
-class AppClient(WeChatClient):
-    """A mini-program's or official account's client (the same API, another appid)."""
+class RetriesTokenOnce:
+    """For a wechatpy client: a token error is retried once, not for as long as it lasts.
 
-    def __init__(self, appid: str, secret: str, settings: WechatSettings):
-        super().__init__(appid, secret, session=settings.storage, timeout=settings.timeout)
-        self._http = _TimeoutSession(settings.timeout)
-        self._api_base = settings.api_base.rstrip("/")
-        self.API_BASE_URL = f"{self._api_base}/cgi-bin/"
-        self.wxa.API_BASE_URL = f"{self._api_base}/"  # wxa/..., sns/jscode2session
-        self._retrying = False
+    wechatpy answers a token error by refreshing and calling _request again, which comes
+    back to _handle_result: in that nested call a second token error is final."""
 
-    def fetch_access_token(self):
-        return self._fetch_access_token(
-            url=f"{self._api_base}/cgi-bin/token",
-            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
-        )
+    _retrying = False
 
     def _handle_result(self, res, method=None, url=None, result_processor=None, **kwargs):
-        # wechatpy answers a token error by refreshing and calling _request again, which
-        # comes back here: in that nested call a second token error is final.
         retrying, auto_retry = self._retrying, self.auto_retry
         self._retrying = True
         if retrying:
@@ -171,12 +162,29 @@ class AppClient(WeChatClient):
             self._retrying, self.auto_retry = retrying, auto_retry
 
 
+class AppClient(RetriesTokenOnce, WeChatClient):
+    """A mini-program's or official account's client (the same API, another appid)."""
+
+    def __init__(self, appid: str, secret: str, settings: WechatSettings):
+        super().__init__(appid, secret, session=settings.storage, timeout=settings.timeout)
+        self._http = TimeoutSession(settings.timeout)
+        self._api_base = settings.api_base.rstrip("/")
+        self.API_BASE_URL = f"{self._api_base}/cgi-bin/"
+        self.wxa.API_BASE_URL = f"{self._api_base}/"  # wxa/..., sns/jscode2session
+
+    def fetch_access_token(self):
+        return self._fetch_access_token(
+            url=f"{self._api_base}/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+        )
+
+
 class OAuthClient(WeChatOAuth):
     """H5 web authorisation (snsapi_base) of an official account."""
 
     def __init__(self, appid: str, secret: str, redirect_uri: str, settings: WechatSettings):
         super().__init__(appid, secret, redirect_uri, scope="snsapi_base")
-        self._http = _TimeoutSession(settings.timeout)
+        self._http = TimeoutSession(settings.timeout)
         self.API_BASE_URL = f"{settings.api_base.rstrip('/')}/"
         self.OAUTH_BASE_URL = f"{settings.oauth_base.rstrip('/')}/connect/"
 

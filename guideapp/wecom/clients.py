@@ -23,6 +23,7 @@ from wechatpy.session import SessionStorage
 from wechatpy.work import WeChatClient
 
 from guideapp.errors import DomainError
+from guideapp.wechat.clients import RetriesTokenOnce, TimeoutSession
 from guideapp.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
@@ -83,44 +84,20 @@ class WecomSettings:
     transfer_max_attempts: int = 8
 
 
-class _TimeoutSession(requests.Session):
-    def __init__(self, timeout: float):
-        super().__init__()
-        self._timeout = timeout
-
-    def request(self, *args, **kwargs):
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().request(*args, **kwargs)
-
-
-class WecomClient(WeChatClient):
+class WecomClient(RetriesTokenOnce, WeChatClient):
     """One secret's client: the customer-contact secret or the app's."""
 
     def __init__(self, corp_id: str, secret: str, settings: WecomSettings):
         super().__init__(corp_id, secret, session=settings.storage, timeout=settings.timeout)
-        self._http = _TimeoutSession(settings.timeout)
+        self._http = TimeoutSession(settings.timeout)
         self._api_base = settings.api_base.rstrip("/")
         self.API_BASE_URL = f"{self._api_base}/cgi-bin/"
-        self._retrying = False
 
     def fetch_access_token(self):
         return self._fetch_access_token(
             url=f"{self._api_base}/cgi-bin/gettoken",
             params={"corpid": self.corp_id, "corpsecret": self.secret},
         )
-
-    def _handle_result(self, res, method=None, url=None, result_processor=None, **kwargs):
-        # wechatpy answers a token error by refreshing and calling _request again, which
-        # comes back here: in that nested call a second token error is final.
-        retrying, auto_retry = self._retrying, self.auto_retry
-        self._retrying = True
-        if retrying:
-            self.auto_retry = False
-        try:
-            return super()._handle_result(res, method, url, result_processor, **kwargs)
-        finally:
-            self._retrying, self.auto_retry = retrying, auto_retry
 
     def call(self, what: str, method: str, path: str, **kwargs) -> dict[str, Any]:
         """`path` under /cgi-bin/ (e.g. externalcontact/get), its errors as ours."""
