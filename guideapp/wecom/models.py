@@ -52,6 +52,7 @@ class WecomEvent(Base):
 
     __tablename__ = "wecom_events"
     __table_args__ = (
+        tenant_key(),
         UniqueConstraint("tenant_id", "key"),
         CheckConstraint("state IN ('pending', 'done', 'ignored', 'dead')", name="state"),
         Index("ix_wecom_events_due", "tenant_id", "state", "next_attempt_at"),
@@ -156,6 +157,7 @@ class WecomContact(Base):
 
     __tablename__ = "wecom_contacts"
     __table_args__ = (
+        tenant_key(),
         UniqueConstraint("tenant_id", "userid", "external_userid"),
         CheckConstraint(
             "status IN ('active', 'deleted_by_guide', 'deleted_by_customer', 'transferred')",
@@ -204,6 +206,7 @@ class WecomTransfer(Base):
         tenant_fk("by_staff_id", "staff"),
         tenant_fk("from_store_id", "stores"),
         tenant_fk("to_store_id", "stores"),
+        tenant_fk("contact_id", "wecom_contacts"),
         # The job's two questions: what is due to be sent, what is still waiting.
         Index("ix_wecom_transfers_due", "tenant_id", "state", "next_attempt_at"),
         # transfer_fail names the customer and the takeover member.
@@ -215,8 +218,7 @@ class WecomTransfer(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     member_id: Mapped[str] = mapped_column(String(32))
-    # The handover guide's relationship (wecom_contacts has no (tenant_id, id) key).
-    contact_id: Mapped[str] = mapped_column(ForeignKey("wecom_contacts.id"))
+    contact_id: Mapped[str] = mapped_column(String(32))  # the handover guide's relationship
     external_userid: Mapped[str] = mapped_column(String(64))
     handover_userid: Mapped[str] = mapped_column(String(64))
     takeover_userid: Mapped[str | None] = mapped_column(String(64))  # None: not in WeCom
@@ -278,6 +280,7 @@ class WecomAlert(Base):
     __tablename__ = "wecom_alerts"
     __table_args__ = (
         UniqueConstraint("tenant_id", "event_id"),
+        tenant_fk("event_id", "wecom_events"),
         CheckConstraint("kind IN ('deleted_by_guide')", name="kind"),
         tenant_fk("store_id", "stores"),
         tenant_fk("guide_id", "staff"),
@@ -288,7 +291,7 @@ class WecomAlert(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
-    event_id: Mapped[str] = mapped_column(ForeignKey("wecom_events.id"))
+    event_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(24))
     store_id: Mapped[str | None] = mapped_column(String(32))  # the guide's store
     guide_id: Mapped[str | None] = mapped_column(String(32))  # None: a user id we don't map
