@@ -13,11 +13,12 @@ Nobody imports huey but guideapp/jobs/queue.py.
 from guideapp.jobs.kinds import UNIT_HOOKS, kind
 from guideapp.jobs.models import Job
 from guideapp.jobs.runner import STOPS, JobContext, is_transient, run_inline
-from guideapp.jobs.service import job_url, start
+from guideapp.jobs.service import ensure_due, job_url, start
 
 __all__ = [
     "STOPS",
     "UNIT_HOOKS",
+    "ensure_due",
     "Job",
     "JobContext",
     "is_transient",

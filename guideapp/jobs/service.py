@@ -161,6 +161,28 @@ def download(session: Session, *, actor, job_id: str, visible) -> dict:
     return file
 
 
+def ensure_due(session: Session, *, tenant_id: str, kind: str, delay: float | None = None) -> Job:
+    """A job of `kind` for the tenant, due now (or in `delay` s), for work kept in a table
+    of its own (WeCom events, contact ways, transfers): a queued one due by then is
+    enough; a running one may have read past the new work, so it does not count. A new
+    one is enqueued when `session` commits."""
+    horizon = utcnow() + timedelta(seconds=delay or 0)
+    queued = session.scalar(
+        select(Job)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.kind == kind,
+            Job.state == "queued",
+            Job.heartbeat_at <= horizon,
+        )
+        .limit(1)
+    )
+    if queued is not None:
+        return queued
+    job, _ = start(session, tenant_id=tenant_id, kind=kind, delay=delay)
+    return job
+
+
 def job_url(job_id: str) -> str:
     return f"/api/v1/jobs/{job_id}"
 

@@ -151,23 +151,8 @@ def _mark_due(way: WecomContactWay, now: datetime) -> None:
 
 
 def wake(session: Session, tenant_id: str, *, delay: float | None = None) -> Job:
-    """The tenant's sync job due now (or in `delay` s): a queued one is enough; a running
-    one may have read past this way, so it does not count. Enqueued on commit."""
-    horizon = utcnow() + timedelta(seconds=delay or 0)
-    queued = session.scalar(
-        select(Job)
-        .where(
-            Job.tenant_id == tenant_id,
-            Job.kind == KIND,
-            Job.state == "queued",
-            Job.heartbeat_at <= horizon,
-        )
-        .limit(1)
-    )
-    if queued is not None:
-        return queued
-    job, _ = jobs.start(session, tenant_id=tenant_id, kind=KIND, subject=None, delay=delay)
-    return job
+    """The tenant's sync job due now (or in `delay` s)."""
+    return jobs.ensure_due(session, tenant_id=tenant_id, kind=KIND, delay=delay)
 
 
 # --- what the way should name now -----------------------------------------------------

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from guideapp import jobs, policy
 from guideapp.db import utcnow
 from guideapp.errors import DomainError, InvalidState
-from guideapp.jobs.models import Job
 from guideapp.pagination import paginate
 from guideapp.wecom.models import WecomEvent
 from guideapp.wecom.service import settings_of
@@ -55,22 +54,8 @@ def handles(event: str, change_type: str | None = None) -> Callable[[Handler], H
 
 
 def wake(session: Session, tenant_id: str, *, delay: float | None = None) -> None:
-    """See that a drain of the tenant's events is due (now, or in `delay` s): one queued
-    drain due now is enough; a drain already running may have read past a new event, so a
-    running one does not count. Enqueued when `session` commits."""
-    horizon = utcnow() + timedelta(seconds=delay or 0)
-    queued = session.scalar(
-        select(Job.id)
-        .where(
-            Job.tenant_id == tenant_id,
-            Job.kind == KIND,
-            Job.state == "queued",
-            Job.heartbeat_at <= horizon,
-        )
-        .limit(1)
-    )
-    if queued is None:
-        jobs.start(session, tenant_id=tenant_id, kind=KIND, subject=None, delay=delay)
+    """See that a drain of the tenant's events is due (now, or in `delay` s)."""
+    jobs.ensure_due(session, tenant_id=tenant_id, kind=KIND, delay=delay)
 
 
 @jobs.kind(KIND, unit="events")

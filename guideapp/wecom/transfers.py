@@ -49,7 +49,6 @@ from sqlalchemy.orm import Session
 from guideapp import jobs, policy
 from guideapp.db import new_id, upsert, utcnow
 from guideapp.errors import DomainError
-from guideapp.jobs.models import Job
 from guideapp.members.binding import transfer_members
 from guideapp.members.models import Binding, Member
 from guideapp.org.models import Staff
@@ -208,22 +207,8 @@ def _by_staff(session: Session, member_id: str) -> str | None:
 
 
 def wake(session: Session, tenant_id: str, *, delay: float | None = None) -> None:
-    """See that the tenant's transfers job runs (now, or in `delay` s): one queued job due
-    by then is enough; a running one may have read past new requests, so it does not count.
-    Enqueued when `session` commits."""
-    horizon = utcnow() + timedelta(seconds=delay or 0)
-    queued = session.scalar(
-        select(Job.id)
-        .where(
-            Job.tenant_id == tenant_id,
-            Job.kind == KIND,
-            Job.state == "queued",
-            Job.heartbeat_at <= horizon,
-        )
-        .limit(1)
-    )
-    if queued is None:
-        jobs.start(session, tenant_id=tenant_id, kind=KIND, subject=None, delay=delay)
+    """See that the tenant's transfers job runs (now, or in `delay` s)."""
+    jobs.ensure_due(session, tenant_id=tenant_id, kind=KIND, delay=delay)
 
 
 # --- the job: send, poll, wake again ---------------------------------------------------------
