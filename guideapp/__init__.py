@@ -153,6 +153,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
     from guideapp.auth.routes import blp as auth_blp
     from guideapp.commissions.routes import blp as commissions_blp
+    from guideapp.coupons.routes import blp as coupons_blp
     from guideapp.jobs.routes import blp as jobs_blp
     from guideapp.materials.routes import blp as materials_blp
     from guideapp.members.routes import blp as members_blp
@@ -178,6 +179,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         scans_blp,
         replies_blp,
         commissions_blp,
+        coupons_blp,
         jobs_blp,
         wechat_blp,
         wechatpay_blp,

@@ -12,6 +12,7 @@ from __future__ import annotations
 def register_access_rules() -> None:
     from guideapp.auth import access as auth
     from guideapp.commissions import access as commissions
+    from guideapp.coupons import access as coupons
     from guideapp.jobs import access as jobs
     from guideapp.materials import access as materials
     from guideapp.members import access as members
@@ -32,6 +33,7 @@ def register_access_rules() -> None:
         replies,
         scans,
         commissions,
+        coupons,
         sync,
         jobs,
         wechat,

@@ -259,7 +259,7 @@ def upsert(session: Session, model):
 def insert_ignoring_duplicates(session: Session, model, columns: list[str], rows) -> int:
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING, for generated rows with unique keys."""
     stmt = upsert(session, model).from_select(columns, rows).on_conflict_do_nothing()
-    return _rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
+    return rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
 
 
 def insert_from_select(session: Session, model, columns: list[str], rows) -> int:
@@ -267,10 +267,10 @@ def insert_from_select(session: Session, model, columns: list[str], rows) -> int
     from sqlalchemy import insert
 
     stmt = insert(model).from_select(columns, rows)
-    return _rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
+    return rowcount(session.execute(stmt, execution_options={"preserve_rowcount": True}))
 
 
-def _rowcount(result) -> int:
+def rowcount(result) -> int:
     """Rows an INSERT/UPDATE/DELETE touched (a CursorResult; typed as Result by the ORM)."""
     return result.rowcount
 

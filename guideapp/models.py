@@ -3,6 +3,7 @@
 from guideapp.auth import models as auth_models  # noqa: F401
 from guideapp.changelog import models as changelog_models  # noqa: F401
 from guideapp.commissions import models as commissions_models  # noqa: F401
+from guideapp.coupons import models as coupons_models  # noqa: F401
 from guideapp.db import Base
 from guideapp.idempotency import models as idempotency_models  # noqa: F401
 from guideapp.jobs import models as jobs_models  # noqa: F401

@@ -19,9 +19,12 @@ module connects nothing.
 |                                        | wecom.transfers.on_members_transferred             |
 | members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
 |                                        | commissions.events.on_merge                        |
-| members.orders_recorded                | commissions.events.on_orders_recorded              |
-| members.refunds_recorded               | commissions.events.on_refunds_recorded             |
-| members.member_card_requested -> dict  | tasks.transfer.open_tasks_section                  |
+| members.orders_recorded                | commissions.events.on_orders_recorded,             |
+|                                        | coupons.redemption.on_orders_recorded              |
+| members.refunds_recorded               | commissions.events.on_refunds_recorded,            |
+|                                        | coupons.redemption.on_refunds_recorded             |
+| members.member_card_requested -> dict  | tasks.transfer.open_tasks_section,                 |
+|                                        | coupons.service.card_section                       |
 | tasks.scheduler_ticked                 | materials.service.log_validity_edges,              |
 |                                        | wecom.contact_ways.on_scheduler_tick               |
 | scans.code_changed                     | wecom.contact_ways.on_code_changed                 |
@@ -41,6 +44,8 @@ def connect_reactions() -> None:
     from guideapp.auth.wechat_login import release_on_leaving
     from guideapp.commissions import events as commissions
     from guideapp.commissions import recruits
+    from guideapp.coupons import redemption as coupon_redemption
+    from guideapp.coupons import service as coupons
     from guideapp.materials.service import log_validity_edges
     from guideapp.members import signals as members
     from guideapp.members.binding import hand_over_book
@@ -64,6 +69,9 @@ def connect_reactions() -> None:
         (members.members_merged, commissions.on_merge),
         (members.orders_recorded, commissions.on_orders_recorded),
         (members.refunds_recorded, commissions.on_refunds_recorded),
+        (members.orders_recorded, coupon_redemption.on_orders_recorded),
+        (members.refunds_recorded, coupon_redemption.on_refunds_recorded),
+        (members.member_card_requested, coupons.card_section),
         (members.member_card_requested, transfer.open_tasks_section),
         (tasks.scheduler_ticked, log_validity_edges),
         (tasks.inbox_suggestions_requested, suggested_content),

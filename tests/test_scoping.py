@@ -28,6 +28,7 @@ from guideapp.jobs.models import Job
 from tests.job_factories import foreign_jobs
 from guideapp.wechatpay.models import PayMerchant
 from guideapp.wecom.models import WecomEvent
+from guideapp.coupons.models import CouponTemplate
 from tests.wechatpay_fake import FakeWeChatPay
 from tests.factories import (
     make_plans,
@@ -60,6 +61,7 @@ MODELS["quick_reply"] = QuickReply
 MODELS["job"] = Job
 MODELS["pay_merchant"] = PayMerchant
 MODELS["wecom_event"] = WecomEvent
+MODELS["coupon_template"] = CouponTemplate
 MODELS.update(
     commission_entry=CommissionEntry,
     commission_rule=CommissionRule,
@@ -82,6 +84,8 @@ def _body(kind_of_body, session):
         "unassign": {"guide_id": None},
         "result": {"result": "done"},
         "empty": {},
+        # The member is checked before the template: the 404 is the member's.
+        "coupon": {"template_id": "any"},
         "inactive": {"active": False},
         "merchant": {
             "name": "改名",
@@ -191,6 +195,15 @@ SCOPED_ROUTES.update(
         "/api/v1/jobs/<job_id>/download": ("job", [("GET", None)]),
     }
 )
+SCOPED_ROUTES.update(
+    {
+        "/api/v1/coupon-templates/<template_id>": (
+            "coupon_template",
+            [("GET", None), ("PATCH", {"name": "改"})],
+        ),
+        "/api/v1/members/<member_id>/coupons": ("member", [("GET", None), ("POST", "coupon")]),
+    }
+)
 SCOPED_ROUTES["/api/v1/wechat/pay/merchants/<merchant_id>"] = (
     "pay_merchant",
     [("GET", None), ("PUT", "merchant")],
@@ -243,6 +256,34 @@ def _foreign_wecom_events(session, caller):
     return {RIVAL_HQ: [made[HQ]], HQ: [made[RIVAL_HQ]]}.get(caller, list(made.values()))
 
 
+def _foreign_coupon_templates(session, caller):
+    """HQ templates of the other tenant; for SH001's staff also BJ001's store template."""
+    from guideapp.coupons.service import create_template
+
+    def made_by(phone):
+        data = {
+            "name": "券",
+            "kind": "amount_off",
+            "amount_off_fen": 100,
+            "valid_days": 7,
+            "store_ids": [],
+            "region_ids": [],
+            "channels": [],
+        }
+        actor = Actor.for_staff(staff_by_phone(session, phone))
+        return create_template(session, actor=actor, data=data).id
+
+    stride, rival = made_by(HQ), made_by(RIVAL_HQ)
+    if caller in (GUIDE, MANAGER):
+        bj_manager = session.scalar(
+            select(Staff.phone).where(
+                Staff.store_id == store_by_code(session, "BJ001").id, Staff.role == "store_manager"
+            )
+        )
+        return [rival, made_by(bj_manager)]
+    return {RIVAL_HQ: [stride], HQ: [rival]}[caller]
+
+
 def _foreign_materials(session, caller, kind):
     """Materials aimed at another store or tenant; files of another tenant."""
     from guideapp.materials.service import create_material, store_upload
@@ -285,6 +326,8 @@ def _foreign(session, caller, kind):
         return _foreign_merchants(session, caller)
     if kind == "wecom_event":
         return _foreign_wecom_events(session, caller)
+    if kind == "coupon_template":
+        return _foreign_coupon_templates(session, caller)
     if kind.startswith("commission_"):
         return foreign_commissions(session, caller, kind)
     if kind == "scan_code":

@@ -281,6 +281,8 @@ class Order(Base):
     guide_id: Mapped[str | None] = mapped_column(String(32))  # bound guide then
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What coupons took off (amount_fen is what the member paid); kept by the coupons domain.
+    coupon_discount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     items: Mapped[list] = mapped_column(JSON, default=list)
     ordered_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -155,6 +155,15 @@ def ingest_refund(
     return refund, True
 
 
+def note_coupon_discounts(session: Session, discounts: dict[str, int]) -> None:
+    """Orders carry what their coupons took off ({order id: fen}); phones learn of it."""
+    for order in session.scalars(select(Order).where(Order.id.in_(discounts))):
+        if order.coupon_discount_fen != discounts[order.id]:
+            order.coupon_discount_fen = discounts[order.id]
+            member = session.get_one(Member, order.member_id)
+            log_member(session, member, table="orders", record_id=order.id)
+
+
 def learn_from_order(member: Member, *, buyer_name: str | None, store_id: str | None) -> None:
     """What an order tells about its buyer: a name when the member has none (recruited by a
     scan), and the order's store as home when the member has no guide and no store yet (so

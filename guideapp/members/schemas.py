@@ -72,6 +72,10 @@ class OrderSchema(Schema):
         required=True, strict=True, validate=validate.Range(min=0, max=10**12)
     )
     refunded_fen = fields.Integer(dump_only=True)
+    coupon_discount_fen = fields.Integer(
+        dump_only=True,
+        metadata={"description": "What coupons took off; amount_fen is what was paid."},
+    )
     items = fields.List(
         fields.Dict(keys=fields.String()),
         load_default=list,
@@ -177,6 +181,13 @@ class CardSchema(Schema):
     notes = fields.List(fields.Nested(NoteSchema))
     care_dates = fields.List(fields.Nested(CareDateSchema))
     open_tasks = fields.List(fields.Dict())
+    coupons = fields.List(
+        fields.Dict(),
+        metadata={"description": "Available coupons, soonest to expire first (at most 20)."},
+    )
+    coupon_counts = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "By status."}
+    )
 
 
 class AssignSchema(Schema):

@@ -199,6 +199,8 @@ def card(session: Session, *, actor: Actor, member_id: str) -> dict:
         ).all(),
         "care_dates": care_dates(member, _today(session, member.tenant_id)),
         "open_tasks": [],
+        "coupons": [],
+        "coupon_counts": {},
     }
     for _receiver, sections in member_card_requested.send(session, actor=actor, member=member):
         result.update(sections)
