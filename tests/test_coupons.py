@@ -233,3 +233,29 @@ def test_the_card_shows_the_wallet(api, session):
         issue(api, member.id, made["id"])
     card = api.get(GUIDE, f"/api/v1/members/{member.id}/card").get_json()
     assert len(card["coupons"]) == 2 and card["coupon_counts"]["available"] == 2
+
+
+def test_commissions_are_on_what_the_member_paid(api, session):
+    from guideapp.commissions.models import CommissionEntry
+
+    rule = {"name": "导购提成", "kind": "order_percent", "rate_bp": 1000, "order_basis": "binding"}
+    created = api.post(HQ, "/api/v1/commissions/rules", json=rule)
+    assert created.status_code == 201
+    member = fresh_member(session)
+    coupon = issue(api, member.id, template(api)["id"])
+    assert redeem(api, [coupon["code"]], order_no="POS-C1", amount_fen=15000)["pay_fen"] == 13000
+    order = {
+        "channel": "pos",
+        "order_no": "POS-C1",
+        "amount_fen": 13000,  # what the till charged after the coupon
+        "phone": member.phone,
+        "ordered_at": datetime.now(timezone.utc).isoformat(),
+    }
+    assert api.post(HQ, "/api/v1/orders", json=order).status_code == 200
+    earned = session.scalar(
+        select(func.sum(CommissionEntry.amount_fen)).where(
+            CommissionEntry.guide_id == staff_by_phone(session, GUIDE).id,
+            CommissionEntry.rule_id == created.get_json()["id"],
+        )
+    )
+    assert earned == 1300

@@ -80,6 +80,8 @@ def redeem(
     made = []
     for coupon in new:
         template = templates[coupon.template_id]
+        if coupon.state == "used":
+            _refuse_used(session, coupon)
         _check_usable(
             coupon, template, store=store, channel=channel, amount_fen=amount_fen, now=now
         )
@@ -110,6 +112,23 @@ def redeem(
     if order_id is not None:
         note_coupon_discounts(session, _discounts(session, [order_id]))
     return _answer(session, channel, order_no, amount_fen, [*earlier, *made], created=True)
+
+
+def _refuse_used(session: Session, coupon: Coupon):
+    """The cashier learns where and when the coupon went."""
+    first = session.scalar(
+        select(CouponRedemption)
+        .where(CouponRedemption.coupon_id == coupon.id, CouponRedemption.reversed_at.is_(None))
+        .order_by(CouponRedemption.redeemed_at.desc())
+        .limit(1)
+    )
+    where = (
+        f" on order {first.order_no} ({first.channel}, {first.redeemed_at:%Y-%m-%d %H:%M} UTC)"
+        if first
+        else ""
+    )
+    message = f"Coupon {coupon.code} was already used{where}."
+    raise Conflict(message, errors={"codes": [message], "reason": ["used"]})
 
 
 def _check_usable(coupon: Coupon, template: CouponTemplate, *, store, channel, amount_fen, now):

@@ -13,10 +13,11 @@ import secrets
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-# Crockford's base32 without I, L, O, U: nothing a cashier can misread. 12 characters
-# are 60 random bits: guessing one live code among 80 million is ~1 in 10^10 per try.
+# Crockford's base32 without I, L, O, U: nothing a cashier can misread. 16 characters
+# are 80 random bits: guessing one of 80 million live codes is ~1 in 10^16 per try, and
+# two of 80 million codes colliding (a failed insert, retried) ~1 in 10^8.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 12
+CODE_LENGTH = 16
 
 
 def new_code() -> str:
