@@ -11,6 +11,13 @@ limit_request_fields = 100  # headers per request (gunicorn's default, stated)
 limit_request_field_size = 8190  # bytes per header (gunicorn's default, stated)
 
 
+# No "Server: gunicorn/<version>" banner: gunicorn has no setting for the header it writes,
+# so the name it writes is replaced here, once, before any worker answers.
+import gunicorn.http.wsgi  # noqa: E402
+
+gunicorn.http.wsgi.SERVER = "guideapp"
+
+
 def post_worker_init(worker):
     """The app's modules, mappers and metadata live as long as the worker: move them out of
     the garbage collector's sight so full collections walk only what requests made (a

@@ -9,6 +9,7 @@ from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionm
 from guideapp.extensions import Api
 from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
+from guideapp.security import check_mode
 from guideapp.storage import SESSION_KEY as STORAGE_KEY
 from guideapp.secretbox import SecretBox
 from guideapp.storage import LocalStorage
@@ -32,6 +33,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     app.config.from_object(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     configure_logging(app.config["LOG_LEVEL"])
+    check_mode(app)  # production refuses demo settings; the demo says it is one
     connect_reactions()  # cross-domain signals -> receivers (guideapp/wiring.py)
 
     engine = None
@@ -75,6 +77,10 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     from guideapp.web import init_request_lifecycle
 
     init_request_lifecycle(app)
+
+    from guideapp.security import register_security
+
+    register_security(app)  # security headers, CORS for the configured origins
 
     from guideapp.cli import register_cli
 

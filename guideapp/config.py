@@ -52,6 +52,11 @@ class Config:
         "GUIDEAPP_DATABASE_URL", f"sqlite:///{PROJECT_ROOT / 'instance' / 'guideapp.db'}"
     )
     SECRET_KEY = os.environ.get("GUIDEAPP_SECRET_KEY", "demo-only-secret-change-me-in-production")
+    # "production" refuses demo settings at start (guideapp/security.py); anything else is
+    # the demo, and says so in its log.
+    ENV_NAME = os.environ.get("GUIDEAPP_ENV", "demo")
+    # Browser origins allowed to call the API (CORS), space-separated; "-" for none.
+    ALLOWED_ORIGINS = os.environ.get("GUIDEAPP_ALLOWED_ORIGINS", "").split()
     DEFAULT_TIMEZONE = os.environ.get("GUIDEAPP_DEFAULT_TIMEZONE", "Asia/Shanghai")
 
     ACCESS_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_ACCESS_TOKEN_TTL", 15 * 60)

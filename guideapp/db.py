@@ -96,6 +96,8 @@ def _json(value) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("json_serializer", _json)
+    # An error's message names its statement, never its parameters (members' phones, names).
+    kwargs.setdefault("hide_parameters", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactional(engine)

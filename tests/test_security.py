@@ -1,0 +1,154 @@
+"""Production refuses demo settings; every response carries its security headers; CORS
+answers configured origins only; logs hold no phone, token, password or SQL parameter."""
+
+import io
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from guideapp import create_app
+from guideapp.config import Config
+from guideapp.logs import configure_logging, redact
+from guideapp.security import DEMO_SECRET, HSTS, production_refusals
+from tests.conftest import GUIDE, make_config
+
+GOOD_SECRET = "x" * 40
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def production(**overrides) -> dict:
+    settings = {
+        "SECRET_KEY": GOOD_SECRET,
+        "DATABASE_URL": "postgresql+psycopg://guideapp@db/guideapp",
+        "ALLOWED_ORIGINS": ["https://console.example.com"],
+        **overrides,
+    }
+    return settings
+
+
+@pytest.mark.parametrize(
+    "overrides,named",
+    [
+        ({"SECRET_KEY": DEMO_SECRET}, "demo's published secret"),
+        ({"SECRET_KEY": ""}, "missing"),
+        ({"SECRET_KEY": "short-secret"}, "shorter than 32 bytes"),
+        ({"DATABASE_URL": "sqlite:///instance/guideapp.db"}, "SQLite"),
+        ({"ALLOWED_ORIGINS": []}, "ALLOWED_ORIGINS is empty"),
+    ],
+)
+def test_production_names_each_refusal(overrides, named):
+    assert production_refusals(production()) == []
+    refusals = production_refusals(production(**overrides))
+    assert len(refusals) == 1 and named in refusals[0]
+
+
+def test_production_refuses_to_start_and_the_demo_says_it_is_one(database, capsys):
+    with pytest.raises(RuntimeError, match="refuses to start in production.*demo's published"):
+        create_app(Config(**production(SECRET_KEY=DEMO_SECRET, ENV_NAME="production")))
+    create_app(make_config(database))  # its log goes to the stderr of the moment
+    assert "DEMO MODE" in capsys.readouterr().err
+
+
+def test_every_response_carries_its_security_headers(api, client):
+    health = client.get("/healthz")
+    assert health.headers["X-Content-Type-Options"] == "nosniff"
+    assert health.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert "Strict-Transport-Security" not in health.headers  # the demo runs on plain HTTP
+    me = api.get(GUIDE, "/api/v1/me")
+    assert me.headers["Cache-Control"] == "no-store"
+    refused = client.get("/api/v1/me", headers={"Authorization": "Bearer nonsense"})
+    assert refused.status_code == 401 and refused.headers["Cache-Control"] == "no-store"
+    for page in ("/docs", "/s/stride-lbs"):
+        html = client.get(page)
+        assert html.mimetype == "text/html"
+        assert html.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in html.headers["Content-Security-Policy"]
+
+
+def test_production_adds_hsts(database):
+    if database.backend != "postgres":
+        pytest.skip("production runs on PostgreSQL only (SQLite is refused)")
+    config = make_config(database, ENV_NAME="production", ALLOWED_ORIGINS=["-"])
+    config.SECRET_KEY = GOOD_SECRET
+    client = create_app(config).test_client()
+    assert client.get("/healthz").headers["Strict-Transport-Security"] == HSTS
+
+
+def test_cors_answers_configured_origins_only(database):
+    client = create_app(
+        make_config(database, ALLOWED_ORIGINS=["https://console.example.com"])
+    ).test_client()
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type, Idempotency-Key",
+    }
+    ours = client.options(
+        "/api/v1/auth/login", headers={"Origin": "https://console.example.com", **preflight}
+    )
+    assert ours.headers["Access-Control-Allow-Origin"] == "https://console.example.com"
+    assert "idempotency-key" in ours.headers["Access-Control-Allow-Headers"].lower()
+    assert "Access-Control-Allow-Credentials" not in ours.headers  # bearer tokens, no cookies
+    theirs = client.options(
+        "/api/v1/auth/login", headers={"Origin": "https://evil.example.net", **preflight}
+    )
+    assert "Access-Control-Allow-Origin" not in theirs.headers
+    plain = create_app(make_config(database)).test_client()  # no origins configured: no CORS
+    answer = plain.get("/healthz", headers={"Origin": "https://console.example.com"})
+    assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+def test_logs_hold_no_phone_token_password_or_sql_parameter(session):
+    stream = io.StringIO()
+    configure_logging("INFO")
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(DBAPIError) as failed:
+            session.execute(text("SELECT * FROM no_such_table WHERE p = :p"), {"p": "13812345678"})
+        logging.getLogger("guideapp.test").exception(
+            "login for 13812345678 with {'password': 'hunter2'} Bearer abc.def",
+            exc_info=failed.value,
+        )
+    finally:
+        configure_logging("WARNING")
+    line = stream.getvalue()
+    assert "13812345678" not in line and "138****5678" in line
+    assert "hunter2" not in line and "abc.def" not in line
+    assert "SQL parameters hidden" in str(failed.value)
+    assert redact("ids 1138123456789012 stay") == "ids 1138123456789012 stay"
+
+
+def test_gunicorn_sends_no_server_banner(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = tmp_path / "tiny.py"
+    app.write_text("def app(environ, start):\n    start('200 OK', [])\n    return [b'ok']\n")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+        + ["--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "tiny:app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as answer:
+                    assert "gunicorn" not in (answer.headers.get("Server") or "").lower()
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not start")
+    finally:
+        server.terminate()
+        server.wait(10)
