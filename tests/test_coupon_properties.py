@@ -245,7 +245,7 @@ def test_two_tills_redeeming_one_coupon_at_once_get_one_success(backend, tmp_pat
             barrier, statuses = threading.Barrier(2), []
             tills = itertools.count(1)
 
-            def till():
+            def till(code=code, tills=tills, barrier=barrier, statuses=statuses):
                 body = {
                     "codes": [code],
                     "channel": "pos",
