@@ -152,3 +152,36 @@ def test_gunicorn_sends_no_server_banner(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_uploads_are_served_as_what_their_bytes_are(api):
+    from tests.conftest import HQ
+
+    def served(data, name):
+        made = api.client.post(
+            "/api/v1/uploads",
+            headers=api.headers(HQ),
+            data={"file": (io.BytesIO(data), name)},
+            content_type="multipart/form-data",
+        )
+        assert made.status_code == 201, made.get_json()
+        return api.client.get(
+            f"/api/v1/uploads/{made.get_json()['id']}", headers=api.headers(GUIDE)
+        )
+
+    polyglot = served(b"GIF89a\x01\x00\x01\x00<html><script>alert(1)</script></html>", "x.html")
+    assert polyglot.mimetype == "image/gif"
+    assert polyglot.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in polyglot.headers["Content-Security-Policy"]
+    assert (
+        polyglot.headers["Content-Disposition"].startswith("inline")
+        and "x.gif" in (polyglot.headers["Content-Disposition"])
+    )
+    pdf = served(
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", "poster.png"
+    )
+    assert pdf.mimetype == "application/pdf" and "poster.pdf" in pdf.headers["Content-Disposition"]
+    again = api.client.get(
+        pdf.request.path, headers={**api.headers(GUIDE), "If-None-Match": pdf.headers["ETag"]}
+    )
+    assert again.status_code == 304

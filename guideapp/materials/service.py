@@ -47,6 +47,24 @@ NEEDS_FILE_OR_URL = {"image", "poster", "video"}
 NEEDS_URL = {"article", "mini_program", "product"}
 
 
+def served_name(upload: StoredUpload) -> str:
+    """The name a download carries: the uploader's, with the extension of what it is (a PDF
+    named poster.png downloads as poster.pdf)."""
+    stem = (upload.filename or "upload").rsplit(".", 1)[0] or "upload"
+    extension = {mime: ext for ext, mime in _EXTENSIONS.items()}.get(upload.content_type, "bin")
+    return f"{stem}.{extension}"
+
+
+_EXTENSIONS = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "mp4": "video/mp4",
+    "pdf": "application/pdf",
+}
+
+
 def store_upload(
     session: Session, *, actor: Actor, storage: Storage, filename: str, data: bytes
 ) -> StoredUpload:
