@@ -64,6 +64,10 @@ class Config:
     LOGIN_WINDOW_SECONDS = _env_int("GUIDEAPP_LOGIN_WINDOW", 15 * 60)
     LOGIN_MAX_FAILURES_PER_PHONE = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_PHONE", 5)
     LOGIN_MAX_FAILURES_PER_ADDRESS = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
+    # Per phone from all addresses together: only a guess spread over many addresses meets it.
+    LOGIN_MAX_FAILURES_PER_PHONE_ANYWHERE = _env_int(
+        "GUIDEAPP_LOGIN_MAX_FAILURES_PER_PHONE_ANYWHERE", 100
+    )
     IDEMPOTENCY_KEY_TTL_SECONDS = _env_int("GUIDEAPP_IDEMPOTENCY_TTL", 24 * 3600)
     LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
     # Rendered inbox pages each worker keeps (tasks/inbox_cache.py); 0 switches it off.

@@ -12,7 +12,8 @@ module connects nothing.
 |                                        | auth.wechat_login.release_on_leaving,              |
 |                                        | members.binding.hand_over_book (with a successor), |
 |                                        | wecom.contact_ways.on_staff_signed_off             |
-| org.staff_password_changed             | auth.service.end_logins                            |
+| org.staff_password_changed             | auth.service.end_logins,                           |
+|                                        | auth.service.clear_failed_logins                   |
 | members.member_recruited               | commissions.recruits.on_recruit                    |
 | members.members_recruited              | commissions.recruits.on_members_recruited          |
 | members.members_transferred            | tasks.transfer.move_open_tasks,                    |
@@ -40,7 +41,7 @@ from __future__ import annotations
 def connect_reactions() -> None:
     """Connect every cross-domain receiver. Idempotent: connecting again changes nothing
     (blinker keys receivers by identity; they are module-level functions, held strongly)."""
-    from guideapp.auth.service import end_logins
+    from guideapp.auth.service import clear_failed_logins, end_logins
     from guideapp.auth.wechat_login import release_on_leaving
     from guideapp.commissions import events as commissions
     from guideapp.commissions import recruits
@@ -61,6 +62,7 @@ def connect_reactions() -> None:
         (org.staff_signed_off, release_on_leaving),
         (org.staff_signed_off, hand_over_book),
         (org.staff_password_changed, end_logins),
+        (org.staff_password_changed, clear_failed_logins),
         (members.member_recruited, recruits.on_recruit),
         (members.members_recruited, recruits.on_members_recruited),
         (members.members_transferred, transfer.move_open_tasks),

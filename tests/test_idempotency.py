@@ -21,7 +21,7 @@ def _new_guide(api, phone="13922223333"):
         "phone": phone,
         "role": "guide",
         "store_id": store_id,
-        "password": "welcome-2026",
+        "password": "welcome-to-stride-2026",
     }
 
 
@@ -104,7 +104,7 @@ def test_concurrent_duplicates_apply_once(backend, tmp_path_factory):
             "phone": "13933334444",
             "role": "guide",
             "store_id": store_id,
-            "password": "welcome-2026",
+            "password": "welcome-to-stride-2026",
         }
         results, barrier = [], threading.Barrier(8)
 

@@ -147,13 +147,13 @@ def test_manager_adds_a_guide_to_own_store_only(api):
         "phone": "13911112222",
         "role": "guide",
         "store_id": me["store"]["id"],
-        "password": "welcome-2026",
+        "password": "welcome-to-stride-2026",
     }
     created = api.post(MANAGER, "/api/v1/staff", json=guide)
     assert created.status_code == 201, created.get_json()
     assert (
         api.client.post(
-            "/api/v1/auth/login", json={"phone": "13911112222", "password": "welcome-2026"}
+            "/api/v1/auth/login", json={"phone": "13911112222", "password": "welcome-to-stride-2026"}
         ).status_code
         == 200
     )
@@ -187,7 +187,7 @@ def test_bad_staff_input(api, body, field):
         "phone": "13911112222",
         "role": "guide",
         "store_id": me["store"]["id"],
-        "password": "welcome-2026",
+        "password": "welcome-to-stride-2026",
         **body,
     }
     response = api.post(HQ, "/api/v1/staff", json=guide)
@@ -206,7 +206,7 @@ def test_duplicate_staff_phone_is_a_conflict(api):
             "phone": GUIDE,
             "role": "guide",
             "store_id": me["store"]["id"],
-            "password": "welcome-2026",
+            "password": "welcome-to-stride-2026",
         },
     )
     assert response.status_code == 409

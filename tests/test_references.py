@@ -191,7 +191,7 @@ def test_sop_rules_refuse_unknown_params(api, session, params, trigger):
 
 
 def test_a_guide_cannot_probe_staff_phones_and_conflicts_name_nobody(api, session):
-    guide_body = {"name": "探", "role": "guide", "password": "password-2026"}
+    guide_body = {"name": "探", "role": "guide", "password": "stride-guide-2026"}
     for phone in (RIVAL_GUIDE, OTHER_GUIDE, "13911119999"):  # staff elsewhere, here, nobody
         response = api.post(GUIDE, "/api/v1/staff", json={**guide_body, "phone": phone})
         assert response.status_code == 403, (phone, response.get_json())

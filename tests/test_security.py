@@ -185,3 +185,42 @@ def test_uploads_are_served_as_what_their_bytes_are(api):
         pdf.request.path, headers={**api.headers(GUIDE), "If-None-Match": pdf.headers["ETag"]}
     )
     assert again.status_code == 304
+
+
+def test_staff_passwords_must_be_hard_to_guess(api):
+    from tests.conftest import HQ
+
+    body = {"name": "新导购", "phone": "13922220000", "role": "guide", "store_id": None}
+    store = api.get(HQ, "/api/v1/stores?limit=1").get_json()["items"][0]["id"]
+    for weak in ("password123456", "1qaz2wsx3edc4rfv", "13922220000a", "short"):
+        refused = api.post(HQ, "/api/v1/staff", json={**body, "store_id": store, "password": weak})
+        assert refused.status_code == 422 and "password" in refused.get_json()["errors"], weak
+    made = api.post(
+        HQ, "/api/v1/staff", json={**body, "store_id": store, "password": "Stride-秋季-门店-42"}
+    )
+    assert made.status_code == 201, made.get_json()
+
+
+def test_a_guesser_locks_out_only_themselves_and_hq_can_reset(api, client, app):
+    from tests.conftest import HQ
+
+    def login(address, password="wrong-password"):
+        return client.post(
+            "/api/v1/auth/login",
+            json={"phone": GUIDE, "password": password},
+            environ_base={"REMOTE_ADDR": address},
+        )
+
+    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_PHONE"]):
+        assert login("10.6.6.6").status_code == 401
+    assert login("10.6.6.6", "demo-pass-2026").status_code == 429  # the guesser is stopped
+    assert login("10.1.1.1", "demo-pass-2026").status_code == 200  # the guide in the store isn't
+    app.config["LOGIN_MAX_FAILURES_PER_PHONE_ANYWHERE"] = 8
+    for i in range(3):
+        login(f"10.7.7.{i}")
+    assert login("10.1.1.1", "demo-pass-2026").status_code == 429  # a spread guess is stopped
+    guide = api.get(HQ, "/api/v1/staff?limit=200").get_json()["items"]
+    guide_id = next(s["id"] for s in guide if s["phone"] == GUIDE)
+    reset = api.patch(HQ, f"/api/v1/staff/{guide_id}", json={"password": "new-Stride-pass-77"})
+    assert reset.status_code == 200, reset.get_json()
+    assert login("10.1.1.1", "new-Stride-pass-77").status_code == 200  # HQ's reset lets them in

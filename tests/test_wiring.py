@@ -22,6 +22,7 @@ EXPECTED = {
     scans.code_changed: 1,
     scans.scan_resolved: 1,
     org.staff_signed_off: 4,
+    org.staff_password_changed: 2,
 }
 
 

@@ -79,17 +79,21 @@ def authenticate_request(
 
 
 def check_login_throttle(session: Session, *, phone: str | None, address: str, config) -> None:
-    """429 when the phone (None: not known yet) or the address failed too often lately."""
+    """429 when the phone failed too often lately from this address, or from anywhere far
+    too often (a distributed guess), or the address failed too often for any phone.
+
+    The per-phone count is per address: someone guessing a guide's password from their own
+    network locks only themselves out, never the guide in the store (issue 19)."""
     since = utcnow() - timedelta(seconds=config["LOGIN_WINDOW_SECONDS"])
-    by_phone = (
-        session.scalar(
-            select(func.count()).where(
-                LoginAttempt.phone == phone, LoginAttempt.attempted_at > since
-            )
-        )
-        if phone is not None
-        else 0
-    )
+    by_phone = by_phone_anywhere = 0
+    if phone is not None:
+        here, anywhere = session.execute(
+            select(
+                func.count().filter(LoginAttempt.address == address),
+                func.count(),
+            ).where(LoginAttempt.phone == phone, LoginAttempt.attempted_at > since)
+        ).one()
+        by_phone, by_phone_anywhere = here, anywhere
     by_address = session.scalar(
         select(func.count()).where(
             LoginAttempt.address == address, LoginAttempt.attempted_at > since
@@ -97,6 +101,7 @@ def check_login_throttle(session: Session, *, phone: str | None, address: str, c
     )
     if (
         by_phone >= config["LOGIN_MAX_FAILURES_PER_PHONE"]
+        or by_phone_anywhere >= config["LOGIN_MAX_FAILURES_PER_PHONE_ANYWHERE"]
         or by_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
     ):
         wait = config["LOGIN_WINDOW_SECONDS"]
@@ -119,7 +124,10 @@ def login(session: Session, *, phone: str, password: str, address: str, config) 
     if not ok or staff is None or staff.state != "active":
         record_failed_login(session, phone=phone, address=address)
         raise LoginFailed(BAD_LOGIN)
-    session.execute(delete(LoginAttempt).where(LoginAttempt.phone == phone))
+    # Only this address's failures are forgiven: a guesser elsewhere keeps their count.
+    session.execute(
+        delete(LoginAttempt).where(LoginAttempt.phone == phone, LoginAttempt.address == address)
+    )
     return _open_session(session, staff, config)
 
 
@@ -153,6 +161,12 @@ def logout(session: Session, *, actor: Actor) -> None:
 def end_logins(session: Session, *, staff, **_ignored) -> None:
     """org.staff_signed_off / staff_password_changed: the staff member's logins end now."""
     revoke_all_sessions(session, staff_id=staff.id)
+
+
+def clear_failed_logins(session: Session, *, staff, **_ignored) -> None:
+    """org.staff_password_changed: HQ's reset path. A new password set for a locked-out
+    guide lets them in at once, from anywhere."""
+    session.execute(delete(LoginAttempt).where(LoginAttempt.phone == staff.phone))
 
 
 def revoke_all_sessions(session: Session, *, staff_id: str) -> None:

@@ -124,8 +124,11 @@ class StaffSchema(Schema):
     password = fields.String(
         load_only=True,
         required=True,
-        validate=validate.Length(min=8, max=128),
-        metadata={"description": "Initial password, at least 8 characters."},
+        validate=validate.Length(min=10, max=128),
+        metadata={
+            "description": "At least 10 characters and not easy to guess (zxcvbn score 3 of 4: "
+            "no common password, name, date or keyboard pattern, not the phone)."
+        },
     )
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from guideapp import policy
 from guideapp.policy.references import resolve_id
-from guideapp.passwords import hash_password
+from guideapp.passwords import hash_password, password_problems
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.errors import Conflict, InvalidInput, InvalidState
@@ -185,6 +185,7 @@ def create_staff(session: Session, *, actor: Actor, data: dict) -> Staff:
     _apply_staff_fields(session, actor, staff, data)
     policy.require_write(actor, staff, "create")
     _apply_staff_fields(session, actor, staff, {"phone": phone})
+    _check_password(data["password"], staff)
     staff.password_hash = hash_password(data["password"])
     session.add(staff)
     session.flush()
@@ -198,6 +199,7 @@ def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -
     old_store = staff.store_id
     _apply_staff_fields(session, actor, staff, dict(data))
     if "password" in data:
+        _check_password(data["password"], staff)
         staff.password_hash = hash_password(data["password"])
         staff_password_changed.send(session, staff=staff)
     policy.require_write(actor, staff, "update")  # the result must be allowed too
@@ -305,3 +307,9 @@ def describe_actor(session: Session, *, actor: Actor) -> dict:
 def list_regions(session: Session, *, actor: Actor, limit: int, cursor: str | None):
     stmt = policy.scoped_select(actor, Region)
     return paginate(session, stmt, [Region.code, Region.id], limit=limit, cursor=cursor)
+
+
+def _check_password(password: str, staff: Staff) -> None:
+    problems = password_problems(password, user_inputs=[staff.phone, staff.name])
+    if problems:
+        raise InvalidInput(errors={"password": problems})
