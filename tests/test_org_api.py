@@ -153,7 +153,8 @@ def test_manager_adds_a_guide_to_own_store_only(api):
     assert created.status_code == 201, created.get_json()
     assert (
         api.client.post(
-            "/api/v1/auth/login", json={"phone": "13911112222", "password": "welcome-to-stride-2026"}
+            "/api/v1/auth/login",
+            json={"phone": "13911112222", "password": "welcome-to-stride-2026"},
         ).status_code
         == 200
     )
