@@ -57,6 +57,10 @@ class Config:
     ENV_NAME = os.environ.get("GUIDEAPP_ENV", "demo")
     # Browser origins allowed to call the API (CORS), space-separated; "-" for none.
     ALLOWED_ORIGINS = os.environ.get("GUIDEAPP_ALLOWED_ORIGINS", "").split()
+    # Reverse proxies in front of gunicorn that set X-Forwarded-For/-Proto/-Host (TLS ends
+    # there). 0: none, the headers are ignored (a client could forge them); behind one nginx
+    # or load balancer, 1, so per-address login limits see the real client.
+    PROXY_HOPS = _env_int("GUIDEAPP_PROXY_HOPS", 0)
     DEFAULT_TIMEZONE = os.environ.get("GUIDEAPP_DEFAULT_TIMEZONE", "Asia/Shanghai")
 
     ACCESS_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_ACCESS_TOKEN_TTL", 15 * 60)

@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask, Response, request
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ def check_mode(app: Flask) -> None:
 
 
 def register_security(app: Flask) -> None:
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     origins = [o for o in app.config.get("ALLOWED_ORIGINS") or [] if o != "-"]
     if origins:
         # Bearer tokens only: no cookies, so no credentials mode (a stolen origin gets nothing

@@ -224,3 +224,25 @@ def test_a_guesser_locks_out_only_themselves_and_hq_can_reset(api, client, app):
     reset = api.patch(HQ, f"/api/v1/staff/{guide_id}", json={"password": "new-Stride-pass-77"})
     assert reset.status_code == 200, reset.get_json()
     assert login("10.1.1.1", "new-Stride-pass-77").status_code == 200  # HQ's reset lets them in
+
+
+def test_behind_a_proxy_limits_see_the_real_client_and_nobody_forges_it(database, connection):
+    def attempts(app, forwarded):
+        client = app.test_client()
+        for _ in range(app.config["LOGIN_MAX_FAILURES_PER_PHONE"]):
+            client.post(
+                "/api/v1/auth/login",
+                json={"phone": GUIDE, "password": "wrong-password"},
+                headers={"X-Forwarded-For": "203.0.113.9"},
+            )
+        return client.post(
+            "/api/v1/auth/login",
+            json={"phone": GUIDE, "password": "demo-pass-2026"},
+            headers={"X-Forwarded-For": forwarded},
+        ).status_code
+
+    behind_proxy = create_app(make_config(database, PROXY_HOPS=1), bind=connection)
+    assert attempts(behind_proxy, "198.51.100.7") == 200  # another client, seen as such
+    # No proxy: the header is the client's word, and it is not taken.
+    exposed = create_app(make_config(database), bind=connection)
+    assert attempts(exposed, "198.51.100.8") == 429  # forging it does not escape the limit
