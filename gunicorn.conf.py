@@ -18,6 +18,29 @@ import gunicorn.http.wsgi  # noqa: E402
 gunicorn.http.wsgi.SERVER = "guideapp"
 
 
+# Prometheus in multiprocess mode: each worker writes its counts to files in this directory
+# and a scrape of any worker sums them (guideapp/http_metrics.py). Emptied at every start: a
+# dead master's files would otherwise count forever.
+import os  # noqa: E402
+import shutil  # noqa: E402
+
+metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "instance", "prometheus"),
+)
+
+
+def on_starting(server):
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker):
     """The app's modules, mappers and metadata live as long as the worker: move them out of
     the garbage collector's sight so full collections walk only what requests made (a

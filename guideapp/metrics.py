@@ -1,4 +1,5 @@
-"""`GET /metrics` for Prometheus (the jobs' figures), and `flask --app wsgi jobs stats`.
+"""`GET /metrics` for Prometheus (requests, pools, jobs, scheduler, WeCom events: see
+http_metrics.py and jobs/metrics.py), and `flask --app wsgi jobs stats`.
 
 Who may scrape: with GUIDEAPP_METRICS_TOKEN set, whoever sends it as a bearer token (and
 nobody else); without it, only a scraper on this machine (loopback, not relayed by a proxy:
@@ -12,9 +13,10 @@ import hmac
 import click
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.cli import with_appcontext
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from guideapp.errors import Forbidden, InvalidInput, Unauthorized
+from guideapp.http_metrics import OperationsCollector, observe_requests, registry_for
 from guideapp.jobs.metrics import JobsCollector, read_figures
 from guideapp.jobs.models import STATES
 
@@ -27,8 +29,10 @@ def register_metrics(app: Flask) -> None:
     from guideapp.cli.jobs import jobs_cli
 
     extensions = app.extensions["guideapp"]
-    registry = CollectorRegistry(auto_describe=False)
+    registry = registry_for(app)  # requests and pools (every worker's under gunicorn)
     registry.register(JobsCollector(extensions["sessionmaker"], extensions["jobs"]))
+    registry.register(OperationsCollector(extensions["sessionmaker"]))
+    observe_requests(app)
     extensions["metrics"] = registry
     app.register_blueprint(blp)
     jobs_cli.add_command(stats)

@@ -140,3 +140,79 @@ def test_with_a_token_only_its_bearer_is_answered(database, connection, tmp_path
     assert "guideapp_jobs" in allowed.get_data(as_text=True)
     unknown = client.get("/metrics?name[]=x", headers={"Authorization": f"Bearer {TOKEN}"})
     assert unknown.status_code == 422 and "name[]" in unknown.get_json()["errors"]
+
+
+def test_requests_scheduler_and_wecom_figures(app, session, api):
+    from guideapp.tasks.scheduler import tick
+    from tests.factories import staff_by_phone
+
+    before = _samples(app.test_client().get("/metrics"))
+    key = ("method", "GET"), ("endpoint", "/api/v1/me"), ("status", "200")
+    count = ("guideapp_http_request_duration_seconds_count", tuple(sorted(key)))
+    for _ in range(3):
+        assert api.get(GUIDE, "/api/v1/me").status_code == 200
+    api.client.get("/no/such/page")
+    tenant_id = staff_by_phone(session, HQ).tenant_id
+    tick(session, tenant_id=tenant_id, now=utcnow() - timedelta(minutes=5))
+    after = _samples(app.test_client().get("/metrics"))
+    assert after[count] - before.get(count, 0) == 3
+    unmatched = (("endpoint", "unmatched"), ("method", "GET"), ("status", "404"))
+    assert after[("guideapp_http_request_duration_seconds_count", unmatched)] >= 1
+    age = after[("guideapp_scheduler_last_run_age_seconds", (("tenant", tenant_id),))]
+    assert 290 <= age < 3600
+    assert after[("guideapp_scheduler_runs_last_day", (("tenant", tenant_id),))] >= 1
+    assert ("guideapp_db_connections_in_use", ()) in after
+
+
+def test_gunicorn_workers_are_summed_in_one_scrape(database, tmp_path):
+    """Two gunicorn workers, many requests: any worker's /metrics counts them all."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "GUIDEAPP_DATABASE_URL": database.url,
+        "GUIDEAPP_JOBS_URL": f"sqlite:///{tmp_path / 'jobs.db'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "GUIDEAPP_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py")]
+        + ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--chdir", str(root), "wsgi:app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/healthz").read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(40):  # new connections: the master spreads them over both workers
+            urllib.request.urlopen(f"{url}/healthz").read()
+        text = urllib.request.urlopen(f"{url}/metrics").read().decode()
+    finally:
+        server.terminate()
+        server.wait(20)
+    counted = sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "guideapp_http_request_duration_seconds_count"
+        and sample.labels.get("endpoint") == "/healthz"
+    )
+    assert counted >= 41
