@@ -41,7 +41,9 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     # when it commits (guideapp/jobs/service.py).
     session_info: dict = {}
     if bind is None:
-        engine = make_engine(app.config["DATABASE_URL"])
+        engine = make_engine(
+            app.config["DATABASE_URL"], slow_query_ms=app.config.get("SLOW_QUERY_MS")
+        )
         sessionmaker = make_sessionmaker(engine, info=session_info)
         autocommit_sessionmaker = make_autocommit_sessionmaker(engine)
     else:

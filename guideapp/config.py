@@ -74,6 +74,8 @@ class Config:
     )
     IDEMPOTENCY_KEY_TTL_SECONDS = _env_int("GUIDEAPP_IDEMPOTENCY_TTL", 24 * 3600)
     LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
+    # Statements slower than this are logged (SQL and time, never parameters); 0: off.
+    SLOW_QUERY_MS = _env_int("GUIDEAPP_SLOW_QUERY_MS", 500)
     # Rendered inbox pages each worker keeps (tasks/inbox_cache.py); 0 switches it off.
     INBOX_CACHE_BYTES = _env_int("GUIDEAPP_INBOX_CACHE_BYTES", 64 * 1024 * 1024)
     # Channel codes: QR images encode <PUBLIC_BASE_URL>/s/<code>, the landing page

@@ -94,16 +94,43 @@ def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False)  # Chinese text stays searchable as text
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, slow_query_ms: float | None = None, **kwargs) -> Engine:
     kwargs.setdefault("json_serializer", _json)
     # An error's message names its statement, never its parameters (members' phones, names).
     kwargs.setdefault("hide_parameters", True)
     engine = create_engine(url, **kwargs)
+    if slow_query_ms:
+        _log_slow_queries(engine, slow_query_ms)
     if engine.dialect.name == "sqlite":
         _make_sqlite_transactional(engine)
     else:
         _ping_when_idle(engine)
     return engine
+
+
+def _log_slow_queries(engine: Engine, threshold_ms: float) -> None:
+    """A statement slower than the threshold is logged with its SQL and its time, never its
+    parameters (they hold members' phones and names)."""
+    import logging
+    import time
+
+    log = logging.getLogger("guideapp.slow_query")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, cursor, statement, parameters, context, executemany):
+        conn.info["query_started"] = time.perf_counter()  # a failed one is simply overwritten
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finish(conn, cursor, statement, parameters, context, executemany):
+        started = conn.info.pop("query_started", None)
+        if started is None:
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if elapsed_ms >= threshold_ms:
+            log.warning(
+                "slow query",
+                extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:2000]},
+            )
 
 
 PING_AFTER_IDLE_SECONDS = 10.0

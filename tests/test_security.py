@@ -246,3 +246,15 @@ def test_behind_a_proxy_limits_see_the_real_client_and_nobody_forges_it(database
     # No proxy: the header is the client's word, and it is not taken.
     exposed = create_app(make_config(database), bind=connection)
     assert attempts(exposed, "198.51.100.8") == 429  # forging it does not escape the limit
+
+
+def test_slow_queries_are_logged_without_their_parameters(database, capsys):
+    from guideapp.db import make_engine
+
+    engine = make_engine(database.url, slow_query_ms=0.0001)
+    configure_logging("WARNING")
+    with engine.connect() as conn:
+        conn.execute(text("SELECT :phone AS p"), {"phone": "13812345678"}).all()
+    engine.dispose()
+    err = capsys.readouterr().err
+    assert "slow query" in err and "SELECT" in err and "1381234" not in err
