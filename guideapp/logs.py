@@ -8,6 +8,8 @@ password or secret fields lose their values. SQL parameters never reach a log at
 import logging
 import re
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -29,6 +31,27 @@ def redact(text: str) -> str:
     return _PHONE.sub(r"\1****\3", text)
 
 
+# Fields every line logged in this context carries (a job's id while it runs; a request's id).
+_context: ContextVar[dict | None] = ContextVar("guideapp_log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields):
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_context.get() or {}).items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
 class RedactingJsonFormatter(JsonFormatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -42,6 +65,7 @@ def configure_logging(level: str) -> None:
             rename_fields={"asctime": "time", "levelname": "level"},
         )
     )
+    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -258,3 +258,15 @@ def test_slow_queries_are_logged_without_their_parameters(database, capsys):
     engine.dispose()
     err = capsys.readouterr().err
     assert "slow query" in err and "SELECT" in err and "1381234" not in err
+
+
+def test_lines_logged_inside_a_job_carry_its_id(capsys):
+    from guideapp.logs import log_context
+
+    configure_logging("INFO")
+    with log_context(job_id="job-42"):
+        logging.getLogger("guideapp.coupons").warning("coupon template low on stock")
+    logging.getLogger("guideapp.coupons").warning("outside")
+    configure_logging("WARNING")
+    inside, outside = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert '"job_id": "job-42"' in inside and "job_id" not in outside

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
 
+from guideapp.logs import log_context
 from guideapp.db import transaction, utcnow
 from guideapp.errors import DomainError
 from guideapp.jobs.kinds import KINDS, UNIT_HOOKS
@@ -238,7 +239,8 @@ class Runner:
             job_view, attempt, self.sessionmaker, self.should_stop, on_unit=self.on_unit
         )
         try:
-            result = KINDS[job_view.kind].handler(ctx)
+            with log_context(job_id=job_id, job_kind=job_view.kind):  # on every line it logs
+                result = KINDS[job_view.kind].handler(ctx)
         except Superseded:
             log.info("job superseded", extra={"job_id": job_id, "attempt": attempt})
             return None
