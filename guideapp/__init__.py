@@ -159,6 +159,7 @@ def _wecom(app: Flask) -> WecomSettings:
 
 def _register_blueprints(app: Flask, api: Api) -> None:
     from guideapp import health
+    from guideapp.audit.routes import blp as audit_blp
     from guideapp.auth.routes import blp as auth_blp
     from guideapp.commissions.routes import blp as commissions_blp
     from guideapp.coupons.routes import blp as coupons_blp
@@ -192,6 +193,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
         wechat_blp,
         wechatpay_blp,
         wecom_blp,
+        audit_blp,
     ):
         api.register_blueprint(blp)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 def register_access_rules() -> None:
+    from guideapp.audit import access as audit
     from guideapp.auth import access as auth
     from guideapp.commissions import access as commissions
     from guideapp.coupons import access as coupons
@@ -40,5 +41,6 @@ def register_access_rules() -> None:
         wechatpay,
         wecom,
         auth,
+        audit,
     ):
         domain.register()

@@ -1,5 +1,6 @@
 """Every model module, imported once so Base.metadata is complete (alembic, tests)."""
 
+from guideapp.audit import models as audit_models  # noqa: F401
 from guideapp.auth import models as auth_models  # noqa: F401
 from guideapp.changelog import models as changelog_models  # noqa: F401
 from guideapp.commissions import models as commissions_models  # noqa: F401

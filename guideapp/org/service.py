@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp import policy
+from guideapp import audit, policy
 from guideapp.policy.references import resolve_id
 from guideapp.passwords import hash_password, password_problems
 from guideapp.policy.actor import Actor
@@ -196,12 +196,16 @@ def create_staff(session: Session, *, actor: Actor, data: dict) -> Staff:
 def update_staff(session: Session, *, actor: Actor, staff_id: str, data: dict) -> Staff:
     staff = get_staff(session, actor=actor, staff_id=staff_id)
     policy.require_write(actor, staff, "update")
-    old_store = staff.store_id
+    old_store, old_role = staff.store_id, staff.role
     _apply_staff_fields(session, actor, staff, dict(data))
     if "password" in data:
         _check_password(data["password"], staff)
         staff.password_hash = hash_password(data["password"])
         staff_password_changed.send(session, staff=staff)
+        if staff.id != actor.staff_id:
+            _audit(session, actor, "staff.password_reset", staff)
+    if staff.role != old_role:
+        _audit(session, actor, "staff.role_changed", staff, {"from": old_role, "to": staff.role})
     policy.require_write(actor, staff, "update")  # the result must be allowed too
     staff.updated_at = utcnow()
     session.flush()
@@ -313,3 +317,15 @@ def _check_password(password: str, staff: Staff) -> None:
     problems = password_problems(password, user_inputs=[staff.phone, staff.name])
     if problems:
         raise InvalidInput(errors={"password": problems})
+
+
+def _audit(session: Session, actor: Actor, action: str, staff: Staff, details=None) -> None:
+    audit.record(
+        session,
+        tenant_id=staff.tenant_id,
+        staff_id=actor.staff_id,
+        action=action,
+        target_kind="staff",
+        target_id=staff.id,
+        details=details,
+    )
