@@ -243,6 +243,14 @@ class Blueprint(_Blueprint):
         return view
 
     @staticmethod
+    def for_members(view):
+        """A member-facing view: no staff login; the member token (X-Member-Token, from
+        POST /wechat/me/session) says who calls, checked by web.py before the view."""
+        view = _Blueprint.doc(security=[{"memberToken": []}])(view)
+        view.public = view.for_members = True
+        return view
+
+    @staticmethod
     def counted_first(counter):
         """`counter()` runs before anything else reads the request (the login, the
         Idempotency-Key): a rate limit counted in a transaction of its own, committed at

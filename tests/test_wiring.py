@@ -13,14 +13,15 @@ EXPECTED = {
     members.member_recruited: 1,
     members.members_recruited: 1,
     members.members_transferred: 2,
-    members.members_merged: 2,
+    members.members_merged: 3,
     members.orders_recorded: 2,
     members.refunds_recorded: 2,
     members.member_card_requested: 2,
-    tasks.scheduler_ticked: 2,
+    members.member_cards_moved: 1,
+    tasks.scheduler_ticked: 3,
     tasks.inbox_suggestions_requested: 1,
     scans.code_changed: 1,
-    scans.scan_resolved: 1,
+    scans.scan_resolved: 2,
     org.staff_signed_off: 4,
 }
 
