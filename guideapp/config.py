@@ -65,6 +65,9 @@ class Config:
 
     ACCESS_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_ACCESS_TOKEN_TTL", 15 * 60)
     REFRESH_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_REFRESH_TOKEN_TTL", 30 * 24 * 3600)
+    # A member's session on member-facing pages (auth/member_login.py): not revocable, so
+    # short; the mini-program signs in again with a fresh wx.login() code.
+    MEMBER_TOKEN_TTL_SECONDS = _env_int("GUIDEAPP_MEMBER_TOKEN_TTL", 2 * 3600)
     LOGIN_WINDOW_SECONDS = _env_int("GUIDEAPP_LOGIN_WINDOW", 15 * 60)
     LOGIN_MAX_FAILURES_PER_PHONE = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_PHONE", 5)
     LOGIN_MAX_FAILURES_PER_ADDRESS = _env_int("GUIDEAPP_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
@@ -202,7 +205,9 @@ class Config:
         },
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                # Member-facing pages: POST /api/v1/wechat/me/session gives the token.
+                "memberToken": {"type": "apiKey", "in": "header", "name": "X-Member-Token"},
             }
         },
         "security": [{"bearerAuth": []}],

@@ -59,8 +59,9 @@ class ErrorResponses(BasePlugin):
         for method, operation in (operations or {}).items():
             responses = operation.setdefault("responses", {})
             codes = [401, 422, 503]
-            if operation.get("security") != []:
-                codes.append(403)
+            security = operation.get("security")
+            if security is None or any("bearerAuth" in s for s in security):
+                codes.append(403)  # a staff login's role may not (members have no roles)
             if "{" in (path or "") or self._names_ids(operation):
                 codes.append(404)
             if method in WRITE_METHODS:
@@ -240,6 +241,14 @@ class Blueprint(_Blueprint):
     def public(view):
         view = _Blueprint.doc(security=[])(view)
         view.public = True
+        return view
+
+    @staticmethod
+    def for_members(view):
+        """A member-facing view: no staff login; the member token (X-Member-Token, from
+        POST /wechat/me/session) says who calls, checked by web.py before the view."""
+        view = _Blueprint.doc(security=[{"memberToken": []}])(view)
+        view.public = view.for_members = True
         return view
 
     @staticmethod

@@ -47,3 +47,11 @@ def current_actor():
     if actor is None:
         raise Unauthorized()
     return actor
+
+
+def current_member():
+    """The member a member-facing view answers (web.py checked their token)."""
+    member = g.get("member")
+    if member is None:
+        raise Unauthorized("Sign in first: send 'X-Member-Token: <member token>'.")
+    return member

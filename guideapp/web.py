@@ -119,6 +119,8 @@ def _login_source():
 
 
 def init_request_lifecycle(app: Flask) -> None:
+    from guideapp.auth.member_login import HEADER as MEMBER_HEADER
+    from guideapp.auth.member_login import authenticate_member
     from guideapp.auth.service import authenticate_request
     from guideapp.idempotency import service as idempotency
 
@@ -151,6 +153,8 @@ def init_request_lifecycle(app: Flask) -> None:
             if request.headers.get("Authorization") or needs_login
             else None
         )
+        if getattr(handler, "for_members", False):  # a member page: the member's token
+            g.member = authenticate_member(request.headers.get(MEMBER_HEADER), config=app.config)
         if request.method == "POST" and request.headers.get("Idempotency-Key"):
             replay = idempotency.begin(
                 db_session(),

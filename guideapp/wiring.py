@@ -19,7 +19,9 @@ module connects nothing.
 | members.members_transferred            | tasks.transfer.move_open_tasks,                    |
 |                                        | wecom.transfers.on_members_transferred             |
 | members.members_merged  -> counts      | tasks.transfer.merge_targets,                      |
-|                                        | commissions.events.on_merge                        |
+|                                        | commissions.events.on_merge,                       |
+|                                        | coupons.wallets.merge_wallets                      |
+| members.member_cards_moved             | coupons.wallets.follow_cards                       |
 | members.orders_recorded                | commissions.events.on_orders_recorded,             |
 |                                        | coupons.redemption.on_orders_recorded              |
 | members.refunds_recorded               | commissions.events.on_refunds_recorded,            |
@@ -27,9 +29,11 @@ module connects nothing.
 | members.member_card_requested -> dict  | tasks.transfer.open_tasks_section,                 |
 |                                        | coupons.service.card_section                       |
 | tasks.scheduler_ticked                 | materials.service.log_validity_edges,              |
-|                                        | wecom.contact_ways.on_scheduler_tick               |
+|                                        | wecom.contact_ways.on_scheduler_tick,              |
+|                                        | coupons.wallets.expire_due                         |
 | scans.code_changed                     | wecom.contact_ways.on_code_changed                 |
-| scans.scan_resolved -> dict            | wecom.contact_ways.on_scan_resolved                |
+| scans.scan_resolved -> dict            | wecom.contact_ways.on_scan_resolved,               |
+|                                        | coupons.from_scans.on_scan_resolved                |
 | tasks.inbox_suggestions_requested      | suggested_content (materials + replies, below)     |
 
 "-> value": the sender collects the receivers' return values from `send()`.
@@ -45,8 +49,10 @@ def connect_reactions() -> None:
     from guideapp.auth.wechat_login import release_on_leaving
     from guideapp.commissions import events as commissions
     from guideapp.commissions import recruits
+    from guideapp.coupons import from_scans as coupon_scans
     from guideapp.coupons import redemption as coupon_redemption
     from guideapp.coupons import service as coupons
+    from guideapp.coupons import wallets as coupon_wallets
     from guideapp.materials.service import log_validity_edges
     from guideapp.members import signals as members
     from guideapp.members.binding import hand_over_book
@@ -69,6 +75,8 @@ def connect_reactions() -> None:
         (members.members_transferred, wecom_transfers.on_members_transferred),
         (members.members_merged, transfer.merge_targets),
         (members.members_merged, commissions.on_merge),
+        (members.members_merged, coupon_wallets.merge_wallets),
+        (members.member_cards_moved, coupon_wallets.follow_cards),
         (members.orders_recorded, commissions.on_orders_recorded),
         (members.refunds_recorded, commissions.on_refunds_recorded),
         (members.orders_recorded, coupon_redemption.on_orders_recorded),
@@ -80,6 +88,8 @@ def connect_reactions() -> None:
         (tasks.scheduler_ticked, contact_ways.on_scheduler_tick),
         (scans.code_changed, contact_ways.on_code_changed),
         (scans.scan_resolved, contact_ways.on_scan_resolved),
+        (scans.scan_resolved, coupon_scans.on_scan_resolved),
+        (tasks.scheduler_ticked, coupon_wallets.expire_due),
         (org.staff_signed_off, contact_ways.on_staff_signed_off),
     ):
         signal.connect(receiver, weak=False)

@@ -4,9 +4,11 @@ of staff members' WeChat bindings."""
 from flask import current_app, request
 from flask.views import MethodView
 
-from guideapp.auth import service, wechat_login
+from guideapp.auth import member_login, service, wechat_login
 from guideapp.auth.schemas import (
     LoginSchema,
+    MemberSessionRequestSchema,
+    MemberSessionSchema,
     RefreshSchema,
     StaffWechatSchema,
     TokenPairSchema,
@@ -80,6 +82,26 @@ class WechatBind(MethodView):
             phone=(normalize_phone(phone) or phone) if phone is not None else None,
             password=args.get("password"),
             phone_code=args.get("phone_code"),
+            address=request.remote_addr or "unknown",
+            config=current_app.config,
+        )
+
+
+@blp.route("/wechat/me/session")
+class MemberSession(MethodView):
+    @blp.public
+    @blp.arguments(MemberSessionRequestSchema)
+    @blp.response(200, MemberSessionSchema)
+    @blp.alt_response(404, description="not_a_member: WeChat knows them, the brand does not.")
+    @blp.alt_response(422, description="WeChat refused the code (invalid, used) or the appid.")
+    @blp.alt_response(429, description="Too many refused codes from this address.")
+    @blp.alt_response(503, description="WeChat is busy or cannot be reached; try again.")
+    def post(self, args):
+        """Sign a member in to member-facing pages with a mini-program wx.login code"""
+        return member_login.start(
+            db_session(),
+            appid=args["appid"],
+            code=args["code"],
             address=request.remote_addr or "unknown",
             config=current_app.config,
         )

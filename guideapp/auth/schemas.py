@@ -86,3 +86,16 @@ class StaffWechatSchema(Schema):
     appid = fields.String(allow_none=True)
     unionid_known = fields.Boolean()
     bound_at = fields.DateTime(allow_none=True)
+
+
+class MemberSessionRequestSchema(Schema):
+    appid = _appid()
+    code = _login_code()
+
+
+class MemberSessionSchema(Schema):
+    member_token = fields.String(
+        required=True, metadata={"description": "Send it as X-Member-Token on member pages."}
+    )
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds."})
+    member_id = fields.String(required=True)

@@ -83,3 +83,38 @@ def new_refresh_token() -> str:
 
 def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- member sessions (member-facing pages: the wallet) -----------------------------------
+
+
+def issue_member_token(
+    *, secret: str, member_id: str, tenant_id: str, now: datetime, ttl_seconds: int
+) -> str:
+    """A member's session, after WeChat vouched for them (member_login.py). `typ` keeps it
+    from ever passing as a staff token, and a staff token from passing as this."""
+    claims = {
+        "sub": member_id,
+        "tid": tenant_id,
+        "typ": "member",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def read_member_token(token: str, *, secret: str) -> dict | None:
+    """Claims of a valid, unexpired member token, else None."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "tid"]}
+        )
+    except jwt.PyJWTError:
+        return None
+    if claims.get("typ") != "member" or isinstance(claims["exp"], bool):
+        return None
+    for name in ("sub", "tid"):
+        value = claims[name]
+        if not isinstance(value, str) or not 0 < len(value) <= 64 or text_problem(value):
+            return None
+    return claims

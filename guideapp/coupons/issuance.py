@@ -56,6 +56,7 @@ class Issue:
     store_id: str | None = None
     task_id: str | None = None
     campaign_id: str | None = None
+    coupon_id: str | None = None  # one member's coupon, with the id a phone gave it offline
 
 
 @dataclass
@@ -95,6 +96,10 @@ def issue(
     already issued under this key (a rerun), or beyond the stock. `on_batch(done)` reports
     progress and may raise to stop (a job's cancel checkpoint): what was issued stays."""
     now = now or utcnow()
+    if how.coupon_id is not None:
+        member_ids = list(member_ids)
+        if len(set(member_ids)) > 1:
+            raise ValueError("A coupon id chosen in advance is one member's.")
     zone = ZoneInfo(session.get_one(Tenant, template.tenant_id).timezone)
     valid_from, valid_to = rules.validity(
         issued_at=now,
@@ -196,7 +201,7 @@ def _issue_batch(session, template, member_ids, how, now, valid_from, valid_to, 
         ):
             result.skip(OUT_OF_STOCK)
         else:
-            coupon_id = new_id()
+            coupon_id = how.coupon_id or new_id()
             rows.append(
                 _row(template, coupon_id, member_id, key, how, now, valid_from, valid_to, member)
             )

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from guideapp.coupons import schemas as s
 from guideapp.coupons import service
 from guideapp.extensions import Blueprint
-from guideapp.http import current_actor, db_session
+from guideapp.http import current_actor, current_member, db_session
 
 blp = Blueprint("coupons", __name__, url_prefix="/api/v1", description="Coupons")
 
@@ -60,6 +60,20 @@ class MemberCoupons(MethodView):
             db_session(), actor=current_actor(), member_id=member_id, **data
         )
         return service.present_one(db_session(), coupon)
+
+
+@blp.route("/wechat/me/coupons")
+class MyCoupons(MethodView):
+    @blp.for_members
+    @blp.arguments(s.WalletArgsSchema, location="query")
+    @blp.response(200, s.MemberCouponPageSchema)
+    def get(self, args):
+        """My wallet (a member, signed in with WeChat): my coupons, available, used and
+        expired with the reason, newest first"""
+        me = current_member()
+        return service.member_wallet(
+            db_session(), tenant_id=me.tenant_id, member_id=me.member_id, **args
+        )
 
 
 @blp.route("/coupons/redeem")

@@ -183,6 +183,32 @@ class CouponSchema(Schema):
 
 
 CouponPageSchema = page_schema(CouponSchema, "CouponPage")
+
+
+class MemberCouponSchema(Schema):
+    """A coupon as its member sees it: no staff, task or campaign ids."""
+
+    id = fields.String()
+    code = fields.String(metadata={"description": "What the till scans or types."})
+    status = fields.String(metadata={"description": "available, used, expired, revoked."})
+    state_reason = fields.String(
+        allow_none=True, metadata={"description": "Why: expired, refunded, ..."}
+    )
+    valid_from = fields.DateTime()
+    valid_to = fields.DateTime()
+    issued_at = fields.DateTime()
+    used_at = fields.DateTime(allow_none=True)
+    name = fields.String()
+    kind = fields.String()
+    amount_off_fen = fields.Integer(allow_none=True)
+    percent_off_bp = fields.Integer(allow_none=True)
+    max_discount_fen = fields.Integer(allow_none=True)
+    gift_item = fields.String(allow_none=True)
+    threshold_fen = fields.Integer()
+    description = fields.String()
+
+
+MemberCouponPageSchema = page_schema(MemberCouponSchema, "MemberCouponPage")
 TemplatePageSchema = page_schema(TemplateSchema, "CouponTemplatePage")
 
 

@@ -8,11 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
-from guideapp.coupons import issuance, redemption
+from guideapp.coupons import issuance, redemption, wallets
 from guideapp.coupons.access import ISSUE, REDEEM
 from guideapp.coupons.models import Coupon, CouponTemplate
 from guideapp.db import new_id, utcnow
-from guideapp.errors import Conflict, InvalidInput
+from guideapp.errors import Conflict, InvalidInput, Unauthorized
+from guideapp.members.identity import follow_merges
 from guideapp.members.models import Member
 from guideapp.org.models import Region, Store
 from guideapp.pagination import paginate
@@ -83,8 +84,10 @@ def update_template(session: Session, *, actor: Actor, template_id: str, data: d
         raise InvalidInput(
             errors={"low_stock_threshold": ["Below stock_total (and only with a stock)."]}
         )
-    if any(name in data and data[name] != getattr(template, name) for name in SENT):
+    resent = any(name in data and data[name] != getattr(template, name) for name in SENT)
+    if resent:
         template.version += 1
+        wallets.log_template_coupons(session, template)  # phones show its name and text
     for name, value in data.items():
         setattr(template, name, value)
     if template.low_stock_at and (
@@ -190,6 +193,30 @@ def wallet(session: Session, *, actor: Actor, member_id: str, limit: int, cursor
     return {"items": items, "next_cursor": page["next_cursor"]}
 
 
+def member_wallet(
+    session: Session, *, tenant_id: str, member_id: str, limit: int, cursor, status=None
+):
+    """The signed-in member's own coupons (member-facing pages), newest first: the member
+    comes from their member token, never from the request."""
+    member = follow_merges(
+        session,
+        session.scalar(select(Member).where(Member.tenant_id == tenant_id, Member.id == member_id)),
+    )
+    if member is None or member.state != "active":
+        raise Unauthorized("This member session has ended: sign in again.")
+    now = utcnow()
+    page = paginate(
+        session,
+        wallet_select(member.id, status, now),
+        [Coupon.issued_at, Coupon.id],
+        limit=limit,
+        cursor=cursor,
+        descending=True,
+    )
+    items = present(with_templates(session, page["items"]), now)
+    return {"items": items, "next_cursor": page["next_cursor"]}
+
+
 def card_section(session: Session, *, actor: Actor, member) -> dict:
     """The member card's wallet: available coupons (soonest to expire first) and counts."""
     now = utcnow()
@@ -238,10 +265,12 @@ def issue_to_member(
     template_id: str,
     task_id: str | None = None,
     key: str | None = None,
+    coupon_id: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Coupon, bool]:
     """A guide or manager sends a member they may see a coupon they may send; from a task,
-    the task's campaign is kept. `key` (a pushed record's id) makes a retry harmless."""
+    the task's campaign is kept. `key` (a pushed record's id) makes a retry harmless;
+    `coupon_id` is the id the phone gave the coupon offline."""
     member = policy.get_visible(session, actor, Member, member_id)
     template = get_template(session, actor=actor, template_id=template_id)
     policy.require(actor, ISSUE, template)
@@ -268,6 +297,7 @@ def issue_to_member(
         store_id=actor.store_id,
         task_id=task.id if task else None,
         campaign_id=task.campaign_id if task else None,
+        coupon_id=coupon_id,
     )
     return issuance.issue_one(session, template=template, member_id=member.id, how=how, now=now)
 

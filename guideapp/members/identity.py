@@ -198,10 +198,12 @@ def _taken(session: Session, member: Member, column, value) -> bool:
 
 def log_member_dependants(session: Session, *, tenant_id: str, member_ids, scopes) -> None:
     """Notes, tags and orders replicate with their member: when the member moves between
-    phones, so must they (set-based: one INSERT ... SELECT per table and scope)."""
+    phones, so must they (set-based: one INSERT ... SELECT per table and scope), and so
+    must what other domains replicate with the card (member_cards_moved)."""
     from sqlalchemy import String, literal
 
     from guideapp.members.models import MemberNote, MemberTag, Order
+    from guideapp.members.signals import member_cards_moved
     from guideapp.changelog import log_changes_from_select
 
     for table, model in (
@@ -218,3 +220,4 @@ def log_member_dependants(session: Session, *, tenant_id: str, member_ids, scope
                     model.member_id.in_(member_ids)
                 ),
             )
+    member_cards_moved.send(session, tenant_id=tenant_id, member_ids=member_ids, scopes=scopes)

@@ -51,6 +51,14 @@ refunds_recorded = members.signal(
     "POST /orders/refunds, a batch by an import.\n"
     "kwargs: tenant_id, refund_ids (list, in the order they were recorded).",
 )
+member_cards_moved = members.signal(
+    "member-cards-moved",
+    doc="Members' cards moved between phones (a rebinding, a transfer, the merge into a "
+    "survivor); notes, tags and orders are logged already: rows other domains replicate "
+    "with a member follow the same way.\n"
+    "kwargs: tenant_id, member_ids (a list, or a SELECT of member ids), scopes (the cards' "
+    "old and new scopes: log the rows in each).",
+)
 member_card_requested = members.signal(
     "member-card-requested",
     doc="The member card is being assembled. kwargs: actor, member. Receivers return a "

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
+from guideapp.coupons.models import CouponTemplate
 from guideapp.policy.references import resolve_id, resolve_ids
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
@@ -93,8 +94,28 @@ def _apply(session: Session, actor: Actor, record: ScanCode, data: dict) -> None
         store_id = data["fallback_store_id"]
         resolve_id(session, actor, Store, store_id, field="fallback_store_id")
         record.fallback_store_id = store_id
+    if "coupon_template_id" in data:
+        record.coupon_template_id = _coupon_template(session, actor, record, data)
     if record.valid_from and record.valid_until and record.valid_until <= record.valid_from:
         raise InvalidInput(errors={"valid_until": ["Must be after valid_from."]})
+
+
+def _coupon_template(session: Session, actor: Actor, record: ScanCode, data: dict):
+    """A template the code's author may see and send, active, and usable where the code
+    sends people: an HQ template, or a store template on its own store's codes."""
+    found = resolve_id(
+        session,
+        actor,
+        CouponTemplate,
+        data["coupon_template_id"],
+        field="coupon_template_id",
+        where=[
+            CouponTemplate.active.is_(True),
+            or_(CouponTemplate.store_id.is_(None), CouponTemplate.store_id == record.store_id),
+        ],
+        what="active coupon template for this code",
+    )
+    return found.id if found is not None else None
 
 
 def _visible_tags(session: Session, actor: Actor, tag_ids: list[str]) -> list[str]:

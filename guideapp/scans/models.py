@@ -46,6 +46,7 @@ class ScanCode(Base):
         tenant_fk("created_by", "staff"),
         tenant_fk("store_id", "stores"),
         tenant_fk("guide_id", "staff"),
+        tenant_fk("coupon_template_id", "coupon_templates"),
         CheckConstraint("kind IN ('lbs', 'store', 'guide')", name="kind"),
         CheckConstraint("kind = 'lbs' OR store_id IS NOT NULL", name="store_codes_have_store"),
         CheckConstraint("kind <> 'guide' OR guide_id IS NOT NULL", name="guide_codes_have_guide"),
@@ -67,6 +68,8 @@ class ScanCode(Base):
     valid_until: Mapped[datetime | None]
     fallback_store_id: Mapped[str | None] = mapped_column(String(32))
     fallback_url: Mapped[str | None] = mapped_column(String(500))
+    # Identified members who scan it get one coupon of this template (coupons.from_scans).
+    coupon_template_id: Mapped[str | None] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

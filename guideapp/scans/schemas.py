@@ -31,6 +31,14 @@ class CodeUpdateSchema(Schema):
         metadata={"description": "Where scans with no store in range go (an open store)."},
     )
     fallback_url = fields.String(**_url, metadata={"description": "Else, this page."})
+    coupon_template_id = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=32),
+        metadata={
+            "description": "Members WeChat identifies scanning it get one coupon of this "
+            "template (an HQ one, or the code's store's); null: none."
+        },
+    )
     active = fields.Boolean(metadata={"description": "false switches the code off."})
 
 
@@ -150,6 +158,14 @@ class ScanGuideSchema(Schema):
     name = fields.String()
 
 
+class ScanCouponSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    valid_to = fields.DateTime()
+    new = fields.Boolean(metadata={"description": "false: an earlier scan of it gave it."})
+
+
 class ScanAnswerSchema(Schema):
     scan_id = fields.String()
     code = fields.String()
@@ -169,6 +185,14 @@ class ScanAnswerSchema(Schema):
         },
     )
     community_qr_url = fields.String(allow_none=True)
+    coupon = fields.Nested(
+        ScanCouponSchema,
+        allow_none=True,
+        metadata={
+            "description": "The coupon the code gave the identified member (see their "
+            "wallet); null: anonymous, no coupon on the code, or none left."
+        },
+    )
     fallback_url = fields.String(
         allow_none=True,
         metadata={

@@ -116,13 +116,14 @@ def scan(
     row.member_created, row.bound = created, bound
     session.add(row)
     answer = _answer(row, record, destination, guide, local=now.astimezone(ZoneInfo(zone)))
-    answer["wecom_qr_code"] = None
+    answer["wecom_qr_code"] = answer["coupon"] = None
     for _receiver, extra in scan_resolved.send(
         session,
         code=record,
         resolution=destination.resolution,
         store_id=row.store_id,
         guide_id=row.guide_id,
+        member_id=row.member_id,
     ):
         answer.update(extra or {})
     return answer

@@ -16,7 +16,8 @@ code_changed = scans.signal(
 scan_resolved = scans.signal(
     "scan-resolved",
     doc="A scan was routed; its answer is being assembled. kwargs: code (ScanCode), "
-    "resolution, store_id, guide_id (None: nobody). Receivers return a dict of extra "
-    "answer fields (e.g. {'wecom_qr_code': url}); they must not call other services over "
-    "the network (the consumer is waiting).",
+    "resolution, store_id, guide_id (None: nobody), member_id (the member WeChat "
+    "identified; None: an anonymous scan). Receivers return a dict of extra answer fields "
+    "(e.g. {'wecom_qr_code': url}, {'coupon': {...}}); they must not call other services "
+    "over the network (the consumer is waiting).",
 )

@@ -22,6 +22,8 @@ from guideapp import policy
 from guideapp.policy.actor import Actor
 from guideapp.errors import InvalidInput
 from guideapp.changelog import ChangeLogEntry, log_change, staff_scope
+from guideapp.coupons import service as coupons
+from guideapp.coupons.schemas import IssueSchema
 from guideapp.db import any_of
 from guideapp.errors import NotFound
 from guideapp.materials.schemas import ShareSchema
@@ -61,6 +63,7 @@ MEMBER_PROFILE = MemberRegisterSchema(only=("name", "gender", "birthday"), parti
 COMPLETE = CompleteSchema()
 TARGET_RESULT = TargetResultSchema()
 SHARE = ShareSchema()
+ISSUE = IssueSchema()
 
 
 def plan(ctx: PushContext, table: str, operation: str, record) -> Step | None:
@@ -387,8 +390,32 @@ def _share_created(ctx: PushContext, record) -> Step | None:
     )
 
 
+def _coupon_created(ctx: PushContext, record) -> Step | None:
+    """A guide issued a coupon offline: issued once, keyed by the record's id (a retried
+    push, or one whose answer was lost, finds it issued). Out of stock, at the limit or
+    staff: refused per record, and the phone drops its copy at the next pull."""
+    if record["id"] in ctx.existing["coupons"]:  # the earlier push got through
+        return None
+    if not _CLIENT_ID.match(record["id"]):
+        raise InvalidInput(errors={"id": ["1-32 letters, digits, '-' or '_'."]})
+    data = _load(
+        ISSUE, {"template_id": record.get("template_id"), "task_id": record.get("task_id")}
+    )
+    member = ctx.member(_text(record, "member_id"))
+    return lambda: coupons.issue_to_member(
+        ctx.session,
+        actor=ctx.actor,
+        member_id=member.id,
+        template_id=data["template_id"],
+        task_id=data.get("task_id"),
+        key=f"push:{record['id']}",
+        coupon_id=record["id"],
+    )
+
+
 _PLANNERS = {
     ("shares", "created"): _share_created,
+    ("coupons", "created"): _coupon_created,
     ("members", "created"): _member_created,
     ("members", "updated"): _member_updated,
     ("member_notes", "created"): _note_created,

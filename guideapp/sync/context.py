@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
+from guideapp.coupons.models import Coupon
 from guideapp.policy.actor import Actor
 from guideapp.db import any_of
 from guideapp.errors import NotFound
@@ -27,6 +28,7 @@ OUT_OF_SCOPE = "Not in your scope (another store's, another guide's, or unknown)
 # Tables whose pushed ids are looked up: a `created` id that exists is applied as an update,
 # a `deleted` id that does not is ignored.
 MODELS = {
+    "coupons": Coupon,
     "members": Member,
     "member_notes": MemberNote,
     "member_tags": MemberTag,
@@ -73,7 +75,7 @@ class PushContext:
             session, actor, Tag, {_str(r.get("tag_id")) for r in ctx.records("member_tags")}
         )
         named = set(ctx.ids("members"))
-        for table in ("member_notes", "member_tags", "shares"):
+        for table in ("member_notes", "member_tags", "shares", "coupons"):
             named |= {_str(r.get("member_id")) for r in ctx.records(table, "created")}
         named |= {n.member_id for n in ctx.notes.values()}
         named |= {t.member_id for t in ctx.member_tags.values()}

@@ -41,6 +41,7 @@ APPLY_ORDER = (
     "tasks",
     "task_targets",
     "shares",
+    "coupons",
     "tag_groups",
     "tags",
     "orders",

@@ -6,6 +6,7 @@ from marshmallow import fields, validate
 from guideapp import untrusted
 from guideapp.extensions import Schema
 from guideapp.pagination import page_schema
+from guideapp.sync.tables import SCHEMA_VERSION
 
 
 class Cursor(fields.Field):
@@ -54,7 +55,15 @@ def _migration_shape(parsed) -> bool:
 
 class PullArgsSchema(ma.Schema):
     last_pulled_at = Cursor(load_default=None, metadata={"type": "integer", "nullable": True})
-    schema_version = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    schema_version = fields.Integer(
+        load_default=1,
+        validate=validate.Range(
+            min=1,
+            max=SCHEMA_VERSION,
+            error=f"A schema version this server knows: 1-{SCHEMA_VERSION}.",
+        ),
+        metadata={"description": "1: tasks, members; 2: + materials, replies; 3: + coupons."},
+    )
     migration = MigrationField(load_default=None, metadata={"type": "string"})
     page = fields.String(
         load_default=None,

@@ -21,7 +21,7 @@ from guideapp.errors import Forbidden, InvalidInput
 from guideapp.changelog import ChangeLogEntry, SyncCounter, staff_scope
 from guideapp.changelog.scopes import STORE
 from guideapp.org.models import Store
-from guideapp.sync.tables import BY_NAME, SyncTable, raw_record, tables_for
+from guideapp.sync.tables import SyncTable, raw_records, tables_for
 from guideapp.tasks.models import TaskTarget
 
 PAGE_SIZE = 2000
@@ -68,8 +68,9 @@ def pull(
         for name, ids in _left_with_the_move(session, actor, tables, last_pulled_at).items():
             first["changes"][name]["deleted"] = ids
         return first
+    versioned = {t.name: t for t in tables}  # with the columns this version knows
     for name in _refilled_tables(migration, tables):
-        changes[name]["updated"] = _all_rows(session, actor, BY_NAME[name])
+        changes[name]["updated"] = _all_rows(session, actor, versioned[name])
     return {"changes": changes, "timestamp": cursor, "next_page": None}
 
 
@@ -107,10 +108,11 @@ def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> di
         found = {}
         for i in range(0, len(ids), ID_CHUNK):
             chunk = ids[i : i + ID_CHUNK]
-            for row in session.scalars(
+            rows = session.scalars(
                 select(table.model).where(table.model.id.in_(chunk), table.in_scope(actor))
-            ):
-                found[row.id] = raw_record(table, row)
+            ).all()
+            for record in raw_records(session, table, rows):
+                found[record["id"]] = record
         # Echoes and creations alike go as 'updated' (clients set sendCreatedAsUpdated).
         changes[table.name]["updated"] = [found[i] for i in ids if i in found]
         changes[table.name]["deleted"] = [i for i in ids if i not in found]
@@ -203,7 +205,7 @@ def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:
         if after is not None:
             stmt = stmt.where(table.model.id > after)
         rows = session.scalars(stmt.order_by(table.model.id).limit(room)).all()
-        changes[table.name]["updated"] = [raw_record(table, r) for r in rows]
+        changes[table.name]["updated"] = raw_records(session, table, rows)
         room -= len(rows)
         if room > 0:
             table_index, after = table_index + 1, None
@@ -221,8 +223,8 @@ def _snapshot_page(session, actor, tables, state: dict, page_size: int) -> dict:
 
 
 def _all_rows(session, actor, table: SyncTable) -> list[dict]:
-    rows = session.scalars(select(table.model).where(table.in_scope(actor)))
-    return [raw_record(table, r) for r in rows]
+    rows = session.scalars(select(table.model).where(table.in_scope(actor))).all()
+    return raw_records(session, table, rows)
 
 
 def _refilled_tables(migration: dict | None, tables) -> list[str]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, Callable, cast
+from typing import Any, Callable, Sequence, cast
 
 from sqlalchemy import ColumnElement, and_, false, select
+from sqlalchemy.orm import Session
 
 from guideapp import policy
+from guideapp.coupons.models import Coupon
+from guideapp.coupons.service import with_templates
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.materials.models import Material, MaterialCategory, Share
@@ -28,6 +31,13 @@ class SyncTable:
     since_version: int = 1
     scopes: Callable[[Actor], list[str]] = field(default=lambda actor: [])
     extra_filter: Callable[[Actor], ColumnElement[bool]] | None = None
+    # Columns a later schema version added: ((version, column), ...). A phone on an older
+    # version gets the columns it knows (tables_for), so its schema keeps matching.
+    added_columns: tuple[tuple[int, str], ...] = ()
+    # Columns read from a row of another table (a coupon's template): `joined(session,
+    # rows)` loads those rows for a whole page or chunk at once -> {row id: other row}.
+    joined_columns: tuple[str, ...] = ()
+    joined: Callable[[Session, Sequence[Any]], dict[str, Any]] | None = None
 
     def in_scope(self, actor: Actor) -> ColumnElement[bool]:
         """Rows this actor's phone holds: what the policy lets them read, narrowed for sync."""
@@ -68,6 +78,16 @@ def _of_members(model):
 
 def _tasks_on_phone(actor: Actor) -> ColumnElement[bool]:
     return Task.state != "cancelled"  # the manager's cancel wins: the phone drops it
+
+
+def _coupons_on_phone(actor: Actor) -> ColumnElement[bool]:
+    """The wallet a guide carries: usable coupons of their members. Used, withdrawn and
+    expired ones come back as `deleted` (redemption, refunds and the expiry sweep log them)."""
+    return and_(_of_members(Coupon)(actor), Coupon.state == "available", Coupon.valid_to > utcnow())
+
+
+def _coupon_templates(session: Session, coupons: Sequence[Any]) -> dict[str, Any]:
+    return {coupon.id: template for coupon, template in with_templates(session, coupons)}
 
 
 TABLES: tuple[SyncTable, ...] = (
@@ -174,6 +194,7 @@ TABLES: tuple[SyncTable, ...] = (
         ),
         scopes=_own,
         extra_filter=_of_members(Order),
+        added_columns=((3, "coupon_discount_fen"),),
     ),
     SyncTable(
         "quick_replies",
@@ -239,17 +260,74 @@ TABLES: tuple[SyncTable, ...] = (
         since_version=2,
         extra_filter=lambda actor: false(),
     ),
+    # Version 3: the members' wallets. A coupon carries what its template promises (fixed
+    # once issued) and its name and text (a change logs the template's coupons again), so
+    # the phone shows it without a table of templates it may not all be able to see.
+    SyncTable(
+        "coupons",
+        Coupon,
+        (
+            "id",
+            "member_id",
+            "template_id",
+            "template_version",
+            "code",
+            "state",
+            "valid_from",
+            "valid_to",
+            "source",
+            "issued_by",
+            "task_id",
+            "campaign_id",
+            "issued_at",
+            "updated_at",
+        ),
+        since_version=3,
+        scopes=_own,
+        extra_filter=_coupons_on_phone,
+        joined_columns=(
+            "name",
+            "kind",
+            "amount_off_fen",
+            "percent_off_bp",
+            "max_discount_fen",
+            "gift_item",
+            "threshold_fen",
+            "stackable",
+            "description",
+        ),
+        joined=_coupon_templates,
+    ),
 )
 BY_NAME = {table.name: table for table in TABLES}
+SCHEMA_VERSION = max(  # the newest version this server serves
+    [t.since_version for t in TABLES] + [v for t in TABLES for v, _ in t.added_columns]
+)
 
 
 def tables_for(schema_version: int) -> list[SyncTable]:
-    return [t for t in TABLES if t.since_version <= schema_version]
+    """The tables a phone on `schema_version` holds, each with the columns it knows."""
+    return [
+        replace(t, columns=t.columns + tuple(c for v, c in t.added_columns if v <= schema_version))
+        if t.added_columns
+        else t
+        for t in TABLES
+        if t.since_version <= schema_version
+    ]
 
 
-def raw_record(table: SyncTable, row) -> dict:
-    """A WatermelonDB raw record: flat, snake_case, times as integer milliseconds."""
-    return {column: _raw(getattr(row, column)) for column in table.columns}
+def raw_records(session: Session, table: SyncTable, rows: Sequence[Any]) -> list[dict]:
+    """WatermelonDB raw records: flat, snake_case, times as integer milliseconds; joined
+    columns loaded once for all `rows`."""
+    other = table.joined(session, rows) if table.joined and rows else {}
+    return [_record(table, row, other.get(row.id)) for row in rows]
+
+
+def _record(table: SyncTable, row, other) -> dict:
+    record = {column: _raw(getattr(row, column)) for column in table.columns}
+    for column in table.joined_columns:
+        record[column] = _raw(getattr(other, column, None))
+    return record
 
 
 def _raw(value):

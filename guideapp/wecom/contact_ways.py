@@ -407,7 +407,7 @@ def on_code_changed(session: Session, *, code: ScanCode) -> None:
 
 
 def on_scan_resolved(
-    session: Session, *, code: ScanCode, resolution: str, store_id, guide_id
+    session: Session, *, code: ScanCode, resolution: str, store_id, guide_id, **_
 ) -> dict[str, Any]:
     """scans.scan_resolved: the WeCom QR to show, from what is stored (no WeCom call); a
     way not made yet is made due and the answer goes without it."""
