@@ -1,7 +1,7 @@
 """audit log
 
 Revision ID: e5f6a7b8c9d0
-Revises: a1c2e3f4a5b6
+Revises: b2c3d4e5f6a7
 Create Date: 2026-12-02 13:42:50.816264+00:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import guideapp.db
 
 
 revision = 'e5f6a7b8c9d0'
-down_revision = 'a1c2e3f4a5b6'
+down_revision = 'b2c3d4e5f6a7'
 branch_labels = None
 depends_on = None
 
