@@ -21,7 +21,7 @@ from guideapp.members.identity import create_member
 from guideapp.members.models import Member, PointsEntry
 from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.scheduler import tick
-from tests.conftest import FIXTURES, GUIDE, HQ, RIVAL_HQ
+from tests.conftest import FIXTURES, GUIDE, HQ, OTHER_GUIDE, RIVAL_HQ
 from tests.databases import backends, run_in_threads, scratch_database
 from tests.factories import staff_by_phone
 from tests.test_coupons import issue, template
@@ -284,11 +284,13 @@ def test_joining_waits_for_the_rules_window(api, session):
     made = rule(api, "member_joined", template(api)["id"], window_start="18:00")
     tenant_id = tenant_of(session)
     newcomer = member(session, joined_at=_local(0, 0, 30))
+    colleague = member(session, joined_at=_local(0, 0, 30), phone=OTHER_GUIDE)  # staff: none
     tick(session, tenant_id=tenant_id, now=_local(0, 17, 59))
     assert coupons_of(session, made, newcomer) == []
     tick(session, tenant_id=tenant_id, now=_local(0, 18, 0))
     tick(session, tenant_id=tenant_id, now=_local(1, 9))
     assert occasions(session, made, newcomer) == ["joined"]
+    assert coupons_of(session, made, colleague) == []
 
 
 def test_silent_members_are_won_back_once_per_silence(api, session):
@@ -338,51 +340,82 @@ def test_reaching_a_tier_fires_once_per_tier(api, session):
 
 
 @pytest.mark.parametrize("backend", backends())
-def test_concurrent_ticks_issue_each_birthday_once(backend, tmp_path_factory):
+def test_concurrent_ticks_and_orders_issue_each_occasion_once(backend, tmp_path_factory):
     from alembic import command
 
     from guideapp.coupons import automation
     from guideapp.coupons.service import create_template
     from guideapp.demo import load_demo
+    from guideapp.members.orders import ingest_order
     from guideapp.migrations import alembic_config
     from guideapp.policy.actor import Actor
 
+    def make_rule(s, hq, occasion, **params):
+        data = {"name": occasion, "kind": "amount_off", "amount_off_fen": 500, "valid_days": 7}
+        data.update(store_ids=[], region_ids=[], channels=[])
+        made = create_template(s, actor=hq, data=data)
+        rule_data = {"name": occasion, "occasion": occasion, "template_id": made.id}
+        rule_data.update(params=params, window_start="10:00", active=True)
+        return automation.create_rule(s, actor=hq, data=rule_data).id
+
+    order_data = {"channel": "pos", "amount_fen": 100, "phone": "13578889999"}
     with scratch_database(backend, tmp_path_factory) as url:
         command.upgrade(alembic_config({}, url=url), "head")
         engine = make_engine(url)
         with Session(engine) as s, transaction(s):
             load_demo(s, FIXTURES)
             hq = Actor.for_staff(staff_by_phone(s, HQ))
-            data = {"name": "生日券", "kind": "amount_off", "amount_off_fen": 500}
-            data.update(valid_days=7, store_ids=[], region_ids=[], channels=[])
-            made = create_template(s, actor=hq, data=data)
-            rule_data = {"name": "生日", "occasion": "birthday", "template_id": made.id}
-            rule_data.update(params={}, window_start="10:00", active=True)
-            rule_id = automation.create_rule(s, actor=hq, data=rule_data).id
+            rules = [make_rule(s, hq, "birthday"), make_rule(s, hq, "nth_order", n=5)]
+            rules.append(make_rule(s, hq, "first_order"))
             for i in range(20):
                 member(s, birthday=_day(0).replace(year=1992), phone=f"1357888{i:04d}")
+            member(s, phone="13578889999")  # the buyer of two orders at once
             tenant_id = hq.tenant_id
-        barrier, errors = threading.Barrier(4), []
+            for hours, number in ((5, "EARLY-1"), (4, "EARLY-2"), (0, "EARLY-3")):
+                ordered_at = utcnow() - timedelta(hours=hours, minutes=1)
+                ingest_order(
+                    s,
+                    tenant_id=tenant_id,
+                    data={**order_data, "order_no": number, "ordered_at": ordered_at},
+                )
+
+        def at_once(work, count=4):
+            barrier, errors = threading.Barrier(count), []
+
+            def run():
+                try:
+                    barrier.wait()
+                    with Session(engine) as s, transaction(s):
+                        work(s)
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            run_in_threads(run, count)
+            assert not errors, errors
+
         times = [_local(0, h, m) for h, m in ((10, 5), (12, 30), (15, 45), (23, 55))]
-
-        def run():
-            try:
-                now = times.pop()
-                barrier.wait()
-                with Session(engine) as s, transaction(s):
-                    tick(s, tenant_id=tenant_id, now=now)
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        run_in_threads(run, 4)
-        assert not errors, errors
+        at_once(lambda s: tick(s, tenant_id=tenant_id, now=times.pop()))
+        # A regular's 4th and 5th orders at the same moment, older than their last: nothing
+        # changes on the member row, and still the second counts five.
+        numbers = ["TWIN-1", "TWIN-2"]
+        data = {**order_data, "ordered_at": utcnow() - timedelta(hours=2)}
+        at_once(
+            lambda s: ingest_order(
+                s, tenant_id=tenant_id, data={**data, "order_no": numbers.pop()}
+            ),
+            2,
+        )
         with Session(engine) as s:
-            issued = s.execute(
-                select(func.count(), func.count(func.distinct(Coupon.member_id)))
-                .join(Member, Member.id == Coupon.member_id)
-                .where(Coupon.source_id == rule_id, Member.phone.like("1357888%"))
-            ).one()
-        assert tuple(issued) == (20, 20)
+            issued = dict(
+                s.execute(
+                    select(Coupon.source_id, func.count())
+                    .join(Member, Member.id == Coupon.member_id)
+                    .where(Member.phone.like("1357888%"))
+                    .group_by(Coupon.source_id)
+                ).all()
+            )
+        # One coupon per member and rule (a per-member limit of one would refuse a second).
+        assert issued == {rules[0]: 20, rules[1]: 1, rules[2]: 1}
         engine.dispose()
 
 

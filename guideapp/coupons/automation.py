@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from guideapp import policy
 from guideapp.coupons import issuance
 from guideapp.coupons.models import CouponRule, CouponTemplate
-from guideapp.coupons.schemas import check_rule_params
+from guideapp.coupons.rule_schemas import check_rule_params
 from guideapp.db import any_of, new_id, utcnow
 from guideapp.errors import InvalidInput
-from guideapp.members.models import Order
+from guideapp.members.models import Member, Order
 from guideapp.pagination import paginate
 from guideapp.policy.actor import Actor
 from guideapp.policy.references import resolve_id
@@ -151,6 +151,16 @@ def _order_counts(session: Session, tenant_id: str, order_ids: list[str]) -> lis
     paid = or_(Order.refunded_fen == 0, Order.refunded_fen < Order.amount_fen)
     in_batch = any_of(session, Order.id, order_ids)
     buyers = select(Order.member_id).where(Order.tenant_id == tenant_id, in_batch)
+    # Two orders of one member at once: the second counts after the first commits, even
+    # when neither changes the member row (older than the last order); else both count
+    # the same and the Nth-order coupon is never issued. NO KEY UPDATE, as the member's
+    # own update takes: FOR UPDATE would wait on the other order's foreign-key lock.
+    session.execute(
+        select(Member.id)
+        .where(Member.id.in_(buyers))
+        .order_by(Member.id)
+        .with_for_update(key_share=True)
+    )
     rows = session.execute(
         select(
             Order.member_id,

@@ -4,6 +4,7 @@ points exchange, redeem."""
 from flask.views import MethodView
 
 from guideapp.coupons import automation, exchange, service
+from guideapp.coupons import rule_schemas as rs
 from guideapp.coupons import schemas as s
 from guideapp.extensions import Blueprint
 from guideapp.http import current_actor, db_session
@@ -78,14 +79,14 @@ class ExchangePoints(MethodView):
 
 @blp.route("/coupon-rules")
 class Rules(MethodView):
-    @blp.arguments(s.RuleArgsSchema, location="query")
-    @blp.response(200, s.RulePageSchema)
+    @blp.arguments(rs.RuleArgsSchema, location="query")
+    @blp.response(200, rs.RulePageSchema)
     def get(self, args):
         """Coupon automation rules (HQ), newest first"""
         return automation.list_rules(db_session(), actor=current_actor(), **args)
 
-    @blp.arguments(s.RuleSchema)
-    @blp.response(201, s.RuleSchema)
+    @blp.arguments(rs.RuleSchema)
+    @blp.response(201, rs.RuleSchema)
     def post(self, data):
         """A coupon issued on a member occasion (HQ): first or Nth order, birthday, joining,
         reaching a tier, N silent days; once per member and occasion"""
@@ -94,13 +95,13 @@ class Rules(MethodView):
 
 @blp.route("/coupon-rules/<rule_id>")
 class RuleById(MethodView):
-    @blp.response(200, s.RuleSchema)
+    @blp.response(200, rs.RuleSchema)
     def get(self, rule_id):
         """One coupon rule"""
         return automation.get_rule(db_session(), actor=current_actor(), rule_id=rule_id)
 
-    @blp.arguments(s.RulePatchSchema)
-    @blp.response(200, s.RuleSchema)
+    @blp.arguments(rs.RulePatchSchema)
+    @blp.response(200, rs.RuleSchema)
     def patch(self, data, rule_id):
         """Rename, retune, change the template or window, pause (the occasion stays)"""
         return automation.update_rule(
