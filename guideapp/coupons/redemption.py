@@ -254,16 +254,16 @@ def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list[str]
         )
         .scalar_subquery()
     )
-    table = CouponRedemption.__table__
     linked = session.scalars(
-        update(table)
+        update(CouponRedemption)
         .where(
-            table.c.tenant_id == tenant_id,
-            table.c.order_id.is_(None),
-            tuple_(table.c.channel, table.c.order_no).in_(batch),
+            CouponRedemption.tenant_id == tenant_id,
+            CouponRedemption.order_id.is_(None),
+            tuple_(CouponRedemption.channel, CouponRedemption.order_no).in_(batch),
         )
         .values(order_id=order_of)
-        .returning(table.c.order_id)
+        .returning(CouponRedemption.order_id)
+        .execution_options(synchronize_session=False)
     ).all()
     if linked:
         note_coupon_discounts(session, _discounts(session, list(dict.fromkeys(linked))))
