@@ -23,14 +23,16 @@ module connects nothing.
 |                                        | coupons.wallets.merge_wallets                      |
 | members.member_cards_moved             | coupons.wallets.follow_cards                       |
 | members.orders_recorded                | commissions.events.on_orders_recorded,             |
-|                                        | coupons.redemption.on_orders_recorded              |
+|                                        | coupons.redemption.on_orders_recorded,             |
+|                                        | coupons.automation.on_orders_recorded              |
 | members.refunds_recorded               | commissions.events.on_refunds_recorded,            |
 |                                        | coupons.redemption.on_refunds_recorded             |
 | members.member_card_requested -> dict  | tasks.transfer.open_tasks_section,                 |
 |                                        | coupons.service.card_section                       |
 | tasks.scheduler_ticked                 | materials.service.log_validity_edges,              |
 |                                        | wecom.contact_ways.on_scheduler_tick,              |
-|                                        | coupons.wallets.expire_due                         |
+|                                        | coupons.wallets.expire_due,                        |
+|                                        | coupons.occasions.on_scheduler_tick                |
 | scans.code_changed                     | wecom.contact_ways.on_code_changed                 |
 | scans.scan_resolved -> dict            | wecom.contact_ways.on_scan_resolved,               |
 |                                        | coupons.from_scans.on_scan_resolved                |
@@ -50,6 +52,8 @@ def connect_reactions() -> None:
     from guideapp.commissions import events as commissions
     from guideapp.commissions import recruits
     from guideapp.coupons import from_scans as coupon_scans
+    from guideapp.coupons import automation as coupon_rules
+    from guideapp.coupons import occasions as coupon_occasions
     from guideapp.coupons import redemption as coupon_redemption
     from guideapp.coupons import service as coupons
     from guideapp.coupons import wallets as coupon_wallets
@@ -81,6 +85,8 @@ def connect_reactions() -> None:
         (members.refunds_recorded, commissions.on_refunds_recorded),
         (members.orders_recorded, coupon_redemption.on_orders_recorded),
         (members.refunds_recorded, coupon_redemption.on_refunds_recorded),
+        (members.orders_recorded, coupon_rules.on_orders_recorded),
+        (tasks.scheduler_ticked, coupon_occasions.on_scheduler_tick),
         (members.member_card_requested, coupons.card_section),
         (members.member_card_requested, transfer.open_tasks_section),
         (tasks.scheduler_ticked, log_validity_edges),

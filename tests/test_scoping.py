@@ -28,7 +28,7 @@ from guideapp.jobs.models import Job
 from tests.job_factories import foreign_jobs
 from guideapp.wechatpay.models import PayMerchant
 from guideapp.wecom.models import WecomEvent
-from guideapp.coupons.models import CouponTemplate
+from guideapp.coupons.models import CouponRule, CouponTemplate
 from tests.wechatpay_fake import FakeWeChatPay
 from tests.factories import (
     make_plans,
@@ -62,6 +62,7 @@ MODELS["job"] = Job
 MODELS["pay_merchant"] = PayMerchant
 MODELS["wecom_event"] = WecomEvent
 MODELS["coupon_template"] = CouponTemplate
+MODELS["coupon_rule"] = CouponRule
 MODELS.update(
     commission_entry=CommissionEntry,
     commission_rule=CommissionRule,
@@ -202,6 +203,11 @@ SCOPED_ROUTES.update(
             [("GET", None), ("PATCH", {"name": "改"})],
         ),
         "/api/v1/members/<member_id>/coupons": ("member", [("GET", None), ("POST", "coupon")]),
+        "/api/v1/members/<member_id>/coupons/exchange": ("member", [("POST", "coupon")]),
+        "/api/v1/coupon-rules/<rule_id>": (
+            "coupon_rule",
+            [("GET", None), ("PATCH", {"name": "改"})],
+        ),
     }
 )
 SCOPED_ROUTES["/api/v1/wechat/pay/merchants/<merchant_id>"] = (
@@ -284,6 +290,20 @@ def _foreign_coupon_templates(session, caller):
     return {RIVAL_HQ: [stride], HQ: [rival]}[caller]
 
 
+def _foreign_coupon_rules(session, caller):
+    """Rules are HQ's alone: staff see none; each HQ only its own tenant's."""
+    from guideapp.coupons.automation import create_rule
+
+    def made_by(phone):
+        actor = Actor.for_staff(staff_by_phone(session, phone))
+        template_id = _foreign_coupon_templates(session, RIVAL_HQ if phone == HQ else HQ)[0]
+        data = {"name": "生日券", "occasion": "birthday", "params": {}, "template_id": template_id}
+        return create_rule(session, actor=actor, data=data).id
+
+    made = {HQ: made_by(HQ), RIVAL_HQ: made_by(RIVAL_HQ)}
+    return {RIVAL_HQ: [made[HQ]], HQ: [made[RIVAL_HQ]]}.get(caller, list(made.values()))
+
+
 def _foreign_materials(session, caller, kind):
     """Materials aimed at another store or tenant; files of another tenant."""
     from guideapp.materials.service import create_material, store_upload
@@ -328,6 +348,8 @@ def _foreign(session, caller, kind):
         return _foreign_wecom_events(session, caller)
     if kind == "coupon_template":
         return _foreign_coupon_templates(session, caller)
+    if kind == "coupon_rule":
+        return _foreign_coupon_rules(session, caller)
     if kind.startswith("commission_"):
         return foreign_commissions(session, caller, kind)
     if kind == "scan_code":
@@ -554,6 +576,8 @@ MATERIAL = {"kind": "text", "title": "t", "body": "b", "target": {"all": True}}
 REPLY = {"title": "t", "body": "您好", "scene": "greeting"}
 CODE = {"kind": "lbs", "channel": "receipt"}
 RULE = {"name": "r", "kind": "recruit_bounty", "amount_fen": 100, "scope": "store"}
+COUPON_RULE = {"name": "r", "occasion": "birthday"}
+EXPIRING = {**SOP, "trigger": "coupon_expiring"}
 
 
 def _own(session, what):
@@ -617,6 +641,8 @@ def _foreign_body_ids(session, caller, kind):
         return [rival_tag] if hq else [rival_tag, bj_tag.id]
     if kind in ("material", "upload"):
         return _foreign_materials(session, caller, kind)
+    if kind == "coupon_template":
+        return _foreign_coupon_templates(session, caller)
     if kind == "reply":
         return _foreign_replies(session, caller, bj, rival)
     if kind == "material_category":
@@ -741,6 +767,16 @@ BODY_ID_CASES = [
     (GUIDE, "POST", "/api/v1/quick-replies/{reply}/render", {}, "member_id", "member"),
     (MANAGER, "POST", "/api/v1/quick-replies/{reply}/render", {}, "member_id", "member"),
     (HQ, "POST", "/api/v1/commissions/rules", RULE, "scope_id", "store"),
+    (HQ, "POST", "/api/v1/coupon-rules", COUPON_RULE, "template_id", "coupon_template"),
+    (HQ, "POST", "/api/v1/sop-rules", EXPIRING, "params.template_id", "coupon_template"),
+    (
+        GUIDE,
+        "POST",
+        "/api/v1/members/{sh_member}/coupons/exchange",
+        {},
+        "template_id",
+        "coupon_template",
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from guideapp.coupons import rules
@@ -259,29 +259,33 @@ def _discounts(session: Session, order_ids) -> dict[str, int]:
 
 
 def on_orders_recorded(session: Session, *, tenant_id: str, order_ids: list[str], **_) -> None:
-    """An order fed after its till redeemed coupons on it now carries them."""
-    orders = session.execute(
-        select(Order.id, Order.channel, Order.order_no).where(any_of(session, Order.id, order_ids))
-    ).all()
-    linked = []
-    for order_id, channel, order_no in orders:
-        changed = rowcount(
-            session.execute(
-                update(CouponRedemption)
-                .where(
-                    CouponRedemption.tenant_id == tenant_id,
-                    CouponRedemption.channel == channel,
-                    CouponRedemption.order_no == order_no,
-                    CouponRedemption.order_id.is_(None),
-                )
-                .values(order_id=order_id)
-                .execution_options(synchronize_session=False, preserve_rowcount=True)
-            )
+    """An order fed after its till redeemed coupons on it now carries them: one UPDATE for
+    a whole import batch (by the redemptions' channel + order number index)."""
+    batch = select(Order.channel, Order.order_no).where(
+        Order.tenant_id == tenant_id, any_of(session, Order.id, order_ids)
+    )
+    order_of = (
+        select(Order.id)
+        .where(
+            Order.tenant_id == tenant_id,
+            Order.channel == CouponRedemption.channel,
+            Order.order_no == CouponRedemption.order_no,
         )
-        if changed:
-            linked.append(order_id)
+        .scalar_subquery()
+    )
+    linked = session.scalars(
+        update(CouponRedemption)
+        .where(
+            CouponRedemption.tenant_id == tenant_id,
+            CouponRedemption.order_id.is_(None),
+            tuple_(CouponRedemption.channel, CouponRedemption.order_no).in_(batch),
+        )
+        .values(order_id=order_of)
+        .returning(CouponRedemption.order_id)
+        .execution_options(synchronize_session=False)
+    ).all()
     if linked:
-        note_coupon_discounts(session, _discounts(session, linked))
+        note_coupon_discounts(session, _discounts(session, list(dict.fromkeys(linked))))
 
 
 def on_refunds_recorded(session: Session, *, tenant_id: str, refund_ids: list[str], **_) -> None:

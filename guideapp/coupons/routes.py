@@ -1,9 +1,11 @@
-"""Coupons over HTTP: templates (HQ, managers), a member's wallet, issue, redeem."""
+"""Coupons over HTTP: templates (HQ, managers), rules (HQ), a member's wallet, issue,
+points exchange, redeem."""
 
 from flask.views import MethodView
 
+from guideapp.coupons import automation, exchange, service
+from guideapp.coupons import rule_schemas as rs
 from guideapp.coupons import schemas as s
-from guideapp.coupons import service
 from guideapp.extensions import Blueprint
 from guideapp.http import current_actor, current_member, db_session
 
@@ -73,6 +75,51 @@ class MyCoupons(MethodView):
         me = current_member()
         return service.member_wallet(
             db_session(), tenant_id=me.tenant_id, member_id=me.member_id, **args
+        )
+
+
+@blp.route("/members/<member_id>/coupons/exchange")
+class ExchangePoints(MethodView):
+    @blp.arguments(s.ExchangeSchema)
+    @blp.response(201, s.ExchangedSchema)
+    @blp.alt_response(409, description="Too few points (the balance named), out of stock, ...")
+    def post(self, data, member_id):
+        """Exchange the member's points for a coupon (the template's points_cost), both in
+        one step; Idempotency-Key makes a retry harmless"""
+        return exchange.exchange_for_member(
+            db_session(), actor=current_actor(), member_id=member_id, **data
+        )
+
+
+@blp.route("/coupon-rules")
+class Rules(MethodView):
+    @blp.arguments(rs.RuleArgsSchema, location="query")
+    @blp.response(200, rs.RulePageSchema)
+    def get(self, args):
+        """Coupon automation rules (HQ), newest first"""
+        return automation.list_rules(db_session(), actor=current_actor(), **args)
+
+    @blp.arguments(rs.RuleSchema)
+    @blp.response(201, rs.RuleSchema)
+    def post(self, data):
+        """A coupon issued on a member occasion (HQ): first or Nth order, birthday, joining,
+        reaching a tier, N silent days; once per member and occasion"""
+        return automation.create_rule(db_session(), actor=current_actor(), data=data)
+
+
+@blp.route("/coupon-rules/<rule_id>")
+class RuleById(MethodView):
+    @blp.response(200, rs.RuleSchema)
+    def get(self, rule_id):
+        """One coupon rule"""
+        return automation.get_rule(db_session(), actor=current_actor(), rule_id=rule_id)
+
+    @blp.arguments(rs.RulePatchSchema)
+    @blp.response(200, rs.RuleSchema)
+    def patch(self, data, rule_id):
+        """Rename, retune, change the template or window, pause (the occasion stays)"""
+        return automation.update_rule(
+            db_session(), actor=current_actor(), rule_id=rule_id, data=data
         )
 
 

@@ -2,7 +2,7 @@
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from guideapp.coupons.models import KINDS, OCCASIONS, SOURCES, STATES
+from guideapp.coupons.models import KINDS, SOURCES, STATES
 from guideapp.extensions import Schema, UTCDateTime
 from guideapp.members.models import CHANNELS
 from guideapp.pagination import CursorArgsSchema, page_schema
@@ -267,29 +267,13 @@ class RedemptionSchema(Schema):
     coupons = fields.List(fields.Nested(RedeemedCouponSchema))
 
 
-class RuleSchema(Schema):
-    id = fields.String(dump_only=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    occasion = fields.String(required=True, validate=validate.OneOf(OCCASIONS))
-    params = fields.Dict(keys=fields.String(), load_default=dict)
-    template_id = fields.String(required=True, validate=_ID)
-    window_start = fields.String(
-        load_default="10:00", validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$")
+class ExchangeSchema(Schema):
+    template_id = fields.String(
+        required=True, validate=_ID, metadata={"description": "A template with a points_cost."}
     )
-    active = fields.Boolean(load_default=True)
-    created_at = fields.DateTime(dump_only=True)
-
-    @validates_schema
-    def _params(self, data, **_):
-        occasion, params = data.get("occasion"), data.get("params") or {}
-        need = {"nth_order": ("n", 2, 1000), "silent": ("silent_days", 1, 3650)}
-        if occasion in need:
-            name, low, high = need[occasion]
-            value = params.get(name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValidationError({"params": [f"{occasion} needs {name}, {low}-{high}."]})
-        if occasion == "tier_changed" and not isinstance(params.get("tier"), str):
-            raise ValidationError({"params": ["tier_changed needs the tier reached."]})
 
 
-RulePageSchema = page_schema(RuleSchema, "CouponRulePage")
+class ExchangedSchema(Schema):
+    coupon = fields.Nested(CouponSchema)
+    points_spent = fields.Integer(metadata={"description": "0: a retry of an earlier exchange."})
+    points_balance = fields.Integer()

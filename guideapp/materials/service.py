@@ -283,7 +283,7 @@ def list_categories(session: Session, *, actor: Actor, limit: int, cursor: str |
 
 
 def log_validity_edges(
-    session: Session, *, tenant_id: str, since: datetime | None, now: datetime
+    session: Session, *, tenant_id: str, since: datetime | None, now: datetime, **_
 ) -> None:
     """Materials whose window opened or closed since the last tick reach or leave phones."""
     if since is None:

@@ -25,6 +25,7 @@ MEMBER_COLUMNS = (
     Member.birthday,
     Member.birthday_mmdd,
     Member.tier,
+    Member.tier_since,
     Member.stage,
     Member.source_channel,
     Member.joined_at,
@@ -79,6 +80,7 @@ def new_member(run, *, phone=None, unionid=None, **values) -> dict:
         "birthday": None,
         "birthday_mmdd": None,
         "tier": "normal",
+        "tier_since": None,  # a new member comes with their tier: no change to react to
         "stage": "prospect",
         "source_channel": "import",
         "joined_at": run.now,
@@ -193,6 +195,8 @@ def _plan_update(run, record: dict, member: dict, plan: Plan) -> None:
     """An existing member: updated, or unchanged with the reasons noted."""
     new = dict(member)
     kept = _fill(run, record, new)
+    if new["tier"] != member["tier"]:
+        new["tier_since"] = run.now
     if record.get("guide_phone"):
         if not _bind(run, record, new, plan, existing=True):
             return  # failed: reported by _bind

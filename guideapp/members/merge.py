@@ -122,7 +122,9 @@ def _carry_profile(session: Session, merged: Member, survivor: Member) -> None:
         survivor.name = merged.name
     if survivor.birthday is None and merged.birthday is not None:
         survivor.birthday, survivor.birthday_mmdd = merged.birthday, merged.birthday_mmdd
-    survivor.tier = max(survivor.tier, merged.tier, key=TIERS.index)
+    if TIERS.index(merged.tier) > TIERS.index(survivor.tier):
+        # The person reached that tier when the merged record did: no new occasion.
+        survivor.tier, survivor.tier_since = merged.tier, merged.tier_since
     survivor.joined_at = min(survivor.joined_at, merged.joined_at)
     if merged.last_order_at and (
         not survivor.last_order_at or merged.last_order_at > survivor.last_order_at

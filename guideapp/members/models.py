@@ -65,6 +65,7 @@ class Member(Base):
         Index("ix_members_tenant_joined_at", "tenant_id", "joined_at"),
         Index("ix_members_tenant_first_order", "tenant_id", "first_order_at"),
         Index("ix_members_tenant_last_order", "tenant_id", "last_order_at"),
+        Index("ix_members_tenant_tier_since", "tenant_id", "tier_since"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -77,6 +78,9 @@ class Member(Base):
     birthday: Mapped[date | None] = mapped_column(Date)
     birthday_mmdd: Mapped[str | None] = mapped_column(String(4))  # indexable "birthday this month"
     tier: Mapped[str] = mapped_column(String(20), default="normal")
+    # When the member's tier last changed to what it is (NULL: the tier they came with),
+    # for rules "on reaching gold" (coupons' tier_changed occasion, from the scheduler).
+    tier_since: Mapped[datetime | None]
     stage: Mapped[str] = mapped_column(String(20), default="prospect")
     source_channel: Mapped[str] = mapped_column(String(20), default="store_scan")
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)

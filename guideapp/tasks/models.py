@@ -27,6 +27,7 @@ SOP_TRIGGERS = (
     "silent",
     "points_expiring",
     "contact_lost",  # the member removed their guide from their contacts (win-back)
+    "coupon_expiring",  # an available coupon's last day; params.template_id may narrow it
 )
 
 

@@ -11,13 +11,14 @@ from guideapp.policy.actor import Actor
 from guideapp.errors import InvalidInput
 from guideapp.pagination import paginate
 from guideapp.tasks.models import CalendarItem, SopRule
-from guideapp.tasks.references import check_suggestions, check_target
+from guideapp.tasks.references import check_params, check_suggestions, check_target
 
 
 def create_rule(session: Session, *, actor: Actor, data: dict) -> SopRule:
     rule = SopRule(tenant_id=actor.tenant_id, created_by=actor.staff_id, **data)
     policy.require_write(actor, rule, "create")
     check_suggestions(session, actor, data)
+    check_params(session, actor, data.get("params") or {})
     session.add(rule)
     session.flush()
     return rule

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from guideapp.coupons.models import CouponTemplate
 from guideapp.policy.references import resolve_id, resolve_ids, unknown
 from guideapp.policy.actor import Actor
 from guideapp.materials.models import Material
@@ -46,3 +47,9 @@ def check_suggestions(
 ) -> None:
     resolve_id(session, actor, Material, data.get(material_field), field=material_field)
     resolve_id(session, actor, QuickReply, data.get(reply_field), field=reply_field)
+
+
+def check_params(session: Session, actor: Actor, params: dict) -> None:
+    """A coupon_expiring rule's template must be the tenant's."""
+    template_id = params.get("template_id")
+    resolve_id(session, actor, CouponTemplate, template_id, field="params.template_id")

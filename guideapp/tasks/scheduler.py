@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from guideapp.coupons.models import Coupon
 from guideapp.db import UTCDateTime, insert_ignoring_duplicates, utcnow
 from guideapp.members.models import Binding, Member, PointsEntry
 from guideapp.org.models import Store, Tenant
@@ -57,8 +58,11 @@ def tick(session: Session, *, tenant_id: str, now: datetime | None = None) -> Sc
                     created["sop_tasks"] += _sop_step(session, rule, index, step, day, zone, now)
         created["calendar_tasks"] += _calendar_day(session, tenant_id, day, zone, now)
         day += timedelta(days=1)
-    # Other domains with time-based changes (materials opening, expiring) catch up too.
-    scheduler_ticked.send(session, tenant_id=tenant_id, since=last_started, now=now)
+    # Other domains with time-based changes (materials opening, expiring; coupons issued on
+    # birthdays, expiring) catch up too, over the same local days.
+    scheduler_ticked.send(
+        session, tenant_id=tenant_id, since=last_started, now=now, days=(first, today)
+    )
     run.finished_at, run.created = utcnow(), created
     session.add(run)
     session.flush()
@@ -120,6 +124,19 @@ def trigger_condition(rule: SopRule, anchor: date, zone: ZoneInfo):
                 _in_day(PointsEntry.expires_at, anchor, zone),
             )
         )
+    if rule.trigger == "coupon_expiring":
+        # Its last valid day: valid_to is exclusive, so a coupon "valid through the 7th"
+        # (valid_to the 8th at 00:00 local) expires on the 7th.
+        start, end = _day_range(anchor, zone)
+        expiring = select(Coupon.member_id).where(
+            Coupon.tenant_id == rule.tenant_id,
+            Coupon.state == "available",
+            Coupon.valid_to > literal(start, UTCDateTime()),
+            Coupon.valid_to <= literal(end, UTCDateTime()),
+        )
+        if rule.params.get("template_id"):
+            expiring = expiring.where(Coupon.template_id == rule.params["template_id"])
+        return Member.id.in_(expiring)
     raise ValueError(f"unknown trigger {rule.trigger}")
 
 

@@ -232,6 +232,10 @@ class SopParamsSchema(Schema):
         validate=validate.Range(1, 3650),
         metadata={"description": "The silent trigger only: days without an order."},
     )
+    template_id = fields.String(
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "The coupon_expiring trigger only: coupons of this template."},
+    )
 
 
 class SopRuleSchema(Schema):
@@ -259,6 +263,11 @@ class SopRuleSchema(Schema):
             raise ma.ValidationError("Give params.silent_days (an integer).", "params")
         if data.get("trigger") != "silent" and silent_days is not None:
             raise ma.ValidationError("silent_days is for the silent trigger only.", "params")
+        template_id = (data.get("params") or {}).get("template_id")
+        if data.get("trigger") != "coupon_expiring" and template_id is not None:
+            raise ma.ValidationError(
+                "template_id is for the coupon_expiring trigger only.", "params"
+            )
 
 
 class CalendarItemSchema(Schema):

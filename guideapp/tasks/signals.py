@@ -11,8 +11,10 @@ tasks = Namespace()
 scheduler_ticked = tasks.signal(
     "scheduler-ticked",
     doc="A scheduler tick ran for a tenant: time-based changes of other domains (materials "
-    "opening or expiring) reach phones. kwargs: tenant_id, since (the previous tick's start "
-    "or None), now.",
+    "opening or expiring, coupons issued on birthdays or expiring) happen and reach phones. "
+    "kwargs: tenant_id, since (the previous tick's start or None), now, days ((first, "
+    "today): the local days the tick went through, catch-up included; today again on the "
+    "next tick). Receivers take **_ for kwargs added later.",
 )
 inbox_suggestions_requested = tasks.signal(
     "inbox-suggestions-requested",

@@ -430,7 +430,7 @@ def on_scan_resolved(
     return {"wecom_qr_code": way.qr_code if live and way else None}
 
 
-def on_scheduler_tick(session: Session, *, tenant_id: str, since, now: datetime) -> None:
+def on_scheduler_tick(session: Session, *, tenant_id: str, since, now: datetime, **_) -> None:
     """tasks.scheduler_ticked: multi-user ways whose guides came or went (caps, opening
     hours, a new day), ways of codes that expired or guides that left, and ways never made
     for want of a WeCom user id (set since on the staff), are due."""
