@@ -75,6 +75,17 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout + b, o, d, b))
 end
 """
+ME_LUA = """
+request = function()
+  return wrk.format("GET", "/api/v1/me", {["Authorization"] = "Bearer %(token)s"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
+    '"errors":%%d}\\n', summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
+end
+"""
 FLOOR_LUA = """
 request = function()
   return wrk.format("POST", "/bench/one-write", {["Content-Type"] = "application/json"},
@@ -136,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     for till in tills:
                         till["token"] = _login(port, till.pop("phone"))
                     floor = _wrk(port, lambda offset: FLOOR_LUA, args)
+                    me = _wrk(port, lambda offset: ME_LUA % {"token": tills[0]["token"]}, args)
                     redeem = _wrk(port, lambda offset: TILL_LUA % _lua(tills, args, offset), args)
                     counted = _settled_redemptions(engine)
             doubles = _double_redemptions(engine)
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.dispose()
     load["after"] = _load_average()
     _report_bulk(bulk, baseline, args, load)
-    return _report_redeem(floor, redeem, counted, doubles, args, load, bulk["ok"])
+    return _report_redeem(floor, me, redeem, counted, doubles, args, load, bulk["ok"])
 
 
 def _parse_args(argv):
@@ -374,13 +386,14 @@ def _report_bulk(bulk: dict, baseline: dict, args, load: dict) -> None:
     )
 
 
-def _report_redeem(floor, redeem, counted, doubles, args, load, bulk_ok) -> int:
+def _report_redeem(floor, me, redeem, counted, doubles, args, load, bulk_ok) -> int:
     ratio = round(redeem["rps"] / floor["rps"], 3) if floor["rps"] else None
     lost = max(0, redeem["ok"] - counted)
     clean = (
         doubles["coupons_redeemed_twice"] == 0
         and redeem["errors"] == 0
         and floor["errors"] == 0
+        and me["errors"] == 0
         and lost == 0
         and doubles["coupons_used"] == counted
     )
@@ -391,15 +404,17 @@ def _report_redeem(floor, redeem, counted, doubles, args, load, bulk_ok) -> int:
         met=clean and ratio is not None and ratio >= 0.4,
         comparison=f"redemption serves {ratio:.0%} of the one-write floor's requests/s on the "
         f"same gunicorn ({args.workers} sync workers, wrk -t2 -c{args.connections} "
-        f"-d{args.seconds}s); {doubles['coupons_redeemed_twice']} coupons redeemed twice",
+        f"-d{args.seconds}s); {doubles['coupons_redeemed_twice']} coupons redeemed twice; "
+        f"an authenticated GET /api/v1/me alone serves {me['rps'] / floor['rps']:.0%} of it",
         rps_ratio=ratio,
         redeem={k: redeem[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
         one_write_floor={k: floor[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
+        authenticated_me={k: me[k] for k in ("rps", "p50_ms", "p99_ms", "requests")},
         answers={"200": redeem["ok"], "409": redeem["conflicts"], "other": redeem["other"]},
         duplicate_every=args.duplicate_every,
         redemptions_stored=counted,
         **doubles,
-        errors=redeem["errors"] + floor["errors"],
+        errors=redeem["errors"] + floor["errors"] + me["errors"],
         load_average_1_5_15=load,
     )
     return 0 if clean and bulk_ok else 1

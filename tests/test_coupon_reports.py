@@ -6,7 +6,8 @@ seeing their store only, the xlsx export)."""
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -343,3 +344,18 @@ def test_the_report_exports_to_xlsx_through_a_job(api, app, session):
     assert rows[-1] == ("合计", None, 4, 2, 0.5, 5000, 50, 2, 40000, 400)
     refused = api.post(GUIDE, f"{REPORT}/exports", json={"group_by": "day"})
     assert refused.status_code == 403
+
+
+def test_an_order_fed_before_its_redemption_counts_with_it_at_once(api, session):
+    member = fresh_member(session)
+    coupon = issue(api, member.id, template(api)["id"])
+    _order(api, member, "POS-EARLY", 13000)
+    redeem(api, [coupon["code"]], order_no="POS-EARLY", amount_fen=15000)
+    linked = session.scalar(
+        select(CouponRedemption).where(CouponRedemption.coupon_id == coupon["id"])
+    )
+    assert linked.order_id is not None
+    today = datetime.now(timezone.utc).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    window = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    totals = _report(api, **window)["totals"]
+    assert _figures(totals) == (1, 1, 1.0, 2000, 1, 13000)

@@ -41,15 +41,19 @@ def redeem(
     nothing at all (the first refusal rolls the request back)."""
     now = now or utcnow()
     wanted = list(dict.fromkeys(rules.normalise_code(c) for c in codes))
-    # One round trip for the coupons, their templates and members (the change log's scopes:
-    # held here, so the session's weak identity map keeps them for log_member).
+    # One round trip for the coupons, their templates, members (the change log's scopes:
+    # held here, so the session's weak identity map keeps them for log_member) and the
+    # order, if it has reached us already.
+    order = select(Order.id).where(
+        Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == order_no
+    )
     rows = session.execute(
-        select(Coupon, CouponTemplate, Member)
+        select(Coupon, CouponTemplate, Member, order.scalar_subquery())
         .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
         .join(Member, Member.id == Coupon.member_id)
         .where(Coupon.tenant_id == tenant_id, any_of(session, Coupon.code, wanted))
     ).all()
-    found = {coupon.code: (coupon, template) for coupon, template, _ in rows}
+    found = {coupon.code: (coupon, template) for coupon, template, *_ in rows}
     for code in wanted:
         if code not in found:
             raise NotFound(f"No coupon with code {code}.", errors={"codes": [code]})
@@ -70,11 +74,7 @@ def redeem(
     new = [c for c in coupons if c.id not in on_order]
     _check_stacking(new, list(on_order), templates, session)
     left = amount_fen - sum(r.discount_fen for r in earlier)
-    order_id = session.scalar(
-        select(Order.id).where(
-            Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == order_no
-        )
-    )
+    order_id = rows[0][3]
     made = []
     for coupon in new:
         template = templates[coupon.template_id]
