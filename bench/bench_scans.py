@@ -256,6 +256,7 @@ def run_wrk(port: int, script: str, connections: int, seconds: int, path: str = 
         Path(handle.name).unlink()
     raw = json.loads(next(line for line in out.splitlines() if line.startswith("WRK "))[4:])
     return {
+        **{k: v for k, v in raw.items() if not k.endswith("_us")},  # a script's own counts
         "requests": raw["requests"],
         "errors": raw["errors"],
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),

@@ -129,6 +129,8 @@ class Config:
     IMPORT_MAX_ROWS = _env_int("GUIDEAPP_IMPORT_MAX_ROWS", 200_000)
     IMPORT_MAX_XLSX_MB = _env_int("GUIDEAPP_IMPORT_MAX_XLSX_MB", 100)
     IMPORT_BATCH_ROWS = _env_int("GUIDEAPP_IMPORT_BATCH_ROWS", 5000)  # rows per import checkpoint
+    # Members per checkpoint of a bulk coupon issue (one set-based batch, one commit).
+    COUPON_ISSUE_BATCH = _env_int("GUIDEAPP_COUPON_ISSUE_BATCH", 5000)
 
     # Secrets at rest (guideapp/secretbox.py): comma-separated Fernet keys, the first seals;
     # unset, no secret can be stored (503).

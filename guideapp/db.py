@@ -324,6 +324,50 @@ def plus_days(session: Session, column, days: int):
     return column + text(f"interval '{int(days)} days'")
 
 
+def local_date(session: Session, column, zone, start: datetime, end: datetime):
+    """The local day ('YYYY-MM-DD') in `zone` (a ZoneInfo) of a UTC time `column`, to group
+    by. PostgreSQL converts with its own zone data; SQLite knows no zones, so the offsets
+    `zone` takes between `start` and `end` (daylight saving) become a CASE on the instants
+    they change: exact for rows in that window."""
+    from sqlalchemy import case, func, literal
+
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone(zone.key, column), "YYYY-MM-DD")
+    changes = _offset_changes(zone, start, end)
+    shifted = [func.date(column, f"{int(offset):+d} seconds") for _, offset in changes]
+    if len(changes) == 1:
+        return shifted[0]
+    return case(
+        *[
+            (column < literal(at, UTCDateTime()), day)
+            for (at, _), day in zip(changes[1:], shifted[:-1], strict=True)
+        ],
+        else_=shifted[-1],
+    )
+
+
+def _offset_changes(zone, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+    """[(from when, UTC offset in seconds)] of `zone` over [start, end): hourly samples, each
+    change pinned by bisection."""
+    from datetime import timedelta
+
+    def offset(moment: datetime) -> float:
+        return (moment.astimezone(zone).utcoffset() or timedelta()).total_seconds()
+
+    changes = [(start, offset(start))]
+    moment, step = start, timedelta(hours=1)
+    while moment < end:
+        later = moment + step
+        if offset(later) != changes[-1][1]:
+            low, high = moment, later
+            while high - low > timedelta(microseconds=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == changes[-1][1] else (low, middle)
+            changes.append((high, offset(high)))
+        moment = later
+    return changes
+
+
 def any_of(session: Session, column, values):
     """`column IN (values)`; on PostgreSQL one bound array, `column = ANY(:values)`: a
     single parameter however many values (a sync push names up to 5,000 ids; an IN list

@@ -67,7 +67,7 @@ def test_a_guide_sends_a_coupon_and_a_till_redeems_it_once(api, session):
     coupon = issue(api, member.id, made["id"])
     assert coupon["status"] == "available" and coupon["source"] == "staff"
     assert coupon["issued_by"] == staff_by_phone(session, GUIDE).id
-    assert len(coupon["code"]) == rules.CODE_LENGTH
+    assert len(coupon["code"]) == rules.CODE_LENGTH and set(coupon["code"]) <= set(rules.ALPHABET)
 
     answer = redeem(api, [coupon["code"].lower()], order_no="POS-A1")
     assert answer["discount_fen"] == 2000 and answer["pay_fen"] == 13000

@@ -87,6 +87,7 @@ def _body(kind_of_body, session):
         "empty": {},
         # The member is checked before the template: the 404 is the member's.
         "coupon": {"template_id": "any"},
+        "bulk": {"segment": {"tiers": ["gold"]}},
         "inactive": {"active": False},
         "merchant": {
             "name": "改名",
@@ -208,6 +209,7 @@ SCOPED_ROUTES.update(
             "coupon_rule",
             [("GET", None), ("PATCH", {"name": "改"})],
         ),
+        "/api/v1/coupon-templates/<template_id>/issue": ("coupon_template", [("POST", "bulk")]),
     }
 )
 SCOPED_ROUTES["/api/v1/wechat/pay/merchants/<merchant_id>"] = (

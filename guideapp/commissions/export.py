@@ -1,8 +1,7 @@
 """Statements of a settled month as Excel (openpyxl) or CSV.
 
-Amounts are numbers a spreadsheet can sum: fen (分) as integers and yuan (元) as decimals with
-two places, each column saying its unit. Text cells that a spreadsheet would run as a formula
-(starting with =, +, -, @, tab or CR: OWASP "CSV injection") get a leading apostrophe.
+Amounts are fen (分) as integers and yuan (元) as decimals, each column saying its unit; text
+that a spreadsheet would run as a formula is neutralised (guideapp/sheets.py).
 """
 
 from __future__ import annotations
@@ -10,11 +9,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from typing import BinaryIO
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+
+from guideapp.sheets import XLSX, neutral, typed, yuan_number
 
 HEADERS = {
     "guide": [
@@ -33,20 +32,6 @@ HEADERS = {
     "store": ["月份", "门店ID", "门店", "条目数", "获得(分)", "扣回(分)", "实得(分)", "实得(元)"],
 }
 STATE_WORDS = {"draft": "草稿（待审批）", "approved": "已审批"}
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-YUAN_FORMAT = "0.00"
-
-
-def neutral(value):
-    """A text cell no spreadsheet runs as a formula; numbers and None pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def yuan_number(fen: int) -> Decimal:
-    """Fen as yuan, exactly: 6495 -> Decimal('64.95'), -150 -> Decimal('-1.50')."""
-    return Decimal(fen).scaleb(-2)
 
 
 def _rows(level: str, statements: Iterable[dict]) -> Iterator[list]:
@@ -126,8 +111,8 @@ def write_xlsx(out, settlement, level: str, statements: Iterable[dict]) -> int:
     sheet.append(HEADERS[level])
     totals = _Totals(level)
     for row in _rows(level, totals.add(statements)):
-        sheet.append(_typed(sheet, row))
-    sheet.append(_typed(sheet, totals.row()))
+        sheet.append(typed(sheet, row))
+    sheet.append(typed(sheet, totals.row()))
     workbook.save(out)
     return totals.rows
 
@@ -144,21 +129,8 @@ def to_xlsx(settlement, level: str, statements: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
-def _typed(sheet, row: list) -> list:
-    """Text stays text (never a formula), the yuan column shows two decimals."""
-    cells = []
-    for value in row:
-        cell = WriteOnlyCell(sheet, value=value)
-        if isinstance(value, str):
-            cell.data_type = "s"  # openpyxl would take a leading '=' as a formula
-        elif isinstance(value, Decimal):
-            cell.number_format = YUAN_FORMAT
-        cells.append(cell)
-    return cells
-
-
 MIMETYPES = {
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xlsx": XLSX,
     "csv": "text/csv; charset=utf-8",
 }
 LEVEL_WORDS = {"guide": "导购", "store": "门店"}

@@ -9,6 +9,7 @@ from guideapp.members.models import Member
 
 ISSUE = "coupons.issue"
 REDEEM = "coupons.redeem"
+REPORT = "coupons.report"
 
 
 def _template_writes(actor, template, action):
@@ -49,4 +50,9 @@ def register() -> None:
     policy.register_decision(ISSUE, _may_issue, refusal="This coupon is another store's to send.")
     policy.register_decision(
         REDEEM, _may_redeem, refusal="Coupons are redeemed at your own store's till."
+    )
+    policy.register_decision(
+        REPORT,
+        lambda actor: actor.is_hq or (actor.is_manager and actor.store_id is not None),
+        refusal="Coupon reports are for HQ and store managers.",
     )

@@ -117,6 +117,7 @@ class Coupon(Base):
         Index("ix_coupons_member_id", "member_id", "state"),
         Index("ix_coupons_template_id", "template_id", "member_id"),
         Index("ix_coupons_expiry", "tenant_id", "state", "valid_to"),
+        Index("ix_coupons_issued", "tenant_id", "issued_at"),  # reports by window
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

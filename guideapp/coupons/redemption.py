@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from guideapp.coupons import rules
 from guideapp.coupons.models import Coupon, CouponRedemption, CouponTemplate
@@ -40,18 +41,24 @@ def redeem(
     nothing at all (the first refusal rolls the request back)."""
     now = now or utcnow()
     wanted = list(dict.fromkeys(rules.normalise_code(c) for c in codes))
-    found = {
-        c.code: c
-        for c in session.scalars(
-            select(Coupon).where(
-                Coupon.tenant_id == tenant_id, any_of(session, Coupon.code, wanted)
-            )
-        )
-    }
+    # One round trip for the coupons, their templates, members (the change log's scopes:
+    # held here, so the session's weak identity map keeps them for log_member) and the
+    # order, if it has reached us already.
+    order = select(Order.id).where(
+        Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == order_no
+    )
+    rows = session.execute(
+        select(Coupon, CouponTemplate, Member, order.scalar_subquery())
+        .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+        .join(Member, Member.id == Coupon.member_id)
+        .where(Coupon.tenant_id == tenant_id, any_of(session, Coupon.code, wanted))
+    ).all()
+    found = {coupon.code: (coupon, template) for coupon, template, *_ in rows}
     for code in wanted:
         if code not in found:
             raise NotFound(f"No coupon with code {code}.", errors={"codes": [code]})
-    coupons = [found[c] for c in wanted]
+    coupons = [found[c][0] for c in wanted]
+    templates = {template.id: template for _, template in found.values()}
     earlier = session.scalars(
         select(CouponRedemption).where(
             CouponRedemption.tenant_id == tenant_id,
@@ -61,22 +68,13 @@ def redeem(
         )
     ).all()
     on_order = {r.coupon_id: r for r in earlier}
+    known = {coupon.id: (coupon, template) for coupon, template in found.values()}
     if all(c.id in on_order for c in coupons):  # a till's retry: its first answer
-        return _answer(session, channel, order_no, amount_fen, earlier, created=False)
-    templates = {
-        t.id: t
-        for t in session.scalars(
-            select(CouponTemplate).where(CouponTemplate.id.in_({c.template_id for c in coupons}))
-        )
-    }
+        return _answer(session, channel, order_no, amount_fen, earlier, known, created=False)
     new = [c for c in coupons if c.id not in on_order]
     _check_stacking(new, list(on_order), templates, session)
     left = amount_fen - sum(r.discount_fen for r in earlier)
-    order_id = session.scalar(
-        select(Order.id).where(
-            Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == order_no
-        )
-    )
+    order_id = rows[0][3]
     made = []
     for coupon in new:
         template = templates[coupon.template_id]
@@ -111,7 +109,7 @@ def redeem(
     session.flush()
     if order_id is not None:
         note_coupon_discounts(session, _discounts(session, [order_id]))
-    return _answer(session, channel, order_no, amount_fen, [*earlier, *made], created=True)
+    return _answer(session, channel, order_no, amount_fen, [*earlier, *made], known, created=True)
 
 
 def _refuse_used(session: Session, coupon: Coupon):
@@ -203,21 +201,26 @@ def _mark_used(session: Session, coupon: Coupon, now: datetime) -> None:
     if not changed:  # another till got there first, between our read and this write
         message = f"Coupon {coupon.code} was already used."
         raise Conflict(message, errors={"codes": [message], "reason": ["used"]})
-    session.refresh(coupon)
+    for name, value in (("state", "used"), ("used_at", now), ("updated_at", now)):
+        set_committed_value(coupon, name, value)  # what the UPDATE wrote, without re-reading
     log_member(
         session, session.get_one(Member, coupon.member_id), table="coupons", record_id=coupon.id
     )
 
 
-def _answer(session, channel, order_no, amount_fen, redemptions, *, created: bool) -> dict:
-    by_coupon = {
-        c.id: (c, t)
-        for c, t in session.execute(
-            select(Coupon, CouponTemplate)
-            .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
-            .where(Coupon.id.in_([r.coupon_id for r in redemptions]))
-        ).all()
-    }
+def _answer(session, channel, order_no, amount_fen, redemptions, known, *, created: bool):
+    """The till's answer; `known` coupons (id -> (coupon, template)) are not read again."""
+    by_coupon = dict(known)
+    missing = [r.coupon_id for r in redemptions if r.coupon_id not in by_coupon]
+    if missing:  # other coupons already on this order
+        by_coupon.update(
+            (c.id, (c, t))
+            for c, t in session.execute(
+                select(Coupon, CouponTemplate)
+                .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+                .where(Coupon.id.in_(missing))
+            ).all()
+        )
     discount = sum(r.discount_fen for r in redemptions)
     return {
         "channel": channel,

@@ -133,3 +133,6 @@ class Redeem(MethodView):
         """Redeem coupons on an order at a till: the discount, each coupon used exactly once
         (a retry of the same order answers the same)"""
         return service.redeem(db_session(), actor=current_actor(), data=data)
+
+
+from guideapp.coupons import report_routes  # noqa: E402, F401  (bulk issue, reports)

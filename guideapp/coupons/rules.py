@@ -9,7 +9,8 @@ the brand never gives more.
 
 from __future__ import annotations
 
-import secrets
+import base64
+import os
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,15 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 16
 
 
+# RFC 4648's base32 letters -> ours: a code is 10 random bytes in base32, exactly 16
+# characters without padding (in C: 16 calls of secrets.choice per code were a third of a
+# bulk issue's time).
+_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
+_CODE_BYTES = CODE_LENGTH * 5 // 8
+
+
 def new_code() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+    return base64.b32encode(os.urandom(_CODE_BYTES)).decode().translate(_FROM_RFC4648)
 
 
 def normalise_code(code: str) -> str:

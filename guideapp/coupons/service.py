@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from guideapp import policy
 from guideapp.coupons import issuance, redemption, wallets
@@ -312,7 +312,9 @@ def redeem(session: Session, *, actor: Actor, data: dict, now: datetime | None =
     where = (
         Store.id == data["store_id"] if data.get("store_id") else Store.code == data["store_code"]
     )
-    store = session.scalar(select(Store).where(Store.tenant_id == actor.tenant_id, where))
+    store = session.scalar(  # the till's store: its tags are not needed
+        select(Store).where(Store.tenant_id == actor.tenant_id, where).options(lazyload("*"))
+    )
     if store is None:
         raise InvalidInput(errors={"store_id": ["No such store."]})
     policy.require(actor, REDEEM, store)

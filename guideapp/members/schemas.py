@@ -3,7 +3,7 @@
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema, SerializedSize, UTCDateTime
-from guideapp.members.models import CHANNELS, GENDERS, POINT_KINDS, STAGES
+from guideapp.members.models import CHANNELS, GENDERS, POINT_KINDS, STAGES, TIERS
 from guideapp.pagination import CursorArgsSchema, page_schema
 
 _id = fields.String
@@ -32,6 +32,15 @@ class MemberSchema(Schema):
     state = fields.String()
     merged_into_id = _id(allow_none=True)
     updated_at = fields.DateTime()
+
+
+# Members matched by every criterion given (tags: any of them): members.segments.
+class SegmentSchema(Schema):
+    tag_ids = fields.List(fields.String(), validate=validate.Length(max=50))
+    stages = fields.List(fields.String(validate=validate.OneOf(STAGES)))
+    tiers = fields.List(fields.String(validate=validate.OneOf(TIERS)))
+    birthday_month = fields.Integer(validate=validate.Range(1, 12))
+    silent_days = fields.Integer(validate=validate.Range(1, 3650))
 
 
 class MemberSearchArgsSchema(CursorArgsSchema):

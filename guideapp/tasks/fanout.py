@@ -24,7 +24,8 @@ from guideapp.db import UTCDateTime, bulk_work_memory, insert_from_select, utcno
 from guideapp.members.models import Member
 from guideapp.org.models import Staff, Store
 from guideapp.tasks.models import Campaign, Task, TaskTarget
-from guideapp.tasks.targeting import has_segment, segment_filter, target_stores
+from guideapp.members.segments import has_segment, segment_filter
+from guideapp.tasks.targeting import target_stores
 
 TASK_COLUMNS = [
     "id",

@@ -1,5 +1,6 @@
-"""What a plan or a task names (stores, regions, store tags, member tags, material, quick
-reply) must exist in the caller's reach: else 422 naming the field, never "0 tasks"."""
+"""What a plan or a task names (stores, regions, store tags, material, quick reply; member
+tags: members.segments.check_segment) must exist in the caller's reach: else 422 naming
+the field, never "0 tasks"."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from guideapp.coupons.models import CouponTemplate
 from guideapp.policy.references import resolve_id, resolve_ids, unknown
 from guideapp.policy.actor import Actor
 from guideapp.materials.models import Material
-from guideapp.members.models import Tag
 from guideapp.org.models import Region, Store, StoreTag
 from guideapp.replies.models import QuickReply
 
@@ -30,11 +30,6 @@ def check_target(session: Session, actor: Actor, target: dict, *, field: str = "
         missing = [t for t in tags if t not in known]
         if missing:
             raise unknown(f"{field}.store_tags", missing, "store tag")
-
-
-def check_segment(session: Session, actor: Actor, segment: dict, *, field="segment") -> None:
-    tag_ids = segment.get("tag_ids")
-    resolve_ids(session, actor, Tag, tag_ids, field=f"{field}.tag_ids", what="tag", load=False)
 
 
 def check_suggestions(

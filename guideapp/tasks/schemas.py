@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from guideapp.extensions import Schema, UTCDateTime
-from guideapp.members.models import STAGES, TIERS
+from guideapp.members.schemas import SegmentSchema
 from guideapp.pagination import CursorArgsSchema, page_schema
 from guideapp.tasks.models import SOP_TRIGGERS, TARGET_RESULTS, TASK_RESULTS
 
@@ -23,14 +23,6 @@ class TargetSchema(Schema):
     def _something(self, data, **kwargs):
         if not any(data.get(k) for k in ("all", "region_ids", "store_tags", "store_ids")):
             raise ma.ValidationError("Name the stores: all, region_ids, store_tags or store_ids.")
-
-
-class SegmentSchema(Schema):
-    tag_ids = fields.List(fields.String(), validate=validate.Length(max=50))
-    stages = fields.List(fields.String(validate=validate.OneOf(STAGES)))
-    tiers = fields.List(fields.String(validate=validate.OneOf(TIERS)))
-    birthday_month = fields.Integer(validate=validate.Range(1, 12))
-    silent_days = fields.Integer(validate=validate.Range(1, 3650))
 
 
 class CampaignSchema(Schema):

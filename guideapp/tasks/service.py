@@ -17,7 +17,8 @@ from guideapp.org.models import Staff, Store
 from guideapp.pagination import paginate
 from guideapp.changelog import log_change, staff_scope, store_scope
 from guideapp.tasks import fanout, publishing
-from guideapp.tasks.references import check_segment, check_suggestions, check_target
+from guideapp.members.segments import check_segment
+from guideapp.tasks.references import check_suggestions, check_target
 from guideapp.tasks.models import Campaign, Task, TaskTarget
 
 
