@@ -37,3 +37,27 @@ def test_a_refused_change_records_nothing(api, session):
     weak = api.patch(HQ, f"/api/v1/staff/{guide.id}", json={"password": "password1234"})
     assert weak.status_code == 422
     assert _entries(api, query="&action=staff.password_reset") == []
+
+
+def test_merges_transfers_and_pages_of_phones_are_recorded(api, session):
+    from tests.factories import member_of
+
+    colleague = staff_by_phone(session, "13913775684")  # another guide of SH001
+    guide = staff_by_phone(session, GUIDE)
+    first, second = (m for m in [member_of(session, GUIDE), member_of(session, "13913775684")])
+    merged = api.post(HQ, f"/api/v1/members/{first.id}/merge", json={"merged_id": second.id})
+    assert merged.status_code == 200, merged.get_json()
+    moved = api.post(
+        MANAGER,
+        "/api/v1/members/transfer",
+        json={"from_guide_id": colleague.id, "to_guide_id": guide.id},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert api.get(GUIDE, f"/api/v1/members?limit=50&guide_id={guide.id}").status_code == 200
+    assert _entries(api, query="&action=members.phones_viewed") == []  # a guide's own book
+    assert api.get(HQ, "/api/v1/members?limit=50").status_code == 200
+    entries = {e["action"]: e for e in _entries(api)}
+    assert entries["members.merged"]["details"] == {"merged_id": second.id}
+    assert entries["members.transferred"]["details"]["from"] == colleague.id
+    assert entries["members.transferred"]["staff_id"] == staff_by_phone(session, MANAGER).id
+    assert entries["members.phones_viewed"]["details"]["count"] > 0

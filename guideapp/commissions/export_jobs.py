@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from guideapp import jobs, policy, storage
+from guideapp import audit, jobs, policy, storage
 from guideapp.commissions import export
 from guideapp.commissions.models import CommissionSettlement, CommissionStatement
 from guideapp.commissions.settlement import get_settlement, present
@@ -45,6 +45,15 @@ def start_export(
         .select_from(CommissionStatement)
         .where(_statements_of(actor, settlement, level))
     )
+    audit.record(
+        session,
+        tenant_id=actor.tenant_id,
+        staff_id=actor.staff_id,
+        action="commissions.export",
+        target_kind="settlement",
+        target_id=settlement.id,
+        details={"level": level, "format": fmt, "rows": rows},
+    )
     return jobs.start(
         session,
         tenant_id=actor.tenant_id,
@@ -56,6 +65,27 @@ def start_export(
         total=rows,
         idempotency_key=idempotency_key,
     )
+
+
+def export_now(
+    session: Session, *, actor: Actor, settlement_id: str, level: str, fmt: str
+) -> tuple[bytes, str]:
+    """The statements built inside the request (old clients): (file bytes, file name)."""
+    from guideapp.commissions import export
+    from guideapp.commissions.settlement import all_statements
+
+    closed, rows = all_statements(session, actor=actor, settlement_id=settlement_id, level=level)
+    audit.record(
+        session,
+        tenant_id=actor.tenant_id,
+        staff_id=actor.staff_id,
+        action="commissions.export",
+        target_kind="settlement",
+        target_id=closed.id,
+        details={"level": level, "format": fmt, "rows": len(rows)},
+    )
+    body = (export.to_xlsx if fmt == "xlsx" else export.to_csv)(closed, level, rows)
+    return body, export.filename(closed, level, fmt)
 
 
 @jobs.kind(KIND, unit="rows")

@@ -154,12 +154,14 @@ class ExportStatements(MethodView):
         For a big month use `POST .../exports`: the file is built by a job and downloaded
         from it, with no request timeout to race.
         """
-        level, fmt = args["level"], args["format"]
-        closed, rows = settlement.all_statements(
-            db_session(), actor=current_actor(), settlement_id=settlement_id, level=level
+        body, name = export_jobs.export_now(
+            db_session(),
+            actor=current_actor(),
+            settlement_id=settlement_id,
+            level=args["level"],
+            fmt=args["format"],
         )
-        body = (export.to_xlsx if fmt == "xlsx" else export.to_csv)(closed, level, rows)
-        name = export.filename(closed, level, fmt)
+        fmt = args["format"]
         return Response(
             body,
             mimetype=MIMETYPES[fmt],

@@ -14,7 +14,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from guideapp import jobs, storage
+from guideapp import audit, jobs, storage
 from guideapp.coupons import reports
 from guideapp.errors import DomainError
 from guideapp.org.models import Staff
@@ -56,6 +56,15 @@ def start_export(
         session, actor=actor, date_from=date_from, date_to=date_to, template_id=template_id
     )
     window = f"{checked.date_from.isoformat()}:{checked.date_to.isoformat()}"
+    audit.record(
+        session,
+        tenant_id=actor.tenant_id,
+        staff_id=actor.staff_id,
+        action="coupons.export",
+        target_kind="coupon_template" if template_id else None,
+        target_id=template_id,
+        details={"group_by": group_by, "window": window},
+    )
     return jobs.start(
         session,
         tenant_id=actor.tenant_id,

@@ -8,6 +8,7 @@ from typing import Sequence, cast
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session
 
+from guideapp import audit
 from guideapp.db import new_id, utcnow
 from guideapp.errors import Conflict, InvalidInput
 from guideapp.members.identity import log_member, log_member_dependants, member_scopes
@@ -215,6 +216,16 @@ def transfer_members(
         to_guide=to_guide,
         now=now,
         whole_book=member_ids is None,
+    )
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        staff_id=by_staff_id,
+        action="members.transferred",
+        target_kind="staff",
+        target_id=to_guide.id,
+        details={"from": from_guide.id, "moved": len(ids), "reason": reason},
+        at=now,
     )
     session.expire_all()
     return {"transfer_id": transfer_id, "moved": len(ids)}

@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
-from guideapp import policy
+from guideapp import audit, policy
 from guideapp.policy.references import resolve_id
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
@@ -62,6 +62,15 @@ def merge_members(session: Session, *, actor: Actor, survivor_id: str, merged_id
             by_staff_id=actor.staff_id,
             moved=moved,
         )
+    )
+    audit.record(
+        session,
+        tenant_id=actor.tenant_id,
+        staff_id=actor.staff_id,
+        action="members.merged",
+        target_kind="member",
+        target_id=survivor.id,
+        details={"merged_id": merged.id},
     )
     session.flush()
     log_member(session, merged, old_scopes=merged_scopes, deleted=True)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from guideapp import policy
+from guideapp import audit, policy
 from guideapp.policy.references import resolve_id, resolve_ids
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
@@ -170,8 +170,28 @@ def search(
         )
     else:
         page = paginate(session, stmt, [Member.id], limit=limit, cursor=cursor)
-    page["items"] = [present(actor, m) for m in page["items"]]
+    shown = [present(actor, m) for m in page["items"]]
+    _audit_phones_shown(session, actor, page["items"], shown)
+    page["items"] = shown
     return page
+
+
+def _audit_phones_shown(session: Session, actor: Actor, members, shown) -> None:
+    """A page of full phones of members who are not the viewer's own is an audited look
+    (HQ and managers browsing the book); a guide's own members are their daily work."""
+    others = sum(
+        1
+        for member, item in zip(members, shown, strict=True)
+        if item["phone"] and item["phone"] == member.phone and member.guide_id != actor.staff_id
+    )
+    if others:
+        audit.record(
+            session,
+            tenant_id=actor.tenant_id,
+            staff_id=actor.staff_id,
+            action="members.phones_viewed",
+            details={"count": others},
+        )
 
 
 def card(session: Session, *, actor: Actor, member_id: str) -> dict:
