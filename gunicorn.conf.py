@@ -10,6 +10,18 @@ limit_request_line = 8190  # bytes of "GET <url> HTTP/1.1"; gunicorn's maximum (
 limit_request_fields = 100  # headers per request (gunicorn's default, stated)
 limit_request_field_size = 8190  # bytes per header (gunicorn's default, stated)
 
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+
+# Sync workers: 2 x cores + 1 (gunicorn's advice), unless GUIDEAPP_WEB_WORKERS or --workers
+# says otherwise. Long work runs as jobs, so a request past `timeout` is a bug, killed.
+workers = int(os.environ.get("GUIDEAPP_WEB_WORKERS") or multiprocessing.cpu_count() * 2 + 1)
+timeout = int(os.environ.get("GUIDEAPP_WEB_TIMEOUT") or 30)
+graceful_timeout = 30  # on HUP/TERM, requests in flight get this long to finish
+keepalive = 5  # behind a proxy that reuses connections
+# One line per request with the request id the app answers (and logs) under.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+
 
 # No "Server: gunicorn/<version>" banner: gunicorn has no setting for the header it writes,
 # so the name it writes is replaced here, once, before any worker answers.
@@ -21,7 +33,6 @@ gunicorn.http.wsgi.SERVER = "guideapp"
 # Prometheus in multiprocess mode: each worker writes its counts to files in this directory
 # and a scrape of any worker sums them (guideapp/http_metrics.py). Emptied at every start: a
 # dead master's files would otherwise count forever.
-import os  # noqa: E402
 import shutil  # noqa: E402
 
 metrics_dir = os.environ.setdefault(

@@ -31,6 +31,13 @@ REQUESTS = Histogram(
     buckets=BUCKETS,
     registry=None,
 )
+PULL_LAG = Histogram(
+    "guideapp_sync_pull_changes_behind",
+    "How far behind a phone's cursor was at an incremental pull (change-log sequence numbers "
+    "between its cursor and the tenant's counter): how stale phones get between syncs.",
+    buckets=(0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
+    registry=None,
+)
 POOL_IN_USE = Gauge(
     "guideapp_db_connections_in_use",
     "Database connections checked out of the workers' pools (summed over live workers).",
@@ -49,6 +56,7 @@ def registry_for(app: Flask) -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(REQUESTS)
+        registry.register(PULL_LAG)
         registry.register(POOL_IN_USE)
     return registry
 

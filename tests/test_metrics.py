@@ -152,6 +152,8 @@ def test_requests_scheduler_and_wecom_figures(app, session, api):
     for _ in range(3):
         assert api.get(GUIDE, "/api/v1/me").status_code == 200
     api.client.get("/no/such/page")
+    pulled = api.get(GUIDE, "/api/v1/sync/pull?last_pulled_at=1&schema_version=2")
+    assert pulled.status_code == 200
     tenant_id = staff_by_phone(session, HQ).tenant_id
     tick(session, tenant_id=tenant_id, now=utcnow() - timedelta(minutes=5))
     after = _samples(app.test_client().get("/metrics"))
@@ -162,6 +164,8 @@ def test_requests_scheduler_and_wecom_figures(app, session, api):
     assert 290 <= age < 3600
     assert after[("guideapp_scheduler_runs_last_day", (("tenant", tenant_id),))] >= 1
     assert ("guideapp_db_connections_in_use", ()) in after
+    lag = ("guideapp_sync_pull_changes_behind_count", ())
+    assert after[lag] - before.get(lag, 0) == 1
 
 
 def test_gunicorn_workers_are_summed_in_one_scrape(database, tmp_path):

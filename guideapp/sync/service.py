@@ -14,6 +14,7 @@ from dataclasses import replace
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from guideapp.http_metrics import PULL_LAG
 from guideapp.policy.actor import Actor
 from guideapp.db import any_of
 from guideapp import untrusted
@@ -60,6 +61,7 @@ def pull(
     if last_pulled_at is None:
         return _snapshot_page(session, actor, tables, {"c": cursor, "t": 0, "a": None}, page_size)
     replace = {"c": cursor, "t": 0, "a": None, "r": True}
+    PULL_LAG.observe(max(cursor - last_pulled_at, 0))
     if last_pulled_at > cursor or last_pulled_at < counter.oldest_kept_seq:
         return _snapshot_page(session, actor, tables, replace, page_size)
     changes = _incremental(session, actor, tables, last_pulled_at, cursor)
