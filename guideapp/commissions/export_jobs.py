@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from guideapp.org.service import active_actor
 from guideapp import audit, jobs, policy, storage
 from guideapp.commissions import export
 from guideapp.commissions.models import CommissionSettlement, CommissionStatement
 from guideapp.commissions.settlement import get_settlement, present
 from guideapp.errors import DomainError, NotFound
-from guideapp.org.models import Staff
 from guideapp.policy.actor import Actor
 
 KIND = "commissions.export"
@@ -45,15 +45,7 @@ def start_export(
         .select_from(CommissionStatement)
         .where(_statements_of(actor, settlement, level))
     )
-    audit.record(
-        session,
-        tenant_id=actor.tenant_id,
-        staff_id=actor.staff_id,
-        action="commissions.export",
-        target_kind="settlement",
-        target_id=settlement.id,
-        details={"level": level, "format": fmt, "rows": rows},
-    )
+    _audit(session, actor, settlement.id, level=level, fmt=fmt, rows=rows)
     return jobs.start(
         session,
         tenant_id=actor.tenant_id,
@@ -75,15 +67,7 @@ def export_now(
     from guideapp.commissions.settlement import all_statements
 
     closed, rows = all_statements(session, actor=actor, settlement_id=settlement_id, level=level)
-    audit.record(
-        session,
-        tenant_id=actor.tenant_id,
-        staff_id=actor.staff_id,
-        action="commissions.export",
-        target_kind="settlement",
-        target_id=closed.id,
-        details={"level": level, "format": fmt, "rows": len(rows)},
-    )
+    _audit(session, actor, closed.id, level=level, fmt=fmt, rows=len(rows))
     body = (export.to_xlsx if fmt == "xlsx" else export.to_csv)(closed, level, rows)
     return body, export.filename(closed, level, fmt)
 
@@ -151,17 +135,27 @@ def _statements_of(actor: Actor, settlement: CommissionSettlement, level: str):
     )
 
 
+def _audit(session: Session, actor: Actor, settlement_id: str, **details) -> None:
+    audit.record(
+        session,
+        tenant_id=actor.tenant_id,
+        staff_id=actor.staff_id,
+        action="commissions.export",
+        target_kind="settlement",
+        target_id=settlement_id,
+        details={"format": details.pop("fmt"), **details},
+    )
+
+
 def _starter(session: Session, ctx: jobs.JobContext) -> Actor:
     """The export shows what its starter may see now, as when they asked for it."""
-    staff = session.scalar(
-        select(Staff).where(Staff.id == ctx.started_by, Staff.tenant_id == ctx.tenant_id)
-    )
-    if staff is None or staff.state != "active":
+    actor = active_actor(session, tenant_id=ctx.tenant_id, staff_id=ctx.started_by)
+    if actor is None:
         raise DomainError(
             "The person who asked for this export no longer works here; "
             "ask someone at HQ to export the month again."
         )
-    return Actor.for_staff(staff)
+    return actor
 
 
 def _settlement(session: Session, actor: Actor, settlement_id: str) -> CommissionSettlement:

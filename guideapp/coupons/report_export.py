@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import date
 
 from openpyxl import Workbook
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from guideapp.org.service import active_actor
 from guideapp import audit, jobs, storage
 from guideapp.coupons import reports
 from guideapp.errors import DomainError
-from guideapp.org.models import Staff
 from guideapp.policy.actor import Actor
 from guideapp.sheets import XLSX, neutral, typed, yuan_number
 
@@ -164,12 +163,11 @@ def _figures(row: dict) -> list:
 
 
 def _starter(session: Session, ctx: jobs.JobContext) -> Actor:
-    staff = session.scalar(
-        select(Staff).where(Staff.id == ctx.started_by, Staff.tenant_id == ctx.tenant_id)
-    )
-    if staff is None or staff.state != "active":
+    """The export shows what its starter may see now, as when they asked for it."""
+    actor = active_actor(session, tenant_id=ctx.tenant_id, staff_id=ctx.started_by)
+    if actor is None:
         raise DomainError(
-            "The person who asked for this export no longer works here; ask someone at HQ "
-            "to export the report again."
+            "The person who asked for this export no longer works here; "
+            "ask someone at HQ to export the report again."
         )
-    return Actor.for_staff(staff)
+    return actor

@@ -180,17 +180,7 @@ def wallet_select(member_id: str, status_filter: str | None, now: datetime):
 def wallet(session: Session, *, actor: Actor, member_id: str, limit: int, cursor, status=None):
     """A member's coupons, newest first (members the caller may see: 404 otherwise)."""
     member = policy.get_visible(session, actor, Member, member_id)
-    now = utcnow()
-    page = paginate(
-        session,
-        wallet_select(member.id, status, now),
-        [Coupon.issued_at, Coupon.id],
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-    )
-    items = present(with_templates(session, page["items"]), now)
-    return {"items": items, "next_cursor": page["next_cursor"]}
+    return _wallet_page(session, member.id, status, limit=limit, cursor=cursor)
 
 
 def member_wallet(
@@ -204,10 +194,14 @@ def member_wallet(
     )
     if member is None or member.state != "active":
         raise Unauthorized("This member session has ended: sign in again.")
+    return _wallet_page(session, member.id, status, limit=limit, cursor=cursor)
+
+
+def _wallet_page(session: Session, member_id: str, status, *, limit: int, cursor) -> dict:
     now = utcnow()
     page = paginate(
         session,
-        wallet_select(member.id, status, now),
+        wallet_select(member_id, status, now),
         [Coupon.issued_at, Coupon.id],
         limit=limit,
         cursor=cursor,

@@ -329,3 +329,12 @@ def _audit(session: Session, actor: Actor, action: str, staff: Staff, details=No
         target_id=staff.id,
         details=details,
     )
+
+
+def active_actor(session: Session, *, tenant_id: str, staff_id: str | None) -> Actor | None:
+    """The actor of a staff member still at work (a job acts as the one who started it and
+    sees what they may see now); None once they left or were never of this tenant."""
+    staff = session.scalar(select(Staff).where(Staff.id == staff_id, Staff.tenant_id == tenant_id))
+    if staff is None or staff.state != "active":
+        return None
+    return Actor.for_staff(staff)
