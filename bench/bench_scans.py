@@ -74,6 +74,16 @@ done = function(summary, latency, requests)
 end
 """
 
+# The summary line run_wrk reads, for scripts that need no counts of their own.
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"errors":%d}\\n', summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
+end
+"""
+
 
 def make_app():
     """The app the server runs: guideapp plus a bare endpoint (no database) to compare with."""

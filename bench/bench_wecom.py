@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bench.bench_scans import _load_demo, _server, run_wrk
+from bench.bench_scans import WRK_DONE, _load_demo, _server, run_wrk
 from bench.common import emit, migrate, scratch_postgres
 from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT
@@ -58,14 +58,7 @@ done = function(summary, latency, requests)
     latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
 end
 """
-BARE_LUA = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
-    '"errors":%d}\\n', summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
-end
-"""
+BARE_LUA = WRK_DONE
 
 
 def main(argv: list[str] | None = None) -> int:

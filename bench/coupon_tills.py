@@ -22,7 +22,7 @@ from urllib.request import Request, urlopen
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from bench.bench_scans import _server, run_wrk
+from bench.bench_scans import WRK_DONE, _server, run_wrk
 from bench.scale import PASSWORD
 from guideapp.db import make_engine
 
@@ -71,25 +71,16 @@ ME_LUA = """
 request = function()
   return wrk.format("GET", "/api/v1/me", {["Authorization"] = "Bearer %(token)s"})
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
-    '"errors":%%d}\\n', summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
-end
 """
-FLOOR_LUA = """
+FLOOR_LUA = (
+    """
 request = function()
   return wrk.format("POST", "/bench/one-write", {["Content-Type"] = "application/json"},
     '{"order_no":"floor","amount_fen":15000}')
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
-    '"errors":%d}\\n', summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
-end
 """
+    + WRK_DONE
+)
 
 
 def make_app():
@@ -128,7 +119,7 @@ def run_tills(url: str, engine, scale, template_id: str, args) -> dict:
             for till in tills:
                 till["token"] = _login(port, till.pop("phone"))
             floor = _wrk(port, lambda offset: FLOOR_LUA, args)
-            me = _wrk(port, lambda offset: ME_LUA % {"token": tills[0]["token"]}, args)
+            me = _wrk(port, lambda offset: ME_LUA % {"token": tills[0]["token"]} + WRK_DONE, args)
             redeem = _wrk(port, lambda offset: TILL_LUA % _lua(tills, args, offset), args)
             counted = _settled_redemptions(engine)
     return {
