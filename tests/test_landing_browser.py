@@ -522,6 +522,11 @@ def test_a_guide_codes_wecom_contact_way_qr_is_the_one_shown(open_page, site, fa
         page = open_page(code, **_granted(NEAR_SH001))
         assert page.get_attribute("#app", "data-shown") == "store"
         assert page.get_attribute("#contact-img", "src") == qr
+        # The image arrives after the page settles: wait for it (late on a loaded machine).
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#contact-img'); return i && i.complete; }",
+            timeout=10_000,
+        )
         assert page.eval_on_selector("#contact-img", "img => img.complete && img.naturalWidth > 0")
         assert "长按识别二维码，添加导购企业微信" in _visible_text(page)
         _shot(page, "store-wecom-contact-way", site)
