@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, send_from_directory
 
+from guideapp.changelog.replicas import Replicas
 from guideapp.config import Config
 from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionmaker
 from guideapp.extensions import Api
@@ -60,6 +61,11 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         "storage": storage,
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
         "secretbox": _secretbox(app.config),
+        # Standbys for replica_read views; none when tests bind one connection.
+        "replicas": Replicas(
+            app.config.get("REPLICA_URLS", []) if bind is None else [],
+            slow_query_ms=app.config.get("SLOW_QUERY_MS"),
+        ),
     }
     session_info[JOBS_QUEUE_KEY] = app.extensions["guideapp"]["jobs"] = _job_queue(
         app, sessionmaker

@@ -79,6 +79,9 @@ class Config:
     LOG_LEVEL = os.environ.get("GUIDEAPP_LOG_LEVEL", "INFO")
     # Statements slower than this are logged (SQL and time, never parameters); 0: off.
     SLOW_QUERY_MS = _env_int("GUIDEAPP_SLOW_QUERY_MS", 500)
+    # Hot standbys (PostgreSQL streaming replication) that may answer sync pulls and
+    # read-only lists, space- or comma-separated URLs; none by default (docs/deploy.md).
+    REPLICA_URLS = os.environ.get("GUIDEAPP_REPLICA_URLS", "").replace(",", " ").split()
     # Rendered inbox pages each worker keeps (tasks/inbox_cache.py); 0 switches it off.
     INBOX_CACHE_BYTES = _env_int("GUIDEAPP_INBOX_CACHE_BYTES", 64 * 1024 * 1024)
     # Channel codes: QR images encode <PUBLIC_BASE_URL>/s/<code>, the landing page

@@ -275,6 +275,17 @@ class Blueprint(_Blueprint):
         view.versioned_read = True
         return view
 
+    @staticmethod
+    def replica_read(view):
+        """A versioned read that a hot standby may answer (GUIDEAPP_REPLICA_URLS).
+
+        The view asks `http.read_session(at_least=...)` for its session: a standby that has
+        replayed the caller's changes up to that sequence, else the primary. The login check
+        still runs on the primary, so a revoked login or a leaver loses access at once.
+        """
+        view.versioned_read = view.replica_read = True
+        return view
+
 
 class UTCDateTime(ma.fields.AwareDateTime):
     """An ISO-8601 time with its offset, stored and echoed in UTC."""

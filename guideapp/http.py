@@ -17,6 +17,31 @@ def db_session():
     return g.db_session
 
 
+def read_session(*, at_least: int):
+    """The session a replica_read view reads with: a standby that has replayed the caller's
+    tenant up to `at_least` (guideapp/changelog/replicas.py), else the request's own."""
+    replicas = current_app.extensions["guideapp"].get("replicas")
+    actor = current_actor()
+    if replicas:
+        found = replicas.session_at(actor.tenant_id, at_least=at_least)
+        if found is not None:
+            g.read_session, g.served_by = found
+            return g.read_session
+    g.served_by = "primary"
+    return db_session()
+
+
+def scoped_read_session():
+    """For a replica_read list of what the caller's phone follows (materials, quick replies):
+    a standby that has replayed the newest change in the caller's scopes. HQ sees every
+    store's rows, which no scope version covers: HQ reads the primary."""
+    actor = current_actor()
+    if actor.is_hq or actor.change_version is None:
+        g.served_by = "primary"
+        return db_session()
+    return read_session(at_least=actor.change_version)
+
+
 def extension(name: str):
     """A per-app object set up in create_app (storage, inbox cache...)."""
     return current_app.extensions["guideapp"][name]

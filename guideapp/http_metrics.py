@@ -21,6 +21,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from guideapp.changelog.replicas import REPLICA_READS
+
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -58,6 +60,7 @@ def registry_for(app: Flask) -> CollectorRegistry:
         registry.register(REQUESTS)
         registry.register(PULL_LAG)
         registry.register(POOL_IN_USE)
+        registry.register(REPLICA_READS)
     return registry
 
 

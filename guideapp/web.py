@@ -196,9 +196,10 @@ def init_request_lifecycle(app: Flask) -> None:
 
     @app.teardown_request
     def _close(_exc):
-        session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
+        for name in ("db_session", "read_session"):
+            session = g.pop(name, None)
+            if session is not None:
+                session.close()
 
 
 def _replayed_location(replay) -> dict:
@@ -227,5 +228,7 @@ def _log_request(response: Response) -> None:
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
             "staff_id": actor.staff_id if actor else None,
             "tenant_id": actor.tenant_id if actor else None,
+            # a replica_read: which standby answered, or the primary
+            **({"served_by": g.served_by} if "served_by" in g else {}),
         },
     )

@@ -9,7 +9,7 @@ from guideapp.extensions import Blueprint
 from guideapp.materials import schemas as s
 from guideapp.materials import service, stats
 from guideapp.pagination import CursorArgsSchema
-from guideapp.http import current_actor, db_session
+from guideapp.http import current_actor, db_session, scoped_read_session
 
 blp = Blueprint("materials", __name__, url_prefix="/api/v1", description="Material library")
 
@@ -20,11 +20,12 @@ def _storage():
 
 @blp.route("/materials")
 class Materials(MethodView):
+    @blp.replica_read
     @blp.arguments(s.MaterialQueryArgsSchema, location="query")
     @blp.response(200, s.MaterialPageSchema)
     def get(self, args):
         """Materials valid now and aimed at me (HQ: all), newest first"""
-        return service.list_materials(db_session(), actor=current_actor(), **args)
+        return service.list_materials(scoped_read_session(), actor=current_actor(), **args)
 
     @blp.arguments(s.MaterialSchema)
     @blp.response(201, s.MaterialSchema)

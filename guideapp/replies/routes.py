@@ -5,7 +5,7 @@ from flask.views import MethodView
 from guideapp.extensions import Blueprint
 from guideapp.replies import imports, service
 from guideapp.replies import schemas as s
-from guideapp.http import current_actor, db_session
+from guideapp.http import current_actor, db_session, scoped_read_session
 
 
 blp = Blueprint("replies", __name__, url_prefix="/api/v1", description="Quick replies")
@@ -13,11 +13,12 @@ blp = Blueprint("replies", __name__, url_prefix="/api/v1", description="Quick re
 
 @blp.route("/quick-replies")
 class QuickReplies(MethodView):
+    @blp.replica_read
     @blp.arguments(s.ReplyListArgsSchema, location="query")
     @blp.response(200, s.QuickReplyPageSchema)
     def get(self, args):
         """Quick replies for me, most used first: HQ's, my store's and my own"""
-        return service.list_replies(db_session(), actor=current_actor(), **args)
+        return service.list_replies(scoped_read_session(), actor=current_actor(), **args)
 
     @blp.etag
     @blp.arguments(s.QuickReplySchema)

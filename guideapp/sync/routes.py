@@ -9,18 +9,24 @@ from guideapp.pagination import CursorArgsSchema
 from guideapp.sync import push as push_service
 from guideapp.sync import schemas as s
 from guideapp.sync import service
-from guideapp.http import current_actor, db_session
+from guideapp.http import current_actor, db_session, read_session
 
 blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Offline sync")
 
 
 @blp.route("/pull")
 class Pull(MethodView):
+    @blp.replica_read
     @blp.arguments(s.PullArgsSchema, location="query")
     @blp.response(200, s.PullResponseSchema)
     def get(self, args):
         """Changes in my scope since my cursor (a full, paged snapshot when it is null)"""
-        return service.pull(db_session(), actor=current_actor(), **args)
+        actor = current_actor()
+        service.require_phone_user(actor)
+        needed = service.freshness_needed(
+            actor, last_pulled_at=args["last_pulled_at"], page=args.get("page")
+        )
+        return service.pull(read_session(at_least=needed), actor=actor, **args)
 
 
 @blp.route("/push")

@@ -36,6 +36,16 @@ def require_phone_user(actor: Actor) -> None:
         raise Forbidden("Sync carries a guide's or a store's working set; HQ uses the API.")
 
 
+def freshness_needed(actor: Actor, *, last_pulled_at: int | None, page: str | None) -> int:
+    """The change sequence a standby must have replayed to answer this pull as the primary
+    would now: the newest change in the caller's scopes (read with the login check), the
+    phone's cursor (so it never goes backwards) and the cursor of a snapshot being paged."""
+    needed = max(actor.change_version or 0, last_pulled_at or 0)
+    if page:
+        needed = max(needed, _decode_page(page)["c"])
+    return needed
+
+
 def cursor_of(session: Session, tenant_id: str) -> SyncCounter:
     return session.execute(
         select(SyncCounter).where(SyncCounter.tenant_id == tenant_id)
