@@ -118,6 +118,14 @@ def _login_source():
     return engine if g.versioned_read and engine is not None else db_session()
 
 
+def _reads_change_version(handler) -> bool:
+    """A versioned read needs the caller's change version; a replica_read only when there
+    are standbys to choose from (without them the primary answers and nothing is compared)."""
+    if getattr(handler, "replica_read", False):
+        return bool(extension("replicas"))
+    return bool(g.versioned_read)
+
+
 def init_request_lifecycle(app: Flask) -> None:
     from guideapp.auth.member_login import HEADER as MEMBER_HEADER
     from guideapp.auth.member_login import authenticate_member
@@ -148,7 +156,7 @@ def init_request_lifecycle(app: Flask) -> None:
                 _login_source(),
                 request.headers.get("Authorization"),
                 config=app.config,
-                with_change_version=g.versioned_read,
+                with_change_version=_reads_change_version(handler),
             )
             if request.headers.get("Authorization") or needs_login
             else None
