@@ -1,0 +1,269 @@
+"""Issue 20's table in one run: every hot endpoint beside the floors it is measured against.
+
+One gunicorn (sync workers) on PostgreSQL serves guideapp plus this module's floor
+endpoints, which are not part of the app:
+- bare: a Flask view returning a small JSON object, no database;
+- one-read: one indexed SELECT through a pooled SQLAlchemy Core connection;
+- one-write: one INSERT + COMMIT through the same pool;
+- fixed cost: an authenticated no-op under /api/v1 (login check, request lifecycle, logging,
+  metrics, headers; no work of its own).
+Each endpoint then runs under wrk for the same seconds, one after another, so the floors and
+the endpoints share the machine's state. A second server with the inbox cache switched off
+(GUIDEAPP_INBOX_CACHE_BYTES=0) measures the inbox when every page is rebuilt.
+
+Data: the demo tenant (its guide has materials, quick replies and an inbox) and a scale
+tenant (bench/scale.py) whose heavy guide holds the member card of 200 orders, 30 tags and
+20 notes (bench_members' card member), the member search and the sync pull.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+from urllib.request import Request, urlopen
+
+from sqlalchemy import text
+
+from bench.bench_members import _prepare_card_member
+from bench.bench_scans import CITIES, CODE, LUA, SPREAD_DEG, WRK_DONE, _load_demo, _server
+from bench.bench_scans import run_wrk
+from bench.common import emit, migrate, scratch_postgres
+from bench.scale import PASSWORD, generate_scale_tenant
+from guideapp.access import register_access_rules
+from guideapp.db import make_engine
+
+APP = "bench.bench_endpoints:make_app()"
+DEMO_GUIDE = "13800000003"
+
+# (name, floor it is compared with, target share of that floor)
+TARGETS = {
+    "fixed_cost": ("bare", None),
+    "me": ("one_read", 0.70),
+    "member_card": ("one_read", 0.35),
+    "materials": ("one_read", 0.50),
+    "quick_replies": ("one_read", 0.50),
+    "member_search": ("one_read", 0.50),
+    "inbox_kept": ("one_read", None),
+    "inbox_rebuilt": ("one_read", 0.25),
+    "sync_pull_empty": ("one_read", 0.70),
+    "scan_anonymous": ("one_write", 0.50),
+}
+
+
+def make_app():
+    """guideapp plus the floors: bare, one read, one write, and an authenticated no-op."""
+    from flask import request
+
+    from guideapp import create_app
+
+    app = create_app()
+    floor = make_engine(os.environ["GUIDEAPP_DATABASE_URL"])
+    member_id = os.environ["BENCH_MEMBER_ID"]
+
+    @app.route("/bench/bare", methods=["GET", "POST"])
+    def bare():
+        return {"ok": True}
+
+    @app.route("/bench/one-read")
+    def one_read():
+        with floor.connect() as conn:
+            row = conn.execute(
+                text("SELECT id, name, phone FROM members WHERE id = :id"), {"id": member_id}
+            ).one()
+        return {"id": row.id, "name": row.name}
+
+    @app.route("/bench/one-write", methods=["POST"])
+    def one_write():
+        with floor.begin() as conn:
+            conn.execute(
+                text("INSERT INTO bench_writes (body) VALUES (:body)"),
+                {"body": request.get_data(as_text=True)[:200]},
+            )
+        return {"ok": True}
+
+    @app.route("/api/v1/bench/noop")
+    def authenticated_noop():  # the login check and the request lifecycle, nothing else
+        return {"ok": True}
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    register_access_rules()
+    args = _parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is needed (make bench installs it)")
+        return 1
+    with scratch_postgres("bench_endpoints") as url:
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            _load_demo(engine)
+            scale = generate_scale_tenant(
+                engine, stores=200, guides_per_store=5, members=args.members, verbose=False
+            )
+            card_member = _prepare_card_member(engine, scale)
+            with engine.begin() as conn:
+                conn.execute(
+                    text("CREATE TABLE bench_writes (id bigserial PRIMARY KEY, body text)")
+                )
+                heavy_phone = conn.execute(
+                    text("SELECT phone FROM staff WHERE id = :id"), {"id": scale.heavy_guide_id}
+                ).scalar_one()
+            jobs = tempfile.mkdtemp(prefix="bench-endpoints-")
+            env = {"BENCH_MEMBER_ID": card_member, "GUIDEAPP_JOBS_URL": f"sqlite:///{jobs}/jobs.db"}
+            results = {}
+            with _server(url, args.workers, app=APP, env=env) as port:
+                demo = _login(port, DEMO_GUIDE)
+                heavy = _login(port, heavy_phone)
+                cursor = _cursor(port, heavy)
+                paths = _paths(demo, heavy, card_member, cursor)
+                for name, (method, path, token, body) in paths.items():
+                    results[name] = _run(port, method, path, token, body, args)
+                    _print(name, results[name])
+            with _server(
+                url, args.workers, app=APP, env={**env, "GUIDEAPP_INBOX_CACHE_BYTES": "0"}
+            ) as port:
+                token = _login(port, DEMO_GUIDE)
+                results["inbox_rebuilt"] = _run(port, "GET", "/api/v1/inbox", token, None, args)
+                _print("inbox_rebuilt", results["inbox_rebuilt"])
+        finally:
+            engine.dispose()
+    return _emit(results, args)
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_endpoints", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="4 s per endpoint instead of 10")
+    parser.add_argument("--seconds", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--members", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (4 if args.quick else 10)
+    if args.quick:
+        args.members = min(args.members, 20_000)
+    return args
+
+
+def _paths(demo: str, heavy: str, card_member: str, cursor: int) -> dict:
+    pull = f"/api/v1/sync/pull?schema_version=3&last_pulled_at={cursor}"
+    return {
+        "bare": ("GET", "/bench/bare", None, None),
+        "one_read": ("GET", "/bench/one-read", None, None),
+        "one_write": ("POST", "/bench/one-write", None, '{"order_no":"floor"}'),
+        "fixed_cost": ("GET", "/api/v1/bench/noop", demo, None),
+        "me": ("GET", "/api/v1/me", demo, None),
+        "member_card": ("GET", f"/api/v1/members/{card_member}/card", heavy, None),
+        "materials": ("GET", "/api/v1/materials?limit=20", demo, None),
+        "quick_replies": ("GET", "/api/v1/quick-replies?limit=20", demo, None),
+        "member_search": ("GET", "/api/v1/members?limit=50", heavy, None),
+        "inbox_kept": ("GET", "/api/v1/inbox", demo, None),
+        "sync_pull_empty": ("GET", pull, heavy, None),
+        "scan_anonymous": ("POST", "/api/v1/scans", None, "scan"),
+    }
+
+
+def _script(method: str, path: str, token: str | None, body: str | None) -> str:
+    if body == "scan":  # the public scan, anonymous: bench_scans' positions, no recruits
+        cities = ", ".join(f"{{{lat}, {lng}}}" for lat, lng in CITIES)
+        return LUA % {
+            "cities": cities,
+            "seed": random.randrange(1 << 30),
+            "spread": SPREAD_DEG,
+            "recruit": 0.0,
+            "run": os.urandom(4).hex(),
+            "code": CODE,
+            "path": path,
+        }
+    headers = ['["Content-Type"] = "application/json"']
+    if token:
+        headers.append(f'["Authorization"] = "Bearer {token}"')
+    payload = f"'{body}'" if body else "nil"
+    return (
+        f'request = function()\n  return wrk.format("{method}", "{path}", '
+        f"{{{', '.join(headers)}}}, {payload})\nend\n" + WRK_DONE
+    )
+
+
+def _run(port: int, method: str, path: str, token, body, args) -> dict:
+    script = _script(method, path, token, body)
+    run_wrk(port, script, 2, 1)  # warm the workers, their pools and caches
+    return run_wrk(port, script, args.connections, args.seconds)
+
+
+def _login(port: int, phone: str) -> str:
+    answer = _call(port, "POST", "/api/v1/auth/login", {"phone": phone, "password": PASSWORD})
+    return answer["access_token"]
+
+
+def _cursor(port: int, token: str) -> int:
+    """The heavy guide's cursor after a full pull: later pulls find nothing new."""
+    body = _call(port, "GET", "/api/v1/sync/pull?schema_version=3&last_pulled_at=null", token=token)
+    return body["timestamp"]
+
+
+def _call(port: int, method: str, path: str, body=None, token=None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method=method)
+    with urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+def _print(name: str, run: dict) -> None:
+    print(
+        f"  {name:<18} {run['rps']:>9,.1f} req/s  p50 {run['p50_ms']:>6.2f} ms  "
+        f"p99 {run['p99_ms']:>7.2f} ms  errors {run['errors']}",
+        flush=True,
+    )
+
+
+def _emit(results: dict, args) -> int:
+    errors = sum(run["errors"] for run in results.values())
+    rows, missed = {}, []
+    for name, (floor, target) in TARGETS.items():
+        run, base = results[name], results[floor]
+        share = round(run["rps"] / base["rps"], 3) if base["rps"] else None
+        verdict = "" if target is None else (" met" if share >= target else " MISSED")
+        if target is not None and share < target:
+            missed.append(name)
+        rows[name] = f"{run['rps']:,.0f} req/s, p50 {run['p50_ms']} ms = {share:.0%} of {floor}" + (
+            f" (target {target:.0%}{verdict})" if target is not None else ""
+        )
+    fixed = results["fixed_cost"]["p50_ms"] - results["bare"]["p50_ms"]
+    emit(
+        "endpoints",
+        title="Hot endpoints beside the bare, one-read and one-write floors "
+        "(gunicorn, PostgreSQL, wrk)",
+        target="issue 20's shares of the floors, 0 errors",
+        met=errors == 0 and not missed,
+        comparison=(
+            f"floors: bare {results['bare']['rps']:,.0f}, one-read "
+            f"{results['one_read']['rps']:,.0f}, one-write {results['one_write']['rps']:,.0f} "
+            f"req/s; fixed cost per authenticated request (no-op vs bare, p50) {fixed:.2f} ms; "
+            f"below target: {', '.join(missed) or 'none'}"
+        ),
+        floors={
+            k: f"{results[k]['rps']:,.0f} req/s, p50 {results[k]['p50_ms']} ms"
+            for k in ("bare", "one_read", "one_write")
+        },
+        **rows,
+        errors=errors,
+        workers=args.workers,
+        connections=args.connections,
+        seconds_each=args.seconds,
+        scale_members=args.members,
+    )
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
