@@ -24,7 +24,7 @@ def increment(session: Session, model, keys: dict, column: str) -> int:
 def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int, now: datetime) -> None:
     """Count one hit on every key; 429 with Retry-After when a key is over its limit.
 
-    One multi-row upsert counts every key. Refused hits roll back with the request, so a key
+    One multi-row upsert counts every key; the last of `limits` is the shared one. Refused hits roll back with the request, so a key
     over its limit stays there until its window ends. Run this in its own short transaction
     (the counter rows are hot); on PostgreSQL it commits without waiting for the disk,
     since a counter lost in a crash only lets a few more scans through.
@@ -40,7 +40,10 @@ def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int, now: 
         index_elements=["key", "window_start"], set_={"hits": ScanRateWindow.hits + 1}
     )
     counted = dict(session.execute(stmt.returning(ScanRateWindow.key, ScanRateWindow.hits)).all())
-    if 1 in counted.values():  # a key's first hit in this window: drop every older window
+    # The last key is the shared one (the code, the callback URL): its first hit in a window
+    # drops the older windows, once per window and key. Not on a new address's first hit:
+    # a crowd of phones would sweep the whole table on nearly every scan.
+    if counted[limits[-1][0]] == 1:
         session.execute(delete(ScanRateWindow).where(ScanRateWindow.window_start < start))
     over = [key for key, limit in limits if counted[key] > limit]
     if over:
