@@ -120,6 +120,29 @@ def _parse_result(module: str, line: str) -> dict | None:
     return result
 
 
+def record_section(
+    name: str, command: str, results: list[dict], seconds: float, returncode: int
+) -> None:
+    """Write one section of RESULTS.md from figures measured outside run_all (bench/load.py
+    runs for minutes and is not a bench_*.py); every other section stays as it was."""
+    machine = machine_info()
+    sections = _read_state()
+    section = {
+        "name": name,
+        "command": command,
+        "date": _now(),
+        "seconds": round(seconds, 1),
+        "returncode": returncode,
+        "machine": machine,
+        "results": results,
+    }
+    if returncode != 0:
+        section = _keep_previous(sections.get(name), section)
+    sections[name] = section
+    RESULTS_MD.write_text(render(sections, machine), encoding="utf-8")
+    print(f"wrote the {name} section of {RESULTS_MD.relative_to(BENCH_DIR.parent)}")
+
+
 def _keep_previous(previous: dict | None, failed: dict) -> dict:
     """A failed run shows what it printed, or else the last figures, marked as failed."""
     section = dict(previous if previous and not failed["results"] else failed)

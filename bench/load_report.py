@@ -1,0 +1,80 @@
+"""Figures from the samples bench/load_users.py wrote: per endpoint, per instance, per minute."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from bench.common import percentiles
+
+FLOOR = "GET /bench/bare (floor)"
+# Once per user, not part of the steady day: left out of the API's aggregate and the windows.
+ONE_OFFS = ("POST /api/v1/auth/login", "GET /api/v1/sync/pull (first sync)")
+
+
+def endpoint_figures(samples: list, seconds: float, hosts: list[str]) -> dict:
+    """{endpoints: name -> requests, rps, p50/p95/p99 ms, errors; api: the aggregate of
+    every API request but the one-offs; per_instance: requests each URL answered}."""
+    by_name: dict[str, list] = defaultdict(list)
+    for name, _t, ms, ok, _instance in samples:
+        by_name[name].append((ms, ok))
+    endpoints = {name: _row(rows, seconds) for name, rows in by_name.items()}
+    steady = [
+        (ms, ok)
+        for name, rows in by_name.items()
+        if name not in (FLOOR, *ONE_OFFS)
+        for ms, ok in rows
+    ]
+    per_instance: dict[str, int] = defaultdict(int)
+    for _name, _t, _ms, _ok, instance in samples:
+        per_instance[hosts[instance] if 0 <= instance < len(hosts) else "check"] += 1
+    return {
+        "endpoints": endpoints,
+        "api": _row(steady, seconds),
+        "per_instance": dict(per_instance),
+    }
+
+
+def _row(rows: list, seconds: float) -> dict:
+    cuts = percentiles([ms for ms, _ok in rows])
+    return {
+        "requests": len(rows),
+        "rps": round(len(rows) / seconds, 1) if seconds else None,
+        **{k: round(v, 1) if v is not None else None for k, v in cuts.items()},
+        "errors": sum(not ok for _ms, ok in rows),
+    }
+
+
+def soak_windows(samples: list, seconds: float, window: float = 60.0) -> dict:
+    """The steady API requests of the first and of the last minute of a soak."""
+
+    def between(start: float, end: float) -> dict:
+        rows = [
+            (ms, ok)
+            for name, t, ms, ok, _i in samples
+            if start <= t < end and name not in (FLOOR, *ONE_OFFS)
+        ]
+        return _row(rows, end - start)
+
+    return {"first": between(0, window), "last": between(seconds - window, seconds)}
+
+
+def memory_figures(samples: list[dict], warm_s: float = 60.0) -> dict:
+    """The workers' RSS before the load, at its start (after a minute's warm-up: imports
+    done lazily, pools opened, caches filled to their working size) and at its end."""
+    if not samples:
+        return {"growth_pct": float("inf")}
+    before, end = samples[0], samples[-1]
+    start = next((s for s in samples if s["t"] >= warm_s), end)
+    growth = (end["sum_mb"] - start["sum_mb"]) / start["sum_mb"] * 100
+    return {
+        "before_mb": before["sum_mb"],
+        "start_mb": start["sum_mb"],
+        "end_mb": end["sum_mb"],
+        "growth_pct": round(growth, 1),
+        "max_worker_start_mb": start["max_mb"],
+        "max_worker_end_mb": end["max_mb"],
+        "workers": len(end["pids"]),
+        "workers_replaced": len(set(end["pids"]) - set(start["pids"])),
+        "start_at_s": start["t"],
+        "end_at_s": end["t"],
+    }
