@@ -11,13 +11,24 @@ FLOOR = "GET /bench/bare (floor)"
 ONE_OFFS = ("POST /api/v1/auth/login", "GET /api/v1/sync/pull (first sync)")
 
 
+def ramp_up_end(samples: list, seconds: float) -> float:
+    """When the last user had logged in and made its first sync: the steady day starts."""
+    return max((t for name, t, *_ in samples if name in ONE_OFFS and t < seconds / 3), default=0)
+
+
 def endpoint_figures(samples: list, seconds: float, hosts: list[str]) -> dict:
-    """{endpoints: name -> requests, rps, p50/p95/p99 ms, errors; api: the aggregate of
-    every API request but the one-offs; per_instance: requests each URL answered}."""
+    """{endpoints: name -> requests, rps, p50/p95/p99 ms, errors, over the steady day (the
+    one-offs over the whole run); api: the aggregate of every steady API request;
+    per_instance: requests each URL answered; ramp_up_s: what was left out}."""
+    steady_from = ramp_up_end(samples, seconds)
     by_name: dict[str, list] = defaultdict(list)
-    for name, _t, ms, ok, _instance in samples:
-        by_name[name].append((ms, ok))
-    endpoints = {name: _row(rows, seconds) for name, rows in by_name.items()}
+    for name, t, ms, ok, _instance in samples:
+        if name in ONE_OFFS or t >= steady_from:
+            by_name[name].append((ms, ok))
+    endpoints = {
+        name: _row(rows, seconds if name in ONE_OFFS else seconds - steady_from)
+        for name, rows in by_name.items()
+    }
     steady = [
         (ms, ok)
         for name, rows in by_name.items()
@@ -29,8 +40,30 @@ def endpoint_figures(samples: list, seconds: float, hosts: list[str]) -> dict:
         per_instance[hosts[instance] if 0 <= instance < len(hosts) else "check"] += 1
     return {
         "endpoints": endpoints,
-        "api": _row(steady, seconds),
+        "api": _row(steady, seconds - steady_from),
         "per_instance": dict(per_instance),
+        "ramp_up_s": round(steady_from, 1),
+    }
+
+
+SCANS = ("POST /api/v1/scans", "GET /s/[code]")
+
+
+def burst_figures(samples: list, seconds: float) -> dict:
+    """The consumers' scans during the burst (the middle fifth of the day) and outside it,
+    beside every other API request in the same two spans."""
+    start, end = 0.4 * seconds, 0.6 * seconds
+    steady_from = ramp_up_end(samples, seconds)
+    spans: dict[str, list] = defaultdict(list)
+    for name, t, ms, ok, _i in samples:
+        if t < steady_from or name in (FLOOR, *ONE_OFFS):
+            continue
+        who = "scans" if name in SCANS else "others"
+        spans[who + ("_in_burst" if start <= t < end else "_outside")].append((ms, ok))
+    outside_s = seconds - steady_from - (end - start)
+    return {
+        key: _row(spans[key], end - start if key.endswith("in_burst") else outside_s)
+        for key in ("scans_in_burst", "scans_outside", "others_in_burst", "others_outside")
     }
 
 
@@ -45,7 +78,7 @@ def _row(rows: list, seconds: float) -> dict:
 
 
 def soak_windows(samples: list, seconds: float, window: float = 60.0) -> dict:
-    """The steady API requests of the first and of the last minute of a soak."""
+    """The steady API requests of the first minute (after the ramp-up) and of the last."""
 
     def between(start: float, end: float) -> dict:
         rows = [
@@ -55,7 +88,11 @@ def soak_windows(samples: list, seconds: float, window: float = 60.0) -> dict:
         ]
         return _row(rows, end - start)
 
-    return {"first": between(0, window), "last": between(seconds - window, seconds)}
+    steady_from = ramp_up_end(samples, seconds)
+    return {
+        "first": between(steady_from, steady_from + window),
+        "last": between(seconds - window, seconds),
+    }
 
 
 def memory_figures(samples: list[dict], warm_s: float = 60.0) -> dict:
