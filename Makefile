@@ -7,12 +7,12 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test serve worker migrate demo spec lint bench clean
+.PHONY: run test serve worker migrate demo spec lint bench load soak clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,load]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -57,6 +57,15 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
 		echo "wrk unavailable: load benchmarks fall back to Python threads"
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+
+# A day in the life under locust: two gunicorn instances on a scratch PostgreSQL database,
+# the job worker on Redis db 7; writes its section of bench/RESULTS.md (bench/README.md).
+# LOAD_ARGS: --seconds N, --scale F, --users N, --soak; `make soak` is the 10-minute soak.
+load: $(STAMP)
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.load --soak $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/*.db-*

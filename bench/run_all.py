@@ -120,6 +120,45 @@ def _parse_result(module: str, line: str) -> dict | None:
     return result
 
 
+def record_section(
+    name: str, command: str, results: list[dict], seconds: float, returncode: int
+) -> None:
+    """Write one section of RESULTS.md from figures measured outside run_all (bench/load.py
+    runs for minutes and is not a bench_*.py). Only that section's text is replaced (or
+    inserted in name order): every other section, notes written by hand included, and the
+    header stay as they are, so the section names its machine itself."""
+    previous = _read_state().get(name)
+    section = {
+        "name": name,
+        "command": command,
+        "date": _now(),
+        "seconds": round(seconds, 1),
+        "returncode": returncode,
+        "machine": machine_info(),
+        "results": results,
+    }
+    if returncode != 0:
+        section = _keep_previous(previous, section)
+    block = "\n".join(_render_section(section, machine={})) + "\n"
+    current = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else render({}, {})
+    RESULTS_MD.write_text(_splice(current, name, block), encoding="utf-8")
+    print(f"wrote the {name} section of {RESULTS_MD}")
+
+
+def _splice(markdown: str, name: str, block: str) -> str:
+    """markdown with the section `name` (heading to its state comment) replaced by block,
+    or block inserted before the first section whose name sorts after it."""
+    own = re.compile(
+        rf"^## {re.escape(name)}\n.*?^{re.escape(STATE_MARK)}.*? -->\n\n?", re.M | re.S
+    )
+    if own.search(markdown):
+        return own.sub(lambda _: block, markdown, count=1)
+    for heading in re.finditer(r"^## (\S+)\n", markdown, re.M):
+        if heading.group(1) > name:
+            return markdown[: heading.start()] + block + markdown[heading.start() :]
+    return markdown.rstrip("\n") + "\n\n" + block
+
+
 def _keep_previous(previous: dict | None, failed: dict) -> dict:
     """A failed run shows what it printed, or else the last figures, marked as failed."""
     section = dict(previous if previous and not failed["results"] else failed)
