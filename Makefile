@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test serve worker migrate demo spec lint bench clean
+.PHONY: run test serve worker migrate demo spec lint bench faults clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || \
 		echo "wrk unavailable: load benchmarks fall back to Python threads"
 	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+
+# Kills, restarts, dropped answers and a full disk, each a PASS/FAIL line (bench/faults.py):
+# its own PostgreSQL (8250), Redis (8260) and gunicorn (8200), a few minutes, root for the
+# tmpfs. FAULTS_ARGS="--only disk_full --no-record" runs one and leaves RESULTS.md alone.
+faults: $(STAMP)
+	$(BIN)/python -m bench.faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/*.db-*

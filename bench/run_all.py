@@ -150,6 +150,42 @@ def _read_state() -> dict[str, dict]:
     return sections
 
 
+def record_section(name: str, section: dict) -> None:
+    """Write one section into RESULTS.md (added, or put in place of its last run) and leave
+    every other byte of the file as it was: for drivers run on their own (`make faults`)
+    rather than by run_all. `section` has run_benchmark's keys (command, date, seconds,
+    returncode, machine, results)."""
+    section = {**section, "name": name}
+    block = "\n".join(_render_section(section, section.get("machine") or {})) + "\n"
+    if not RESULTS_MD.exists():
+        RESULTS_MD.write_text(render({name: section}, section.get("machine") or {}), "utf-8")
+        return
+    text = RESULTS_MD.read_text(encoding="utf-8")
+    starts = [m.start() for m in re.finditer(r"^## ", text, flags=re.MULTILINE)]
+    head = text[: starts[0]] if starts else text
+    blocks = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)], strict=True)]
+    named = [(_block_name(b), b) for b in blocks]
+    kept = [(n, b) for n, b in named if n != name]
+    if len(kept) == len(named):  # new: in the sorted place render() would give it
+        at = next((i for i, (n, _) in enumerate(kept) if n is not None and n > name), len(kept))
+        kept.insert(at, (name, block))
+    else:
+        kept = [(n, block if n == name else b) for n, b in named]
+    ending = text[len(text.rstrip("\n")) :]  # blocks are one blank line apart; the end as it was
+    body = "\n\n".join(b.rstrip("\n") for _, b in kept)
+    RESULTS_MD.write_text(head + body + ending, encoding="utf-8")
+
+
+def _block_name(block: str) -> str | None:
+    match = re.search(re.escape(STATE_MARK) + r"(.*?) -->", block)
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group(1))["name"]
+    except (json.JSONDecodeError, KeyError):
+        return None
+
+
 def render(sections: dict[str, dict], machine: dict) -> str:
     lines = [
         "# Benchmark results",
