@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 8000
 WORKERS ?= 3
 
-.PHONY: run test serve worker migrate demo spec lint bench load soak clean
+.PHONY: run test serve worker migrate demo spec lint bench load soak faults clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ load: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.load --soak $(LOAD_ARGS)
+
+# Kills, restarts, dropped answers and a full disk, each a PASS/FAIL line (bench/faults.py):
+# its own PostgreSQL (8250), Redis (8260) and gunicorn (8200), a few minutes, root for the
+# tmpfs. FAULTS_ARGS="--only disk_full --no-record" runs one and leaves RESULTS.md alone.
+faults: $(STAMP)
+	$(BIN)/python -m bench.faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/*.db-*

@@ -33,7 +33,7 @@ from bench.load_report import (
     memory_figures,
     soak_windows,
 )
-from bench.run_all import record_section
+from bench.run_all import record_run
 from bench.scale import PASSWORD, generate_scale_tenant
 from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT
@@ -374,7 +374,7 @@ def _report(args, cast: dict, out: dict, memory: list[dict], checks: dict, secon
         emit(**result)
     if not args.no_record:
         command = " ".join(["python -m bench.load", *sys.argv[1:]])
-        record_section(
+        record_run(
             "load_soak" if args.soak else "load", command, results, seconds, 0 if met else 1
         )
     if not met:

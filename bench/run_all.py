@@ -120,14 +120,11 @@ def _parse_result(module: str, line: str) -> dict | None:
     return result
 
 
-def record_section(
+def record_run(
     name: str, command: str, results: list[dict], seconds: float, returncode: int
 ) -> None:
     """Write one section of RESULTS.md from figures measured outside run_all (bench/load.py
-    runs for minutes and is not a bench_*.py). Only that section's text is replaced (or
-    inserted in name order): every other section, notes written by hand included, and the
-    header stay as they are, so the section names its machine itself."""
-    previous = _read_state().get(name)
+    runs for minutes and is not a bench_*.py); a failed run keeps the last figures, marked."""
     section = {
         "name": name,
         "command": command,
@@ -138,25 +135,9 @@ def record_section(
         "results": results,
     }
     if returncode != 0:
-        section = _keep_previous(previous, section)
-    block = "\n".join(_render_section(section, machine={})) + "\n"
-    current = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else render({}, {})
-    RESULTS_MD.write_text(_splice(current, name, block), encoding="utf-8")
+        section = _keep_previous(_read_state().get(name), section)
+    record_section(name, section)
     print(f"wrote the {name} section of {RESULTS_MD}")
-
-
-def _splice(markdown: str, name: str, block: str) -> str:
-    """markdown with the section `name` (heading to its state comment) replaced by block,
-    or block inserted before the first section whose name sorts after it."""
-    own = re.compile(
-        rf"^## {re.escape(name)}\n.*?^{re.escape(STATE_MARK)}.*? -->\n\n?", re.M | re.S
-    )
-    if own.search(markdown):
-        return own.sub(lambda _: block, markdown, count=1)
-    for heading in re.finditer(r"^## (\S+)\n", markdown, re.M):
-        if heading.group(1) > name:
-            return markdown[: heading.start()] + block + markdown[heading.start() :]
-    return markdown.rstrip("\n") + "\n\n" + block
 
 
 def _keep_previous(previous: dict | None, failed: dict) -> dict:
@@ -187,6 +168,42 @@ def _read_state() -> dict[str, dict]:
             continue
         sections[section["name"]] = section
     return sections
+
+
+def record_section(name: str, section: dict) -> None:
+    """Write one section into RESULTS.md (added, or put in place of its last run) and leave
+    every other byte of the file as it was: for drivers run on their own (`make faults`)
+    rather than by run_all. `section` has run_benchmark's keys (command, date, seconds,
+    returncode, machine, results)."""
+    section = {**section, "name": name}
+    block = "\n".join(_render_section(section, section.get("machine") or {})) + "\n"
+    if not RESULTS_MD.exists():
+        RESULTS_MD.write_text(render({name: section}, section.get("machine") or {}), "utf-8")
+        return
+    text = RESULTS_MD.read_text(encoding="utf-8")
+    starts = [m.start() for m in re.finditer(r"^## ", text, flags=re.MULTILINE)]
+    head = text[: starts[0]] if starts else text
+    blocks = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)], strict=True)]
+    named = [(_block_name(b), b) for b in blocks]
+    kept = [(n, b) for n, b in named if n != name]
+    if len(kept) == len(named):  # new: in the sorted place render() would give it
+        at = next((i for i, (n, _) in enumerate(kept) if n is not None and n > name), len(kept))
+        kept.insert(at, (name, block))
+    else:
+        kept = [(n, block if n == name else b) for n, b in named]
+    ending = text[len(text.rstrip("\n")) :]  # blocks are one blank line apart; the end as it was
+    body = "\n\n".join(b.rstrip("\n") for _, b in kept)
+    RESULTS_MD.write_text(head + body + ending, encoding="utf-8")
+
+
+def _block_name(block: str) -> str | None:
+    match = re.search(re.escape(STATE_MARK) + r"(.*?) -->", block)
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group(1))["name"]
+    except (json.JSONDecodeError, KeyError):
+        return None
 
 
 def render(sections: dict[str, dict], machine: dict) -> str:

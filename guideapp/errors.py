@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,16 @@ class TooLarge(DomainError):
     default_message = "Too large; send less at once."
 
 
+class StorageFull(DomainError):
+    """The file store has no room (disk or quota full): nothing of the file was kept. A 503,
+    as every operation documents for a server that cannot serve now; the message says why."""
+
+    status = 503
+    default_message = (
+        "The server has no room to store this file right now; nothing was kept. Try again later."
+    )
+
+
 class TooManyRequests(DomainError):
     status = 429
     default_message = "Too many attempts; wait and try again."
@@ -126,6 +136,20 @@ def integrity_conflict(error: IntegrityError) -> tuple[dict, int]:
     return error_payload(409, "This conflicts with an existing record."), 409
 
 
+def database_unavailable(error: DBAPIError) -> bool:
+    """The database went away or is busy (a restart, a failover, a dropped connection), not
+    a bug: the client may retry. SQLAlchemy marks a lost connection `connection_invalidated`
+    whatever DBAPI error class the driver raised for it."""
+    return isinstance(error, OperationalError) or bool(error.connection_invalidated)
+
+
+def unavailable_answer(error: DBAPIError) -> tuple[dict, int]:
+    """The one 503 of a database that is not there: raised in a view, or at the request's
+    commit in web.py (a restart between the last statement and COMMIT)."""
+    log.warning("database unavailable: %s", error.orig or error)
+    return error_payload(503, "The database is busy or unreachable; retry shortly."), 503
+
+
 def register_error_handlers(app: Flask) -> None:
     """Every error, HTTP (404 route, 405, webargs 422) or domain, answers `error_payload`."""
 
@@ -155,15 +179,16 @@ def register_error_handlers(app: Flask) -> None:
             message = error.description or "The request body is too large."
         return error_payload(413, message), 413
 
-    @app.errorhandler(OperationalError)
-    def _operational(error: OperationalError):
-        log.exception("database unavailable")
-        return error_payload(503, "The database is busy or unreachable; retry shortly."), 503
-
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         log.exception("unhandled error")
         return error_payload(500, "Something went wrong on our side; it has been logged."), 500
+
+    @app.errorhandler(DBAPIError)
+    def _database(error: DBAPIError):
+        if database_unavailable(error):
+            return unavailable_answer(error)
+        return _unexpected(error)
 
 
 def _default_message(error: HTTPException, errors) -> str:

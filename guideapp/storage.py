@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -11,6 +13,13 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from guideapp.errors import StorageFull
+
+log = logging.getLogger(__name__)
+
+# A full disk or quota: the client can do nothing but wait; any other OSError is a bug.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT}
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,15 @@ class LocalStorage:
         key = f"{checksum[:2]}/{checksum}{suffix}"
         path = self.root / key
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(path.suffix + ".part")
-            temporary.write_bytes(data)
-            temporary.replace(path)  # atomic: readers never see half a file
+            try:
+                with _full_disk_refused():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    temporary.write_bytes(data)
+                    temporary.replace(path)  # atomic: readers never see half a file
+            except BaseException:
+                temporary.unlink(missing_ok=True)  # never half a file left behind
+                raise
         return StoredFile(key=key, size=len(data), checksum=checksum)
 
     def save_stream(self, stream: BinaryIO, *, suffix: str) -> StoredFile:
@@ -89,12 +103,14 @@ class LocalStorage:
             new.stored.key
         """
         scratch = self.root / "scratch"  # under root: the final move is a rename
-        scratch.mkdir(parents=True, exist_ok=True)
-        directory = Path(tempfile.mkdtemp(dir=scratch))
+        with _full_disk_refused():
+            scratch.mkdir(parents=True, exist_ok=True)
+            directory = Path(tempfile.mkdtemp(dir=scratch))
         try:
-            new = NewFile(path=directory / f"file{suffix}")
-            yield new
-            new.stored = self._keep(new.path, suffix)
+            with _full_disk_refused():  # the writer's or the move's; the scratch goes below
+                new = NewFile(path=directory / f"file{suffix}")
+                yield new
+                new.stored = self._keep(new.path, suffix)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -118,3 +134,16 @@ class LocalStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             source.replace(path)  # atomic: readers never see half a file
         return StoredFile(key=key, size=size, checksum=checksum)
+
+
+@contextmanager
+def _full_disk_refused() -> Iterator[None]:
+    """A full disk or quota becomes StorageFull (503, nothing kept); any other OSError stays
+    the error it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _NO_ROOM:
+            raise
+        log.error("upload storage is full: %s", error)
+        raise StorageFull() from error

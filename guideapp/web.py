@@ -11,12 +11,17 @@ import uuid
 from typing import Iterator
 
 from flask import Flask, Response, current_app, g, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
 from guideapp import untrusted
 from guideapp.db import commit
-from guideapp.errors import InvalidInput, integrity_conflict
+from guideapp.errors import (
+    InvalidInput,
+    database_unavailable,
+    integrity_conflict,
+    unavailable_answer,
+)
 from guideapp.http import db_session, extension
 
 log = logging.getLogger("guideapp.request")
@@ -196,6 +201,13 @@ def init_request_lifecycle(app: Flask) -> None:
                 except IntegrityError as error:
                     session.rollback()
                     response = app.make_response(integrity_conflict(error))
+                except DBAPIError as error:
+                    if not database_unavailable(error):
+                        raise
+                    # Lost at COMMIT (a restart): whether it committed, the client cannot
+                    # tell; a retry with the same Idempotency-Key is right either way.
+                    session.rollback()
+                    response = app.make_response(unavailable_answer(error))
             else:
                 session.rollback()
         response.headers["X-Request-ID"] = g.get("request_id", "")

@@ -1,5 +1,6 @@
 """Every write of an organisation record lands in the change log in its own transaction."""
 
+import pytest
 from sqlalchemy import func, select
 
 from guideapp.changelog import ChangeLogEntry, SyncCounter
@@ -122,6 +123,51 @@ def test_a_rolled_back_savepoint_forgets_its_notes_and_keeps_the_others(session)
         )
     )
     assert scopes == {store_scope(store.id), staff_scope("kept")}
+
+
+def test_a_savepoint_whose_flush_failed_forgets_its_notes(session):
+    """Two deliveries of one WeChat Pay notification at once (make faults, drop_and_retry):
+    the second's INSERT meets the first's unique row inside `begin_nested()`, and SQLAlchemy
+    rolls the SAVEPOINT back from the flush's own subtransaction. The member it had made
+    and noted is gone, so its note must go too: no change-log row for a member that never
+    was."""
+    from sqlalchemy.exc import IntegrityError
+
+    from guideapp.changelog import log_change, staff_scope, store_scope
+    from guideapp.idempotency.models import IdempotentRequest
+
+    store = _demo_store(session)
+    before = _counter(session, store.tenant_id)
+    log_change(
+        session,
+        tenant_id=store.tenant_id,
+        table="stores",
+        record_id=store.id,
+        scopes=[store_scope(store.id)],
+    )
+    session.add(IdempotentRequest(owner="o", key="k", method="POST", path="/", request_hash="h"))
+    session.flush()
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            log_change(
+                session,
+                tenant_id=store.tenant_id,
+                table="stores",
+                record_id=store.id,
+                scopes=[staff_scope("never")],
+            )
+            twin = IdempotentRequest(owner="o", key="k", method="POST", path="/", request_hash="h")
+            session.add(twin)
+            session.flush()  # the unique (owner, key) refuses it: the SAVEPOINT rolls back
+    session.commit()
+    scopes = set(
+        session.scalars(
+            select(ChangeLogEntry.scope).where(
+                ChangeLogEntry.tenant_id == store.tenant_id, ChangeLogEntry.seq == before + 1
+            )
+        )
+    )
+    assert scopes == {store_scope(store.id)}
 
 
 def test_a_rolled_back_transaction_leaves_no_notes_for_the_next(session):

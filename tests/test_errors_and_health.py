@@ -143,6 +143,51 @@ def test_a_constraint_refused_at_commit_is_the_same_409(app, client):
     }
 
 
+def test_a_database_lost_at_the_commit_is_a_503_and_a_retry_records_once(app, api, session):
+    """PostgreSQL restarted as a request commits (make faults, postgres_restart): the
+    commit's OperationalError answers the one 503, never a 500, and the request's writes are
+    gone, so the client's retry records the order once."""
+    from sqlalchemy import event, func, select
+    from sqlalchemy.exc import OperationalError
+
+    from guideapp.members.models import Order
+
+    maker = app.extensions["guideapp"]["sessionmaker"]
+    lost = []
+
+    def connection_lost_once(_session):
+        if not lost:
+            lost.append(True)
+            raise OperationalError("COMMIT", None, Exception("server closed the connection"))
+
+    api.headers(HQ)  # logged in before the database goes
+    event.listen(maker, "before_commit", connection_lost_once)
+    order = {
+        "channel": "pos",
+        "order_no": "LOST-AT-COMMIT-1",
+        "amount_fen": 12_300,
+        "ordered_at": "2026-01-05T10:00:00+08:00",
+        "phone": "13912349876",
+        "store_code": "SH001",
+    }
+    try:
+        failed = api.post(HQ, "/api/v1/orders", json=order)
+        assert failed.status_code == 503, failed.get_json()
+        assert failed.get_json() == {
+            "code": 503,
+            "status": "Service Unavailable",
+            "message": "The database is busy or unreachable; retry shortly.",
+            "errors": {},
+        }
+        count = select(func.count()).select_from(Order).where(Order.order_no == order["order_no"])
+        assert session.scalar(count) == 0
+        retried = api.post(HQ, "/api/v1/orders", json=order)
+        assert retried.status_code == 200 and retried.get_json()["created"] is True
+        assert session.scalar(count) == 1
+    finally:
+        event.remove(maker, "before_commit", connection_lost_once)
+
+
 def test_health_probes(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -1,14 +1,20 @@
 """Material library through the API: targeting, validity, levels, uploads, ETags, shares."""
 
+import hashlib
 import io
+import os
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
+from guideapp import create_app
 from guideapp.db import transaction, utcnow
-from guideapp.materials.models import Material
+from guideapp.materials.models import Material, StoredUpload
+from guideapp.storage import LocalStorage
+from guideapp.errors import StorageFull
 from guideapp.tasks.scheduler import tick
-from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE
+from tests.conftest import GUIDE, HQ, MANAGER, OTHER_GUIDE, ApiClient, make_config
 from tests.factories import member_of, staff_by_phone, store_by_code
 from tests.sync_phone import Phone
 
@@ -132,6 +138,62 @@ def test_upload_limits_and_kinds(api):
         HQ, "/api/v1/materials", json={"kind": "image", "title": "x", "target": {"all": True}}
     )
     assert no_file.status_code == 422 and "upload_id" in no_file.get_json()["errors"]
+
+
+# A full disk, for real: /dev/full answers every write with ENOSPC. The file's place in the
+# storage is content-addressed, so a link there to /dev/full is a disk that fills up as the
+# upload is written (make faults does the same with a 1 MB tmpfs).
+
+
+def test_an_upload_to_a_full_disk_is_a_503_and_leaves_nothing(database, connection, tmp_path):
+    app = create_app(make_config(database, UPLOAD_DIR=str(tmp_path)), bind=connection)
+    api = ApiClient(app.test_client())
+    data = PNG + os.urandom(1024)
+    checksum = hashlib.sha256(data).hexdigest()
+    part = tmp_path / checksum[:2] / f"{checksum}.png.part"
+    part.parent.mkdir()
+    part.symlink_to("/dev/full")
+
+    def upload():
+        return api.client.post(
+            "/api/v1/uploads",
+            headers=api.headers(HQ),
+            data={"file": (io.BytesIO(data), "poster.png")},
+            content_type="multipart/form-data",
+        )
+
+    def uploads() -> int:
+        with app.extensions["guideapp"]["sessionmaker"]() as session:
+            return session.scalar(select(func.count()).select_from(StoredUpload))
+
+    before = uploads()
+    full = upload()
+    assert full.status_code == 503, full.get_json()
+    assert full.get_json() == {
+        "code": 503,
+        "status": "Service Unavailable",
+        "message": StorageFull.default_message,
+        "errors": {},
+    }
+    assert uploads() == before
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file() or p.is_symlink()] == []
+    stored = upload()  # room again (the link is gone with the partial file): it is kept
+    assert stored.status_code == 201, stored.get_json()
+    assert (tmp_path / checksum[:2] / f"{checksum}.png").read_bytes() == data
+
+
+def test_a_file_written_in_pieces_to_a_full_disk_leaves_no_scratch(tmp_path):
+    storage = LocalStorage(tmp_path)
+    with pytest.raises(StorageFull):
+        with storage.writing(suffix=".csv") as new:
+            new.path.symlink_to("/dev/full")
+            with new.path.open("wb") as out:
+                out.write(b"x" * 10_000)
+                out.flush()
+    assert list((tmp_path / "scratch").iterdir()) == []
+    with pytest.raises(FileNotFoundError):  # an error other than a full disk stays itself
+        with storage.writing(suffix=".csv") as new:
+            (new.path.parent / "missing" / "file").open("rb")
 
 
 def test_etag_protects_concurrent_edits(api):

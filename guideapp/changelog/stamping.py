@@ -36,11 +36,18 @@ def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    if previous_transaction.parent is None and not previous_transaction.nested:
+    # What the database rolled back: the nearest SAVEPOINT or the transaction itself, also
+    # when the rollback came from a flush's subtransaction (a failed INSERT inside
+    # `begin_nested()`: SQLAlchemy then rolls the SAVEPOINT back there, and the SAVEPOINT's
+    # own rollback sends no event of its own). As Session.rollback finds its boundary.
+    rolled_back = previous_transaction
+    while rolled_back.parent is not None and not rolled_back.nested:
+        rolled_back = rolled_back.parent
+    if not rolled_back.nested:
         session.info.pop(NOTES, None)
         session.info.pop(SELECTS, None)
         return
-    mark = session.info.get(MARKS, {}).pop(previous_transaction, None)
+    mark = session.info.get(MARKS, {}).pop(rolled_back, None)
     if mark is not None:
         del session.info.setdefault(NOTES, [])[mark[0] :]
         del session.info.setdefault(SELECTS, [])[mark[1] :]
