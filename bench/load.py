@@ -374,9 +374,7 @@ def _report(args, cast: dict, out: dict, memory: list[dict], checks: dict, secon
         emit(**result)
     if not args.no_record:
         command = " ".join(["python -m bench.load", *sys.argv[1:]])
-        record_run(
-            "load_soak" if args.soak else "load", command, results, seconds, 0 if met else 1
-        )
+        record_run("load_soak" if args.soak else "load", command, results, seconds, 0 if met else 1)
     if not met:
         print(f"FAILED: {errors} errors; checks: {checks['problems'] or 'ok'}")
     return 0 if met else 1
