@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         if section["returncode"] != 0:
             failed.append(name)
             section = _keep_previous(sections.get(name), section)
-        sections[name] = section
-    RESULTS_MD.write_text(render(sections, machine), encoding="utf-8")
+        # Only this section's text is replaced: the others, and notes written under them,
+        # stay as they were (a full re-render used to drop them).
+        record_section(name, section)
+    _stamp_last_run(machine)
     print(f"wrote {RESULTS_MD.relative_to(BENCH_DIR.parent)}")
     if failed:
         print(f"FAILED: {', '.join(failed)}")
@@ -194,6 +196,12 @@ def record_section(name: str, section: dict) -> None:
     ending = text[len(text.rstrip("\n")) :]  # blocks are one blank line apart; the end as it was
     body = "\n\n".join(b.rstrip("\n") for _, b in kept)
     RESULTS_MD.write_text(head + body + ending, encoding="utf-8")
+
+
+def _stamp_last_run(machine: dict) -> None:
+    text = RESULTS_MD.read_text(encoding="utf-8")
+    line = f"Last run: {_now()}, on {_machine_line(machine)}."
+    RESULTS_MD.write_text(re.sub(r"^Last run: .*$", line, text, count=1, flags=re.M), "utf-8")
 
 
 def _block_name(block: str) -> str | None:
