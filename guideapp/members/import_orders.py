@@ -282,6 +282,7 @@ def _refresh_members(session: Session, run, member_ids: set[str]) -> dict[str, s
         updates.append(
             {
                 "id": mid,
+                "tenant_id": run.tenant_id,  # the table's key holds it (guideapp/db.py)
                 "last_order_at": last,
                 "updated_at": run.now,
                 "stage": stage_for(
