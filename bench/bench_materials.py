@@ -87,8 +87,8 @@ def _load(engine, count: int) -> int:
         )
         conn.execute(
             text("""
-            INSERT INTO material_audiences (material_id, scope)
-            SELECT md5('bench-mat-' || i),
+            INSERT INTO material_audiences (material_id, tenant_id, scope)
+            SELECT md5('bench-mat-' || i), :t,
                    CASE WHEN i % 25 = 0 THEN 't:' || :t
                         ELSE 's:' || (CAST(:stores AS text[]))[1 + i % :k] END
             FROM generate_series(1, :n) i"""),

@@ -141,8 +141,8 @@ def _working_set(engine, scale) -> None:
         )
         conn.execute(
             text("""
-            INSERT INTO material_audiences (material_id, scope)
-            SELECT md5(:k || '/mat/' || i), 't:' || :t FROM generate_series(1, :n) i"""),
+            INSERT INTO material_audiences (material_id, tenant_id, scope)
+            SELECT md5(:k || '/mat/' || i), :t, 't:' || :t FROM generate_series(1, :n) i"""),
             {**params, "n": MATERIALS},
         )
         conn.execute(

@@ -12,17 +12,25 @@ from typing import Iterator
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    ForeignKey,
     ForeignKeyConstraint,
     Integer,
     MetaData,
-    UniqueConstraint,
+    String,
     create_engine,
     event,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    declared_attr,
+    mapped_column,
+    sessionmaker,
+)
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
@@ -72,14 +80,32 @@ class UTCDateTime(TypeDecorator):
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# Marks the tenant_id column a table's primary key carries for distribution (Citus shards
+# by it): part of the database's key, not of the ORM's identity (guideapp/distribution.py).
+DISTRIBUTION_COLUMN = "distribution_column"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}
 
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict:
+        """The ORM identifies a row by its key without tenant_id (session.get(Member, id)):
+        ids are random and unique on their own. The table's primary key also holds
+        tenant_id, so that a distributed table's keys include its distribution column;
+        UPDATE and DELETE by key still name both."""
+        key = list(cls.__table__.primary_key.columns)  # type: ignore[attr-defined]
+        identity = [c for c in key if not c.info.get(DISTRIBUTION_COLUMN)]
+        return {"primary_key": identity} if len(identity) < len(key) else {}
 
-def tenant_key() -> UniqueConstraint:
-    """(tenant_id, id) is unique: what a tenant_fk of another table points at."""
-    return UniqueConstraint("tenant_id", "id")
+
+def tenant_column(*, references_tenants: bool = True) -> Mapped[str]:
+    """tenant_id of a distributed table: its distribution column, last in its primary key
+    (after id, so that lookups by id alone keep using the key's index). Parents of a
+    tenant_fk are found through that key: (id, tenant_id) is unique because it is the key."""
+    key = [ForeignKey("tenants.id")] if references_tenants else [String(32)]
+    return mapped_column(*key, primary_key=True, info={DISTRIBUTION_COLUMN: True})
 
 
 def tenant_fk(column: str, parent: str, **kwargs) -> ForeignKeyConstraint:

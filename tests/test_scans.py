@@ -313,13 +313,15 @@ def test_round_robin_spreads_the_stores_guides_evenly(api, session):
 def test_turns_are_unique_under_concurrency(database):
     """Eight workers on their own connections take 200 turns: no turn given twice."""
     with Session(database.engine) as session:
-        store_id = session.scalar(select(Store.id).where(Store.code == "XM002"))
+        tenant_id, store_id = session.execute(
+            select(Store.tenant_id, Store.id).where(Store.code == "XM002")
+        ).first()
     turns, lock = [], threading.Lock()
 
     def worker():
         for _ in range(25):
             with Session(database.engine) as s:
-                turn = counters.next_turn(s, store_id=store_id)
+                turn = counters.next_turn(s, tenant_id=tenant_id, store_id=store_id)
                 s.commit()
             with lock:
                 turns.append(turn)

@@ -102,6 +102,7 @@ def _token(app, phone: str) -> str:
         session = db_session()
         staff = session.scalar(select(Staff).where(Staff.phone == phone))
         auth = AuthSession(
+            tenant_id=staff.tenant_id,
             staff_id=staff.id,
             refresh_token_hash=hash_refresh_token(new_refresh_token()),
             expires_at=utcnow() + timedelta(days=1),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, utcnow
+from guideapp.db import Base, tenant_column, new_id, tenant_fk, utcnow
 
 ACTIONS = (
     "members.export",
@@ -30,7 +30,7 @@ class AuditEntry(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     staff_id: Mapped[str | None] = mapped_column(String(32))  # None: the CLI or a job
     action: Mapped[str] = mapped_column(String(40))
     target_kind: Mapped[str | None] = mapped_column(String(30))

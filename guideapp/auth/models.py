@@ -3,21 +3,28 @@ identities staff log in with."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, utcnow
+from guideapp.db import Base, tenant_column, new_id, tenant_fk, utcnow
 
 
 class AuthSession(Base):
     """One login on one device. Revoking it kills its refresh token and its access tokens."""
 
     __tablename__ = "auth_sessions"
-    __table_args__ = (Index("ix_auth_sessions_staff_id", "staff_id"),)
+    __table_args__ = (
+        tenant_fk("staff_id", "staff"),
+        Index("ix_auth_sessions_staff_id", "staff_id"),
+        # The hash of 256 random bits is unique by itself; tenant_id rides along because a
+        # distributed table's unique keys must hold it, and a refresh looks up by hash alone.
+        UniqueConstraint("refresh_token_hash", "tenant_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
-    refresh_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = tenant_column()
+    staff_id: Mapped[str] = mapped_column(String(32))
+    refresh_token_hash: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -51,11 +58,11 @@ class StaffWechat(Base):
     __table_args__ = (
         tenant_fk("staff_id", "staff"),
         UniqueConstraint("tenant_id", "appid", "openid"),
-        UniqueConstraint("staff_id", "appid"),
+        UniqueConstraint("staff_id", "appid", "tenant_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     staff_id: Mapped[str] = mapped_column(String(32))
     appid: Mapped[str] = mapped_column(String(32))
     openid: Mapped[str] = mapped_column(String(64))

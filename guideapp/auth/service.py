@@ -180,6 +180,7 @@ def revoke_all_sessions(session: Session, *, staff_id: str) -> None:
 def _open_session(session: Session, staff: Staff, config) -> dict:
     token = new_refresh_token()
     auth = AuthSession(
+        tenant_id=staff.tenant_id,
         staff_id=staff.id,
         refresh_token_hash=hash_refresh_token(token),
         expires_at=utcnow() + timedelta(seconds=config["REFRESH_TOKEN_TTL_SECONDS"]),

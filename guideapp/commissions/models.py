@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 RULE_KINDS = ("recruit_bounty", "tier_bonus", "order_percent")
 RULE_SCOPES = ("tenant", "region", "store", "campaign")
@@ -29,7 +29,6 @@ class CommissionRule(Base):
 
     __tablename__ = "commission_rules"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("created_by", "staff"),
         UniqueConstraint("tenant_id", "rule_key", "version"),
         CheckConstraint("kind IN ('recruit_bounty', 'tier_bonus', 'order_percent')", name="kind"),
@@ -41,7 +40,7 @@ class CommissionRule(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     rule_key: Mapped[str] = mapped_column(String(32))  # the id of version 1: the rule's name
     version: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(120))
@@ -76,7 +75,7 @@ class CommissionRecruit(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     person_id: Mapped[str] = mapped_column(String(32))
     guide_id: Mapped[str] = mapped_column(String(32))
@@ -106,7 +105,6 @@ class CommissionEntry(Base):
 
     __tablename__ = "commission_entries"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("store_id", "stores"),
         tenant_fk("member_id", "members"),
         tenant_fk("reverses_id", "commission_entries"),
@@ -129,7 +127,7 @@ class CommissionEntry(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     guide_id: Mapped[str] = mapped_column(String(32))
     store_id: Mapped[str] = mapped_column(String(32))
     member_id: Mapped[str | None] = mapped_column(String(32))
@@ -150,7 +148,6 @@ class CommissionSettlement(Base):
 
     __tablename__ = "commission_settlements"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("closed_by", "staff"),
         tenant_fk("approved_by", "staff"),
         UniqueConstraint("tenant_id", "month"),
@@ -158,7 +155,7 @@ class CommissionSettlement(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     month: Mapped[str] = mapped_column(String(7))
     state: Mapped[str] = mapped_column(String(10), default="draft")  # draft, approved
     entries: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -185,7 +182,7 @@ class CommissionStatement(Base):
     settlement_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     level: Mapped[str] = mapped_column(String(5), primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # guide or store id
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     month: Mapped[str] = mapped_column(String(7))
     store_id: Mapped[str] = mapped_column(String(32))
     entries: Mapped[int] = mapped_column(BigInteger)

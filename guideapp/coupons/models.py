@@ -9,7 +9,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
-    ForeignKey,
     Index,
     String,
     Text,
@@ -17,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 KINDS = ("amount_off", "percent_off", "gift")
 STATES = ("available", "used", "expired", "revoked")
@@ -40,7 +39,6 @@ class CouponTemplate(Base):
 
     __tablename__ = "coupon_templates"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("store_id", "stores"),
         tenant_fk("created_by", "staff"),
         CheckConstraint("kind IN ('amount_off', 'percent_off', 'gift')", name="kind"),
@@ -66,7 +64,7 @@ class CouponTemplate(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     store_id: Mapped[str | None] = mapped_column(String(32))  # a manager's store template
     name: Mapped[str] = mapped_column(String(60))
     kind: Mapped[str] = mapped_column(String(12))
@@ -104,7 +102,6 @@ class Coupon(Base):
 
     __tablename__ = "coupons"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("template_id", "coupon_templates"),
         tenant_fk("member_id", "members"),
         tenant_fk("issued_by", "staff"),
@@ -121,7 +118,7 @@ class Coupon(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     template_id: Mapped[str] = mapped_column(String(32))
     template_version: Mapped[int] = mapped_column(default=1)
     member_id: Mapped[str] = mapped_column(String(32))
@@ -148,7 +145,6 @@ class CouponRedemption(Base):
 
     __tablename__ = "coupon_redemptions"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("coupon_id", "coupons"),
         tenant_fk("store_id", "stores"),
         tenant_fk("order_id", "orders"),
@@ -163,7 +159,7 @@ class CouponRedemption(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     coupon_id: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(20))
     order_no: Mapped[str] = mapped_column(String(64))
@@ -182,7 +178,6 @@ class CouponRule(Base):
 
     __tablename__ = "coupon_rules"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("template_id", "coupon_templates"),
         tenant_fk("created_by", "staff"),
         CheckConstraint(
@@ -194,7 +189,7 @@ class CouponRule(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(120))
     occasion: Mapped[str] = mapped_column(String(20))
     params: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Date, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 KINDS = ("image", "poster", "article", "video", "mini_program", "product", "text")
 LEVELS = ("hq", "store", "personal")
@@ -18,12 +18,11 @@ class MaterialCategory(Base):
     __tablename__ = "material_categories"
     __table_args__ = (
         Index("ix_material_categories_tenant_id", "tenant_id"),
-        tenant_key(),
         tenant_fk("parent_id", "material_categories"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     parent_id: Mapped[str | None] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(60))
     position: Mapped[int] = mapped_column(default=0)
@@ -34,13 +33,10 @@ class StoredUpload(Base):
     """A file uploaded to storage; materials point at it."""
 
     __tablename__ = "uploads"
-    __table_args__ = (
-        tenant_key(),
-        tenant_fk("uploaded_by", "staff"),
-    )
+    __table_args__ = (tenant_fk("uploaded_by", "staff"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     storage_key: Mapped[str] = mapped_column(String(200))
     filename: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(100))
@@ -53,7 +49,6 @@ class StoredUpload(Base):
 class Material(Base):
     __tablename__ = "materials"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("category_id", "material_categories"),
         tenant_fk("owner_staff_id", "staff"),
         tenant_fk("created_by", "staff"),
@@ -64,7 +59,7 @@ class Material(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     kind: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
@@ -91,10 +86,14 @@ class MaterialAudience(Base):
     """Who a material reaches, as sync scopes (t:/r:/s:/g:): one indexed join per list."""
 
     __tablename__ = "material_audiences"
-    __table_args__ = (Index("ix_material_audiences_scope", "scope", "material_id"),)
+    __table_args__ = (
+        tenant_fk("material_id", "materials"),
+        Index("ix_material_audiences_scope", "scope", "material_id"),
+    )
 
-    material_id: Mapped[str] = mapped_column(ForeignKey("materials.id"), primary_key=True)
+    material_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = tenant_column()
 
 
 class Share(Base):
@@ -112,7 +111,7 @@ class Share(Base):
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     material_id: Mapped[str] = mapped_column(String(32))
     staff_id: Mapped[str] = mapped_column(String(32))
     store_id: Mapped[str | None] = mapped_column(String(32))

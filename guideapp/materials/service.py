@@ -315,7 +315,10 @@ def _set_audiences(session: Session, material: Material, scopes: list[str], old:
     session.execute(delete(MaterialAudience).where(MaterialAudience.material_id == material.id))
     session.execute(
         insert(MaterialAudience),
-        [{"material_id": material.id, "scope": s} for s in dict.fromkeys(scopes)],
+        [
+            {"material_id": material.id, "tenant_id": material.tenant_id, "scope": s}
+            for s in dict.fromkeys(scopes)
+        ],
     )
     log_change(
         session,

@@ -377,7 +377,9 @@ def _write(session: Session, run, plan: Plan) -> None:
     insert_rows(session, Binding, plan.bindings)
     insert_rows(session, PointsEntry, plan.points)
     if plan.updates:
-        session.execute(update(Member), plan.updates)  # bulk UPDATE by primary key
+        # Bulk UPDATE by the table's primary key, which holds tenant_id (guideapp/db.py).
+        keyed = [{**row, "tenant_id": run.tenant_id} for row in plan.updates]
+        session.execute(update(Member), keyed)
     log_changes(session, tenant_id=run.tenant_id, table="members", rows=plan.log)
     _announce_recruits(session, run, plan)
 

@@ -193,6 +193,7 @@ def _write(session: Session, run, plan: Plan) -> None:
             [
                 {
                     "id": m["id"],
+                    "tenant_id": run.tenant_id,  # the table's key holds it (guideapp/db.py)
                     "phone": m["phone"],
                     "phone_tail": m["phone_tail"],
                     "unionid": m["unionid"],
@@ -207,7 +208,10 @@ def _write(session: Session, run, plan: Plan) -> None:
     if plan.refunded:
         session.execute(
             update(Order),
-            [{"id": old["id"], "refunded_fen": total} for old, total in plan.refunded],
+            [
+                {"id": old["id"], "tenant_id": run.tenant_id, "refunded_fen": total}
+                for old, total in plan.refunded
+            ],
         )
     refunds = [
         (o["id"], o["refunded_fen"], o["refunded_fen"]) for o in plan.orders if o["refunded_fen"]
@@ -282,6 +286,7 @@ def _refresh_members(session: Session, run, member_ids: set[str]) -> dict[str, s
         updates.append(
             {
                 "id": mid,
+                "tenant_id": run.tenant_id,  # the table's key holds it (guideapp/db.py)
                 "last_order_at": last,
                 "updated_at": run.now,
                 "stage": stage_for(

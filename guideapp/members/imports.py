@@ -66,9 +66,9 @@ class Seen:
 
 
 class SeenInDatabase(Seen):
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, tenant_id: str) -> None:
         super().__init__()
-        self.job_id = job_id
+        self.job_id, self.tenant_id = job_id, tenant_id
 
     def earlier(self, session: Session, keys: set) -> dict:
         if not keys:
@@ -85,7 +85,10 @@ class SeenInDatabase(Seen):
         insert_rows(
             session,
             ImportKey,
-            [{"job_id": self.job_id, "key": _key_text(k), "row": r} for k, r in found.items()],
+            [
+                {"job_id": self.job_id, "tenant_id": self.tenant_id, "key": _key_text(k), "row": r}
+                for k, r in found.items()
+            ],
         )
 
     def forget(self, session: Session) -> None:
@@ -518,7 +521,7 @@ def _import_job(ctx: jobs.JobContext) -> dict:
     kind = params["kind"]
     spec = spec_for(kind, params["mode"])
     limits = cells.Limits(max_rows=params["max_rows"], max_xlsx_bytes=params["max_xlsx_bytes"])
-    seen = SeenInDatabase(ctx.job_id)
+    seen = SeenInDatabase(ctx.job_id, ctx.tenant_id)
     size = int(params.get("batch_rows") or BATCH)
     with ctx.unit() as session:
         storage = session.info[STORAGE_KEY]

@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     String,
     Text,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 CHANNELS = (
     "pos",
@@ -42,7 +41,6 @@ class Member(Base):
 
     __tablename__ = "members"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("guide_id", "staff"),
         tenant_fk("merged_into_id", "members"),
         tenant_fk("store_id", "stores"),
@@ -69,7 +67,7 @@ class Member(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     phone: Mapped[str | None] = mapped_column(String(20))
     phone_tail: Mapped[str | None] = mapped_column(String(4))
     unionid: Mapped[str | None] = mapped_column(String(64))
@@ -108,7 +106,7 @@ class MemberIdentity(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(30))  # openid, tmall, jd, douyin, brand_mall, pos
     value: Mapped[str] = mapped_column(String(100))
@@ -129,7 +127,7 @@ class Binding(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     guide_id: Mapped[str] = mapped_column(String(32))
     store_id: Mapped[str] = mapped_column(String(32))
@@ -156,7 +154,7 @@ class PointsEntry(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(10))
     points: Mapped[int] = mapped_column(BigInteger)
@@ -170,12 +168,11 @@ class TagGroup(Base):
     __tablename__ = "tag_groups"
     __table_args__ = (
         Index("ix_tag_groups_tenant_id", "tenant_id"),
-        tenant_key(),
         tenant_fk("store_id", "stores"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     store_id: Mapped[str | None] = mapped_column(String(32))  # NULL: HQ group
     name: Mapped[str] = mapped_column(String(60))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -186,15 +183,14 @@ class Tag(Base):
 
     __tablename__ = "tags"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("store_id", "stores"),
         tenant_fk("group_id", "tag_groups"),
-        UniqueConstraint("group_id", "name"),
+        UniqueConstraint("group_id", "name", "tenant_id"),
         Index("ix_tags_tenant_id", "tenant_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     group_id: Mapped[str] = mapped_column(String(32))
     store_id: Mapped[str | None] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(60))
@@ -212,7 +208,7 @@ class QuestionnaireCode(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     questionnaire: Mapped[str] = mapped_column(String(60))
     question: Mapped[str] = mapped_column(String(60))
     answer: Mapped[str] = mapped_column(String(60))
@@ -225,12 +221,12 @@ class MemberTag(Base):
         tenant_fk("tag_id", "tags"),
         tenant_fk("member_id", "members"),
         tenant_fk("tagged_by", "staff"),
-        UniqueConstraint("member_id", "tag_id"),
+        UniqueConstraint("member_id", "tag_id", "tenant_id"),
         Index("ix_member_tags_tag_id", "tag_id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     tag_id: Mapped[str] = mapped_column(String(32))
     # manual, questionnaire, scan_channel, purchase_rule, import
@@ -251,7 +247,7 @@ class MemberNote(Base):
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     author_id: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
@@ -265,7 +261,6 @@ class Order(Base):
 
     __tablename__ = "orders"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("member_id", "members"),
         tenant_fk("store_id", "stores"),
         tenant_fk("guide_id", "staff"),
@@ -277,7 +272,7 @@ class Order(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(20))
     order_no: Mapped[str] = mapped_column(String(64))
@@ -297,12 +292,12 @@ class OrderRefund(Base):
 
     __tablename__ = "order_refunds"
     __table_args__ = (
-        UniqueConstraint("order_id", "refund_no"),
+        UniqueConstraint("order_id", "refund_no", "tenant_id"),
         tenant_fk("order_id", "orders"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     order_id: Mapped[str] = mapped_column(String(32))
     refund_no: Mapped[str] = mapped_column(String(64))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
@@ -321,7 +316,7 @@ class MemberMerge(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     survivor_id: Mapped[str] = mapped_column(String(32))
     merged_id: Mapped[str] = mapped_column(String(32))
     by_staff_id: Mapped[str] = mapped_column(String(32))
@@ -337,7 +332,9 @@ class ImportKey(Base):
     when the job ends."""
 
     __tablename__ = "import_keys"
+    __table_args__ = (tenant_fk("job_id", "jobs", ondelete="CASCADE"),)
 
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = tenant_column()
     row: Mapped[int]

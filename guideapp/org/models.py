@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 ROLES = ("hq_admin", "store_manager", "guide")
 STAFF_STATES = ("active", "left")
@@ -32,13 +32,10 @@ class Tenant(Base):
 
 class Brand(Base):
     __tablename__ = "brands"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "code"),
-        tenant_key(),
-    )
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(120))
 
@@ -47,12 +44,11 @@ class Region(Base):
     __tablename__ = "regions"
     __table_args__ = (
         UniqueConstraint("tenant_id", "code"),
-        tenant_key(),
         tenant_fk("brand_id", "brands"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     brand_id: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(120))
@@ -63,7 +59,6 @@ class Store(Base):
 
     __tablename__ = "stores"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("region_id", "regions"),
         tenant_fk("brand_id", "brands"),
         UniqueConstraint("tenant_id", "code"),
@@ -75,7 +70,7 @@ class Store(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     brand_id: Mapped[str] = mapped_column(String(32))
     region_id: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(40))
@@ -121,7 +116,7 @@ class StoreTag(Base):
 
     store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tag: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
 
 
 class Staff(Base):
@@ -129,7 +124,6 @@ class Staff(Base):
 
     __tablename__ = "staff"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("store_id", "stores"),
         CheckConstraint("role IN ('hq_admin', 'store_manager', 'guide')", name="role"),
         CheckConstraint("state IN ('active', 'left')", name="state"),
@@ -141,7 +135,7 @@ class Staff(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     store_id: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(60))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 SCENES = ("greeting", "ice_breaking", "product_advice", "after_sales", "win_back", "custom")
 LEVELS = ("hq", "store", "personal")
@@ -18,7 +18,6 @@ class ReplyCategory(Base):
 
     __tablename__ = "reply_categories"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("store_id", "stores"),
         CheckConstraint(
             "scene IN ('greeting', 'ice_breaking', 'product_advice', 'after_sales', "
@@ -29,7 +28,7 @@ class ReplyCategory(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     store_id: Mapped[str | None] = mapped_column(String(32))
     scene: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(60))
@@ -43,7 +42,6 @@ class QuickReply(Base):
 
     __tablename__ = "quick_replies"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("owner_staff_id", "staff"),
         tenant_fk("owner_store_id", "stores"),
         tenant_fk("category_id", "reply_categories"),
@@ -62,7 +60,7 @@ class QuickReply(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     level: Mapped[str] = mapped_column(String(10))
     owner_store_id: Mapped[str | None] = mapped_column(String(32))
     owner_staff_id: Mapped[str | None] = mapped_column(String(32))
@@ -91,4 +89,4 @@ class QuickReplyTag(Base):
 
     reply_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tag_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()

@@ -54,6 +54,7 @@ def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int, now: 
         )
 
 
-def next_turn(session: Session, *, store_id: str) -> int:
+def next_turn(session: Session, *, tenant_id: str, store_id: str) -> int:
     """The store's next round-robin turn (1, 2, 3, ...), race-free across workers."""
-    return increment(session, GuideRotation, {"store_id": store_id}, "turns")
+    keys = {"store_id": store_id, "tenant_id": tenant_id}  # the table's whole primary key
+    return increment(session, GuideRotation, keys, "turns")

@@ -10,14 +10,13 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     Float,
-    ForeignKey,
     Index,
     Integer,
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 CODE_KINDS = ("lbs", "store", "guide")
 CHANNELS = (
@@ -41,7 +40,6 @@ class ScanCode(Base):
 
     __tablename__ = "scan_codes"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("fallback_store_id", "stores"),
         tenant_fk("created_by", "staff"),
         tenant_fk("store_id", "stores"),
@@ -56,7 +54,7 @@ class ScanCode(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     code: Mapped[str] = mapped_column(String(40), unique=True)  # public, in the QR URL
     kind: Mapped[str] = mapped_column(String(10))
     channel: Mapped[str] = mapped_column(String(20))
@@ -92,7 +90,7 @@ class Scan(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     code_id: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(20))  # a RESOLUTION, or expired / not_yet_valid
@@ -128,6 +126,8 @@ class GuideRotation(Base):
     """Per-store round-robin cursor: UPDATE ... RETURNING hands each scan the next guide."""
 
     __tablename__ = "scan_guide_rotations"
+    __table_args__ = (tenant_fk("store_id", "stores"),)
 
-    store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = tenant_column()
     turns: Mapped[int] = mapped_column(BigInteger, default=0)

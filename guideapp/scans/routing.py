@@ -85,7 +85,7 @@ def _distance(position, store) -> float | None:
     return distance_m(position[0], position[1], store.lat, store.lng)
 
 
-def choose_guide(session: Session, *, store_id: str, bound_guide_id: str | None):
+def choose_guide(session: Session, *, tenant_id: str, store_id: str, bound_guide_id: str | None):
     """The member's bound guide when they work here, else the store's next guide in turn.
 
     Turns come from one counter row per store (UPDATE ... RETURNING), so concurrent scans
@@ -105,4 +105,4 @@ def choose_guide(session: Session, *, store_id: str, bound_guide_id: str | None)
     for guide in guides:
         if guide.id == bound_guide_id:
             return guide
-    return guides[(next_turn(session, store_id=store_id) - 1) % len(guides)]
+    return guides[(next_turn(session, tenant_id=tenant_id, store_id=store_id) - 1) % len(guides)]

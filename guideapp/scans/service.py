@@ -100,6 +100,7 @@ def scan(
     if guide is None and destination.store is not None:
         guide = choose_guide(
             session,
+            tenant_id=record.tenant_id,
             store_id=destination.store.id,
             bound_guide_id=member.guide_id if member else None,
         )

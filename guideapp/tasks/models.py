@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     Date,
-    ForeignKey,
     Index,
     String,
     Text,
@@ -16,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 TASK_RESULTS = ("done", "unreachable", "declined")
 TARGET_RESULTS = ("done", "unreachable", "declined", "converted")
@@ -34,14 +33,13 @@ SOP_TRIGGERS = (
 class Campaign(Base):
     __tablename__ = "campaigns"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("created_by", "staff"),
         CheckConstraint("state IN ('draft', 'published', 'cancelled')", name="state"),
         Index("ix_campaigns_tenant_id", "tenant_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     title: Mapped[str] = mapped_column(String(120))
     brief: Mapped[str] = mapped_column(Text, default="")
     starts_at: Mapped[datetime]
@@ -78,7 +76,7 @@ class Task(Base):
     )
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     store_id: Mapped[str] = mapped_column(String(32))
     assignee_id: Mapped[str | None] = mapped_column(String(32))  # NULL: claimable
     source: Mapped[str] = mapped_column(String(10))  # campaign, sop, store, calendar
@@ -119,12 +117,12 @@ class TaskTarget(Base):
     __tablename__ = "task_targets"
     __table_args__ = (
         tenant_fk("result_by", "staff"),
-        UniqueConstraint("task_id", "member_id"),
+        UniqueConstraint("task_id", "member_id", "tenant_id"),
         Index("ix_task_targets_member_id", "member_id"),
     )
 
     id: Mapped[str] = mapped_column(String(140), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[str] = tenant_column(references_tenants=False)
     task_id: Mapped[str] = mapped_column(String(100))
     member_id: Mapped[str] = mapped_column(String(32))
     result: Mapped[str | None] = mapped_column(String(20))
@@ -145,7 +143,7 @@ class SopRule(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(120))
     trigger: Mapped[str] = mapped_column(String(20))
     params: Mapped[dict] = mapped_column(JSON, default=dict)  # e.g. {"silent_days": 60}
@@ -170,7 +168,7 @@ class CalendarItem(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     day: Mapped[date] = mapped_column(Date)
     title: Mapped[str] = mapped_column(String(120))
     brief: Mapped[str] = mapped_column(Text, default="")
@@ -190,7 +188,7 @@ class SchedulerRun(Base):
     __table_args__ = (Index("ix_scheduler_runs_tenant_started", "tenant_id", "started_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     from_day: Mapped[date] = mapped_column(Date)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, utcnow
+from guideapp.db import Base, tenant_column, new_id, utcnow
 
 
 class WechatConfig(Base):
@@ -17,7 +17,6 @@ class WechatConfig(Base):
 
     __tablename__ = "wechat_configs"
     __table_args__ = (
-        tenant_fk("updated_by", "staff"),
         # A mini-program is one brand's: its appid names the tenant a staff login is for.
         Index("uq_wechat_configs_mp_appid", "mp_appid", unique=True),
     )
@@ -53,10 +52,10 @@ class MiniProgramCode(Base):
     is asked once per (app, scene, page); a new scene or page is a new row."""
 
     __tablename__ = "wechat_mp_codes"
-    __table_args__ = (UniqueConstraint("appid", "scene", "page"),)
+    __table_args__ = (UniqueConstraint("appid", "scene", "page", "tenant_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     appid: Mapped[str] = mapped_column(String(32))
     scene: Mapped[str] = mapped_column(String(32))
     page: Mapped[str] = mapped_column(String(128))

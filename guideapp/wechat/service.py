@@ -312,6 +312,7 @@ def mini_program_code(session: Session, tenant_id: str, scene: str) -> tuple[byt
     page = (row.mp_code_page if row is not None else None) or settings.mp_code_page
     kept = session.scalar(
         select(MiniProgramCode).where(
+            MiniProgramCode.tenant_id == tenant_id,
             MiniProgramCode.appid == appid,
             MiniProgramCode.scene == scene,
             MiniProgramCode.page == page,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 
 class PayMerchant(Base):
@@ -16,13 +16,12 @@ class PayMerchant(Base):
 
     __tablename__ = "wechat_pay_merchants"
     __table_args__ = (
-        tenant_key(),
         tenant_fk("store_id", "stores"),
         UniqueConstraint("tenant_id", "mchid"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     name: Mapped[str] = mapped_column(String(60))
     mchid: Mapped[str] = mapped_column(String(32))
     # The mini-program / official-account appids orders are placed with; empty: any.
@@ -45,12 +44,12 @@ class PayTerminal(Base):
     __table_args__ = (
         tenant_fk("merchant_id", "wechat_pay_merchants", ondelete="CASCADE"),
         tenant_fk("store_id", "stores"),
-        UniqueConstraint("merchant_id", "device_id"),
+        UniqueConstraint("merchant_id", "device_id", "tenant_id"),
         Index("ix_wechat_pay_terminals_store_id", "store_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     merchant_id: Mapped[str] = mapped_column(String(32))
     device_id: Mapped[str] = mapped_column(String(32))
     store_id: Mapped[str] = mapped_column(String(32))

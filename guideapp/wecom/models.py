@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guideapp.db import Base, new_id, tenant_fk, tenant_key, utcnow
+from guideapp.db import Base, new_id, tenant_column, tenant_fk, utcnow
 
 EVENT_STATES = ("pending", "done", "ignored", "dead")
 
@@ -27,7 +27,6 @@ class WecomConfig(Base):
 
     __tablename__ = "wecom_configs"
     __table_args__ = (
-        tenant_fk("updated_by", "staff"),
         # A corp is one brand's: its callbacks name it, and it names the tenant.
         Index("uq_wecom_configs_corp_id", "corp_id", unique=True),
     )
@@ -52,7 +51,6 @@ class WecomEvent(Base):
 
     __tablename__ = "wecom_events"
     __table_args__ = (
-        tenant_key(),
         UniqueConstraint("tenant_id", "key"),
         CheckConstraint("state IN ('pending', 'done', 'ignored', 'dead')", name="state"),
         Index("ix_wecom_events_due", "tenant_id", "state", "next_attempt_at"),
@@ -60,7 +58,7 @@ class WecomEvent(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     key: Mapped[str] = mapped_column(String(64))
     # Event / ChangeType as WeCom names them (change_external_contact / add_external_contact).
     event: Mapped[str] = mapped_column(String(64))
@@ -84,7 +82,6 @@ class WecomContactWay(Base):
 
     __tablename__ = "wecom_contact_ways"
     __table_args__ = (
-        tenant_key(),
         UniqueConstraint("tenant_id", "state"),
         tenant_fk("code_id", "scan_codes"),
         tenant_fk("guide_id", "staff"),
@@ -104,7 +101,7 @@ class WecomContactWay(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     state: Mapped[str] = mapped_column(String(30))
     code_id: Mapped[str | None] = mapped_column(String(32))  # None: a guide's own way
     guide_id: Mapped[str | None] = mapped_column(String(32))  # a single-guide way's guide
@@ -132,7 +129,6 @@ class WecomWayRule(Base):
 
     __tablename__ = "wecom_way_rules"
     __table_args__ = (
-        tenant_key(),
         UniqueConstraint("tenant_id", "code_id"),
         tenant_fk("code_id", "scan_codes"),
         tenant_fk("backup_guide_id", "staff"),
@@ -141,7 +137,7 @@ class WecomWayRule(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     code_id: Mapped[str] = mapped_column(String(32))
     guide_ids: Mapped[list] = mapped_column(JSON, default=list)
     daily_cap: Mapped[int | None]  # None: no cap
@@ -157,7 +153,6 @@ class WecomContact(Base):
 
     __tablename__ = "wecom_contacts"
     __table_args__ = (
-        tenant_key(),
         UniqueConstraint("tenant_id", "userid", "external_userid"),
         CheckConstraint(
             "status IN ('active', 'deleted_by_guide', 'deleted_by_customer', 'transferred')",
@@ -172,7 +167,7 @@ class WecomContact(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     guide_id: Mapped[str | None] = mapped_column(String(32))  # None: a user id we don't map
     userid: Mapped[str] = mapped_column(String(64))  # the employee's WeCom user id
@@ -197,7 +192,6 @@ class WecomTransfer(Base):
 
     __tablename__ = "wecom_transfers"
     __table_args__ = (
-        tenant_key(),
         CheckConstraint("state IN ('pending', 'waiting', 'succeeded', 'failed')", name="state"),
         CheckConstraint("kind IS NULL OR kind IN ('onjob', 'resigned')", name="kind"),
         tenant_fk("member_id", "members"),
@@ -216,7 +210,7 @@ class WecomTransfer(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     member_id: Mapped[str] = mapped_column(String(32))
     contact_id: Mapped[str] = mapped_column(String(32))  # the handover guide's relationship
     external_userid: Mapped[str] = mapped_column(String(64))
@@ -254,7 +248,6 @@ class WecomWelcome(Base):
 
     __tablename__ = "wecom_welcomes"
     __table_args__ = (
-        tenant_key(),
         UniqueConstraint("tenant_id", "code_id"),
         tenant_fk("code_id", "scan_codes"),
         tenant_fk("material_id", "materials"),
@@ -262,7 +255,7 @@ class WecomWelcome(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     code_id: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text, default="")
     material_id: Mapped[str | None] = mapped_column(String(32))
@@ -290,7 +283,7 @@ class WecomAlert(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = tenant_column()
     event_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(24))
     store_id: Mapped[str | None] = mapped_column(String(32))  # the guide's store
