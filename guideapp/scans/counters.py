@@ -24,8 +24,9 @@ def increment(session: Session, model, keys: dict, column: str) -> int:
 def hit(session: Session, *, limits: list[tuple[str, int]], window_s: int, now: datetime) -> None:
     """Count one hit on every key; 429 with Retry-After when a key is over its limit.
 
-    One multi-row upsert counts every key; the last of `limits` is the shared one. Refused hits roll back with the request, so a key
-    over its limit stays there until its window ends. Run this in its own short transaction
+    One multi-row upsert counts every key; the last of `limits` is the shared one. Refused
+    hits roll back with the request, so a key over its limit stays there until its window
+    ends. Run this in its own short transaction
     (the counter rows are hot); on PostgreSQL it commits without waiting for the disk,
     since a counter lost in a crash only lets a few more scans through.
     """
