@@ -302,13 +302,17 @@ def _log_staff(session: Session, staff: Staff, extra_scopes=()) -> None:
 def describe_actor(session: Session, *, actor: Actor) -> dict:
     """Me: my staff row, my store (its region and tags) and my tenant, in one round trip
     (the store's tags joined, not fetched by a second SELECT)."""
-    found = session.execute(
-        policy.scoped_select(actor, Staff)
-        .add_columns(Tenant)
-        .join(Tenant, Tenant.id == Staff.tenant_id)
-        .where(Staff.id == actor.staff_id)
-        .options(joinedload(Staff.store).joinedload(Store.tag_rows))
-    ).unique().first()
+    found = (
+        session.execute(
+            policy.scoped_select(actor, Staff)
+            .add_columns(Tenant)
+            .join(Tenant, Tenant.id == Staff.tenant_id)
+            .where(Staff.id == actor.staff_id)
+            .options(joinedload(Staff.store).joinedload(Store.tag_rows))
+        )
+        .unique()
+        .first()
+    )
     if found is None:
         raise NotFound(f"Staff member {actor.staff_id} not found.")
     staff, tenant = found
