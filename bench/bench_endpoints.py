@@ -1,6 +1,6 @@
 """Issue 20's table in one run: every hot endpoint beside the floors it is measured against.
 
-One gunicorn (sync workers) on PostgreSQL serves guideapp plus this module's floor
+One gunicorn (sync workers) on PostgreSQL serves guideapp plus the floor
 endpoints, which are not part of the app:
 - bare: a Flask view returning a small JSON object, no database;
 - one-read: one indexed SELECT through a pooled SQLAlchemy Core connection;
@@ -56,18 +56,13 @@ TARGETS = {
 
 
 def make_app():
-    """guideapp plus the floors: bare, one read, one write, and an authenticated no-op."""
-    from flask import request
+    """guideapp with coupon_tills' bare and one-write floors, plus one read and an
+    authenticated no-op."""
+    from bench.coupon_tills import make_app as app_with_floors
 
-    from guideapp import create_app
-
-    app = create_app()
+    app = app_with_floors()
     floor = make_engine(os.environ["GUIDEAPP_DATABASE_URL"])
     member_id = os.environ["BENCH_MEMBER_ID"]
-
-    @app.route("/bench/bare", methods=["GET", "POST"])
-    def bare():
-        return {"ok": True}
 
     @app.route("/bench/one-read")
     def one_read():
@@ -76,15 +71,6 @@ def make_app():
                 text("SELECT id, name, phone FROM members WHERE id = :id"), {"id": member_id}
             ).one()
         return {"id": row.id, "name": row.name}
-
-    @app.route("/bench/one-write", methods=["POST"])
-    def one_write():
-        with floor.begin() as conn:
-            conn.execute(
-                text("INSERT INTO bench_writes (body) VALUES (:body)"),
-                {"body": request.get_data(as_text=True)[:200]},
-            )
-        return {"ok": True}
 
     @app.route("/api/v1/bench/noop")
     def authenticated_noop():  # the login check and the request lifecycle, nothing else
