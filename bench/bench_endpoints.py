@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from urllib.request import Request, urlopen
 from sqlalchemy import text
 
 from bench.bench_members import _prepare_card_member
-from bench.bench_scans import CITIES, CODE, LUA, SPREAD_DEG, WRK_DONE, _load_demo, _server
+from bench.bench_scans import WRK_DONE, _load_demo, _server, scan_script
 from bench.bench_scans import run_wrk
 from bench.common import emit, migrate, scratch_postgres
 from bench.scale import PASSWORD, generate_scale_tenant
@@ -157,16 +156,7 @@ def _paths(demo: str, heavy: str, card_member: str, cursor: int) -> dict:
 
 def _script(method: str, path: str, token: str | None, body: str | None) -> str:
     if body == "scan":  # the public scan, anonymous: bench_scans' positions, no recruits
-        cities = ", ".join(f"{{{lat}, {lng}}}" for lat, lng in CITIES)
-        return LUA % {
-            "cities": cities,
-            "seed": random.randrange(1 << 30),
-            "spread": SPREAD_DEG,
-            "recruit": 0.0,
-            "run": os.urandom(4).hex(),
-            "code": CODE,
-            "path": path,
-        }
+        return scan_script(path, recruit=0.0)
     headers = ['["Content-Type"] = "application/json"']
     if token:
         headers.append(f'["Authorization"] = "Bearer {token}"')

@@ -66,13 +66,7 @@ request = function()
   local body = string.format('{"code":"%(code)s","lat":%%.6f,"lng":%%.6f%%s}', lat, lng, extra)
   return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, body)
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
-    '"errors":%%d}\\n', summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
-end
-"""
+"""  # + WRK_DONE, after formatting
 
 # The summary line run_wrk reads, for scripts that need no counts of their own.
 WRK_DONE = """
@@ -224,18 +218,26 @@ def _load(port: int, path: str, args) -> dict:
     return _python_load(port, path, requests=args.requests, connections=args.connections)
 
 
-def _wrk(port: int, path: str, args) -> dict:
+def scan_script(path: str, *, recruit: float = RECRUIT_SHARE) -> str:
+    """wrk's script for scans of the demo code from around the cities, `recruit` of them
+    leaving a phone number."""
     cities = ", ".join(f"{{{lat}, {lng}}}" for lat, lng in CITIES)
-    script = LUA % {
-        "cities": cities,
-        "seed": random.randrange(1 << 30),
-        "spread": SPREAD_DEG,
-        "recruit": RECRUIT_SHARE,
-        "run": os.urandom(4).hex(),
-        "code": CODE,
-        "path": path,
-    }
-    return {"tool": "wrk", **run_wrk(port, script, args.connections, args.seconds)}
+    return (
+        LUA
+        % {
+            "cities": cities,
+            "seed": random.randrange(1 << 30),
+            "spread": SPREAD_DEG,
+            "recruit": recruit,
+            "code": CODE,
+            "path": path,
+        }
+        + WRK_DONE
+    )
+
+
+def _wrk(port: int, path: str, args) -> dict:
+    return {"tool": "wrk", **run_wrk(port, scan_script(path), args.connections, args.seconds)}
 
 
 def run_wrk(port: int, script: str, connections: int, seconds: int, path: str = "") -> dict:

@@ -51,13 +51,7 @@ request = function()
   sent = sent + 1
   return wrk.format("POST", r[1], {["Content-Type"] = "text/xml"}, r[2])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
-    '"errors":%%d}\\n', summary.requests, summary.duration, latency:percentile(50),
-    latency:percentile(99), e.status + e.connect + e.read + e.write + e.timeout))
-end
-"""
+"""  # + WRK_DONE, after formatting
 BARE_LUA = WRK_DONE
 
 
@@ -94,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     intake = _wrk_run(
                         port,
                         "/",
-                        LUA % {"file": requests_file, "threads": 2},
+                        LUA % {"file": requests_file, "threads": 2} + WRK_DONE,
                         args,
                     )
                     stored_after_load = _settled(engine)  # wrk stops with requests in flight

@@ -22,7 +22,6 @@ class Pull(MethodView):
     def get(self, args):
         """Changes in my scope since my cursor (a full, paged snapshot when it is null)"""
         actor = current_actor()
-        service.require_phone_user(actor)
         needed = service.freshness_needed(
             actor, last_pulled_at=args["last_pulled_at"], page=args.get("page")
         )
