@@ -14,7 +14,7 @@ from guideapp.security import check_mode
 from guideapp.storage import SESSION_KEY as STORAGE_KEY
 from guideapp.secretbox import SecretBox
 from guideapp.storage import LocalStorage
-from guideapp.tasks.inbox_cache import PageCache
+from guideapp.changelog.pages import PageCache
 from guideapp.access import register_access_rules
 from guideapp.wiring import connect_reactions
 from guideapp.wechat.clients import SETTINGS_KEY as WECHAT_SETTINGS_KEY
@@ -60,6 +60,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
         "autocommit_sessionmaker": autocommit_sessionmaker,
         "storage": storage,
         "inbox_cache": PageCache(app.config["INBOX_CACHE_BYTES"]),
+        "me_cache": PageCache(app.config["ME_CACHE_BYTES"]),
         "secretbox": _secretbox(app.config),
         # Standbys for replica_read views; none when tests bind one connection.
         "replicas": Replicas(

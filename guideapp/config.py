@@ -82,8 +82,10 @@ class Config:
     # Hot standbys (PostgreSQL streaming replication) that may answer sync pulls and
     # read-only lists, space- or comma-separated URLs; none by default (docs/deploy.md).
     REPLICA_URLS = os.environ.get("GUIDEAPP_REPLICA_URLS", "").replace(",", " ").split()
-    # Rendered inbox pages each worker keeps (tasks/inbox_cache.py); 0 switches it off.
+    # Rendered inbox pages each worker keeps (changelog/pages.py); 0 switches it off.
     INBOX_CACHE_BYTES = _env_int("GUIDEAPP_INBOX_CACHE_BYTES", 64 * 1024 * 1024)
+    # Rendered GET /me answers each worker keeps (about 1 KB each); 0 switches it off.
+    ME_CACHE_BYTES = _env_int("GUIDEAPP_ME_CACHE_BYTES", 16 * 1024 * 1024)
     # Channel codes: QR images encode <PUBLIC_BASE_URL>/s/<code>, the landing page
     # (scans/landing.py). Unset, the URL the API was called on stands in (right under
     # `make run` on any port; behind a proxy, set it). GUIDEAPP_SCAN_BASE_URL, the older

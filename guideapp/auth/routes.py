@@ -19,7 +19,9 @@ from guideapp.extensions import Blueprint
 from guideapp.org import service as org
 from guideapp.org.schemas import MeSchema
 from guideapp.phones import normalize_phone
-from guideapp.http import current_actor, db_session
+from guideapp.changelog.pages import kept_page
+from guideapp.db import utcnow
+from guideapp.http import conditional_json, current_actor, db_session, extension, json_bytes
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Login and tokens")
 
@@ -143,7 +145,26 @@ class Logout(MethodView):
 
 @blp.route("/me")
 class Me(MethodView):
-    @blp.response(200, MeSchema)
+    @blp.versioned_read
+    @blp.response(200, MeSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(304, description="Unchanged since the ETag sent in If-None-Match")
     def get(self):
-        """Who I am: my staff record, my store and my tenant"""
-        return org.describe_actor(db_session(), actor=current_actor())
+        """Who I am: my staff record, my store and my tenant
+
+        Send the last ETag back in If-None-Match: unchanged, it answers 304, no body.
+        """
+        actor = current_actor()
+        # Kept per change version: every write to a staff member or a store (its tags
+        # included) is logged in the tenant's scope, which the version covers; tenants
+        # and regions are only ever created.
+        kept = kept_page(
+            extension("me_cache"),
+            ("me", actor.staff_id, actor.role, actor.store_id, actor.region_id),
+            version=actor.change_version,
+            now=utcnow(),
+            build=lambda: json_bytes(_ME.dump(org.describe_actor(db_session(), actor=actor))),
+        )
+        return conditional_json(kept.body, kept.etag)
+
+
+_ME = MeSchema()

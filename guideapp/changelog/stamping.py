@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import event, insert, literal, select, update
+from sqlalchemy import (
+    String,
+    bindparam,
+    column,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, SessionTransaction
 
 from guideapp.changelog.log import NOTES, SELECTS
-from guideapp.db import insert_rows
+from guideapp.db import COPY_ROWS, Prebuilt, insert_rows
 from guideapp.changelog.models import ChangeLogEntry, SyncCounter
 
 MARKS = "changelog_marks"  # {savepoint: (notes, selects) lengths at its start}
@@ -66,31 +78,81 @@ def stamp_pending_changes(session: Session) -> None:
     session.flush()
     tenants = {key[0] for key in merged} | {entry[0] for entry in selects}
     for tenant_id in sorted(tenants):  # fixed order: no lock cycles
-        seq = session.execute(
-            update(SyncCounter)
-            .where(SyncCounter.tenant_id == tenant_id)
-            .values(value=SyncCounter.value + 1)
-            .returning(SyncCounter.value)
-        ).scalar_one_or_none()
-        if seq is None:
-            raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
         rows = [
-            {
-                "tenant_id": tenant_id,
-                "seq": seq,
-                "table_name": table,
-                "record_id": record_id,
-                "scope": scope,
-                "deleted": deleted,
-            }
+            {"table_name": table, "record_id": record_id, "scope": scope, "deleted": deleted}
             for (tid, table, record_id, scope), deleted in merged.items()
             if tid == tenant_id
         ]
-        if rows:  # one statement however many rows (a sync push writes ten thousand)
-            insert_rows(session, ChangeLogEntry.__table__, rows)
+        if rows and len(rows) < COPY_ROWS and session.get_bind().dialect.name == "postgresql":
+            seq = _bump_and_log(session, tenant_id, rows)  # the common write: one round trip
+        else:
+            seq = _bump(session, tenant_id)
+            if rows:  # one statement however many rows (a sync push writes ten thousand)
+                insert_rows(
+                    session,
+                    ChangeLogEntry.__table__,
+                    [{"tenant_id": tenant_id, "seq": seq, **row} for row in rows],
+                )
         for tid, table, select_rows, deleted in selects:
             if tid == tenant_id:
                 _insert_from_select(session, tenant_id, seq, table, select_rows, deleted)
+
+
+def _bump(session: Session, tenant_id: str) -> int:
+    seq = session.execute(
+        update(SyncCounter)
+        .where(SyncCounter.tenant_id == tenant_id)
+        .values(value=SyncCounter.value + 1)
+        .returning(SyncCounter.value)
+    ).scalar_one_or_none()
+    if seq is None:
+        raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
+    return seq
+
+
+LOGGED = ("table_name", "record_id", "scope", "deleted")
+
+
+def _bump_and_log_statement(_dialect, _variant):
+    """`WITH bumped AS (UPDATE sync_counters ... RETURNING value) INSERT INTO change_log
+    SELECT ... FROM bumped, unnest(...)`: the counter's row lock and the log rows in one
+    statement (PostgreSQL), as `_bump` then `insert_rows` would write them."""
+    tenant = bindparam("tenant", type_=String)  # (a column's name would be SET)
+    bumped = (
+        update(SyncCounter)
+        .where(SyncCounter.tenant_id == tenant)
+        .values(value=SyncCounter.value + 1)
+        .returning(SyncCounter.value)
+        .cte("bumped")
+    )
+    table = ChangeLogEntry.__table__
+    source = (
+        func.unnest(*[bindparam(n, type_=ARRAY(table.c[n].type)) for n in LOGGED])
+        .table_valued(*[column(n) for n in LOGGED])
+        .render_derived()
+    )
+    return (
+        insert(ChangeLogEntry)
+        .from_select(
+            ["tenant_id", "seq", *LOGGED],
+            select(tenant, bumped.c.value, *[source.c[n] for n in LOGGED])
+            .select_from(bumped)
+            .join(source, true()),
+        )
+        .add_cte(bumped)
+        .returning(ChangeLogEntry.seq)
+    )
+
+
+_BUMP_AND_LOG = Prebuilt(_bump_and_log_statement)
+
+
+def _bump_and_log(session: Session, tenant_id: str, rows: list[dict]) -> int:
+    params = {"tenant": tenant_id, **{n: [row[n] for row in rows] for n in LOGGED}}
+    seq = _BUMP_AND_LOG.execute(session, params).scalars().first()
+    if seq is None:
+        raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
+    return seq
 
 
 def _insert_from_select(session, tenant_id, seq, table, select_rows, deleted) -> None:

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from guideapp import jobs, policy
 from guideapp.coupons import issuance
 from guideapp.coupons.access import ISSUE
-from guideapp.coupons.models import CouponTemplate
-from guideapp.db import utcnow
+from guideapp.coupons.models import Coupon, CouponTemplate
+from guideapp.db import refresh_planner_statistics, utcnow
 from guideapp.errors import Conflict, Forbidden, InvalidInput, InvalidState
 from guideapp.members.models import Member
 from guideapp.members.segments import check_segment, has_segment, segment_filter
@@ -34,6 +34,7 @@ from guideapp.policy.references import resolve_ids
 
 KIND = "coupons.bulk_issue"
 DEFAULT_BATCH = issuance.BATCH  # members per unit: one issuance batch, one commit
+ANALYZE_AFTER = 10_000  # coupons issued: the planner is told (db.refresh_planner_statistics)
 
 
 def start_bulk_issue(
@@ -168,6 +169,8 @@ def _bulk_issue_job(ctx: jobs.JobContext) -> dict:
             done = before + len(member_ids)
             last = len(member_ids) < size
             ctx.progress(done, done if last else max(ctx.total or 0, done))
+            if last and state["issued"] >= ANALYZE_AFTER:
+                refresh_planner_statistics(session, Coupon.__table__)
         if last:
             break
     return {

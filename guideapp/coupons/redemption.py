@@ -5,83 +5,195 @@ state = 'available'`): two tills redeeming the same coupon at the same moment bo
 it, PostgreSQL makes the second wait for the first's row lock, re-checks the condition
 and touches nothing, and the second till gets a 409. A till that retries the same
 (coupon, channel, order number) gets its first answer again.
+
+A redemption is three round trips besides the login check and the commit's change-log
+stamp: one SELECT (`read_till`: store, coupons, templates, members' scopes, the order and
+whether it has coupons already), and on PostgreSQL one statement that marks the coupons
+used and writes their redemptions (`_use`). Only a retry or a second coupon on an order
+reads that order's earlier redemptions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
+from guideapp.changelog import log_change
 from guideapp.coupons import rules
 from guideapp.coupons.models import Coupon, CouponRedemption, CouponTemplate
-from guideapp.db import any_of, rowcount, utcnow
+from guideapp.db import Prebuilt, any_of, any_param, insert_rows, new_id, utcnow
 from guideapp.errors import Conflict, InvalidInput, NotFound
-from guideapp.members.identity import log_member
+from guideapp.members.identity import log_member, member_scopes
 from guideapp.members.models import Member, Order, OrderRefund
 from guideapp.members.orders import note_coupon_discounts
 from guideapp.org.models import Store
+
+
+COUPON = (Coupon, ("id", "code", "state", "valid_from", "valid_to", "template_id", "member_id"))
+TEMPLATE = (
+    CouponTemplate,
+    (
+        "id",
+        "name",
+        "kind",
+        "gift_item",
+        "amount_off_fen",
+        "percent_off_bp",
+        "max_discount_fen",
+        "threshold_fen",
+        "store_id",
+        "store_ids",
+        "region_ids",
+        "channels",
+        "stackable",
+    ),
+)
+MEMBER = (Member, ("id", "tenant_id", "guide_id", "store_id"))  # the change log's scopes
+PARTS = {"coupon": COUPON, "template": TEMPLATE, "member": MEMBER}
+
+
+@dataclass
+class Till:
+    """What one round trip found for a till's request: its store (None: not in the
+    tenant), the scanned coupons with their templates and members' scopes, the order if it
+    has reached us, and whether coupons were already redeemed on that order."""
+
+    store: Any  # .id, .region_id
+    found: dict  # code -> namespace of .coupon, .template, .member
+    wanted: list[str]  # the scanned codes, normalised, in the order applied
+    order_id: str | None
+    order_has_coupons: bool
+
+
+def _till_statement(dialect: str, by: str):
+    """read_till's SELECT, built once per dialect and store key (`id` or `code`)."""
+    tenant = bindparam("tenant_id", type_=String)
+    channel = bindparam("channel", type_=String)
+    order_no = bindparam("order_no", type_=String)
+    order = select(Order.id).where(
+        Order.tenant_id == tenant, Order.channel == channel, Order.order_no == order_no
+    )
+    earlier = select(CouponRedemption.id).where(
+        CouponRedemption.tenant_id == tenant,
+        CouponRedemption.channel == channel,
+        CouponRedemption.order_no == order_no,
+        CouponRedemption.reversed_at.is_(None),
+    )
+    columns = [
+        getattr(model, name).label(f"{part}__{name}")
+        for part, (model, names) in PARTS.items()
+        for name in names
+    ]
+    return (
+        select(
+            Store.id.label("store__id"),
+            Store.region_id.label("store__region_id"),
+            order.scalar_subquery().label("order_id"),
+            exists(earlier).label("order_has_coupons"),
+            *columns,
+        )
+        .select_from(Store)
+        .outerjoin(
+            Coupon,
+            and_(Coupon.tenant_id == tenant, any_param(dialect, Coupon.code, "codes")),
+        )
+        .outerjoin(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+        .outerjoin(Member, Member.id == Coupon.member_id)
+        .where(Store.tenant_id == tenant, getattr(Store, by) == bindparam("store"))
+    )
+
+
+_TILL = Prebuilt(_till_statement)
+
+
+def read_till(
+    session: Session,
+    *,
+    tenant_id: str,
+    store_id: str | None,
+    store_code: str | None,
+    codes: list[str],
+    channel: str,
+    order_no: str,
+) -> Till:
+    """The store, the scanned coupons, the order and whether it has coupons already: one
+    SELECT, driven by the store (a row per coupon found, or one row with NULL coupon
+    columns; no row when the store is not in the tenant)."""
+    wanted = list(dict.fromkeys(rules.normalise_code(c) for c in codes))
+    params = {
+        "tenant_id": tenant_id,
+        "channel": channel,
+        "order_no": order_no,
+        "codes": wanted,
+        "store": store_id or store_code,
+    }
+    rows = _TILL.execute(session, params, variant="id" if store_id else "code").mappings().all()
+    if not rows:
+        return Till(None, {}, wanted, None, False)
+    first = rows[0]
+    store = SimpleNamespace(id=first["store__id"], region_id=first["store__region_id"])
+    found = {
+        row["coupon__code"]: SimpleNamespace(
+            **{
+                part: SimpleNamespace(**{n: row[f"{part}__{n}"] for n in names})
+                for part, (_, names) in PARTS.items()
+            }
+        )
+        for row in rows
+        if row["coupon__id"] is not None
+    }
+    return Till(store, found, wanted, first["order_id"], bool(first["order_has_coupons"]))
 
 
 def redeem(
     session: Session,
     *,
     tenant_id: str,
-    store: Store,
-    codes: list[str],
+    till: Till,
     channel: str,
     order_no: str,
     amount_fen: int,
     redeemed_by: str | None,
     now: datetime | None = None,
 ) -> dict:
-    """Use `codes` on one order at `store`: every check, then every coupon marked used, or
-    nothing at all (the first refusal rolls the request back)."""
+    """Use the till's coupons on one order at its store: every check, then every coupon
+    marked used, or nothing at all (the first refusal rolls the request back)."""
     now = now or utcnow()
-    wanted = list(dict.fromkeys(rules.normalise_code(c) for c in codes))
-    # One round trip for the coupons, their templates, members (the change log's scopes:
-    # held here, so the session's weak identity map keeps them for log_member) and the
-    # order, if it has reached us already.
-    order = select(Order.id).where(
-        Order.tenant_id == tenant_id, Order.channel == channel, Order.order_no == order_no
-    )
-    rows = session.execute(
-        select(Coupon, CouponTemplate, Member, order.scalar_subquery())
-        .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
-        .join(Member, Member.id == Coupon.member_id)
-        .where(Coupon.tenant_id == tenant_id, any_of(session, Coupon.code, wanted))
-    ).all()
-    found = {coupon.code: (coupon, template) for coupon, template, *_ in rows}
-    for code in wanted:
-        if code not in found:
+    for code in till.wanted:
+        if code not in till.found:
             raise NotFound(f"No coupon with code {code}.", errors={"codes": [code]})
-    coupons = [found[c][0] for c in wanted]
-    templates = {template.id: template for _, template in found.values()}
-    earlier = session.scalars(
-        select(CouponRedemption).where(
-            CouponRedemption.tenant_id == tenant_id,
-            CouponRedemption.channel == channel,
-            CouponRedemption.order_no == order_no,
-            CouponRedemption.reversed_at.is_(None),
-        )
-    ).all()
-    on_order = {r.coupon_id: r for r in earlier}
-    known = {coupon.id: (coupon, template) for coupon, template in found.values()}
-    if all(c.id in on_order for c in coupons):  # a till's retry: its first answer
-        return _answer(session, channel, order_no, amount_fen, earlier, known, created=False)
-    new = [c for c in coupons if c.id not in on_order]
-    _check_stacking(new, list(on_order), templates, session)
+    scanned = [till.found[c] for c in till.wanted]
+    earlier = _earlier(session, tenant_id, channel, order_no) if till.order_has_coupons else []
+    on_order = {r.coupon_id for r in earlier}
+    if all(row.coupon.id in on_order for row in scanned):  # a till's retry: its first answer
+        return _answer(session, channel, order_no, amount_fen, earlier, scanned, created=False)
+    new = [row for row in scanned if row.coupon.id not in on_order]
+    _check_stacking(new, list(on_order), session)
     left = amount_fen - sum(r.discount_fen for r in earlier)
-    order_id = rows[0][3]
     made = []
-    for coupon in new:
-        template = templates[coupon.template_id]
+    for row in new:
+        coupon, template = row.coupon, row.template
         if coupon.state == "used":
             _refuse_used(session, coupon)
         _check_usable(
-            coupon, template, store=store, channel=channel, amount_fen=amount_fen, now=now
+            coupon, template, store=till.store, channel=channel, amount_fen=amount_fen, now=now
         )
         off = rules.discount_fen(
             kind=template.kind,
@@ -90,26 +202,126 @@ def redeem(
             percent_off_bp=template.percent_off_bp,
             max_discount_fen=template.max_discount_fen,
         )
-        _mark_used(session, coupon, now)
-        redemption = CouponRedemption(
-            tenant_id=tenant_id,
-            coupon_id=coupon.id,
-            channel=channel,
-            order_no=order_no,
-            store_id=store.id,
-            amount_fen=amount_fen,
-            discount_fen=off,
-            order_id=order_id,
-            redeemed_by=redeemed_by,
-            redeemed_at=now,
+        made.append(
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "coupon_id": coupon.id,
+                "channel": channel,
+                "order_no": order_no,
+                "store_id": till.store.id,
+                "amount_fen": amount_fen,
+                "discount_fen": off,
+                "order_id": till.order_id,
+                "redeemed_by": redeemed_by,
+                "redeemed_at": now,
+                "reversed_at": None,
+            }
         )
-        session.add(redemption)
-        made.append(redemption)
         left -= off
-    session.flush()
-    if order_id is not None:
-        note_coupon_discounts(session, _discounts(session, [order_id]))
-    return _answer(session, channel, order_no, amount_fen, [*earlier, *made], known, created=True)
+    _use(session, tenant_id, [row.coupon for row in new], made, now)
+    for row in new:
+        log_change(
+            session,
+            tenant_id=tenant_id,
+            table="coupons",
+            record_id=row.coupon.id,
+            scopes=member_scopes(row.member),
+        )
+    if till.order_id is not None:
+        note_coupon_discounts(session, _discounts(session, [till.order_id]))
+    redemptions = [*earlier, *(SimpleNamespace(**r) for r in made)]
+    return _answer(session, channel, order_no, amount_fen, redemptions, scanned, created=True)
+
+
+def _earlier(session: Session, tenant_id: str, channel: str, order_no: str) -> list:
+    return list(
+        session.scalars(
+            select(CouponRedemption).where(
+                CouponRedemption.tenant_id == tenant_id,
+                CouponRedemption.channel == channel,
+                CouponRedemption.order_no == order_no,
+                CouponRedemption.reversed_at.is_(None),
+            )
+        ).all()
+    )
+
+
+REDEMPTION_COLUMNS = (
+    "id",
+    "tenant_id",
+    "coupon_id",
+    "channel",
+    "order_no",
+    "store_id",
+    "amount_fen",
+    "discount_fen",
+    "order_id",
+    "redeemed_by",
+    "redeemed_at",
+    "reversed_at",
+)
+
+
+def _mark_statement(dialect: str, _variant):
+    """available -> used, for the coupons named; on PostgreSQL with their redemption rows in
+    the same statement: `WITH used AS (UPDATE coupons ... RETURNING id) INSERT INTO
+    coupon_redemptions SELECT ... FROM unnest(<one array per column>) JOIN used`, so a
+    coupon the UPDATE did not take gets no row."""
+    now = bindparam("now", type_=Coupon.used_at.type)
+    mark = (
+        update(Coupon)
+        .where(
+            Coupon.tenant_id == bindparam("tenant"),  # (a column's name would be SET)
+            any_param(dialect, Coupon.id, "ids"),
+            Coupon.state == "available",
+        )
+        .values(state="used", used_at=now, updated_at=now)
+        .returning(Coupon.id)
+    )
+    if dialect != "postgresql":
+        return mark
+    used = mark.cte("used")
+    table = CouponRedemption.__table__
+    source = (
+        func.unnest(
+            *[bindparam(f"r_{n}", type_=ARRAY(table.c[n].type)) for n in REDEMPTION_COLUMNS]
+        )
+        .table_valued(*[column(n) for n in REDEMPTION_COLUMNS])
+        .render_derived()
+    )
+    return (
+        insert(CouponRedemption)
+        .from_select(
+            list(REDEMPTION_COLUMNS),
+            select(*[source.c[n] for n in REDEMPTION_COLUMNS]).join(
+                used, used.c.id == source.c.coupon_id
+            ),
+        )
+        .add_cte(used)
+        .returning(CouponRedemption.coupon_id)
+    )
+
+
+_MARK = Prebuilt(_mark_statement)
+
+
+def _use(session: Session, tenant_id: str, coupons: list, made: list[dict], now) -> None:
+    """Each coupon `available -> used` with its redemption row, or a 409 when another till
+    got there first (between our read and this write): one statement on PostgreSQL."""
+    ids = [c.id for c in coupons]
+    params: dict[str, Any] = {"tenant": tenant_id, "ids": ids, "now": now}
+    if session.get_bind().dialect.name == "postgresql":
+        params.update({f"r_{n}": [r[n] for r in made] for n in REDEMPTION_COLUMNS})
+        taken = set(_MARK.execute(session, params).scalars())
+    else:
+        taken = set(_MARK.execute(session, params).scalars())
+        if len(taken) == len(ids):
+            insert_rows(session, CouponRedemption.__table__, made)
+    if len(taken) < len(ids):
+        lost = next(c for c in coupons if c.id not in taken)
+        message = f"Coupon {lost.code} was already used."
+        raise Conflict(message, errors={"codes": [message], "reason": ["used"]})
 
 
 def _refuse_used(session: Session, coupon: Coupon):
@@ -170,7 +382,7 @@ def store_allowed(template: CouponTemplate, store: Store) -> bool:
     return not template.region_ids or store.region_id in template.region_ids
 
 
-def _check_stacking(new, already_ids, templates, session) -> None:
+def _check_stacking(new, already_ids, session) -> None:
     """A coupon that does not stack is the only coupon on its order."""
     earlier_templates = (
         session.scalars(
@@ -182,35 +394,16 @@ def _check_stacking(new, already_ids, templates, session) -> None:
         else []
     )
     count = len(new) + len(earlier_templates)
-    alone = [c for c in new if not templates[c.template_id].stackable]
+    alone = [row.coupon for row in new if not row.template.stackable]
     if count > 1 and (alone or not all(earlier_templates)):
-        code = alone[0].code if alone else new[0].code
+        code = alone[0].code if alone else new[0].coupon.code
         message = f"Coupon {code} cannot be combined with another coupon on one order."
         raise Conflict(message, errors={"codes": [message], "reason": ["not_stackable"]})
 
 
-def _mark_used(session: Session, coupon: Coupon, now: datetime) -> None:
-    changed = rowcount(
-        session.execute(
-            update(Coupon)
-            .where(Coupon.id == coupon.id, Coupon.state == "available")
-            .values(state="used", used_at=now, updated_at=now)
-            .execution_options(synchronize_session=False, preserve_rowcount=True)
-        )
-    )
-    if not changed:  # another till got there first, between our read and this write
-        message = f"Coupon {coupon.code} was already used."
-        raise Conflict(message, errors={"codes": [message], "reason": ["used"]})
-    for name, value in (("state", "used"), ("used_at", now), ("updated_at", now)):
-        set_committed_value(coupon, name, value)  # what the UPDATE wrote, without re-reading
-    log_member(
-        session, session.get_one(Member, coupon.member_id), table="coupons", record_id=coupon.id
-    )
-
-
-def _answer(session, channel, order_no, amount_fen, redemptions, known, *, created: bool):
-    """The till's answer; `known` coupons (id -> (coupon, template)) are not read again."""
-    by_coupon = dict(known)
+def _answer(session, channel, order_no, amount_fen, redemptions, scanned, *, created: bool):
+    """The till's answer; the `scanned` coupons and templates are not read again."""
+    by_coupon = {row.coupon.id: (row.coupon, row.template) for row in scanned}
     missing = [r.coupon_id for r in redemptions if r.coupon_id not in by_coupon]
     if missing:  # other coupons already on this order
         by_coupon.update(

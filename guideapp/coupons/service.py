@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from guideapp import policy
 from guideapp.coupons import issuance, redemption, wallets
@@ -303,20 +303,22 @@ def redeem(session: Session, *, actor: Actor, data: dict, now: datetime | None =
     """HQ's POS integration redeems in any store; store staff at their own store."""
     if bool(data.get("store_id")) == bool(data.get("store_code")):
         raise InvalidInput(errors={"store_id": ["Give the till's store_id or store_code."]})
-    where = (
-        Store.id == data["store_id"] if data.get("store_id") else Store.code == data["store_code"]
+    till = redemption.read_till(
+        session,
+        tenant_id=actor.tenant_id,
+        store_id=data.get("store_id"),
+        store_code=data.get("store_code"),
+        codes=data["codes"],
+        channel=data["channel"],
+        order_no=data["order_no"],
     )
-    store = session.scalar(  # the till's store: its tags are not needed
-        select(Store).where(Store.tenant_id == actor.tenant_id, where).options(lazyload("*"))
-    )
-    if store is None:
+    if till.store is None:
         raise InvalidInput(errors={"store_id": ["No such store."]})
-    policy.require(actor, REDEEM, store)
+    policy.require(actor, REDEEM, till.store)
     return redemption.redeem(
         session,
         tenant_id=actor.tenant_id,
-        store=store,
-        codes=data["codes"],
+        till=till,
         channel=data["channel"],
         order_no=data["order_no"],
         amount_fen=data["amount_fen"],

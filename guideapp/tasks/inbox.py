@@ -12,7 +12,7 @@ from guideapp import policy
 from guideapp.policy.actor import Actor
 from guideapp.db import utcnow
 from guideapp.changelog import newest_change_seq
-from guideapp.tasks.inbox_cache import CachedPage, PageCache, page
+from guideapp.changelog.pages import CachedPage, PageCache, page
 from guideapp.members.models import Member
 from guideapp.members.service import present
 from guideapp.pagination import paginate

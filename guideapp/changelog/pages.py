@@ -1,10 +1,11 @@
-"""Rendered inbox pages, kept per process while nothing they show has changed.
+"""Rendered pages (the inbox, /me), kept per process while nothing they show has changed.
 
 A page is keyed by who asks and what they ask, and stamped with the newest change-log
 sequence in the asker's scopes (every change a phone must learn about is logged there, see
-SYNC.md) and with the next moment a task of theirs opens or falls due. A request first reads
-that sequence (one indexed query); when it and the clock still match the stamp, the stored
-bytes are the answer, with the same ETag, so a phone that sends If-None-Match gets a 304.
+SYNC.md) and, for the inbox, with the next moment a task of theirs opens or falls due. A
+request reads that sequence with its login check (Blueprint.versioned_read); when it and
+the clock still match the stamp, the stored bytes are the answer, with the same ETag, so a
+phone that sends If-None-Match gets a 304. Without the cache every page is simply built.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Callable
 
 from cachetools import LRUCache
 
 ENTRY_OVERHEAD = 300  # bytes an entry costs besides its body: key, stamp, ETag
+FOREVER = datetime.max.replace(tzinfo=timezone.utc)  # a page the clock alone never changes
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,15 @@ class PageCache:
                 self._pages[key] = entry
             except ValueError:  # one page larger than the whole cache: serve it uncached
                 pass
+
+
+def kept_page(
+    cache: PageCache, key: tuple, *, version: int, now: datetime, build: Callable[[], bytes]
+) -> CachedPage:
+    """The page for `key` at change `version`: kept, or built now and kept (for a page that
+    only the change log moves, not the clock)."""
+    found = cache.get(key, version=version, now=now)
+    if found is None:
+        found = page(version, FOREVER, build())
+        cache.put(key, found)
+    return found
