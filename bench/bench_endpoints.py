@@ -9,7 +9,8 @@ endpoints, which are not part of the app:
   metrics, headers; no work of its own).
 Each endpoint then runs under wrk for the same seconds, one after another, so the floors and
 the endpoints share the machine's state. A second server with the inbox cache switched off
-(GUIDEAPP_INBOX_CACHE_BYTES=0) measures the inbox when every page is rebuilt.
+and the /me cache switched off (GUIDEAPP_INBOX_CACHE_BYTES=0, GUIDEAPP_ME_CACHE_BYTES=0)
+measures the inbox and /me when every answer is rebuilt.
 
 Data: the demo tenant (its guide has materials, quick replies and an inbox) and a scale
 tenant (bench/scale.py) whose heavy guide holds the member card of 200 orders, 30 tags and
@@ -37,12 +38,14 @@ from guideapp.access import register_access_rules
 from guideapp.db import make_engine
 
 APP = "bench.bench_endpoints:make_app()"
+NOTHING_KEPT = {"GUIDEAPP_INBOX_CACHE_BYTES": "0", "GUIDEAPP_ME_CACHE_BYTES": "0"}
 DEMO_GUIDE = "13800000003"
 
 # (name, floor it is compared with, target share of that floor)
 TARGETS = {
     "fixed_cost": ("bare", None),
     "me": ("one_read", 0.70),
+    "me_rebuilt": ("one_read", None),  # every answer built: the cache's absence
     "member_card": ("one_read", 0.35),
     "materials": ("one_read", 0.50),
     "quick_replies": ("one_read", 0.50),
@@ -111,12 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                 for name, (method, path, token, body) in paths.items():
                     results[name] = _run(port, method, path, token, body, args)
                     _print(name, results[name])
-            with _server(
-                url, args.workers, app=APP, env={**env, "GUIDEAPP_INBOX_CACHE_BYTES": "0"}
-            ) as port:
+            with _server(url, args.workers, app=APP, env={**env, **NOTHING_KEPT}) as port:
                 token = _login(port, DEMO_GUIDE)
-                results["inbox_rebuilt"] = _run(port, "GET", "/api/v1/inbox", token, None, args)
-                _print("inbox_rebuilt", results["inbox_rebuilt"])
+                for name, path in (
+                    ("inbox_rebuilt", "/api/v1/inbox"),
+                    ("me_rebuilt", "/api/v1/me"),
+                ):
+                    results[name] = _run(port, "GET", path, token, None, args)
+                    _print(name, results[name])
         finally:
             engine.dispose()
     return _emit(results, args)
