@@ -276,6 +276,13 @@ class Blueprint(_Blueprint):
         return view
 
     @staticmethod
+    def writes_on_get(view):
+        """A GET that writes (an OAuth redirect signing someone in): it runs in a
+        transaction committed at the end, like any write. Other GETs read outside one."""
+        view.writes_on_get = True
+        return view
+
+    @staticmethod
     def replica_read(view):
         """A versioned read that a hot standby may answer (GUIDEAPP_REPLICA_URLS).
 

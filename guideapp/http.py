@@ -9,11 +9,18 @@ from werkzeug.http import is_resource_modified
 from guideapp.errors import Unauthorized
 
 
+READ_ONLY = "read_only"  # Session.info mark of a request that must write nothing (web.py)
+
+
 def db_session():
-    """The request's session, opened on first use (autocommit for versioned reads)."""
+    """The request's session, opened on first use: outside any transaction for a read (a
+    GET, a versioned read), which writes nothing (web.py refuses it loudly)."""
     if "db_session" not in g:
-        maker = "autocommit_sessionmaker" if g.get("versioned_read") else "sessionmaker"
+        reads = bool(g.get("outside_transaction"))
+        maker = "autocommit_sessionmaker" if reads else "sessionmaker"
         g.db_session = current_app.extensions["guideapp"][maker]()
+        if reads:
+            g.db_session.info[READ_ONLY] = True
     return g.db_session
 
 

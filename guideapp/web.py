@@ -11,7 +11,9 @@ import uuid
 from typing import Iterator
 
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
 from guideapp import untrusted
@@ -22,9 +24,38 @@ from guideapp.errors import (
     integrity_conflict,
     unavailable_answer,
 )
-from guideapp.http import db_session, extension
+from guideapp.http import READ_ONLY, db_session, extension
 
 log = logging.getLogger("guideapp.request")
+READS = ("GET", "HEAD")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush_in_a_read(session: Session, _context, _instances) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise RuntimeError(
+            "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
+        )
+
+
+def _refuse_unsaved_writes(session: Session) -> None:
+    """A read that added or noted something it never flushed would lose it silently."""
+    from guideapp.changelog.log import NOTES
+
+    if session.new or session.dirty or session.deleted or session.info.get(NOTES):
+        raise RuntimeError(
+            "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
+        )
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_writes_in_a_read(state) -> None:
+    if state.session.info.get(READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise RuntimeError(
+            "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
+        )
 
 
 def _view_handler():
@@ -120,7 +151,7 @@ def _login_source():
     """Where the login check runs: a versioned read checks outside any transaction, on a
     pooled connection; other requests (and tests, which bind one connection) in theirs."""
     engine = extension("engine")
-    return engine if g.versioned_read and engine is not None else db_session()
+    return engine if g.outside_transaction and engine is not None else db_session()
 
 
 def _reads_change_version(handler) -> bool:
@@ -154,6 +185,12 @@ def init_request_lifecycle(app: Flask) -> None:
         if counter is not None:
             counter()
         g.versioned_read = getattr(handler, "versioned_read", False)
+        # A read runs outside any transaction: no BEGIN / COMMIT round trips, and nothing
+        # lost, since under READ COMMITTED each statement takes its own snapshot inside a
+        # transaction too. A GET that writes is marked (Blueprint.writes_on_get).
+        g.outside_transaction = g.versioned_read or (
+            request.method in READS and not getattr(handler, "writes_on_get", False)
+        )
         # An unknown route counts as public: Flask answers it 404/405.
         needs_login = handler is not None and not getattr(handler, "public", False)
         g.actor = (
@@ -190,7 +227,9 @@ def init_request_lifecycle(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response):
         session = g.get("db_session")
-        if session is not None and not g.get("versioned_read"):  # a read: nothing to commit
+        if session is not None and g.get("outside_transaction"):
+            _refuse_unsaved_writes(session)
+        if session is not None and not g.get("outside_transaction"):  # a read: no commit
             succeeded = response.status_code < 400
             if (succeeded or g.get("keep_writes")) and not g.get("idempotency_replayed"):
                 try:

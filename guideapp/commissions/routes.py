@@ -142,6 +142,7 @@ class Statements(MethodView):
 
 @blp.route("/commissions/settlements/<settlement_id>/export")
 class ExportStatements(MethodView):
+    @blp.writes_on_get  # each export is audited (commissions.export)
     @blp.arguments(s.CommissionExportArgsSchema, location="query")
     @blp.response(
         200,

@@ -17,6 +17,7 @@ blp = Blueprint("members", __name__, url_prefix="/api/v1", description="Member c
 
 @blp.route("/members")
 class Members(MethodView):
+    @blp.writes_on_get  # a page of others' phones is audited (members.phones_viewed)
     @blp.arguments(s.MemberSearchArgsSchema, location="query")
     @blp.response(200, s.MemberPageSchema)
     def get(self, args):

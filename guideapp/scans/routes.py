@@ -88,6 +88,7 @@ class CodeQrSvg(MethodView):
 
 @blp.route("/codes/<code_id>/wxacode.png")
 class CodeMiniProgramCode(MethodView):
+    @blp.writes_on_get  # made once by WeChat, then kept (its storage key on the code)
     @blp.doc(
         responses={
             "200": {
