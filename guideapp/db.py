@@ -458,8 +458,7 @@ def insert_rows(session: Session, table, rows: list[dict]) -> None:
     column they need (all rows the same columns)."""
     if not rows:
         return
-    from sqlalchemy import bindparam, column, func, insert, select
-    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy import insert, select
 
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(table), rows)
@@ -468,12 +467,25 @@ def insert_rows(session: Session, table, rows: list[dict]) -> None:
         copy_rows(session, table, rows)
         return
     names = list(rows[0])
-    arrays = [
-        bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type), unique=True)
-        for name in names
-    ]
-    source = func.unnest(*arrays).table_valued(*[column(name) for name in names]).render_derived()
+    source = unnest_columns(table, names, values={n: [row[n] for row in rows] for n in names})
     session.execute(insert(table).from_select(names, select(*[source.c[n] for n in names])))
+
+
+def unnest_columns(table, names, *, values: dict | None = None, prefix: str = ""):
+    """`unnest(<one bound array per column>) AS (names...)` (PostgreSQL), typed as `table`'s
+    columns: rows as arrays, one parameter per column however many rows. With `values` the
+    arrays are bound now; without, they are named `<prefix><column>` and come at execution
+    (a Prebuilt statement)."""
+    from sqlalchemy import bindparam, column, func
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    arrays = [
+        bindparam(None, values[n], type_=ARRAY(table.c[n].type), unique=True)
+        if values is not None
+        else bindparam(prefix + n, type_=ARRAY(table.c[n].type))
+        for n in names
+    ]
+    return func.unnest(*arrays).table_valued(*[column(n) for n in names]).render_derived()
 
 
 def upsert_rows(
@@ -484,8 +496,7 @@ def upsert_rows(
     as bound arrays, unnest), batches of VALUES elsewhere."""
     if not rows:
         return
-    from sqlalchemy import bindparam, column, func, select
-    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy import select
 
     def finish(stmt):
         if not add:
@@ -499,11 +510,7 @@ def upsert_rows(
             session.execute(finish(upsert(session, table).values(rows[start : start + 500])))
         return
     names = list(rows[0])
-    arrays = [
-        bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type), unique=True)
-        for name in names
-    ]
-    source = func.unnest(*arrays).table_valued(*[column(name) for name in names]).render_derived()
+    source = unnest_columns(table, names, values={n: [row[n] for row in rows] for n in names})
     stmt = upsert(session, table).from_select(names, select(*[source.c[n] for n in names]))
     session.execute(finish(stmt))
 

@@ -28,14 +28,13 @@ from guideapp.http import READ_ONLY, db_session, extension
 
 log = logging.getLogger("guideapp.request")
 READS = ("GET", "HEAD")
+WRITE_IN_A_READ = "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
 
 
 @event.listens_for(Session, "before_flush")
 def _refuse_flush_in_a_read(session: Session, _context, _instances) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
-        raise RuntimeError(
-            "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
-        )
+        raise RuntimeError(WRITE_IN_A_READ)
 
 
 def _refuse_unsaved_writes(session: Session) -> None:
@@ -43,9 +42,7 @@ def _refuse_unsaved_writes(session: Session) -> None:
     from guideapp.changelog.log import NOTES
 
     if session.new or session.dirty or session.deleted or session.info.get(NOTES):
-        raise RuntimeError(
-            "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
-        )
+        raise RuntimeError(WRITE_IN_A_READ)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -53,9 +50,7 @@ def _refuse_writes_in_a_read(state) -> None:
     if state.session.info.get(READ_ONLY) and (
         state.is_insert or state.is_update or state.is_delete
     ):
-        raise RuntimeError(
-            "A read (GET) request tried to write; mark its view Blueprint.writes_on_get."
-        )
+        raise RuntimeError(WRITE_IN_A_READ)
 
 
 def _view_handler():

@@ -11,20 +11,17 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import (
     String,
     bindparam,
-    column,
     event,
-    func,
     insert,
     literal,
     select,
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, SessionTransaction
 
 from guideapp.changelog.log import NOTES, SELECTS
-from guideapp.db import COPY_ROWS, Prebuilt, insert_rows
+from guideapp.db import COPY_ROWS, Prebuilt, insert_rows, unnest_columns
 from guideapp.changelog.models import ChangeLogEntry, SyncCounter
 
 MARKS = "changelog_marks"  # {savepoint: (notes, selects) lengths at its start}
@@ -125,12 +122,7 @@ def _bump_and_log_statement(_dialect, _variant):
         .returning(SyncCounter.value)
         .cte("bumped")
     )
-    table = ChangeLogEntry.__table__
-    source = (
-        func.unnest(*[bindparam(n, type_=ARRAY(table.c[n].type)) for n in LOGGED])
-        .table_valued(*[column(n) for n in LOGGED])
-        .render_derived()
-    )
+    source = unnest_columns(ChangeLogEntry.__table__, LOGGED)
     return (
         insert(ChangeLogEntry)
         .from_select(

@@ -24,7 +24,6 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    column,
     exists,
     func,
     insert,
@@ -32,13 +31,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from guideapp.changelog import log_change
 from guideapp.coupons import rules
 from guideapp.coupons.models import Coupon, CouponRedemption, CouponTemplate
-from guideapp.db import Prebuilt, any_of, any_param, insert_rows, new_id, utcnow
+from guideapp.db import Prebuilt, any_of, any_param, insert_rows, new_id, unnest_columns, utcnow
 from guideapp.errors import Conflict, InvalidInput, NotFound
 from guideapp.members.identity import log_member, member_scopes
 from guideapp.members.models import Member, Order, OrderRefund
@@ -282,14 +280,7 @@ def _mark_statement(dialect: str, _variant):
     if dialect != "postgresql":
         return mark
     used = mark.cte("used")
-    table = CouponRedemption.__table__
-    source = (
-        func.unnest(
-            *[bindparam(f"r_{n}", type_=ARRAY(table.c[n].type)) for n in REDEMPTION_COLUMNS]
-        )
-        .table_valued(*[column(n) for n in REDEMPTION_COLUMNS])
-        .render_derived()
-    )
+    source = unnest_columns(CouponRedemption.__table__, REDEMPTION_COLUMNS, prefix="r_")
     return (
         insert(CouponRedemption)
         .from_select(
@@ -311,13 +302,12 @@ def _use(session: Session, tenant_id: str, coupons: list, made: list[dict], now)
     got there first (between our read and this write): one statement on PostgreSQL."""
     ids = [c.id for c in coupons]
     params: dict[str, Any] = {"tenant": tenant_id, "ids": ids, "now": now}
-    if session.get_bind().dialect.name == "postgresql":
+    together = session.get_bind().dialect.name == "postgresql"  # the rows in the same statement
+    if together:
         params.update({f"r_{n}": [r[n] for r in made] for n in REDEMPTION_COLUMNS})
-        taken = set(_MARK.execute(session, params).scalars())
-    else:
-        taken = set(_MARK.execute(session, params).scalars())
-        if len(taken) == len(ids):
-            insert_rows(session, CouponRedemption.__table__, made)
+    taken = set(_MARK.execute(session, params).scalars())
+    if not together and len(taken) == len(ids):
+        insert_rows(session, CouponRedemption.__table__, made)
     if len(taken) < len(ids):
         lost = next(c for c in coupons if c.id not in taken)
         message = f"Coupon {lost.code} was already used."
@@ -440,7 +430,6 @@ def _answer(session, channel, order_no, amount_fen, redemptions, scanned, *, cre
 
 
 def _discounts(session: Session, order_ids) -> dict[str, int]:
-    from sqlalchemy import func
 
     rows = session.execute(
         select(CouponRedemption.order_id, func.sum(CouponRedemption.discount_fen))
