@@ -7,7 +7,7 @@ import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Iterator
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +21,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -140,7 +140,18 @@ def _log_slow_queries(engine: Engine, threshold_ms: float) -> None:
     import logging
     import time
 
+    from guideapp.statements import SLOW_QUERY_LOGS
+
     log = logging.getLogger("guideapp.slow_query")
+
+    def note(statement: str, elapsed_ms: float) -> None:
+        if elapsed_ms >= threshold_ms:
+            log.warning(
+                "slow query",
+                extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:2000]},
+            )
+
+    SLOW_QUERY_LOGS[engine.pool] = note  # statements run past SQLAlchemy (statements.py)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _start(conn, cursor, statement, parameters, context, executemany):
@@ -149,14 +160,8 @@ def _log_slow_queries(engine: Engine, threshold_ms: float) -> None:
     @event.listens_for(engine, "after_cursor_execute")
     def _finish(conn, cursor, statement, parameters, context, executemany):
         started = conn.info.pop("query_started", None)
-        if started is None:
-            return
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        if elapsed_ms >= threshold_ms:
-            log.warning(
-                "slow query",
-                extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:2000]},
-            )
+        if started is not None:
+            note(statement, (time.perf_counter() - started) * 1000)
 
 
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -217,72 +222,6 @@ def make_autocommit_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     if engine.dialect.name == "sqlite":
         return make_sessionmaker(engine)
     return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
-
-
-class HotRead:
-    """A SELECT run on most requests (the login check), compiled once per dialect and run
-    on a pooled DBAPI connection in autocommit: one round trip, without the Session and
-    Connection bookkeeping that costs more than the query (bench/RESULTS.md, inbox).
-
-    Only for statements whose parameters and columns need no type processing (strings,
-    integers). Given a Session instead of an Engine (tests bind one connection), it runs
-    there, inside the Session's transaction. Rows come back as plain tuples.
-    """
-
-    def __init__(self, statement):
-        self.statement = statement
-        self._compiled: dict[str, tuple] = {}
-
-    def first(self, source: Engine | Session, params: dict) -> tuple | None:
-        if isinstance(source, Session):
-            row = source.connection().execute(self.statement, params).one_or_none()
-            return tuple(row) if row is not None else None
-        sql, defaults, order = self._compile(source.dialect)
-        values = {**defaults, **params}
-        bound = [values[name] for name in order] if order else values
-        pooled = source.raw_connection()
-        try:
-            return self._fetch(source.dialect, pooled, sql, bound)
-        except source.dialect.loaded_dbapi.Error as error:
-            invalidated = source.dialect.is_disconnect(error, pooled.dbapi_connection, None)
-            if invalidated:
-                pooled.invalidate(error)
-            raise DBAPIError.instance(
-                sql,
-                bound,
-                error,
-                source.dialect.loaded_dbapi.Error,
-                connection_invalidated=invalidated,
-            ) from error
-        finally:
-            pooled.close()
-
-    @staticmethod
-    def _fetch(dialect, pooled, sql: str, bound) -> tuple | None:
-        driver = pooled.driver_connection
-        # psycopg would send BEGIN first; SQLite's driver connection already autocommits.
-        toggle = dialect.name == "postgresql"
-        if toggle:
-            driver.autocommit = True
-        try:
-            cursor = driver.cursor()
-            cursor.execute(sql, bound)
-            row = cursor.fetchone()
-            cursor.close()
-        finally:
-            if toggle and not driver.closed:
-                driver.autocommit = False
-        return tuple(row) if row is not None else None
-
-    def _compile(self, dialect) -> tuple:
-        if dialect.name not in self._compiled:
-            compiled = self.statement.compile(dialect=dialect)
-            self._compiled[dialect.name] = (
-                str(compiled),
-                dict(compiled.params),
-                list(compiled.positiontup or []),
-            )
-        return self._compiled[dialect.name]
 
 
 class greatest(FunctionElement):  # noqa: N801  (SQL function name)
@@ -407,28 +346,9 @@ def any_of(session: Session, column, values):
     return column.in_(values)
 
 
-class Prebuilt:
-    """A statement built once per dialect and variant, every value a bound parameter, run
-    on the session's own connection (its transaction) as Core: no statement is built per
-    request and no ORM bookkeeping runs. For the hottest writes (a till's redemption, the
-    change-log stamp), where building the statement cost more than the database's work.
-    Rows come back as Core rows, labelled as the builder labelled them."""
-
-    def __init__(self, build):
-        self._build = build  # (dialect name, variant) -> statement
-        self._built: dict[tuple, Any] = {}
-
-    def execute(self, session: Session, params: dict, variant=None):
-        key = (session.get_bind().dialect.name, variant)
-        statement = self._built.get(key)
-        if statement is None:
-            statement = self._built[key] = self._build(*key)
-        return session.connection().execute(statement, params)
-
-
 def any_param(dialect: str, column, name: str):
     """`column = ANY(:name)` (one bound array) on PostgreSQL, an expanding `IN` elsewhere:
-    any_of for a Prebuilt statement, whose values come at execution."""
+    any_of for a statements.Prebuilt statement, whose values come at execution."""
     from sqlalchemy import any_, bindparam
     from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -475,7 +395,7 @@ def unnest_columns(table, names, *, values: dict | None = None, prefix: str = ""
     """`unnest(<one bound array per column>) AS (names...)` (PostgreSQL), typed as `table`'s
     columns: rows as arrays, one parameter per column however many rows. With `values` the
     arrays are bound now; without, they are named `<prefix><column>` and come at execution
-    (a Prebuilt statement)."""
+    (a statements.Prebuilt statement)."""
     from sqlalchemy import bindparam, column, func
     from sqlalchemy.dialects.postgresql import ARRAY
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from guideapp.changelog import ChangeLogEntry
 from guideapp.coupons import service
 from guideapp.coupons.models import Coupon, CouponRedemption, CouponTemplate
 from guideapp.db import make_engine, transaction, utcnow
@@ -268,4 +269,12 @@ def test_two_tills_redeeming_one_coupon_at_once_get_one_success(backend, tmp_pat
             assert refused["errors"]["reason"] == ["used"]
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(CouponRedemption)) == len(codes)
+            # Each coupon's change log: its issue and its one redemption; a till that lost
+            # the race stamped nothing (the redemption stamps in its own statement).
+            stamps = conn.execute(
+                select(ChangeLogEntry.record_id, func.count(func.distinct(ChangeLogEntry.seq)))
+                .where(ChangeLogEntry.table_name == "coupons")
+                .group_by(ChangeLogEntry.record_id)
+            ).all()
+            assert sorted(n for _, n in stamps) == [2] * len(codes), stamps
         engine.dispose()

@@ -17,7 +17,8 @@ from guideapp.auth.tokens import (
     new_refresh_token,
     read_access_token,
 )
-from guideapp.db import HotRead, utcnow
+from guideapp.db import utcnow
+from guideapp.statements import HotRead
 from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
 from guideapp.org.models import Staff, Store
 from guideapp.changelog import newest_change_seq

@@ -22,7 +22,7 @@ from guideapp.changelog.scopes import (
     store_scope,
     tenant_scope,
 )
-from guideapp.changelog.stamping import stamp_pending_changes
+from guideapp.changelog.stamping import stamp_ctes, stamp_parameters, stamp_pending_changes
 
 __all__ = [
     "ChangeLogEntry",
@@ -35,6 +35,8 @@ __all__ = [
     "scope_column",
     "scopes_followed",
     "staff_scope",
+    "stamp_ctes",
+    "stamp_parameters",
     "stamp_pending_changes",
     "store_scope",
     "tenant_scope",

@@ -21,7 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, SessionTransaction
 
 from guideapp.changelog.log import NOTES, SELECTS
-from guideapp.db import COPY_ROWS, Prebuilt, insert_rows, unnest_columns
+from guideapp.db import COPY_ROWS, insert_rows, unnest_columns
+from guideapp.statements import Prebuilt
 from guideapp.changelog.models import ChangeLogEntry, SyncCounter
 
 MARKS = "changelog_marks"  # {savepoint: (notes, selects) lengths at its start}
@@ -110,20 +111,24 @@ def _bump(session: Session, tenant_id: str) -> int:
 LOGGED = ("table_name", "record_id", "scope", "deleted")
 
 
-def _bump_and_log_statement(_dialect, _variant):
-    """`WITH bumped AS (UPDATE sync_counters ... RETURNING value) INSERT INTO change_log
-    SELECT ... FROM bumped, unnest(...)`: the counter's row lock and the log rows in one
-    statement (PostgreSQL), as `_bump` then `insert_rows` would write them."""
-    tenant = bindparam("tenant", type_=String)  # (a column's name would be SET)
+def stamp_ctes(tenant, *, prefix: str = "", when=None):
+    """The stamp as two CTEs for a statement of its own (PostgreSQL): `bumped` takes the
+    tenant's counter (row-locked until commit) and `logged` writes the rows bound as arrays
+    named `<prefix>table_name`, `<prefix>record_id`, `<prefix>scope`, `<prefix>deleted`
+    (stamp_parameters), RETURNING their seq. A hot write that carries them stamps its own
+    changes in its own round trip and notes nothing for the commit (coupons/redemption.py);
+    the commit order is kept, since the counter stays locked until that commit. With
+    `when` (a condition on the statement's other CTEs) nothing is bumped or written unless
+    it holds."""
     bumped = (
         update(SyncCounter)
-        .where(SyncCounter.tenant_id == tenant)
+        .where(SyncCounter.tenant_id == tenant, *([when] if when is not None else []))
         .values(value=SyncCounter.value + 1)
         .returning(SyncCounter.value)
         .cte("bumped")
     )
-    source = unnest_columns(ChangeLogEntry.__table__, LOGGED)
-    return (
+    source = unnest_columns(ChangeLogEntry.__table__, LOGGED, prefix=prefix)
+    logged = (
         insert(ChangeLogEntry)
         .from_select(
             ["tenant_id", "seq", *LOGGED],
@@ -131,17 +136,32 @@ def _bump_and_log_statement(_dialect, _variant):
             .select_from(bumped)
             .join(source, true()),
         )
-        .add_cte(bumped)
         .returning(ChangeLogEntry.seq)
+        .cte("logged")
     )
+    return bumped, logged
+
+
+def stamp_parameters(rows: list[dict], *, prefix: str = "") -> dict:
+    """stamp_ctes' arrays for `rows` of table_name, record_id, scope and deleted."""
+    return {prefix + n: [row[n] for row in rows] for n in LOGGED}
+
+
+def _bump_and_log_statement(_dialect, _variant):
+    """`WITH bumped AS (UPDATE sync_counters ... RETURNING value), logged AS (INSERT INTO
+    change_log SELECT ... FROM bumped, unnest(...) RETURNING seq) SELECT seq FROM logged`:
+    the counter's row lock and the log rows in one statement (PostgreSQL), as `_bump` then
+    `insert_rows` would write them."""
+    bumped, logged = stamp_ctes(bindparam("tenant", type_=String))  # (not a column's name)
+    return select(logged.c.seq).add_cte(bumped, logged)
 
 
 _BUMP_AND_LOG = Prebuilt(_bump_and_log_statement)
 
 
 def _bump_and_log(session: Session, tenant_id: str, rows: list[dict]) -> int:
-    params = {"tenant": tenant_id, **{n: [row[n] for row in rows] for n in LOGGED}}
-    seq = _BUMP_AND_LOG.execute(session, params).scalars().first()
+    params = {"tenant": tenant_id, **stamp_parameters(rows)}
+    seq = next(iter(_BUMP_AND_LOG.execute(session, params).scalars()), None)
     if seq is None:
         raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
     return seq

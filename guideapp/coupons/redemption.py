@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     String,
+    null,
     and_,
     bindparam,
     exists,
@@ -33,10 +34,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from guideapp.changelog import log_change
+from guideapp.changelog import log_change, stamp_ctes, stamp_parameters
 from guideapp.coupons import rules
 from guideapp.coupons.models import Coupon, CouponRedemption, CouponTemplate
-from guideapp.db import Prebuilt, any_of, any_param, insert_rows, new_id, unnest_columns, utcnow
+from guideapp.db import any_of, any_param, insert_rows, new_id, unnest_columns, utcnow
+from guideapp.statements import Prebuilt
 from guideapp.errors import Conflict, InvalidInput, NotFound
 from guideapp.members.identity import log_member, member_scopes
 from guideapp.members.models import Member, Order, OrderRefund
@@ -80,8 +82,13 @@ class Till:
     order_has_coupons: bool
 
 
-def _till_statement(dialect: str, by: str):
-    """read_till's SELECT, built once per dialect and store key (`id` or `code`)."""
+def _till_statement(dialect: str, variant: tuple[str, bool]):
+    """read_till's SELECT, built once per dialect, store key (`id` or `code`) and whether
+    the till scanned several codes. One code is `code = :code`, not `= ANY(:codes)`:
+    PostgreSQL then keeps one generic plan for the prepared statement instead of planning
+    each execution again (it guesses ten elements for an array parameter, which makes the
+    generic plan look dearer than it is; planning was two thirds of the server's time)."""
+    by, several = variant
     tenant = bindparam("tenant_id", type_=String)
     channel = bindparam("channel", type_=String)
     order_no = bindparam("order_no", type_=String)
@@ -110,7 +117,12 @@ def _till_statement(dialect: str, by: str):
         .select_from(Store)
         .outerjoin(
             Coupon,
-            and_(Coupon.tenant_id == tenant, any_param(dialect, Coupon.code, "codes")),
+            and_(
+                Coupon.tenant_id == tenant,
+                any_param(dialect, Coupon.code, "codes")
+                if several
+                else Coupon.code == bindparam("code", type_=String),
+            ),
         )
         .outerjoin(CouponTemplate, CouponTemplate.id == Coupon.template_id)
         .outerjoin(Member, Member.id == Coupon.member_id)
@@ -118,7 +130,7 @@ def _till_statement(dialect: str, by: str):
     )
 
 
-_TILL = Prebuilt(_till_statement)
+_TILL = Prebuilt(_till_statement, reads=True)
 
 
 def read_till(
@@ -135,14 +147,16 @@ def read_till(
     SELECT, driven by the store (a row per coupon found, or one row with NULL coupon
     columns; no row when the store is not in the tenant)."""
     wanted = list(dict.fromkeys(rules.normalise_code(c) for c in codes))
-    params = {
+    several = len(wanted) > 1
+    params: dict[str, Any] = {
         "tenant_id": tenant_id,
         "channel": channel,
         "order_no": order_no,
-        "codes": wanted,
         "store": store_id or store_code,
+        **({"codes": wanted} if several else {"code": wanted[0]}),
     }
-    rows = _TILL.execute(session, params, variant="id" if store_id else "code").mappings().all()
+    variant = ("id" if store_id else "code", several)
+    rows = _TILL.execute(session, params, variant=variant).mappings()
     if not rows:
         return Till(None, {}, wanted, None, False)
     first = rows[0]
@@ -217,15 +231,13 @@ def redeem(
             }
         )
         left -= off
-    _use(session, tenant_id, [row.coupon for row in new], made, now)
-    for row in new:
-        log_change(
-            session,
-            tenant_id=tenant_id,
-            table="coupons",
-            record_id=row.coupon.id,
-            scopes=member_scopes(row.member),
-        )
+    logged = [
+        {"table_name": "coupons", "record_id": row.coupon.id, "scope": scope, "deleted": False}
+        for row in new
+        for scope in member_scopes(row.member)
+    ]
+    coupons = [row.coupon for row in new]
+    _use(session, tenant_id, coupons, made, logged, now, stamp=till.order_id is None)
     if till.order_id is not None:
         note_coupon_discounts(session, _discounts(session, [till.order_id]))
     redemptions = [*earlier, *(SimpleNamespace(**r) for r in made)]
@@ -261,17 +273,26 @@ REDEMPTION_COLUMNS = (
 )
 
 
-def _mark_statement(dialect: str, _variant):
-    """available -> used, for the coupons named; on PostgreSQL with their redemption rows in
-    the same statement: `WITH used AS (UPDATE coupons ... RETURNING id) INSERT INTO
-    coupon_redemptions SELECT ... FROM unnest(<one array per column>) JOIN used`, so a
-    coupon the UPDATE did not take gets no row."""
+def _mark_statement(dialect: str, variant: tuple[bool, bool]):
+    """available -> used, for the coupons named. On PostgreSQL one statement also writes
+    their redemption rows and, `stamped`, their change-log rows (one round trip, not three):
+
+        WITH used AS (UPDATE coupons ... RETURNING id),
+             redeemed AS (INSERT INTO coupon_redemptions SELECT <the rows> JOIN used ...),
+             bumped AS (<the tenant's counter, if used has rows>), logged AS (<the log>)
+        SELECT coupon_id, (SELECT max(seq) FROM logged) FROM redeemed
+
+    so a coupon the UPDATE did not take gets no row. The rows are one bound array per
+    column (unnest); one coupon's are plain parameters, for a generic plan (as in
+    _till_statement)."""
+    several, stamped = variant
+    tenant = bindparam("tenant", type_=String)  # (a column's name would be SET)
     now = bindparam("now", type_=Coupon.used_at.type)
     mark = (
         update(Coupon)
         .where(
-            Coupon.tenant_id == bindparam("tenant"),  # (a column's name would be SET)
-            any_param(dialect, Coupon.id, "ids"),
+            Coupon.tenant_id == tenant,
+            any_param(dialect, Coupon.id, "ids") if several else Coupon.id == bindparam("coupon"),
             Coupon.state == "available",
         )
         .values(state="used", used_at=now, updated_at=now)
@@ -280,53 +301,96 @@ def _mark_statement(dialect: str, _variant):
     if dialect != "postgresql":
         return mark
     used = mark.cte("used")
-    source = unnest_columns(CouponRedemption.__table__, REDEMPTION_COLUMNS, prefix="r_")
-    return (
-        insert(CouponRedemption)
-        .from_select(
-            list(REDEMPTION_COLUMNS),
-            select(*[source.c[n] for n in REDEMPTION_COLUMNS]).join(
-                used, used.c.id == source.c.coupon_id
-            ),
+    table = CouponRedemption.__table__
+    if several:
+        source = unnest_columns(table, REDEMPTION_COLUMNS, prefix="r_")
+        rows = select(*[source.c[n] for n in REDEMPTION_COLUMNS]).join(
+            used, used.c.id == source.c.coupon_id
         )
-        .add_cte(used)
+    else:
+        rows = select(
+            *[bindparam(f"r_{n}", type_=table.c[n].type).label(n) for n in REDEMPTION_COLUMNS]
+        ).select_from(used)
+    redeemed = (
+        insert(CouponRedemption)
+        .from_select(list(REDEMPTION_COLUMNS), rows)
         .returning(CouponRedemption.coupon_id)
+        .cte("redeemed")
     )
+    if not stamped:
+        return select(redeemed.c.coupon_id, null().label("seq")).add_cte(used, redeemed)
+    bumped, logged = stamp_ctes(tenant, prefix="log_", when=exists(select(used.c.id)))
+    return select(
+        redeemed.c.coupon_id, select(func.max(logged.c.seq)).scalar_subquery().label("seq")
+    ).add_cte(used, redeemed, bumped, logged)
 
 
 _MARK = Prebuilt(_mark_statement)
 
 
-def _use(session: Session, tenant_id: str, coupons: list, made: list[dict], now) -> None:
+def _use(session: Session, tenant_id: str, coupons: list, made: list, logged: list, now, *, stamp):
     """Each coupon `available -> used` with its redemption row, or a 409 when another till
-    got there first (between our read and this write): one statement on PostgreSQL."""
+    got there first (between our read and this write): one statement on PostgreSQL, which
+    with `stamp` also stamps the change-log rows `logged`; else they are noted for the
+    commit's stamp.
+
+    `stamp` holds the tenant's change counter from here to the commit, so it is only for a
+    request that writes nothing else afterwards: a till whose order has reached us updates
+    the order next, and a refund holding that order's row while it waits for the counter
+    at its commit would then wait for us as we wait for it."""
     ids = [c.id for c in coupons]
-    params: dict[str, Any] = {"tenant": tenant_id, "ids": ids, "now": now}
+    several = len(ids) > 1
+    params: dict[str, Any] = {"tenant": tenant_id, "now": now}
+    params.update({"ids": ids} if several else {"coupon": ids[0]})
     together = session.get_bind().dialect.name == "postgresql"  # the rows in the same statement
+    stamp = stamp and together
     if together:
-        params.update({f"r_{n}": [r[n] for r in made] for n in REDEMPTION_COLUMNS})
-    taken = set(_MARK.execute(session, params).scalars())
-    if not together and len(taken) == len(ids):
-        insert_rows(session, CouponRedemption.__table__, made)
+        params.update(
+            {f"r_{n}": [r[n] for r in made] if several else made[0][n] for n in REDEMPTION_COLUMNS}
+        )
+    if stamp:
+        params.update(stamp_parameters(logged, prefix="log_"))
+    rows = _MARK.execute(session, params, variant=(several, stamp))
+    taken = set(rows.scalars())
     if len(taken) < len(ids):
         lost = next(c for c in coupons if c.id not in taken)
         message = f"Coupon {lost.code} was already used."
         raise Conflict(message, errors={"codes": [message], "reason": ["used"]})
+    if stamp and rows[0][1] is None:
+        raise RuntimeError(f"tenant {tenant_id} has no sync counter row")
+    if not together:
+        insert_rows(session, CouponRedemption.__table__, made)
+    if not stamp:
+        for row in logged:
+            log_change(
+                session,
+                tenant_id=tenant_id,
+                table=row["table_name"],
+                record_id=row["record_id"],
+                scopes=[row["scope"]],
+            )
 
 
-def _refuse_used(session: Session, coupon: Coupon):
-    """The cashier learns where and when the coupon went."""
-    first = session.scalar(
-        select(CouponRedemption)
-        .where(CouponRedemption.coupon_id == coupon.id, CouponRedemption.reversed_at.is_(None))
+def _last_use_statement(_dialect, _variant):
+    return (
+        select(CouponRedemption.order_no, CouponRedemption.channel, CouponRedemption.redeemed_at)
+        .where(
+            CouponRedemption.coupon_id == bindparam("coupon_id", type_=String),
+            CouponRedemption.reversed_at.is_(None),
+        )
         .order_by(CouponRedemption.redeemed_at.desc())
         .limit(1)
     )
-    where = (
-        f" on order {first.order_no} ({first.channel}, {first.redeemed_at:%Y-%m-%d %H:%M} UTC)"
-        if first
-        else ""
-    )
+
+
+# A read before any write: a till's duplicate is refused without opening a transaction.
+_LAST_USE = Prebuilt(_last_use_statement, reads=True)
+
+
+def _refuse_used(session: Session, coupon):
+    """The cashier learns where and when the coupon went."""
+    first = next(iter(_LAST_USE.execute(session, {"coupon_id": coupon.id})), None)
+    where = f" on order {first[0]} ({first[1]}, {first[2]:%Y-%m-%d %H:%M} UTC)" if first else ""
     message = f"Coupon {coupon.code} was already used{where}."
     raise Conflict(message, errors={"codes": [message], "reason": ["used"]})
 
