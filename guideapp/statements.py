@@ -4,8 +4,9 @@ which costs more than the database's own work for a one-row read or write.
 
 - `HotRead`: a SELECT on most requests (the login check); outside a transaction it runs on
   a pooled connection in autocommit: one round trip.
-- `Prebuilt`: a statement for the hottest writes (a till's redemption, the change-log
-  stamp), built once per (dialect, variant) and run in the session's transaction.
+- `Prebuilt`: a statement for the hottest paths (a till's read and write, the change-log
+  stamp), built once per (dialect, variant) and run on the session's connection; one
+  marked `reads=True` runs in autocommit while the request has written nothing yet.
 
 On PostgreSQL both send the SQL that SQLAlchemy compiled, with every value through its
 column type's bind processing and every result through its result processing, as a Core
@@ -161,8 +162,9 @@ def _autocommit(driver):
 class HotRead:
     """A SELECT run on most requests (the login check), compiled once per dialect. Given
     the Engine (a read outside any transaction) it runs on a pooled DBAPI connection in
-    autocommit: one round trip. Given the request's Session it runs there, inside its
-    transaction. Rows come back as plain tuples."""
+    autocommit: one round trip. Given the request's Session it runs on its connection: in
+    its transaction once that has written, else in autocommit (_in_session). Rows come
+    back as plain tuples."""
 
     def __init__(self, statement):
         self.statement = statement
