@@ -191,20 +191,25 @@ def test_gunicorn_workers_are_summed_in_one_scrape(database, tmp_path):
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         "GUIDEAPP_LOG_LEVEL": "WARNING",
     }
+    log = tmp_path / "gunicorn.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py")]
         + ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--chdir", str(root), "wsgi:app"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("w"),
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        # Up to two minutes: under a loaded CI machine two workers take a while to boot.
+        deadline = time.monotonic() + 120
+        while True:
             try:
-                urllib.request.urlopen(f"{url}/healthz").read()
+                urllib.request.urlopen(f"{url}/healthz", timeout=10).read()
                 break
             except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not come up:\n{log.read_text()[-3000:]}")
                 time.sleep(0.1)
         for _ in range(40):  # new connections: the master spreads them over both workers
             urllib.request.urlopen(f"{url}/healthz").read()
