@@ -16,7 +16,7 @@ from flask_smorest.exceptions import PreconditionRequired
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from guideapp import untrusted
+from guideapp import dumping, untrusted
 from guideapp.errors import register_error_handlers
 
 
@@ -276,11 +276,28 @@ class Blueprint(_Blueprint):
         return view
 
     @staticmethod
-    def writes_on_get(view):
-        """A GET that writes (an OAuth redirect signing someone in): it runs in a
-        transaction committed at the end, like any write. Other GETs read outside one."""
-        view.writes_on_get = True
+    def answers_empty_pull(view):
+        """The sync pull: the login check also reads the caller's change version and the
+        tenant's sync counter (Actor.sync_counter), so a pull with nothing new in the
+        caller's scopes is answered from that one round trip."""
+        view.answers_empty_pull = True
         return view
+
+    @staticmethod
+    def writes_on_get(view=None, *, when=None):
+        """A GET that writes (an OAuth redirect signing someone in): it runs in a
+        transaction committed at the end, like any write. Other GETs read outside one.
+
+        `@writes_on_get(when=rule)`: only for callers `rule(actor)` says may write (a page
+        of phones is audited for HQ and managers; a guide's own page writes nothing, so it
+        reads outside a transaction). A write the rule did not foresee is refused, never
+        lost (web.py)."""
+
+        def mark(view):
+            view.writes_on_get = when or True
+            return view
+
+        return mark(view) if view is not None else mark
 
     @staticmethod
     def replica_read(view):
@@ -323,7 +340,11 @@ class SerializedSize(ma.validate.Validator):
 
 
 class Schema(ma.Schema):
-    """Unknown fields are refused (marshmallow's RAISE) so typos never pass silently."""
+    """Unknown fields are refused (marshmallow's RAISE) so typos never pass silently;
+    answers are dumped by a plan made once per schema (guideapp/dumping.py)."""
 
     class Meta:
         unknown = ma.RAISE
+
+    def dump(self, obj, *, many=None):
+        return dumping.dump(self, obj, many=many)

@@ -3,13 +3,47 @@ pre-rendered and conditional JSON. Set up by web.py's request lifecycle; knows n
 
 from __future__ import annotations
 
+from typing import cast
+
+import orjson
 from flask import Response, current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.http import is_resource_modified
 
 from guideapp.errors import Unauthorized
 
 
 READ_ONLY = "read_only"  # Session.info mark of a request that must write nothing (web.py)
+
+# Flask's output (sorted keys, compact, UTF-8 as is), encoded by orjson; times, dates and
+# dataclasses still go through Flask's own conversions (`DefaultJSONProvider.default`).
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, written by orjson: every answer is JSON, and the standard library's
+    encoder was a tenth of a list page's time. What orjson refuses (an int key, an int over
+    64 bits) is written by the standard library, as before. Reading stays Flask's own."""
+
+    ensure_ascii = False
+    compact = True
+
+    def dumps(self, obj, **kwargs) -> str:
+        return self.to_bytes(obj, **kwargs).decode()
+
+    def response(self, *args, **kwargs) -> Response:
+        body = self.to_bytes(self._prepare_response_obj(args, kwargs)) + b"\n"
+        response_class = cast(type[Response], self._app.response_class)
+        return response_class(body, mimetype=self.mimetype)
+
+    def to_bytes(self, obj, **kwargs) -> bytes:
+        """`obj` as JSON bytes; a caller asking for other options (indent) gets the stdlib."""
+        if not kwargs:
+            try:
+                return orjson.dumps(obj, default=self.default, option=_ORJSON)
+            except orjson.JSONEncodeError:
+                kwargs = {"separators": (",", ":")}
+        return super().dumps(obj, **kwargs).encode()
 
 
 def db_session():
@@ -56,7 +90,7 @@ def extension(name: str):
 
 def json_bytes(payload) -> bytes:
     """The bytes Flask's own JSON response would carry, for answers kept pre-rendered."""
-    return current_app.json.dumps(payload).encode()
+    return current_app.json.to_bytes(payload)  # type: ignore[attr-defined]
 
 
 def conditional_json(body: bytes, etag: str) -> Response:

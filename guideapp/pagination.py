@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, or_, select, union_all
+from sqlalchemy import Select, and_, or_, select, union
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -134,7 +134,8 @@ def paginate(
 def paginate_branches(
     session: Session, model, stmt: Select, branches: Sequence, *, limit: int, cursor: str | None
 ):
-    """Keyset page by id over `stmt` split into `branches` (conditions that together cover it).
+    """Keyset page by id over the rows of `stmt` that match any of `branches` (the sides
+    of an OR, e.g. `policy.visible_branches`).
 
     For an OR the planner cannot serve in id order: each branch takes its own index for
     its first `limit + 1` ids, and the merged, sorted ids make the page.
@@ -146,11 +147,11 @@ def paginate_branches(
         if after is not None:
             branch = branch.where(model.id > after)
         parts.append(select(branch.order_by(model.id).limit(limit + 1).subquery().c.id))
-    ids = sorted(set(session.scalars(union_all(*parts))))[: limit + 1]
-    rows = (
-        list(session.scalars(select(model).where(model.id.in_(ids[:limit])).order_by(model.id)))
-        if ids
-        else []
-    )
-    next_cursor = _encode([ids[limit - 1]]) if len(ids) > limit else None
+    # One statement: the branches' first ids merged (UNION drops an id two branches share),
+    # and the rows of the first limit + 1 of them; the extra row only says a page follows.
+    merged = union(*parts).subquery()
+    first = select(merged.c.id).order_by(merged.c.id).limit(limit + 1)
+    rows = list(session.scalars(select(model).where(model.id.in_(first)).order_by(model.id)))
+    next_cursor = _encode([rows[limit - 1].id]) if len(rows) > limit else None
+    rows = rows[:limit]
     return {"items": rows, "next_cursor": next_cursor}

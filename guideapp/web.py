@@ -182,9 +182,11 @@ def init_request_lifecycle(app: Flask) -> None:
         g.versioned_read = getattr(handler, "versioned_read", False)
         # A read runs outside any transaction: no BEGIN / COMMIT round trips, and nothing
         # lost, since under READ COMMITTED each statement takes its own snapshot inside a
-        # transaction too. A GET that writes is marked (Blueprint.writes_on_get).
+        # transaction too. A GET that writes is marked (Blueprint.writes_on_get); one that
+        # writes only for some callers is decided once the caller is known (below).
+        writes = getattr(handler, "writes_on_get", False)
         g.outside_transaction = g.versioned_read or (
-            request.method in READS and not getattr(handler, "writes_on_get", False)
+            request.method in READS and (not writes or callable(writes))
         )
         # An unknown route counts as public: Flask answers it 404/405.
         needs_login = handler is not None and not getattr(handler, "public", False)
@@ -194,10 +196,16 @@ def init_request_lifecycle(app: Flask) -> None:
                 request.headers.get("Authorization"),
                 config=app.config,
                 with_change_version=_reads_change_version(handler),
+                with_sync_counter=getattr(handler, "answers_empty_pull", False),
             )
             if request.headers.get("Authorization") or needs_login
             else None
         )
+        if callable(writes) and not g.versioned_read and g.actor is not None and writes(g.actor):
+            g.outside_transaction = False  # this caller's read writes: a transaction
+            read = g.pop("db_session", None)  # the login's read-only one (tests bind a connection)
+            if read is not None:
+                read.close()
         if getattr(handler, "for_members", False):  # a member page: the member's token
             g.member = authenticate_member(request.headers.get(MEMBER_HEADER), config=app.config)
         if request.method == "POST" and request.headers.get("Idempotency-Key"):

@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from guideapp import create_app
+from guideapp import create_app, dumping
 from guideapp.access import register_access_rules
 from guideapp.config import PROJECT_ROOT, Config
 from guideapp.db import make_engine, transaction
@@ -26,6 +26,9 @@ from tests.databases import backends, scratch_database
 from tests.factories import make_pool_members, make_rival_tenant
 from tests.fake_wechat import shared as fake_wechat_server
 from tests.fake_wecom import shared as fake_wecom_server
+
+# Every answer the suite reads is dumped by marshmallow too and must match the plan's.
+dumping.check_against_marshmallow(True)
 
 FIXTURES = PROJECT_ROOT / "fixtures" / "demo"
 WECHAT_TEST_KEY = "k8D0Cq6o0pmDqvj5NU3uuSB5c1ZD7k3sD1xWQbO8y6Q="  # a Fernet key for tests only

@@ -235,6 +235,23 @@ def test_the_card_shows_the_wallet(api, session):
     assert len(card["coupons"]) == 2 and card["coupon_counts"]["available"] == 2
 
 
+def test_the_cards_counts_tell_used_and_lapsed_apart(api, session):
+    """Available counts only coupons still valid; one past its end, still marked available
+    until the nightly sweep, counts as expired, as does one the sweep marked."""
+    member = member_of(session, GUIDE)
+    made = template(api, per_member_limit=5)
+    coupons = [issue(api, member.id, made["id"]) for _ in range(4)]
+    redeem(api, [coupons[0]["code"]], order_no="POS-C1")
+    past = datetime.now(timezone.utc) - timedelta(days=1)
+    lapsed, swept = (session.get(Coupon, c["id"]) for c in coupons[1:3])
+    lapsed.valid_from, lapsed.valid_to = past - timedelta(days=30), past
+    swept.state = "expired"
+    session.flush()
+    card = api.get(GUIDE, f"/api/v1/members/{member.id}/card").get_json()
+    assert card["coupon_counts"] == {"available": 1, "used": 1, "expired": 2}
+    assert [c["id"] for c in card["coupons"]] == [coupons[3]["id"]]
+
+
 def test_commissions_are_on_what_the_member_paid(api, session):
     from guideapp.commissions.models import CommissionEntry
 

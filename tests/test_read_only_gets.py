@@ -10,7 +10,7 @@ from guideapp import audit, create_app
 from guideapp.audit.models import AuditEntry
 from guideapp.extensions import Blueprint
 from guideapp.http import current_actor, db_session
-from tests.conftest import HQ, ApiClient, make_config
+from tests.conftest import GUIDE, HQ, ApiClient, make_config
 
 PROBE = "members.phones_viewed"  # any audited act: what the probe views write
 
@@ -32,6 +32,18 @@ def _app(database, connection):
     @blp.route("/marked")
     class Marked(MethodView):
         @blp.writes_on_get
+        def get(self):
+            return write()
+
+    @blp.route("/for-hq")
+    class ForHq(MethodView):
+        @blp.writes_on_get(when=lambda actor: actor.is_hq)
+        def get(self):
+            return write() if current_actor().is_hq else {"ok": True}
+
+    @blp.route("/for-hq-but-all-write")
+    class ForHqButAllWrite(MethodView):
+        @blp.writes_on_get(when=lambda actor: actor.is_hq)
         def get(self):
             return write()
 
@@ -58,3 +70,14 @@ def test_a_get_that_writes_unmarked_fails_and_keeps_nothing(probe, session, capl
 def test_a_get_marked_as_writing_commits_its_write(probe, session):
     assert probe.get(HQ, "/api/v1/probe/marked").status_code == 200
     assert _probes(session) == 1
+
+
+def test_a_get_that_writes_for_some_callers_commits_theirs(probe, session):
+    """`writes_on_get(when=rule)`: the callers the rule names write in a transaction; the
+    others read outside one, and a write the rule did not foresee fails, never lost."""
+    assert probe.get(HQ, "/api/v1/probe/for-hq").status_code == 200
+    assert _probes(session) == 1
+    assert probe.get(GUIDE, "/api/v1/probe/for-hq").status_code == 200
+    assert probe.get(GUIDE, "/api/v1/probe/for-hq-but-all-write").status_code == 500
+    assert probe.get(HQ, "/api/v1/probe/for-hq-but-all-write").status_code == 200
+    assert _probes(session) == 2

@@ -21,7 +21,7 @@ from guideapp.db import utcnow
 from guideapp.statements import HotRead
 from guideapp.errors import LoginFailed, TooManyRequests, Unauthorized
 from guideapp.org.models import Staff, Store
-from guideapp.changelog import newest_change_seq
+from guideapp.changelog import SyncCounter, newest_change_seq
 
 BAD_LOGIN = "Phone or password is wrong."
 
@@ -43,6 +43,16 @@ _ACTOR_AND_CHANGE_VERSION = HotRead(
         newest_change_seq(Staff.tenant_id, Staff.id, Staff.store_id, Store.region_id)
     )
 )
+# ...and the tenant's sync counter in the same snapshot: a pull with nothing new answers
+# from this one round trip (sync.service.pull).
+_ACTOR_VERSION_AND_COUNTER = HotRead(
+    _ACTOR_AND_CHANGE_VERSION.statement.add_columns(
+        *(
+            select(column).where(SyncCounter.tenant_id == Staff.tenant_id).scalar_subquery()
+            for column in (SyncCounter.value, SyncCounter.oldest_kept_seq)
+        )
+    )
+)
 
 
 def authenticate_request(
@@ -51,11 +61,13 @@ def authenticate_request(
     *,
     config,
     with_change_version: bool = False,
+    with_sync_counter: bool = False,
 ) -> Actor:
     """One query: the token's staff must be active and its login session not revoked.
 
     `source` is the request's Session, or the Engine for a read outside any transaction;
-    `with_change_version` reads the actor's change version in the same round trip.
+    `with_change_version` reads the actor's change version in the same round trip, and
+    `with_sync_counter` that and the tenant's sync counter.
     """
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -63,11 +75,17 @@ def authenticate_request(
     claims = read_access_token(token.strip(), secret=config["SECRET_KEY"])
     if claims is None:
         raise Unauthorized("The access token is invalid or expired; refresh it or log in again.")
-    statement = _ACTOR_AND_CHANGE_VERSION if with_change_version else _ACTOR_OF_TOKEN
+    statement = (
+        _ACTOR_VERSION_AND_COUNTER
+        if with_sync_counter
+        else _ACTOR_AND_CHANGE_VERSION
+        if with_change_version
+        else _ACTOR_OF_TOKEN
+    )
     row = statement.first(source, {"staff_id": claims["sub"], "session_id": claims["sid"]})
     if row is None:
         raise Unauthorized("This login has ended (logged out or no longer on staff).")
-    staff_id, tenant_id, role, store_id, region_id, *change_version = row
+    staff_id, tenant_id, role, store_id, region_id, *versions = row
     return Actor(
         staff_id=staff_id,
         tenant_id=tenant_id,
@@ -75,7 +93,8 @@ def authenticate_request(
         store_id=store_id,
         region_id=region_id,
         session_id=claims["sid"],
-        change_version=change_version[0] if change_version else None,
+        change_version=versions[0] if versions else None,
+        sync_counter=(versions[1], versions[2]) if len(versions) == 3 else None,
     )
 
 

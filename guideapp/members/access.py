@@ -56,6 +56,12 @@ def can_see_phone(actor, member) -> bool:
     )
 
 
+def sees_others_phones(actor) -> bool:
+    """HQ and managers see full phones of members who are not their own (can_see_phone);
+    such a look is audited, so their member pages write (service._audit_phones_shown)."""
+    return actor.is_hq or actor.is_manager
+
+
 def register() -> None:
     policy.register_rules(Member, read=_members, write=_member_writes)
     for model in (MemberNote, MemberTag, Order):

@@ -174,14 +174,21 @@ def learn_from_order(member: Member, *, buyer_name: str | None, store_id: str | 
         member.store_id = store_id
 
 
-def spend_summary(session: Session, member_id: str) -> dict:
-    row = session.execute(
-        select(
-            func.count(Order.id),
-            func.coalesce(func.sum(Order.amount_fen - Order.refunded_fen), 0),
-        ).where(Order.member_id == member_id)
-    ).one()
-    return {"orders": row[0], "total_spend_fen": int(row[1])}
+def spend_of(member_id: str) -> list:
+    """Order count and net spend as scalar subqueries, for a statement that reads more
+    besides (the card); `spend_from` reads them back."""
+    mine = Order.member_id == member_id
+    return [
+        select(func.count(Order.id)).where(mine).scalar_subquery(),
+        select(func.coalesce(func.sum(Order.amount_fen - Order.refunded_fen), 0))
+        .where(mine)
+        .scalar_subquery(),
+    ]
+
+
+def spend_from(values) -> dict:
+    count, spend = values
+    return {"orders": count, "total_spend_fen": int(spend)}
 
 
 def _store_id(session: Session, tenant_id: str, code: str | None) -> str | None:

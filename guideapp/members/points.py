@@ -13,12 +13,15 @@ SIGN = {"earn": 1, "spend": -1, "expire": -1}
 
 
 def balance(session: Session, member_id: str) -> int:
-    return int(
-        session.execute(
-            select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
-                PointsEntry.member_id == member_id
-            )
-        ).scalar_one()
+    return int(session.execute(select(balance_of(member_id))).scalar_one())
+
+
+def balance_of(member_id: str):
+    """The balance as a scalar subquery, for a statement that reads more besides (the card)."""
+    return (
+        select(func.coalesce(func.sum(PointsEntry.points), 0))
+        .where(PointsEntry.member_id == member_id)
+        .scalar_subquery()
     )
 
 

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from guideapp.extensions import Blueprint
 from guideapp.members import feeds, import_rows, imports, lifecycle, merge, service, tags
 from guideapp.members import schemas as s
+from guideapp.members.access import sees_others_phones
 from guideapp.pagination import CursorArgsSchema
 from guideapp.http import current_actor, db_session
 from guideapp.jobs.http import LOCATION_HEADER, accepted, answer, idempotency_key
@@ -17,7 +18,7 @@ blp = Blueprint("members", __name__, url_prefix="/api/v1", description="Member c
 
 @blp.route("/members")
 class Members(MethodView):
-    @blp.writes_on_get  # a page of others' phones is audited (members.phones_viewed)
+    @blp.writes_on_get(when=sees_others_phones)  # their look is audited (phones_viewed)
     @blp.arguments(s.MemberSearchArgsSchema, location="query")
     @blp.response(200, s.MemberPageSchema)
     def get(self, args):

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, null, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp import audit, policy
@@ -27,7 +27,7 @@ from guideapp.members.identity import (
     resolve_member,
 )
 from guideapp.members.models import Member, MemberNote, MemberTag, Order, Tag, TagGroup
-from guideapp.members.orders import spend_summary
+from guideapp.members.orders import spend_from, spend_of
 from guideapp.members.signals import member_card_requested, member_recruited
 from guideapp.org.models import Staff, Store, Tenant
 from guideapp.pagination import paginate, paginate_branches
@@ -86,6 +86,12 @@ def get_member(
 ):
     """A visible member; a merged-away id resolves to its survivor. With `field`, the id came
     in a body: an unknown or invisible one is a 422 naming that field, not a 404."""
+    if not field:  # the common case first: a visible member that was never merged away
+        member = session.scalar(policy.scoped_select(actor, Member).where(Member.id == member_id))
+        if member is not None and not member.merged_into_id:
+            if action:
+                policy.require_write(actor, member, action)
+            return member
     member = session.get(Member, member_id)
     if member is not None and member.merged_into_id:
         member = follow_merges(session, member)
@@ -126,7 +132,7 @@ def search(
     guide_id=None,
     store_id=None,
 ):
-    stmt = policy.scoped_select(actor, Member).where(Member.state == "active")
+    stmt = select(Member).where(Member.state == "active")  # the read rule: see the page below
     if guide_id:
         stmt = stmt.where(Member.guide_id == guide_id)
     if store_id:
@@ -154,22 +160,13 @@ def search(
             func.coalesce(Member.last_order_at, Member.joined_at) < cutoff,
             or_(Member.last_contact_at.is_(None), Member.last_contact_at < cutoff),
         )
-    if actor.is_guide and not guide_id and not store_id:
-        # The guide's read rule is an OR no index returns in id order: walk each side on
-        # its own index (bound to me / the store's unassigned pool) and merge the pages.
-        page = paginate_branches(
-            session,
-            Member,
-            stmt,
-            [
-                Member.guide_id == actor.staff_id,
-                and_(Member.store_id == actor.store_id, Member.guide_id.is_(None)),
-            ],
-            limit=limit,
-            cursor=cursor,
-        )
+    branches = policy.visible_branches(actor, Member)
+    if len(branches) > 1:
+        # A guide's read rule is an OR no index returns in id order: walk each side on its
+        # own index (bound to me / the store's unassigned pool) and merge the pages.
+        page = paginate_branches(session, Member, stmt, branches, limit=limit, cursor=cursor)
     else:
-        page = paginate(session, stmt, [Member.id], limit=limit, cursor=cursor)
+        page = paginate(session, stmt.where(*branches), [Member.id], limit=limit, cursor=cursor)
     shown = [present(actor, m) for m in page["items"]]
     _audit_phones_shown(session, actor, page["items"], shown)
     page["items"] = shown
@@ -196,12 +193,30 @@ def _audit_phones_shown(session: Session, actor: Actor, members, shown) -> None:
 
 def card(session: Session, *, actor: Actor, member_id: str) -> dict:
     member = get_member(session, actor=actor, member_id=member_id)
-    guide = session.get(Staff, member.guide_id) if member.guide_id else None
-    store = session.get(Store, member.store_id) if member.store_id else None
+    # One statement for the card's single values: points, spend, the bound guide and
+    # store, the tenant's zone (for care dates). Each was a round trip of its own.
+    nothing = null()
+    summary = session.execute(
+        select(
+            points.balance_of(member.id),
+            *spend_of(member.id),
+            select(Staff.name).where(Staff.id == member.guide_id).scalar_subquery()
+            if member.guide_id
+            else nothing,
+            select(Store.name).where(Store.id == member.store_id).scalar_subquery()
+            if member.store_id
+            else nothing,
+            select(Store.code).where(Store.id == member.store_id).scalar_subquery()
+            if member.store_id
+            else nothing,
+            select(Tenant.timezone).where(Tenant.id == member.tenant_id).scalar_subquery(),
+        )
+    ).one()
+    balance, orders, spend, guide_name, store_name, store_code, zone = tuple(summary)
     result = {
         "member": present(actor, member),
-        "points_balance": points.balance(session, member.id),
-        **spend_summary(session, member.id),
+        "points_balance": int(balance),
+        **spend_from((orders, spend)),
         "tags": _tags_by_group(session, member.id),
         "recent_orders": session.scalars(
             select(Order)
@@ -209,15 +224,17 @@ def card(session: Session, *, actor: Actor, member_id: str) -> dict:
             .order_by(Order.ordered_at.desc())
             .limit(10)
         ).all(),
-        "bound_guide": {"id": guide.id, "name": guide.name} if guide else None,
-        "bound_store": {"id": store.id, "name": store.name, "code": store.code} if store else None,
+        "bound_guide": {"id": member.guide_id, "name": guide_name} if member.guide_id else None,
+        "bound_store": {"id": member.store_id, "name": store_name, "code": store_code}
+        if member.store_id
+        else None,
         "notes": session.scalars(
             select(MemberNote)
             .where(MemberNote.member_id == member.id)
             .order_by(MemberNote.created_at.desc())
             .limit(20)
         ).all(),
-        "care_dates": care_dates(member, _today(session, member.tenant_id)),
+        "care_dates": care_dates(member, _local_today(zone)),
         "open_tasks": [],
         "coupons": [],
         "coupon_counts": {},
@@ -265,6 +282,10 @@ def _next_occurrence(day: date, today: date) -> date:
 
 def _today(session: Session, tenant_id: str) -> date:
     zone = session.execute(select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
+    return _local_today(zone)
+
+
+def _local_today(zone: str | None) -> date:
     return datetime.now(ZoneInfo(zone or "Asia/Shanghai")).date()
 
 

@@ -20,6 +20,8 @@ from typing import Callable, cast
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BooleanClauseList
 
 from guideapp.policy.actor import Actor
 from guideapp.errors import Forbidden, NotFound
@@ -108,6 +110,26 @@ def visible(actor: Actor, model: type[Any]) -> ColumnElement[bool]:
 
 def scoped_select(actor: Actor, model: type[Any]) -> Select:
     return select(model).where(visible(actor, model))
+
+
+def visible_branches(actor: Actor, model: type[Any]) -> list[ColumnElement[bool]]:
+    """`visible(actor, model)` as conditions whose OR is exactly that filter, one per side of
+    the read rule's top-level OR, each behind the tenant fence (a rule with no OR: one).
+
+    For a keyset page over an OR (a guide's own members or the store's pool): each side
+    walks its own index in id order. Added on top of the whole OR instead, a side makes
+    the planner count its condition twice, misjudge it as rare and read and sort every
+    matching row."""
+    rule = _read_rules.get(model)
+    if rule is None:
+        return [false()]
+    condition = rule(actor)
+    sides = (
+        list(condition.clauses)
+        if isinstance(condition, BooleanClauseList) and condition.operator is operators.or_
+        else [condition]
+    )
+    return [and_(in_tenant(actor, model), side) for side in sides]
 
 
 def get_visible(

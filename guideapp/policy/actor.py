@@ -16,6 +16,9 @@ class Actor:
     # The newest change-log sequence the actor's phone follows, when the view asked for it
     # with the login check (Blueprint.versioned_read); None otherwise.
     change_version: int | None = None
+    # With it, for a view that asks (Blueprint.answers_empty_pull): the tenant's sync counter
+    # and its oldest kept sequence, from the same snapshot.
+    sync_counter: tuple[int, int] | None = None
 
     @property
     def is_hq(self) -> bool:

@@ -17,6 +17,7 @@ blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Offlin
 @blp.route("/pull")
 class Pull(MethodView):
     @blp.replica_read
+    @blp.answers_empty_pull
     @blp.arguments(s.PullArgsSchema, location="query")
     @blp.response(200, s.PullResponseSchema)
     def get(self, args):

@@ -81,6 +81,11 @@ def pull(
     tables = tables_for(schema_version)
     if page:
         return _snapshot_page(session, actor, tables, _decode_page(page), page_size)
+    if last_pulled_at is not None and not _refilled_tables(migration, tables):
+        cursor = _nothing_new_since(actor, last_pulled_at)
+        if cursor is not None:
+            PULL_LAG.observe(max(cursor - last_pulled_at, 0))
+            return {"changes": _empty(tables), "timestamp": cursor, "next_page": None}
     cursor, oldest_kept, newest = session.execute(
         _COUNTER_AND_NEWEST,
         {
@@ -109,6 +114,20 @@ def pull(
     for name in _refilled_tables(migration, tables):
         changes[name]["updated"] = _all_rows(session, actor, versioned[name])
     return {"changes": changes, "timestamp": cursor, "next_page": None}
+
+
+def _nothing_new_since(actor: Actor, last_pulled_at: int) -> int | None:
+    """The cursor to answer with when the login check's snapshot (Actor.sync_counter) shows
+    nothing new in the caller's scopes since `last_pulled_at`, the same test as below; None
+    when it did not read the counter or something may be new. Reading nothing else, it may
+    answer even where a standby would answer other pulls: the primary's counter is one the
+    phone may hold (every change at or below it committed, none of them in its scopes)."""
+    if actor.sync_counter is None or actor.change_version is None:
+        return None
+    cursor, oldest_kept = actor.sync_counter
+    if oldest_kept <= last_pulled_at <= cursor and actor.change_version <= last_pulled_at:
+        return cursor
+    return None
 
 
 def _incremental(session, actor, tables, last_pulled_at: int, cursor: int) -> dict | None:
