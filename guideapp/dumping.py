@@ -36,6 +36,13 @@ def check_against_marshmallow(on: bool) -> None:
     _checking = on
 
 
+class Planned:
+    """A schema mixin: `dump` by the schema's plan (extensions.Schema, pages of items)."""
+
+    def dump(self, obj: Any, *, many: bool | None = None):
+        return dump(cast(ma.Schema, self), obj, many=many)
+
+
 def dump(schema: ma.Schema, obj: Any, *, many: bool | None = None):
     """`schema.dump(obj, many=many)`, by the schema's plan where it has one."""
     plan = _plan_of(schema) if not _reference.get() else None

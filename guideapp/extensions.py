@@ -339,12 +339,9 @@ class SerializedSize(ma.validate.Validator):
         return value
 
 
-class Schema(ma.Schema):
+class Schema(dumping.Planned, ma.Schema):
     """Unknown fields are refused (marshmallow's RAISE) so typos never pass silently;
     answers are dumped by a plan made once per schema (guideapp/dumping.py)."""
 
     class Meta:
         unknown = ma.RAISE
-
-    def dump(self, obj, *, many=None):
-        return dumping.dump(self, obj, many=many)

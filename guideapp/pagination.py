@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from guideapp import untrusted
+from guideapp.dumping import Planned
 from guideapp.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
@@ -35,7 +36,7 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     """A response schema `{items: [...], next_cursor}` named after its items."""
     return type(
         name,
-        (ma.Schema,),
+        (Planned, ma.Schema),
         {
             "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
             "next_cursor": ma.fields.String(

@@ -50,7 +50,14 @@ class Member(Base):
         Index("ix_members_guide_id", "guide_id", "id"),
         Index("ix_members_store_id", "store_id", "id"),
         Index("ix_members_guide_phone_tail", "guide_id", "phone_tail"),
-        Index("ix_members_guide_birthday", "guide_id", "birthday_mmdd"),
+        # Bound members only: the pool (no guide) is searched by store (ix_members_store_pool).
+        Index(
+            "ix_members_guide_birthday",
+            "guide_id",
+            "birthday_mmdd",
+            postgresql_where=text("guide_id IS NOT NULL"),
+            sqlite_where=text("guide_id IS NOT NULL"),
+        ),
         # The store's unassigned pool, in id order, for guides' searches.
         Index(
             "ix_members_store_pool",
