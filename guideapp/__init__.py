@@ -8,7 +8,7 @@ from guideapp.changelog.replicas import Replicas
 from guideapp.config import Config
 from guideapp.db import make_autocommit_sessionmaker, make_engine, make_sessionmaker
 from guideapp.extensions import Api
-from guideapp.http import JSONProvider
+from guideapp.http import JSONProvider, NoCookieSessions
 from guideapp.jobs.service import QUEUE_KEY as JOBS_QUEUE_KEY
 from guideapp.logs import configure_logging
 from guideapp.security import check_mode
@@ -34,6 +34,7 @@ def create_app(config: Config | None = None, *, bind=None) -> Flask:
     app = Flask(__name__)
     app.config.from_object(config)
     app.json = JSONProvider(app)
+    app.session_interface = NoCookieSessions()
     configure_logging(app.config["LOG_LEVEL"])
     check_mode(app)  # production refuses demo settings; the demo says it is one
     connect_reactions()  # cross-domain signals -> receivers (guideapp/wiring.py)

@@ -8,6 +8,7 @@ from typing import cast
 import orjson
 from flask import Response, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SessionInterface
 from werkzeug.http import is_resource_modified
 
 from guideapp.errors import Unauthorized
@@ -18,6 +19,17 @@ READ_ONLY = "read_only"  # Session.info mark of a request that must write nothin
 # Flask's output (sorted keys, compact, UTF-8 as is), encoded by orjson; times, dates and
 # dataclasses still go through Flask's own conversions (`DefaultJSONProvider.default`).
 _ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class NoCookieSessions(SessionInterface):
+    """Nobody is signed in by a cookie here (bearer tokens, the member token): Flask's
+    cookie session would only be unsigned and re-signed on every request for nothing."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 class JSONProvider(DefaultJSONProvider):
