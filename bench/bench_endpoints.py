@@ -14,7 +14,8 @@ A second server with the inbox cache switched off and the /me cache switched off
 (GUIDEAPP_INBOX_CACHE_BYTES=0, GUIDEAPP_ME_CACHE_BYTES=0) measures the inbox and /me when
 every answer is rebuilt.
 
-Data: the demo tenant (its guide has materials, quick replies and an inbox) and a scale
+Data: the demo tenant (its guide has materials, quick replies and a working day's inbox:
+_fill_demo_inbox) and a scale
 tenant (bench/scale.py) whose heavy guide holds the member card of 200 orders, 30 tags and
 20 notes (bench_members' card member), the member search and the sync pull.
 """
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = make_engine(url)
         try:
             _load_demo(engine)
+            _fill_demo_inbox(engine)
             scale = generate_scale_tenant(
                 engine, stores=200, guides_per_store=5, members=args.members, verbose=False
             )
@@ -130,6 +132,73 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             engine.dispose()
     return _emit(results, beside, args)
+
+
+DEMO_MANAGER = "13800000002"
+
+
+def _fill_demo_inbox(engine) -> None:
+    """A guide's working day, written by the store manager through the service: 8 tasks
+    open today (5 members each, the first 3 suggesting a material and a reply), 2 overdue,
+    3 in the store's pool for any guide to claim, 5 done."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from guideapp.db import transaction, utcnow
+    from guideapp.materials.models import Material
+    from guideapp.members.models import Member
+    from guideapp.org.models import Staff
+    from guideapp.policy.actor import Actor
+    from guideapp.replies.models import QuickReply
+    from guideapp.tasks import service
+    from guideapp.tasks.models import TASK_RESULTS
+
+    with Session(engine) as session, transaction(session):
+        manager = session.scalar(select(Staff).where(Staff.phone == DEMO_MANAGER))
+        guide = session.scalar(select(Staff).where(Staff.phone == DEMO_GUIDE))
+        actor = Actor.for_staff(manager)
+        members = list(
+            session.scalars(select(Member.id).where(Member.guide_id == guide.id).limit(40))
+        )
+        material = session.scalar(select(Material.id).where(Material.level == "hq").limit(1))
+        reply = session.scalar(select(QuickReply.id).where(QuickReply.level == "hq").limit(1))
+        now = utcnow()
+
+        def write(n, starts, due, *, assigned=True, with_members=True, suggest=False):
+            data = {
+                "title": f"回访 {n}",
+                "brief": "新品到店，邀请老客回店试穿",
+                "starts_at": now + timedelta(hours=starts),
+                "due_at": now + timedelta(hours=due),
+                **({"assignee_ids": [guide.id]} if assigned else {}),
+                **({"member_ids": members[n * 5 % 40 : n * 5 % 40 + 5]} if with_members else {}),
+                **(
+                    {"suggested_material_id": material, "suggested_reply_id": reply}
+                    if suggest
+                    else {}
+                ),
+            }
+            return service.create_store_task(session, actor=actor, data=data)
+
+        for n in range(8):
+            write(n, -2, 8, suggest=n < 3)
+        for n in range(2):
+            write(8 + n, -30, -2)
+        for n in range(3):
+            write(10 + n, -1, 8, assigned=False, with_members=False)
+        for n in range(5):
+            (task,) = write(13 + n, -5, 3, with_members=False)
+            service.complete(
+                session,
+                actor=Actor.for_staff(guide),
+                task_id=task.id,
+                result=TASK_RESULTS[0],
+                note=None,
+                proof_url=None,
+                done_at=None,
+            )
 
 
 def _floor_beside(port: int, paths: dict, name: str, args) -> dict:

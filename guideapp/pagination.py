@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import marshmallow as ma
-from sqlalchemy import Select, and_, or_, select, union
+from sqlalchemy import Integer, Select, and_, bindparam, or_, select, union
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from guideapp import untrusted
 from guideapp.dumping import Planned
 from guideapp.errors import InvalidInput
+from guideapp.statements import Prebuilt
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -114,16 +115,57 @@ def paginate(
     Key columns hold strings, integers or datetimes (never NULL) so cursors round-trip.
     """
     if cursor:
-        after = _decode(cursor, keys)
-        # (k1, k2, ...) > (v1, v2, ...) spelt out: row-value comparison differs by database.
-        clauses = []
-        for i, key in enumerate(keys):
-            equal_prefix = [keys[j] == after[j] for j in range(i)]
-            beyond = key < after[i] if descending else key > after[i]
-            clauses.append(and_(*equal_prefix, beyond))
-        stmt = stmt.where(or_(*clauses))
-    order = [key.desc() for key in keys] if descending else list(keys)
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+        stmt = stmt.where(_beyond(keys, _decode(cursor, keys), descending))
+    rows = list(session.scalars(stmt.order_by(*_order(keys, descending)).limit(limit + 1)))
+    return _page(rows, keys, limit)
+
+
+class KeptPage:
+    """A keyset page like `paginate`, its statement built once per variant and kept
+    (statements.Prebuilt.orm): for a list that every request builds the same way but
+    for its values, such as a phone's first page of quick replies, where building the
+    statement and its cache key cost as much as running it.
+
+    `base(variant)` gives the unordered select, every value that changes per request a
+    bindparam (the actor's ids: policy.Actor.parametric); `page()` binds them."""
+
+    def __init__(self, base: Callable[[Any], Select], keys: Sequence, *, descending=False):
+        self.keys, self.descending = keys, descending
+        self._kept = Prebuilt(
+            lambda dialect, variant: self._statement(base(variant[0]), variant[1])
+        )
+
+    def _statement(self, stmt: Select, after: bool) -> Select:
+        if after:
+            bound = [bindparam(f"after_{i}", type_=key.type) for i, key in enumerate(self.keys)]
+            stmt = stmt.where(_beyond(self.keys, bound, self.descending))
+        page_size = bindparam("page_size", type_=Integer())
+        return stmt.order_by(*_order(self.keys, self.descending)).limit(page_size)
+
+    def page(self, session: Session, params: dict, *, variant, limit: int, cursor: str | None):
+        values = {**params, "page_size": limit + 1}
+        if cursor:
+            after = _decode(cursor, self.keys)
+            values.update({f"after_{i}": value for i, value in enumerate(after)})
+        rows = list(self._kept.orm(session, values, (variant, bool(cursor))).scalars())
+        return _page(rows, self.keys, limit)
+
+
+def _beyond(keys: Sequence, after: Sequence, descending: bool):
+    """(k1, k2, ...) > (v1, v2, ...) spelt out: row-value comparison differs by database."""
+    clauses = []
+    for i, key in enumerate(keys):
+        equal_prefix = [keys[j] == after[j] for j in range(i)]
+        beyond = key < after[i] if descending else key > after[i]
+        clauses.append(and_(*equal_prefix, beyond))
+    return or_(*clauses)
+
+
+def _order(keys: Sequence, descending: bool) -> list:
+    return [key.desc() for key in keys] if descending else list(keys)
+
+
+def _page(rows: list, keys: Sequence, limit: int) -> dict:
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

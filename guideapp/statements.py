@@ -5,8 +5,10 @@ which costs more than the database's own work for a one-row read or write.
 - `HotRead`: a SELECT on most requests (the login check); outside a transaction it runs on
   a pooled connection in autocommit: one round trip.
 - `Prebuilt`: a statement for the hottest paths (a till's read and write, the change-log
-  stamp), built once per (dialect, variant) and run on the session's connection; one
-  marked `reads=True` runs in autocommit while the request has written nothing yet.
+  stamp, the inbox's counts), built once per (dialect, variant) and run on the session's
+  connection; one marked `reads=True` runs in autocommit while the request has written
+  nothing yet. `orm()` runs one of ORM entities through the session instead (lists
+  kept by pagination.KeptPage), built once all the same.
 
 On PostgreSQL both send the SQL that SQLAlchemy compiled, with every value through its
 column type's bind processing and every result through its result processing, as a Core
@@ -19,11 +21,12 @@ slow-query log (db.make_engine) sees these statements too (SLOW_QUERY_LOGS).
 from __future__ import annotations
 
 import time
+from collections import namedtuple
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
@@ -47,6 +50,11 @@ class Rows(list):
 
     def scalars(self) -> list:
         return [row[0] for row in self]
+
+    def records(self) -> list:
+        """Each row as a named tuple: its values by attribute, as an ORM object's."""
+        record = namedtuple("Record", self.keys)  # type: ignore[misc]
+        return [record._make(row) for row in self]
 
 
 class _Compiled:
@@ -225,3 +233,15 @@ class Prebuilt:
             return _in_session(connection, built, params, reads=self.reads)
         result = connection.execute(built, params)
         return Rows([tuple(r) for r in result] if result.returns_rows else [], list(result.keys()))
+
+    def orm(self, session: Session, params: dict, variant=None) -> Result:
+        """The statement run through the ORM session, on every dialect, for one that loads
+        entities (their identity map, loaded attributes): `.scalars()` as session.scalars
+        would give. Kept, the statement is neither built again nor its cache key computed
+        again: that is ~0.3 ms a statement, as much as the ORM's own execution."""
+        dialect = session.get_bind().dialect.name
+        key = ("orm", dialect, variant)
+        statement = self._built.get(key)
+        if statement is None:
+            statement = self._built[key] = self._build(dialect, variant)
+        return session.execute(statement, params)

@@ -7,6 +7,7 @@ from sqlalchemy import event, select
 
 from guideapp.db import utcnow
 from guideapp.members.models import Member
+from guideapp.phones import mask_phone
 from tests.conftest import GUIDE, HQ, MANAGER
 from tests.factories import staff_by_phone
 
@@ -192,3 +193,53 @@ def test_query_arguments_are_checked_every_time_and_kept_per_query_string(api, s
     assert today["items"] and all(i["task"]["state"] == "open" for i in today["items"])
     assert all(i["task"]["state"] == "done" for i in done["items"])
     assert len(api.get(GUIDE, f"{INBOX}?bucket=today&limit=1").get_json()["items"]) == 1
+
+
+def test_a_big_tasks_first_targets_are_embedded_and_its_progress_counts_them_all(api, session):
+    """A task naming more members than an item embeds: the first EMBEDDED_TARGETS come
+    along, the progress counts every target, answered ones beyond the cut included. A
+    guide sees the pool's members' phones masked, the manager in full."""
+    from guideapp.tasks.inbox import EMBEDDED_TARGETS
+
+    store = staff_by_phone(session, MANAGER).store_id
+    members = list(
+        session.scalars(
+            select(Member.id).where(Member.store_id == store).order_by(Member.id).limit(60)
+        )
+    )
+    assert len(members) > EMBEDDED_TARGETS
+    api.headers(MANAGER), api.headers(GUIDE)
+    now = utcnow()
+    created = api.post(
+        MANAGER,
+        "/api/v1/tasks",
+        json={
+            "title": "大促回访",
+            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "due_at": (now + timedelta(days=1)).isoformat(),
+            "assignee_ids": [staff_by_phone(session, GUIDE).id],
+            "member_ids": members,
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    task_id = created.get_json()[0]["id"]
+    last = api.post(
+        MANAGER, f"/api/v1/tasks/{task_id}/targets/{members[-1]}/result", json={"result": "done"}
+    )
+    assert last.status_code == 200, last.get_json()
+
+    item = next(i for i in api.get(GUIDE, INBOX).get_json()["items"] if i["task"]["id"] == task_id)
+    assert item["progress"] == {"targets": len(members), "answered": 1}
+    assert len(item["targets"]) == EMBEDDED_TARGETS
+    guide_id = staff_by_phone(session, GUIDE).id
+    found = session.execute(select(Member.id, Member.guide_id, Member.phone)).all()
+    guides = {member: guide for member, guide, _ in found}
+    phones = {member: phone for member, _, phone in found}
+    mine = {t["member_id"] for t in item["targets"] if guides[t["member_id"]] == guide_id}
+    assert 0 < len(mine) < EMBEDDED_TARGETS  # both kinds shown
+    for target in item["targets"]:
+        full = phones[target["member_id"]]
+        shown = target["member"]["phone"]
+        assert shown == (full if target["member_id"] in mine else mask_phone(full))
+    managers = api.get(MANAGER, f"/api/v1/tasks/{task_id}").get_json()
+    assert {t["member"]["phone"] for t in managers["targets"]} <= set(phones.values())

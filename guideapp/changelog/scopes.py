@@ -7,6 +7,7 @@ A phone follows its tenant, region, store and own scope (`t:<id>`, `r:<id>`, `s:
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, String, literal
+from sqlalchemy.sql.elements import ClauseElement
 
 TENANT, REGION, STORE, STAFF = "t:", "r:", "s:", "g:"
 
@@ -34,6 +35,17 @@ def scopes_followed(actor) -> list[str]:
         region_scope(actor.region_id),
         store_scope(actor.store_id),
         staff_scope(actor.staff_id),
+    ]
+
+
+def scopes_followed_in_sql(actor) -> list:
+    """scopes_followed for a read rule: an id bound at execution (a statement built for an
+    actor's shape, policy.Actor.parametric) is spelt `prefix || :id` in SQL."""
+    ids = [(TENANT, actor.tenant_id), (REGION, actor.region_id)]
+    ids += [(STORE, actor.store_id), (STAFF, actor.staff_id)]
+    return [
+        scope_column(prefix, value) if isinstance(value, ClauseElement) else f"{prefix}{value}"
+        for prefix, value in ids
     ]
 
 

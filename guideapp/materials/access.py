@@ -3,7 +3,7 @@
 from sqlalchemy import select, true
 
 from guideapp import policy
-from guideapp.changelog.scopes import scopes_followed
+from guideapp.changelog.scopes import scopes_followed_in_sql
 from guideapp.materials.models import (
     Material,
     MaterialAudience,
@@ -18,7 +18,7 @@ def _materials(actor):
         return true()
     return Material.id.in_(
         select(MaterialAudience.material_id).where(
-            MaterialAudience.scope.in_(scopes_followed(actor))
+            MaterialAudience.scope.in_(scopes_followed_in_sql(actor))
         )
     )
 

@@ -7,13 +7,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import filetype
-from sqlalchemy import String, cast, delete, insert, or_, select
+from sqlalchemy import Select, String, bindparam, cast, delete, insert, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from guideapp import policy
 from guideapp.policy.references import resolve_id, resolve_ids
 from guideapp.policy.actor import Actor
-from guideapp.db import utcnow
+from guideapp.db import UTCDateTime, any_param, utcnow
+from guideapp.statements import Prebuilt
 from guideapp.errors import InvalidInput
 from guideapp.materials.models import (
     Material,
@@ -24,7 +26,7 @@ from guideapp.materials.models import (
 )
 from guideapp.members.models import Member
 from guideapp.org.models import Region, Store, Tenant
-from guideapp.pagination import paginate
+from guideapp.pagination import KeptPage, paginate
 from guideapp.storage import Storage
 from guideapp.changelog import (
     log_change,
@@ -167,8 +169,17 @@ def list_materials(
     tag=None,
     include_inactive=False,
 ):
+    every = include_inactive and (actor.is_hq or actor.is_manager)
+    if not any((q, kind, category_id, tag)):  # what a phone opens
+        return _LIBRARY.page(
+            session,
+            {**actor.bound_values(), "now": utcnow()},
+            variant=(actor.shape, every),
+            limit=limit,
+            cursor=cursor,
+        )
     stmt = policy.scoped_select(actor, Material)
-    if not (include_inactive and (actor.is_hq or actor.is_manager)):
+    if not every:
         stmt = stmt.where(currently_valid(utcnow()))
     if q:
         stmt = stmt.where(Material.title.contains(q, autoescape=True))
@@ -178,17 +189,21 @@ def list_materials(
         stmt = stmt.where(Material.category_id == category_id)
     if tag:
         stmt = stmt.where(cast(Material.tags, String).contains(f'"{tag}"', autoescape=True))
-    return paginate(
-        session,
-        stmt,
-        [Material.created_at, Material.id],
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-    )
+    return paginate(session, stmt, _NEWEST, limit=limit, cursor=cursor, descending=True)
 
 
-def currently_valid(now: datetime):
+def _library(variant) -> Select:
+    """What a phone's first look at the library selects, its values bound at execution."""
+    shape, every = variant
+    stmt = policy.scoped_select(Actor.parametric(shape), Material)
+    return stmt if every else stmt.where(currently_valid(bindparam("now", type_=UTCDateTime())))
+
+
+_NEWEST = [Material.created_at, Material.id]
+_LIBRARY = KeptPage(_library, _NEWEST, descending=True)
+
+
+def currently_valid(now: datetime | BindParameter):
     return (
         (~Material.archived)
         & or_(Material.valid_from.is_(None), Material.valid_from <= now)
@@ -200,8 +215,14 @@ def suggestion_summaries(session: Session, actor: Actor, material_ids) -> dict[s
     """What an inbox item shows of its suggested material: only ones the actor may share now."""
     if not material_ids:
         return {}
-    rows = session.execute(
-        policy.scoped_select(actor, Material)
+    params = {**actor.bound_values(), "material_ids": sorted(material_ids), "now": utcnow()}
+    rows = _SUMMARIES.execute(session, params, actor.shape).mappings()
+    return {row["id"]: row for row in rows}
+
+
+_SUMMARIES = Prebuilt(
+    lambda dialect, shape: (
+        policy.scoped_select(Actor.parametric(shape), Material)
         .with_only_columns(
             Material.id,
             Material.kind,
@@ -210,9 +231,13 @@ def suggestion_summaries(session: Session, actor: Actor, material_ids) -> dict[s
             Material.cover_url,
             Material.body,
         )
-        .where(Material.id.in_(sorted(material_ids)), currently_valid(utcnow()))
-    )
-    return {row.id: row._asdict() for row in rows}
+        .where(
+            any_param(dialect, Material.id, "material_ids"),
+            currently_valid(bindparam("now", type_=UTCDateTime())),
+        )
+    ),
+    reads=True,
+)
 
 
 def record_share(

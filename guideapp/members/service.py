@@ -109,11 +109,28 @@ def get_member(
 def present(actor: Actor, member: Member) -> dict:
     """The member as this caller may see it: phones masked unless it is their business."""
     data = {c.key: getattr(member, c.key) for c in Member.__table__.columns}
-    if not policy.allows(actor, SEE_PHONE, member):
-        data["phone"] = mask_phone(member.phone)
+    data["phone"] = _shown_phone(actor, member)
     data.pop("phone_tail")
     data.pop("birthday_mmdd")
     return data
+
+
+# What a member shows where it is embedded (a task's target); a row given to
+# present_summary() holds these and what the phone rule reads (store_id, guide_id).
+SUMMARY = ("name", "phone", "stage", "tier", "birthday", "last_order_at")
+SUMMARY_COLUMNS = [getattr(Member, key) for key in (*SUMMARY, "store_id", "guide_id")]
+
+
+def present_summary(actor: Actor, member) -> dict:
+    """The SUMMARY of a member (an ORM object or a row of SUMMARY_COLUMNS), its phone
+    masked as present() masks it."""
+    data = {key: getattr(member, key) for key in SUMMARY}
+    data["phone"] = _shown_phone(actor, member)
+    return data
+
+
+def _shown_phone(actor: Actor, member) -> str | None:
+    return member.phone if policy.allows(actor, SEE_PHONE, member) else mask_phone(member.phone)
 
 
 def search(

@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.sql.elements import BindParameter
+
+# The ids a read rule may use, by the names a statement built for an actor's shape binds.
+_IDS = ("staff_id", "tenant_id", "store_id", "region_id")
+
+
+class ActorValue(BindParameter):
+    """An actor's id in a statement built once per actor shape (Actor.parametric), bound
+    at each execution from Actor.bound_values(). A rule that formatted it in Python (an
+    f-string) would build a statement that silently matches nothing: that raises."""
+
+    inherit_cache = True
+
+    def __format__(self, spec) -> str:
+        raise TypeError(f"{self.key} is bound at execution; build the rule in SQL, not Python")
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,31 @@ class Actor:
     @property
     def is_guide(self) -> bool:
         return self.role == "guide"
+
+    # A statement built once and kept (statements.Prebuilt, pagination.KeptPage) is built for
+    # the actor's shape: its role and which ids it lacks, the only things a read rule may
+    # decide in Python. Its ids are bound at execution.
+    @property
+    def shape(self) -> tuple[str, bool, bool]:
+        return (self.role, self.store_id is None, self.region_id is None)
+
+    def bound_values(self) -> dict[str, str]:
+        """The ids a statement built for `Actor.parametric(self.shape)` binds."""
+        return {f"actor_{name}": value for name in _IDS if (value := getattr(self, name))}
+
+    @classmethod
+    def parametric(cls, shape: tuple[str, bool, bool]) -> Actor:
+        """An actor of `shape` whose ids are bound parameters (ActorValue): a read rule
+        given it builds the statement every actor of that shape runs."""
+        role, no_store, no_region = shape
+        absent = {"store_id": no_store, "region_id": no_region}
+        ids: Any = {
+            name: None
+            if absent.get(name)
+            else ActorValue(f"actor_{name}", type_=String(), required=True)
+            for name in _IDS
+        }
+        return cls(role=role, **ids)
 
     @classmethod
     def for_staff(cls, staff, session_id: str | None = None) -> Actor:

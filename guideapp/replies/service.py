@@ -10,17 +10,19 @@ from sqlalchemy.orm import Session
 from guideapp import policy
 from guideapp.policy.references import resolve_id, resolve_ids
 from guideapp.policy.actor import Actor
-from guideapp.db import utcnow
+from guideapp.db import any_param, utcnow
+from guideapp.statements import Prebuilt
 from guideapp.errors import Forbidden, InvalidInput
 from guideapp.members import service as members
 from guideapp.members.models import MemberTag, Tag
-from guideapp.pagination import paginate
+from guideapp.pagination import KeptPage, paginate
 from guideapp.replies import render
 from guideapp.replies.context import placeholder_values
 from guideapp.replies.models import QuickReply, QuickReplyTag, ReplyCategory
 from guideapp.changelog import log_change, staff_scope, store_scope, tenant_scope
 
 EDITABLE = ("scene", "category_id", "title", "body", "tag_ids")
+_BY_USE = [QuickReply.usage_count, QuickReply.id]  # most used first
 
 
 def reply_scopes(reply: QuickReply) -> list[str]:
@@ -67,6 +69,10 @@ def list_replies(
     q=None,
 ):
     """Most used first; HQ's, my store's and my own, narrowed by the filters given."""
+    if not any((scene, category_id, tag_id, member_id, level, q)):  # what a phone opens
+        return _EVERY_REPLY.page(
+            session, actor.bound_values(), variant=actor.shape, limit=limit, cursor=cursor
+        )
     stmt = policy.scoped_select(actor, QuickReply)
     if scene:
         stmt = stmt.where(QuickReply.scene == scene)
@@ -87,26 +93,33 @@ def list_replies(
         )
         for_tags = select(QuickReplyTag.reply_id).where(QuickReplyTag.tag_id.in_(tag_ids))
         stmt = stmt.where(or_(QuickReply.tagged.is_(False), QuickReply.id.in_(for_tags)))
-    return paginate(
-        session,
-        stmt,
-        [QuickReply.usage_count, QuickReply.id],
-        limit=limit,
-        cursor=cursor,
-        descending=True,
-    )
+    return paginate(session, stmt, _BY_USE, limit=limit, cursor=cursor, descending=True)
+
+
+_EVERY_REPLY = KeptPage(
+    lambda shape: policy.scoped_select(Actor.parametric(shape), QuickReply),
+    _BY_USE,
+    descending=True,
+)
 
 
 def suggestion_summaries(session: Session, actor: Actor, reply_ids) -> dict[str, dict]:
     """What an inbox item shows of its suggested quick reply (placeholders left to render)."""
     if not reply_ids:
         return {}
-    rows = session.execute(
-        policy.scoped_select(actor, QuickReply)
+    params = {**actor.bound_values(), "reply_ids": sorted(reply_ids)}
+    rows = _SUMMARIES.execute(session, params, actor.shape).mappings()
+    return {row["id"]: row for row in rows}
+
+
+_SUMMARIES = Prebuilt(
+    lambda dialect, shape: (
+        policy.scoped_select(Actor.parametric(shape), QuickReply)
         .with_only_columns(QuickReply.id, QuickReply.scene, QuickReply.title, QuickReply.body)
-        .where(QuickReply.id.in_(sorted(reply_ids)))
-    )
-    return {row.id: row._asdict() for row in rows}
+        .where(any_param(dialect, QuickReply.id, "reply_ids"))
+    ),
+    reads=True,
+)
 
 
 def get_reply(session: Session, *, actor: Actor, reply_id: str, action: str | None = None):

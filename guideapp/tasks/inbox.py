@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from sqlalchemy import String, and_, case, func, literal, select
+from sqlalchemy import Select, String, and_, bindparam, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
 from guideapp.policy.actor import Actor
-from guideapp.db import utcnow
+from guideapp.db import UTCDateTime, any_param, utcnow
 from guideapp.changelog import newest_change_seq
 from guideapp.changelog.pages import CachedPage, PageCache, page
 from guideapp.members.models import Member
-from guideapp.members.service import present
-from guideapp.pagination import paginate
+from guideapp.members.service import SUMMARY_COLUMNS, present_summary
+from guideapp.pagination import KeptPage
+from guideapp.statements import Prebuilt
 from guideapp.tasks.models import Task, TaskTarget
-from guideapp.tasks.service import progress
 from guideapp.tasks.signals import inbox_suggestions_requested
 
 BUCKETS = ("today", "overdue", "upcoming", "done")
@@ -46,72 +46,102 @@ def inbox(
     cursor: str | None,
     now: datetime | None = None,
 ):
-    now = now or utcnow()
-    scoped = policy.scoped_select(actor, Task)
-    if actor.is_guide:  # the inbox proper; managers see their whole store
-        scoped = scoped.where(Task.assignee_id == actor.staff_id)
-    counts = _counts(session, actor, now)
-    stmt = scoped.where(bucket_filter(bucket, now))
-    if bucket == "done":
-        page = paginate(
-            session, stmt, [Task.completed_at, Task.id], limit=limit, cursor=cursor, descending=True
-        )
-    else:
-        page = paginate(session, stmt, [Task.due_at, Task.id], limit=limit, cursor=cursor)
+    return _inbox(session, actor, bucket, limit, cursor, now or utcnow())[0]
+
+
+def _inbox(session, actor: Actor, bucket, limit, cursor, now) -> tuple[dict, datetime]:
+    """The page, and when the clock alone next changes it (a task opens or falls due)."""
+    params = {**actor.bound_values(), "now": now}
+    summary = _SUMMARY.execute(session, params, actor.shape)[0]
+    counts = dict(zip(BUCKETS, (int(v) for v in summary[: len(BUCKETS)]), strict=True))
+    moments = [m for m in summary[len(BUCKETS) :] if m is not None]
+    pages = _DONE_PAGE if bucket == "done" else _OPEN_PAGE
+    page = pages.page(session, params, variant=(actor.shape, bucket), limit=limit, cursor=cursor)
     claimable: Sequence[Task] = []
     if actor.is_guide and bucket == "today" and cursor is None:
-        claimable = session.scalars(
-            policy.scoped_select(actor, Task)
-            .where(Task.assignee_id.is_(None), bucket_filter("today", now))
-            .order_by(Task.due_at, Task.id)
-            .limit(20)
-        ).all()
-    return {
+        claimable = _CLAIMABLE.orm(session, params, actor.shape).scalars().all()
+    items = page["items"]
+    embedded = embed(session, actor, [*items, *claimable])  # one round of queries for both
+    answer = {
         "counts": counts,
-        "items": embed(session, actor, page["items"]),
-        "claimable": embed(session, actor, claimable),
+        "items": embedded[: len(items)],
+        "claimable": embedded[len(items) :],
         "next_cursor": page["next_cursor"],
     }
+    return answer, min([now + MAX_CACHE_AGE, *moments])
 
 
-def _counts(session, actor, now) -> dict:
-    stmt = policy.scoped_select(actor, Task).with_only_columns(
-        *[func.coalesce(func.sum(case((bucket_filter(b, now), 1), else_=0)), 0) for b in BUCKETS]
-    )
-    if actor.is_guide:
+# The inbox's statements, built once per actor shape (policy.Actor.parametric) and kept: the
+# inbox is rebuilt after every change in the guide's scopes, and building its statements
+# cost more than running them.
+
+
+def _now():
+    return bindparam("now", type_=UTCDateTime())
+
+
+def _inbox_of(shape) -> Select:
+    """The tasks whose inbox it is: a guide's own, a manager's store's, HQ's tenant's."""
+    actor = Actor.parametric(shape)
+    stmt = policy.scoped_select(actor, Task)
+    if actor.is_guide:  # the inbox proper; managers see their whole store
         stmt = stmt.where(Task.assignee_id == actor.staff_id)
-    return dict(zip(BUCKETS, (int(v) for v in session.execute(stmt).one()), strict=True))
+    return stmt
+
+
+def _summary_statement(dialect: str, shape) -> Select:
+    """The counts per bucket, and the next start and due time of an open task the actor
+    sees (the claimable pool too), in one statement."""
+    now = _now()
+    open_tasks = policy.scoped_select(Actor.parametric(shape), Task).where(Task.state == "open")
+    starts = open_tasks.with_only_columns(func.min(Task.starts_at)).where(Task.starts_at > now)
+    dues = open_tasks.with_only_columns(func.min(Task.due_at)).where(Task.due_at >= now)
+    counts = [
+        func.coalesce(func.sum(case((bucket_filter(b, now), 1), else_=0)), 0) for b in BUCKETS
+    ]
+    moments = [q.scalar_subquery() for q in (starts, dues)]
+    return _inbox_of(shape).with_only_columns(*counts, *moments)
+
+
+_SUMMARY = Prebuilt(_summary_statement, reads=True)
+_OPEN_PAGE = KeptPage(
+    lambda variant: _inbox_of(variant[0]).where(bucket_filter(variant[1], _now())),
+    [Task.due_at, Task.id],
+)
+_DONE_PAGE = KeptPage(
+    lambda variant: _inbox_of(variant[0]).where(bucket_filter("done", _now())),
+    [Task.completed_at, Task.id],
+    descending=True,
+)
+_CLAIMABLE = Prebuilt(
+    lambda dialect, shape: (
+        policy.scoped_select(Actor.parametric(shape), Task)
+        .where(Task.assignee_id.is_(None), bucket_filter("today", _now()))
+        .order_by(Task.due_at, Task.id)
+        .limit(20)
+    )
+)
 
 
 def embed(session: Session, actor: Actor, tasks: Sequence[Task]) -> list[dict]:
-    """Tasks with progress, first targets and their member summaries: three queries in all."""
+    """Tasks with progress, first targets and their member summaries: one query, and one
+    per content domain for the suggestions."""
     if not tasks:
         return []
-    ids = [t.id for t in tasks]
-    counts = progress(session, ids)
-    targets = session.execute(
-        select(TaskTarget, Member)
-        .join(Member, Member.id == TaskTarget.member_id)
-        .where(TaskTarget.task_id.in_(ids))
-        .order_by(TaskTarget.task_id, TaskTarget.id)
-    ).all()
+    rows = _TARGETS.execute(session, {"task_ids": [t.id for t in tasks]}).records()
+    progress: dict[str, dict] = {}
     by_task: dict[str, list] = {}
-    for target, member in targets:
-        rows = by_task.setdefault(target.task_id, [])
-        if len(rows) < EMBEDDED_TARGETS:
-            card = present(actor, member)
-            rows.append(
-                {
-                    "member_id": member.id,
-                    "result": target.result,
-                    "note": target.note,
-                    "result_at": target.result_at,
-                    "member": {
-                        k: card[k]
-                        for k in ("name", "phone", "stage", "tier", "birthday", "last_order_at")
-                    },
-                }
-            )
+    for row in rows:
+        progress[row.task_id] = {"targets": row.targets, "answered": row.answered}
+        by_task.setdefault(row.task_id, []).append(
+            {
+                "member_id": row.member_id,
+                "result": row.result,
+                "note": row.note,
+                "result_at": row.result_at,
+                "member": present_summary(actor, row),
+            }
+        )
     suggestions: dict[str, dict] = {}
     # Content domains answer with their suggested material / reply summaries.
     for _receiver, found in inbox_suggestions_requested.send(session, actor=actor, tasks=tasks):
@@ -120,12 +150,41 @@ def embed(session: Session, actor: Actor, tasks: Sequence[Task]) -> list[dict]:
     return [
         {
             "task": t,
-            "progress": counts[t.id],
+            "progress": progress.get(t.id, {"targets": 0, "answered": 0}),
             "targets": by_task.get(t.id, []),
             "suggested": suggestions.get(t.id, {}),
         }
         for t in tasks
     ]
+
+
+def _targets_statement(dialect: str, _variant) -> Select:
+    """The tasks' first EMBEDDED_TARGETS targets with their members' summaries, each row
+    also carrying its task's progress (targets, answered: counted over all of them)."""
+    task = TaskTarget.task_id
+    numbered = (
+        select(
+            TaskTarget.task_id,
+            TaskTarget.member_id,
+            TaskTarget.result,
+            TaskTarget.note,
+            TaskTarget.result_at,
+            func.row_number().over(partition_by=task, order_by=TaskTarget.id).label("n"),
+            func.count().over(partition_by=task).label("targets"),
+            func.count(TaskTarget.result).over(partition_by=task).label("answered"),
+        )
+        .where(any_param(dialect, TaskTarget.task_id, "task_ids"))
+        .subquery()
+    )
+    return (
+        select(*numbered.c, *SUMMARY_COLUMNS)
+        .join(Member, Member.id == numbered.c.member_id)
+        .where(numbered.c.n <= EMBEDDED_TARGETS)
+        .order_by(numbered.c.task_id, numbered.c.n)
+    )
+
+
+_TARGETS = Prebuilt(_targets_statement, reads=True)
 
 
 def cached_inbox(
@@ -152,8 +211,8 @@ def cached_inbox(
     if found is not None:
         return found
     session = open_session()
-    body = render(inbox(session, actor=actor, bucket=bucket, limit=limit, cursor=cursor, now=now))
-    entry = page(version, _next_change_at(session, actor, now), body)
+    answer, next_change_at = _inbox(session, actor, bucket, limit, cursor, now)
+    entry = page(version, next_change_at, render(answer))
     cache.put(key, entry)
     return entry
 
@@ -171,12 +230,3 @@ def inbox_version(session: Session, actor: Actor) -> int:
             )
         )
     ).scalar_one()
-
-
-def _next_change_at(session: Session, actor: Actor, now: datetime) -> datetime:
-    """When the clock alone moves a task of the actor's between buckets (opens, falls due)."""
-    open_tasks = policy.scoped_select(actor, Task).where(Task.state == "open")
-    starts = open_tasks.with_only_columns(func.min(Task.starts_at)).where(Task.starts_at > now)
-    dues = open_tasks.with_only_columns(func.min(Task.due_at)).where(Task.due_at >= now)
-    moments = session.execute(select(starts.scalar_subquery(), dues.scalar_subquery())).one()
-    return min([now + MAX_CACHE_AGE, *[m for m in moments if m is not None]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guideapp import policy
@@ -289,17 +289,6 @@ def cancel(session: Session, *, actor: Actor, task_id: str) -> Task:
     session.flush()
     log_task(session, task, with_targets=True)
     return task
-
-
-def progress(session: Session, task_ids: list[str]) -> dict[str, dict]:
-    """Targets and answered targets per task, in one grouped query."""
-    rows = session.execute(
-        select(TaskTarget.task_id, func.count(), func.count(TaskTarget.result))
-        .where(TaskTarget.task_id.in_(task_ids))
-        .group_by(TaskTarget.task_id)
-    ).all()
-    found = {task_id: {"targets": total, "answered": answered} for task_id, total, answered in rows}
-    return {i: found.get(i, {"targets": 0, "answered": 0}) for i in task_ids}
 
 
 def _require_open(task: Task) -> None:
