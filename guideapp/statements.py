@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import time
 from collections import namedtuple
+from functools import lru_cache
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 from weakref import WeakKeyDictionary
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
@@ -52,9 +54,33 @@ class Rows(list):
         return [row[0] for row in self]
 
     def records(self) -> list:
-        """Each row as a named tuple: its values by attribute, as an ORM object's."""
-        record = namedtuple("Record", self.keys)  # type: ignore[misc]
+        """Each row as a named tuple: its values by attribute, as an ORM object's (read
+        only, outside the session; for rows that are shown, not changed)."""
+        record = _record_type(tuple(self.keys))
         return [record._make(row) for row in self]
+
+    def records_of(self, *parts: str) -> list[tuple]:
+        """Each row as a named tuple per part, of the columns labelled `part__name`
+        (record_columns(model, part)): a row of two models joined as two records."""
+        picks = []
+        for part in parts:
+            at = [i for i, key in enumerate(self.keys) if key.startswith(f"{part}__")]
+            names = tuple(self.keys[i][len(part) + 2 :] for i in at)
+            picks.append((_record_type(names), at))
+        return [tuple(kind._make([row[i] for i in at]) for kind, at in picks) for row in self]
+
+
+@lru_cache(maxsize=256)
+def _record_type(keys: tuple[str, ...]):
+    return namedtuple("Record", keys)
+
+
+def record_columns(model, part: str | None = None) -> list:
+    """A mapped class's columns labelled by their attribute names (`part__name` given a
+    part): selected through a Prebuilt, `Rows.records()` (`records_of(part, ...)`) reads
+    like the model's objects."""
+    prefix = f"{part}__" if part else ""
+    return [getattr(model, a.key).label(f"{prefix}{a.key}") for a in sa_inspect(model).column_attrs]
 
 
 class _Compiled:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import String, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from guideapp import policy
 from guideapp.coupons import issuance, redemption, wallets
 from guideapp.coupons.access import ISSUE, REDEEM
 from guideapp.coupons.models import Coupon, CouponTemplate
-from guideapp.db import new_id, utcnow
+from guideapp.db import UTCDateTime, new_id, utcnow
 from guideapp.errors import Conflict, InvalidInput, Unauthorized
 from guideapp.members.identity import follow_merges
 from guideapp.members.models import Member
@@ -19,6 +20,7 @@ from guideapp.org.models import Region, Store
 from guideapp.pagination import paginate
 from guideapp.policy.actor import Actor
 from guideapp.policy.references import resolve_id, resolve_ids
+from guideapp.statements import Prebuilt, record_columns
 from guideapp.tasks.models import Task, TaskTarget
 
 # Fields an issued coupon promises: fixed once the first coupon is out.
@@ -164,7 +166,9 @@ def with_templates(session: Session, coupons) -> list[tuple]:
     return [(c, found[c.template_id]) for c in coupons]
 
 
-def wallet_select(member_id: str, status_filter: str | None, now: datetime):
+def wallet_select(
+    member_id: str | BindParameter, status_filter: str | None, now: datetime | BindParameter
+):
     stmt = select(Coupon).where(Coupon.member_id == member_id)
     if status_filter == "available":
         stmt = stmt.where(Coupon.state == "available", Coupon.valid_to > now)
@@ -215,27 +219,45 @@ def card_section(session: Session, *, actor: Actor, member) -> dict:
     """The member card's wallet: available coupons (soonest to expire first) and counts,
     in two statements (the coupons with their templates; every count at once)."""
     now = utcnow()
-    wallet = wallet_select(member.id, "available", now).order_by(Coupon.valid_to, Coupon.id)
-    rows = session.execute(
-        wallet.add_columns(CouponTemplate)
-        .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
-        .limit(20)
-    ).all()
-    live = and_(Coupon.state == "available", Coupon.valid_to > now)
-    lapsed = (Coupon.state == "expired") | (
-        (Coupon.state == "available") & (Coupon.valid_to <= now)
-    )
-    available, used, expired = session.execute(
-        select(
-            func.count(case((live, 1))),
-            func.count(case((Coupon.state == "used", 1))),
-            func.count(case((lapsed, 1))),
-        ).where(Coupon.member_id == member.id)
-    ).one()
+    params = {"member_id": member.id, "now": now}
+    rows = _CARD_WALLET.execute(session, params).records_of("coupon", "template")
+    available, used, expired = _CARD_COUNTS.execute(session, params)[0]
     return {
         "coupons": present(rows, now),
         "coupon_counts": {"available": available, "used": used, "expired": expired},
     }
+
+
+def _card_counts_statement(_dialect, _variant):
+    now = bindparam("now", type_=UTCDateTime())
+    live = and_(Coupon.state == "available", Coupon.valid_to > now)
+    lapsed = (Coupon.state == "expired") | (
+        (Coupon.state == "available") & (Coupon.valid_to <= now)
+    )
+    return select(
+        func.count(case((live, 1))),
+        func.count(case((Coupon.state == "used", 1))),
+        func.count(case((lapsed, 1))),
+    ).where(Coupon.member_id == bindparam("member_id", type_=String()))
+
+
+_CARD_WALLET = Prebuilt(
+    lambda _dialect, _variant: (
+        wallet_select(
+            bindparam("member_id", type_=String()),
+            "available",
+            bindparam("now", type_=UTCDateTime()),
+        )
+        .with_only_columns(
+            *record_columns(Coupon, "coupon"), *record_columns(CouponTemplate, "template")
+        )
+        .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+        .order_by(Coupon.valid_to, Coupon.id)
+        .limit(20)
+    ),
+    reads=True,
+)
+_CARD_COUNTS = Prebuilt(_card_counts_statement, reads=True)
 
 
 # --- issue by staff -----------------------------------------------------------------------

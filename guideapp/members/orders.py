@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from guideapp.db import utcnow
 from guideapp.errors import Conflict, InvalidInput, NotFound
@@ -174,7 +175,7 @@ def learn_from_order(member: Member, *, buyer_name: str | None, store_id: str | 
         member.store_id = store_id
 
 
-def spend_of(member_id: str) -> list:
+def spend_of(member_id: str | BindParameter) -> list:
     """Order count and net spend as scalar subqueries, for a statement that reads more
     besides (the card); `spend_from` reads them back."""
     mine = Order.member_id == member_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from guideapp.errors import InvalidInput
 from guideapp.members.identity import log_member
@@ -16,7 +17,7 @@ def balance(session: Session, member_id: str) -> int:
     return int(session.execute(select(balance_of(member_id))).scalar_one())
 
 
-def balance_of(member_id: str):
+def balance_of(member_id: str | BindParameter):
     """The balance as a scalar subquery, for a statement that reads more besides (the card)."""
     return (
         select(func.coalesce(func.sum(PointsEntry.points), 0))

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, null, or_, select
+from sqlalchemy import Select, String, bindparam, func, null, or_, select
 from sqlalchemy.orm import Session
 
 from guideapp import audit, policy
@@ -32,6 +32,7 @@ from guideapp.members.signals import member_card_requested, member_recruited
 from guideapp.org.models import Staff, Store, Tenant
 from guideapp.pagination import paginate, paginate_branches
 from guideapp.phones import mask_phone, normalize_phone
+from guideapp.statements import Prebuilt, record_columns
 
 
 ID_CHUNK = 900  # ids per IN (...) look-up
@@ -87,7 +88,8 @@ def get_member(
     """A visible member; a merged-away id resolves to its survivor. With `field`, the id came
     in a body: an unknown or invisible one is a 422 naming that field, not a 404."""
     if not field:  # the common case first: a visible member that was never merged away
-        member = session.scalar(policy.scoped_select(actor, Member).where(Member.id == member_id))
+        params = {**actor.bound_values(), "member_id": member_id}
+        member = _VISIBLE_MEMBER.orm(session, params, actor.shape).scalars().first()
         if member is not None and not member.merged_into_id:
             if action:
                 policy.require_write(actor, member, action)
@@ -104,6 +106,13 @@ def get_member(
     if action:
         policy.require_write(actor, member, action)
     return member
+
+
+_VISIBLE_MEMBER = Prebuilt(
+    lambda _dialect, shape: policy.scoped_select(Actor.parametric(shape), Member).where(
+        Member.id == bindparam("member_id", type_=String())
+    )
+)
 
 
 def present(actor: Actor, member: Member) -> dict:
@@ -210,47 +219,26 @@ def _audit_phones_shown(session: Session, actor: Actor, members, shown) -> None:
 
 def card(session: Session, *, actor: Actor, member_id: str) -> dict:
     member = get_member(session, actor=actor, member_id=member_id)
-    # One statement for the card's single values: points, spend, the bound guide and
-    # store, the tenant's zone (for care dates). Each was a round trip of its own.
-    nothing = null()
-    summary = session.execute(
-        select(
-            points.balance_of(member.id),
-            *spend_of(member.id),
-            select(Staff.name).where(Staff.id == member.guide_id).scalar_subquery()
-            if member.guide_id
-            else nothing,
-            select(Store.name).where(Store.id == member.store_id).scalar_subquery()
-            if member.store_id
-            else nothing,
-            select(Store.code).where(Store.id == member.store_id).scalar_subquery()
-            if member.store_id
-            else nothing,
-            select(Tenant.timezone).where(Tenant.id == member.tenant_id).scalar_subquery(),
-        )
-    ).one()
+    ids = {
+        "member_id": member.id,
+        "guide_id": member.guide_id,
+        "store_id": member.store_id,
+        "tenant_id": member.tenant_id,
+    }
+    variant = (member.guide_id is not None, member.store_id is not None)
+    summary = _CARD_SUMMARY.execute(session, ids, variant)[0]
     balance, orders, spend, guide_name, store_name, store_code, zone = tuple(summary)
     result = {
         "member": present(actor, member),
         "points_balance": int(balance),
         **spend_from((orders, spend)),
         "tags": _tags_by_group(session, member.id),
-        "recent_orders": session.scalars(
-            select(Order)
-            .where(Order.member_id == member.id)
-            .order_by(Order.ordered_at.desc())
-            .limit(10)
-        ).all(),
+        "recent_orders": _RECENT_ORDERS.execute(session, ids).records(),
         "bound_guide": {"id": member.guide_id, "name": guide_name} if member.guide_id else None,
         "bound_store": {"id": member.store_id, "name": store_name, "code": store_code}
         if member.store_id
         else None,
-        "notes": session.scalars(
-            select(MemberNote)
-            .where(MemberNote.member_id == member.id)
-            .order_by(MemberNote.created_at.desc())
-            .limit(20)
-        ).all(),
+        "notes": _RECENT_NOTES.execute(session, ids).records(),
         "care_dates": care_dates(member, _local_today(zone)),
         "open_tasks": [],
         "coupons": [],
@@ -261,19 +249,66 @@ def card(session: Session, *, actor: Actor, member_id: str) -> dict:
     return result
 
 
+def _card_summary_statement(_dialect: str, variant) -> Select:
+    """The card's single values in one statement: points, spend, the bound guide's and
+    store's names, the tenant's zone (for care dates). Each was a round trip of its own."""
+    has_guide, has_store = variant
+    member_id = bindparam("member_id", type_=String())
+    guide = Staff.id == bindparam("guide_id", type_=String())
+    store = Store.id == bindparam("store_id", type_=String())
+    nothing = null()
+    return select(
+        points.balance_of(member_id),
+        *spend_of(member_id),
+        select(Staff.name).where(guide).scalar_subquery() if has_guide else nothing,
+        select(Store.name).where(store).scalar_subquery() if has_store else nothing,
+        select(Store.code).where(store).scalar_subquery() if has_store else nothing,
+        select(Tenant.timezone)
+        .where(Tenant.id == bindparam("tenant_id", type_=String()))
+        .scalar_subquery(),
+    )
+
+
+_CARD_SUMMARY = Prebuilt(_card_summary_statement, reads=True)
+_RECENT_ORDERS = Prebuilt(
+    lambda _dialect, _variant: (
+        select(*record_columns(Order))
+        .where(Order.member_id == bindparam("member_id", type_=String()))
+        .order_by(Order.ordered_at.desc())
+        .limit(10)
+    ),
+    reads=True,
+)
+_RECENT_NOTES = Prebuilt(
+    lambda _dialect, _variant: (
+        select(*record_columns(MemberNote))
+        .where(MemberNote.member_id == bindparam("member_id", type_=String()))
+        .order_by(MemberNote.created_at.desc())
+        .limit(20)
+    ),
+    reads=True,
+)
+
+
 def _tags_by_group(session: Session, member_id: str) -> list[dict]:
-    rows = session.execute(
-        select(TagGroup.id, TagGroup.name, Tag.id, Tag.name, MemberTag.source)
-        .join(Tag, Tag.id == MemberTag.tag_id)
-        .join(TagGroup, TagGroup.id == Tag.group_id)
-        .where(MemberTag.member_id == member_id)
-        .order_by(TagGroup.name, Tag.name)
-    ).all()
+    rows = _TAGS.execute(session, {"member_id": member_id})
     groups: dict[str, dict] = {}
     for group_id, group_name, tag_id, tag_name, source in rows:
         group = groups.setdefault(group_id, {"group_id": group_id, "group": group_name, "tags": []})
         group["tags"].append({"id": tag_id, "name": tag_name, "source": source})
     return list(groups.values())
+
+
+_TAGS = Prebuilt(
+    lambda _dialect, _variant: (
+        select(TagGroup.id, TagGroup.name, Tag.id, Tag.name, MemberTag.source)
+        .join(Tag, Tag.id == MemberTag.tag_id)
+        .join(TagGroup, TagGroup.id == Tag.group_id)
+        .where(MemberTag.member_id == bindparam("member_id", type_=String()))
+        .order_by(TagGroup.name, Tag.name)
+    ),
+    reads=True,
+)
 
 
 def care_dates(member: Member, today: date) -> list[dict]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, String, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from guideapp import policy
 from guideapp.db import new_id, utcnow
 from guideapp.changelog import log_change, log_changes, staff_scope, store_scope
+from guideapp.policy.actor import Actor
+from guideapp.statements import Prebuilt
 from guideapp.tasks.models import Task, TaskTarget
 from guideapp.tasks.service import log_task, task_scopes
 
@@ -134,17 +136,8 @@ def merge_targets(session: Session, *, survivor, merged) -> dict:
 
 def open_tasks_section(session: Session, actor, member) -> dict:
     """The card's 'open tasks for this member', those the task read rule lets the actor see."""
-    rows = session.execute(
-        select(Task.id, Task.title, Task.due_at, Task.assignee_id, TaskTarget.result)
-        .join(TaskTarget, TaskTarget.task_id == Task.id)
-        .where(
-            TaskTarget.member_id == member.id,
-            Task.state == "open",
-            policy.visible(actor, Task),
-        )
-        .order_by(Task.due_at)
-        .limit(20)
-    ).all()
+    params = {**actor.bound_values(), "member_id": member.id}
+    rows = _OPEN_TASKS.execute(session, params, actor.shape).records()
     return {
         "open_tasks": [
             {
@@ -157,3 +150,19 @@ def open_tasks_section(session: Session, actor, member) -> dict:
             for r in rows
         ]
     }
+
+
+_OPEN_TASKS = Prebuilt(
+    lambda _dialect, shape: (
+        select(Task.id, Task.title, Task.due_at, Task.assignee_id, TaskTarget.result)
+        .join(TaskTarget, TaskTarget.task_id == Task.id)
+        .where(
+            TaskTarget.member_id == bindparam("member_id", type_=String()),
+            Task.state == "open",
+            policy.visible(Actor.parametric(shape), Task),
+        )
+        .order_by(Task.due_at)
+        .limit(20)
+    ),
+    reads=True,
+)
