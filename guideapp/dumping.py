@@ -16,6 +16,7 @@ raises on any difference.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, Callable, cast
 
 import marshmallow as ma
@@ -126,7 +127,9 @@ def _fetcher(key: str) -> Callable[[Any], Any]:
                 return obj[key]
             except KeyError:
                 return getattr(obj, key, _MISSING)
-        if not hasattr(obj, "__getitem__"):
+        if not hasattr(obj, "__getitem__") or isinstance(obj, tuple):
+            # a tuple's [key] fails for a name: marshmallow then reads the attribute
+            # (a named tuple's field: statements.Rows.records)
             return getattr(obj, key, _MISSING)
         return get_value(obj, key, _MISSING)
 
@@ -150,12 +153,21 @@ def _formatter(field: mf.Field, name: str) -> Callable[[Any, Any], Any]:
         )
     if kind is mf.Raw:
         return lambda value, obj: value
+    if kind is mf.DateTime and _iso(cast(mf.DateTime, field)):
+        return lambda value, obj: (
+            value.isoformat() if type(value) is datetime else own(value, name, obj)
+        )
     if kind is mf.Nested:
         return _nested(cast(mf.Nested, field))
     if kind is mf.List and type(cast(mf.List, field).inner) is mf.Nested:
         inner = _nested(cast(mf.Nested, cast(mf.List, field).inner))
         return lambda value, obj: None if value is None else [inner(each, obj) for each in value]
     return lambda value, obj: own(value, name, obj)
+
+
+def _iso(field: mf.DateTime) -> bool:
+    """The field writes ISO 8601: a datetime then dumps as its own isoformat()."""
+    return (field.format or field.DEFAULT_FORMAT) in ("iso", "iso8601")
 
 
 def _plain_truth(field: mf.Boolean) -> bool:

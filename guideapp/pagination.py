@@ -184,17 +184,53 @@ def paginate_branches(
     its first `limit + 1` ids, and the merged, sorted ids make the page.
     """
     after = _decode(cursor, [model.id])[0] if cursor else None
+    page = branches_statement(model, stmt, branches, after=after, size=limit + 1)
+    return _page(list(session.scalars(page)), [model.id], limit)
+
+
+def branches_statement(
+    model, stmt: Select, branches: Sequence, *, after, size, columns: Sequence = ()
+) -> Select:
+    """paginate_branches' one statement: the branches' first ids merged (UNION drops an
+    id two branches share), and the rows (or `columns`) of the first `size` of them. The
+    `after` id (None: page 1) and `size` are values, or bindparams of a kept statement."""
     parts = []
     for condition in branches:
         branch = stmt.where(condition).with_only_columns(model.id)
         if after is not None:
             branch = branch.where(model.id > after)
-        parts.append(select(branch.order_by(model.id).limit(limit + 1).subquery().c.id))
-    # One statement: the branches' first ids merged (UNION drops an id two branches share),
-    # and the rows of the first limit + 1 of them; the extra row only says a page follows.
+        parts.append(select(branch.order_by(model.id).limit(size).subquery().c.id))
     merged = union(*parts).subquery()
-    first = select(merged.c.id).order_by(merged.c.id).limit(limit + 1)
-    rows = list(session.scalars(select(model).where(model.id.in_(first)).order_by(model.id)))
-    next_cursor = _encode([rows[limit - 1].id]) if len(rows) > limit else None
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": next_cursor}
+    first = select(merged.c.id).order_by(merged.c.id).limit(size)
+    return select(*(columns or [model])).where(model.id.in_(first)).order_by(model.id)
+
+
+class KeptIdPage:
+    """paginate_branches' page (one branch: a plain keyset page by id), its statement
+    built once per variant and kept like KeptPage's, its rows read as records
+    (statements.Rows.records): `build(variant)` gives the filtered select, its branches
+    and the columns to read."""
+
+    def __init__(self, model, build: Callable[[Any], tuple[Select, Sequence, Sequence]]):
+        self.model, self._build = model, build
+        self._kept = Prebuilt(lambda _dialect, kept: self._statement(*kept), reads=True)
+
+    def _statement(self, variant, after: bool) -> Select:
+        stmt, branches, columns = self._build(variant)
+        after_id = bindparam("after", type_=self.model.id.type) if after else None
+        size = bindparam("page_size", type_=Integer())
+        if len(branches) > 1:
+            return branches_statement(
+                self.model, stmt, branches, after=after_id, size=size, columns=columns
+            )
+        page = stmt.where(*branches).with_only_columns(*columns)
+        if after_id is not None:
+            page = page.where(self.model.id > after_id)
+        return page.order_by(self.model.id).limit(size)
+
+    def page(self, session: Session, params: dict, *, variant, limit: int, cursor: str | None):
+        values = {**params, "page_size": limit + 1}
+        if cursor:
+            values["after"] = _decode(cursor, [self.model.id])[0]
+        rows = self._kept.execute(session, values, (variant, bool(cursor))).records()
+        return _page(rows, [self.model.id], limit)
