@@ -115,6 +115,16 @@ _VISIBLE_MEMBER = Prebuilt(
 )
 
 
+_VISIBLE_MEMBER_RECORD = Prebuilt(
+    lambda _dialect, shape: (
+        policy.scoped_select(Actor.parametric(shape), Member)
+        .with_only_columns(*record_columns(Member))
+        .where(Member.id == bindparam("member_id", type_=String()))
+    ),
+    reads=True,
+)
+
+
 def present(actor: Actor, member: Member) -> dict:
     """The member as this caller may see it: phones masked unless it is their business."""
     data = {key: getattr(member, key) for key in _SHOWN}
@@ -241,7 +251,13 @@ def _audit_phones_shown(session: Session, actor: Actor, members, shown) -> None:
 
 
 def card(session: Session, *, actor: Actor, member_id: str) -> dict:
-    member = get_member(session, actor=actor, member_id=member_id)
+    # Read only: the member as a record when visible and never merged away (most cards).
+    params = {**actor.bound_values(), "member_id": member_id}
+    found = _VISIBLE_MEMBER_RECORD.execute(session, params, actor.shape).records()
+    if found and not found[0].merged_into_id:
+        member = found[0]
+    else:
+        member = get_member(session, actor=actor, member_id=member_id)
     ids = {
         "member_id": member.id,
         "guide_id": member.guide_id,

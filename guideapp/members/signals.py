@@ -61,6 +61,7 @@ member_cards_moved = members.signal(
 )
 member_card_requested = members.signal(
     "member-card-requested",
-    doc="The member card is being assembled. kwargs: actor, member. Receivers return a "
-    "dict of extra card sections (e.g. {'open_tasks': [...]}).",
+    doc="The member card is being assembled. kwargs: actor, member (read only: a record of "
+    "the member's columns, or the loaded Member). Receivers return a dict of extra card "
+    "sections (e.g. {'open_tasks': [...]}).",
 )
