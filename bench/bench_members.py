@@ -21,6 +21,7 @@ from guideapp.access import register_access_rules
 from guideapp import create_app
 from guideapp.policy.actor import Actor
 from guideapp.config import Config
+from guideapp.statements import SLOW_QUERY_LOGS
 from guideapp.db import commit, make_engine
 from guideapp.members import service
 from guideapp.org.models import Staff
@@ -307,17 +308,25 @@ def _service_timer(run: dict, call):
 
 @contextmanager
 def _statements(engine):
-    """Collect the (statement, parameters) a block sends."""
+    """Collect the (statement, parameters) a block sends: through SQLAlchemy, and the
+    statements run past it on the DBAPI connection (guideapp/statements.py), which
+    report to the slow-query hook instead."""
     seen: list[tuple[str, object]] = []
 
     def record(_conn, _cursor, statement, parameters, _context, _many):
         seen.append((statement, parameters))
 
+    kept = SLOW_QUERY_LOGS.get(engine.pool)
+    SLOW_QUERY_LOGS[engine.pool] = lambda sql, _ms, bound: seen.append((sql, bound))
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        if kept is None:
+            SLOW_QUERY_LOGS.pop(engine.pool, None)
+        else:
+            SLOW_QUERY_LOGS[engine.pool] = kept
 
 
 def _count_queries(engine, call) -> int:

@@ -144,8 +144,8 @@ def _log_slow_queries(engine: Engine, threshold_ms: float) -> None:
 
     log = logging.getLogger("guideapp.slow_query")
 
-    def note(statement: str, elapsed_ms: float) -> None:
-        if elapsed_ms >= threshold_ms:
+    def note(statement: str, elapsed_ms: float, _parameters=None) -> None:
+        if elapsed_ms >= threshold_ms:  # values are never logged
             log.warning(
                 "slow query",
                 extra={"duration_ms": round(elapsed_ms, 1), "statement": statement[:2000]},

@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
-# an engine's pool -> what logs a slow statement (its SQL, milliseconds), set by
+# an engine's pool -> what logs a slow statement (its SQL, milliseconds, bound values), set by
 # db.make_engine; by pool, which an engine's execution_options() copies share
-SLOW_QUERY_LOGS: WeakKeyDictionary[Any, Callable[[str, float], None]] = WeakKeyDictionary()
+SLOW_QUERY_LOGS: WeakKeyDictionary[Any, Callable[[str, float, Any], None]] = WeakKeyDictionary()
 
 
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
@@ -152,7 +152,7 @@ def _run(record, dialect, compiled: _Compiled, params: dict, *, invalidate, engi
             connection_invalidated=invalidated,
         ) from error
     if engine is not None and (log := SLOW_QUERY_LOGS.get(engine.pool)):
-        log(compiled.sql, (time.perf_counter() - started) * 1000)
+        log(compiled.sql, (time.perf_counter() - started) * 1000, bound)
     return compiled.rows(raw, compiled.keys)
 
 
