@@ -184,11 +184,11 @@ def paginate_branches(
     its first `limit + 1` ids, and the merged, sorted ids make the page.
     """
     after = _decode(cursor, [model.id])[0] if cursor else None
-    page = branches_statement(model, stmt, branches, after=after, size=limit + 1)
+    page = _branches_statement(model, stmt, branches, after=after, size=limit + 1)
     return _page(list(session.scalars(page)), [model.id], limit)
 
 
-def branches_statement(
+def _branches_statement(
     model, stmt: Select, branches: Sequence, *, after, size, columns: Sequence = ()
 ) -> Select:
     """paginate_branches' one statement: the branches' first ids merged (UNION drops an
@@ -220,7 +220,7 @@ class KeptIdPage:
         after_id = bindparam("after", type_=self.model.id.type) if after else None
         size = bindparam("page_size", type_=Integer())
         if len(branches) > 1:
-            return branches_statement(
+            return _branches_statement(
                 self.model, stmt, branches, after=after_id, size=size, columns=columns
             )
         page = stmt.where(*branches).with_only_columns(*columns)

@@ -208,21 +208,7 @@ def test_a_big_tasks_first_targets_are_embedded_and_its_progress_counts_them_all
         )
     )
     assert len(members) > EMBEDDED_TARGETS
-    api.headers(MANAGER), api.headers(GUIDE)
-    now = utcnow()
-    created = api.post(
-        MANAGER,
-        "/api/v1/tasks",
-        json={
-            "title": "大促回访",
-            "starts_at": (now - timedelta(hours=1)).isoformat(),
-            "due_at": (now + timedelta(days=1)).isoformat(),
-            "assignee_ids": [staff_by_phone(session, GUIDE).id],
-            "member_ids": members,
-        },
-    )
-    assert created.status_code == 201, created.get_json()
-    task_id = created.get_json()[0]["id"]
+    task_id = _store_task(api, session, title="大促回访", member_ids=members)
     last = api.post(
         MANAGER, f"/api/v1/tasks/{task_id}/targets/{members[-1]}/result", json={"result": "done"}
     )

@@ -235,13 +235,9 @@ def _compare_bucket(session, actor, mine, bucket, limit, now) -> int:
     return len(built)
 
 
-class _Row:
-    def __init__(self, item):
-        self.id = item["task"].id
-
-
 def _items(answer) -> dict:
-    return {"items": [_Row(item) for item in answer["items"]], "next_cursor": answer["next_cursor"]}
+    tasks = [_Id(item["task"].id) for item in answer["items"]]
+    return {"items": tasks, "next_cursor": answer["next_cursor"]}
 
 
 def test_the_inbox_knows_when_the_clock_moves_a_task(session):

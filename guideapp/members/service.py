@@ -108,19 +108,16 @@ def get_member(
     return member
 
 
-_VISIBLE_MEMBER = Prebuilt(
-    lambda _dialect, shape: policy.scoped_select(Actor.parametric(shape), Member).where(
-        Member.id == bindparam("member_id", type_=String())
-    )
-)
+def _visible_member(shape) -> Select:
+    """One member by id, if an actor of `shape` may see it (kept: Prebuilt)."""
+    stmt = policy.scoped_select(Actor.parametric(shape), Member)
+    return stmt.where(Member.id == bindparam("member_id", type_=String()))
 
 
+_VISIBLE_MEMBER = Prebuilt(lambda _dialect, shape: _visible_member(shape))
+# The same, read as a record (the card: shown, not changed).
 _VISIBLE_MEMBER_RECORD = Prebuilt(
-    lambda _dialect, shape: (
-        policy.scoped_select(Actor.parametric(shape), Member)
-        .with_only_columns(*record_columns(Member))
-        .where(Member.id == bindparam("member_id", type_=String()))
-    ),
+    lambda _dialect, shape: _visible_member(shape).with_only_columns(*record_columns(Member)),
     reads=True,
 )
 
